@@ -1,0 +1,110 @@
+"""The small typed values that flow between arrpo's modules: comparisons in, verdicts out."""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from arrpo.images import ImageData
+from arrpo.rubric import Rubric
+
+Task = Literal["t2i", "edit"]
+Winner = Literal["A", "B", "tie", "invalid"]
+Order = Literal["AB", "BA"]
+
+
+class Usage(BaseModel):
+    """Token usage of one or more model calls."""
+
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+
+    def __add__(self, other: Usage) -> Usage:
+        return Usage(
+            prompt_tokens=self.prompt_tokens + other.prompt_tokens,
+            completion_tokens=self.completion_tokens + other.completion_tokens,
+        )
+
+    @property
+    def total_tokens(self) -> int:
+        return self.prompt_tokens + self.completion_tokens
+
+
+class Comparison(BaseModel):
+    """Two candidate images for one prompt (and a source image for edits), to be judged.
+
+    ``rubric=None`` asks the direct judge (the paper's rubric-free baseline).
+    """
+
+    model_config = ConfigDict(arbitrary_types_allowed=True, frozen=True)
+
+    task: Task = "t2i"
+    prompt: str = Field(description="T2I prompt or editing instruction.")
+    image_a: ImageData
+    image_b: ImageData
+    source: ImageData | None = Field(None, description="Source image; required for edits.")
+    rubric: Rubric | None = None
+    id: str | None = Field(None, description="Caller's identifier, copied to the verdict.")
+
+    @model_validator(mode="after")
+    def _check_task(self) -> Comparison:
+        if self.task == "edit" and self.source is None:
+            raise ValueError("an 'edit' comparison needs a source image")
+        if self.task == "t2i" and self.source is not None:
+            raise ValueError("a 't2i' comparison takes no source image (use task='edit')")
+        return self
+
+    def key(self) -> str:
+        """Stable content hash: same prompt, images, source and rubric give the same key."""
+        h = hashlib.sha256()
+        for part in (
+            self.task,
+            self.prompt,
+            self.image_a.sha256,
+            self.image_b.sha256,
+            self.source.sha256 if self.source else "",
+            self.rubric.render() if self.rubric else "",
+        ):
+            h.update(part.encode("utf-8"))
+            h.update(b"\x00")
+        return h.hexdigest()
+
+    def swapped(self) -> Comparison:
+        """The same comparison with A and B exchanged."""
+        return self.model_copy(update={"image_a": self.image_b, "image_b": self.image_a})
+
+
+class OrderAnswer(BaseModel):
+    """What the model said when shown the pair in one order."""
+
+    order: Order = Field(description="'AB': A shown as Image 1; 'BA': B shown as Image 1.")
+    winner: Winner = Field(description="Winner mapped back to A/B ('invalid' if unusable).")
+    raw: str | None = Field(None, description="The model's raw text (last attempt).")
+    reason: str | None = None
+    invalid_reason: str | None = None
+    latency_s: float = 0.0
+    usage: Usage = Field(default_factory=Usage)
+    attempts: int = 1
+
+
+class Verdict(BaseModel):
+    """The judge's decision on a comparison.
+
+    ``winner`` is ``A``, ``B``, ``tie`` (only from order disagreement or when ties are allowed)
+    or ``invalid`` (the model's answers could not be used; ``invalid_reason`` says why).
+    """
+
+    id: str | None = None
+    winner: Winner
+    reason: str | None = None
+    answers: list[OrderAnswer] = Field(default_factory=list)
+    orders_agree: bool | None = Field(None, description="Set when both orders were asked.")
+    invalid_reason: str | None = None
+    latency_s: float = 0.0
+    usage: Usage = Field(default_factory=Usage)
+
+    @property
+    def is_valid(self) -> bool:
+        return self.winner in ("A", "B", "tie")
