@@ -16,16 +16,17 @@ from __future__ import annotations
 import argparse
 import asyncio
 import base64
+import contextlib
 import inspect
 import io
 import json
 import threading
 import time
 from collections import Counter
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from functools import cached_property
-from typing import Any, Callable, Union
+from typing import Any, Union
 
 DEFAULT_ANSWER = '{"rank": [1, 2], "reason": "Image 1 follows the rubric better."}'
 
@@ -133,6 +134,7 @@ class ScriptedVLMServer:
         self._server: asyncio.AbstractServer | None = None
         self._thread: threading.Thread | None = None
         self._ready = threading.Event()
+        self._writers: set[asyncio.StreamWriter] = set()
 
     @property
     def base_url(self) -> str:
@@ -146,11 +148,21 @@ class ScriptedVLMServer:
         return self
 
     def stop(self) -> None:
-        if self._loop and self._server:
-            self._loop.call_soon_threadsafe(self._server.close)
+        if self._loop and self._server and self._loop.is_running():
+            asyncio.run_coroutine_threadsafe(self._shutdown(), self._loop).result(10)
             self._loop.call_soon_threadsafe(self._loop.stop)
         if self._thread:
             self._thread.join(5)
+
+    async def _shutdown(self) -> None:
+        assert self._server is not None
+        self._server.close()
+        for writer in list(self._writers):
+            writer.transport.abort()
+        current = asyncio.current_task()
+        pending = [t for t in asyncio.all_tasks() if t is not current]
+        if pending:
+            await asyncio.wait(pending, timeout=5)
 
     def __enter__(self) -> ScriptedVLMServer:
         return self.start()
@@ -181,6 +193,7 @@ class ScriptedVLMServer:
             await self._server.serve_forever()
 
     async def _serve_connection(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter):
+        self._writers.add(writer)
         try:
             while True:
                 request = await _read_request(reader)
@@ -192,10 +205,9 @@ class ScriptedVLMServer:
         except (ConnectionError, asyncio.IncompleteReadError):
             pass
         finally:
-            try:
+            self._writers.discard(writer)
+            with contextlib.suppress(Exception):
                 writer.close()
-            except Exception:
-                pass
 
     async def _dispatch(self, request: ChatRequest, writer: asyncio.StreamWriter) -> bool:
         if request.method == "GET" and request.path.rstrip("/").endswith("/models"):

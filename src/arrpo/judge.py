@@ -1,0 +1,302 @@
+"""The rubric-conditioned pairwise judge (ARR's reward at evaluation and training time).
+
+One holistic decision per pair, as in the paper: the model sees the rubric (or none: the direct
+baseline), the prompt and the two images (plus the source image for edits) and returns
+``{"rank": [r1, r2], "reason": ...}``. Position bias is handled by an order policy:
+
+* ``given``: A is shown as Image 1.
+* ``random``: a fair coin seeded by the comparison's content hash (reruns repeat).
+* ``both``: ask A|B and B|A; agreement gives the winner, disagreement gives ``on_disagree``.
+
+The judge never raises because a model misbehaved: backend failures, unparseable answers,
+forbidden ties and refusals end as ``invalid`` verdicts with the reason.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import time
+from collections.abc import Awaitable, Callable, Iterable, Sequence
+from typing import Literal
+
+from arrpo._sync import run_sync
+from arrpo.parse import RankAnswer, parse_rank_answer
+from arrpo.prompts import render
+from arrpo.schema import Comparison, Order, OrderAnswer, Usage, Verdict, Winner
+from arrpo.vlm.base import BackendError, Message, VLMBackend, VLMRequest
+
+OrderPolicy = Literal["given", "random", "both"]
+DisagreePolicy = Literal["tie", "invalid", "first"]
+
+#: Labels placed before each image, by task (the template refers to the same names).
+IMAGE_LABELS = {
+    "t2i": ("Image 1:", "Image 2:"),
+    "edit": ("Edited Image 1:", "Edited Image 2:"),
+}
+SOURCE_LABEL = "Image BASE (original image):"
+RANK_SCHEMA = {
+    "type": "object",
+    "properties": {
+        "rank": {"type": "array", "items": {"type": "integer", "enum": [1, 2]}, "minItems": 2, "maxItems": 2},
+        "reason": {"type": "string"},
+    },
+    "required": ["rank", "reason"],
+}
+
+
+def random_order(comparison: Comparison, seed: int = 0) -> Order:
+    """The order a ``random`` policy shows a comparison in: a fair coin from its content hash."""
+    digest = hashlib.sha256(f"{seed}:{comparison.key()}".encode()).digest()
+    return "AB" if digest[0] % 2 == 0 else "BA"
+
+
+def combine_orders(
+    first: OrderAnswer, second: OrderAnswer, on_disagree: DisagreePolicy = "tie"
+) -> tuple[Winner, bool | None, str | None]:
+    """Resolve two order answers into (winner, orders_agree, invalid_reason)."""
+    bad = [a for a in (first, second) if a.winner == "invalid"]
+    if bad:
+        reasons = "; ".join(f"order {a.order}: {a.invalid_reason}" for a in bad)
+        return "invalid", None, reasons
+    if first.winner == second.winner:
+        return first.winner, True, None
+    if on_disagree == "tie":
+        return "tie", False, None
+    if on_disagree == "first":
+        return first.winner, False, None
+    return "invalid", False, f"orders disagree ({first.order}: {first.winner}, {second.order}: {second.winner})"
+
+
+class PairwiseJudge:
+    """Judge comparisons with a VLM backend.
+
+    Args:
+        backend: any :class:`~arrpo.vlm.base.VLMBackend` (usually from :func:`arrpo.vlm.build_backend`).
+        order: order policy, ``given`` | ``random`` | ``both``.
+        on_disagree: with ``both``, what disagreeing orders give: ``tie`` | ``invalid`` | ``first``.
+        allow_ties: let the model answer a tie (the paper forbids ties; so does the default).
+        seed: salt for the ``random`` order policy.
+        rubric: default rubric for comparisons that carry none (``None``: the direct judge).
+        parse_retries: how many times to ask again, quoting the problem, after an unusable answer.
+        temperature, max_tokens: sampling parameters (the paper uses temperature 0).
+    """
+
+    def __init__(
+        self,
+        backend: VLMBackend,
+        *,
+        order: OrderPolicy = "random",
+        on_disagree: DisagreePolicy = "tie",
+        allow_ties: bool = False,
+        seed: int = 0,
+        rubric=None,
+        parse_retries: int = 1,
+        temperature: float = 0.0,
+        max_tokens: int = 1024,
+    ):
+        if order not in ("given", "random", "both"):
+            raise ValueError(f"order must be 'given', 'random' or 'both', not {order!r}")
+        if on_disagree not in ("tie", "invalid", "first"):
+            raise ValueError(f"on_disagree must be 'tie', 'invalid' or 'first', not {on_disagree!r}")
+        self.backend = backend
+        self.order: OrderPolicy = order
+        self.on_disagree: DisagreePolicy = on_disagree
+        self.allow_ties = allow_ties
+        self.seed = seed
+        self.rubric = rubric
+        self.parse_retries = parse_retries
+        self.temperature = temperature
+        self.max_tokens = max_tokens
+
+    # ----------------------------------------------------------------- requests
+    def orders_for(self, comparison: Comparison) -> list[Order]:
+        """The orders this judge will ask a comparison in."""
+        if self.order == "given":
+            return ["AB"]
+        if self.order == "both":
+            return ["AB", "BA"]
+        return [random_order(comparison, self.seed)]
+
+    def build_messages(self, comparison: Comparison, order: Order) -> list[Message]:
+        """The chat messages for one order: labelled images first, the instructions last."""
+        first, second = (
+            (comparison.image_a, comparison.image_b)
+            if order == "AB"
+            else (comparison.image_b, comparison.image_a)
+        )
+        rubric = comparison.rubric or self.rubric
+        text = render(
+            "judge",
+            task=comparison.task,
+            rubric=rubric.render() if rubric is not None else None,
+            prompt=comparison.prompt,
+            allow_ties=self.allow_ties,
+        )
+        label_1, label_2 = IMAGE_LABELS[comparison.task]
+        parts: list = []
+        if comparison.task == "edit" and comparison.source is not None:
+            parts += [SOURCE_LABEL, comparison.source]
+        parts += [label_1, first, label_2, second, text]
+        return [Message.user(*parts)]
+
+    def build_request(self, comparison: Comparison, order: Order) -> VLMRequest:
+        """The full request for one order (public so other backends and tests can inspect it)."""
+        return self._request(self.build_messages(comparison, order))
+
+    def _request(self, messages: Sequence[Message]) -> VLMRequest:
+        return VLMRequest(
+            messages=tuple(messages),
+            temperature=self.temperature,
+            max_tokens=self.max_tokens,
+            json_schema=RANK_SCHEMA,
+        )
+
+    # ------------------------------------------------------------------ judging
+    async def ask(self, comparison: Comparison, order: Order) -> OrderAnswer:
+        """Ask one order; never raises for backend or model failures."""
+        messages = self.build_messages(comparison, order)
+        usage, latency, attempts = Usage(), 0.0, 0
+        raw: str | None = None
+        parsed = RankAnswer(None, None, "not asked")
+        for attempt in range(self.parse_retries + 1):
+            attempts += 1
+            started = time.perf_counter()
+            try:
+                response = await self.backend.complete(self._request(messages))
+            except BackendError as exc:
+                latency += time.perf_counter() - started
+                parsed = RankAnswer(None, None, f"backend error: {exc}")
+                break
+            except Exception as exc:  # a backend bug must not take the run down
+                latency += time.perf_counter() - started
+                parsed = RankAnswer(None, None, f"backend failed: {type(exc).__name__}: {exc}")
+                break
+            latency += time.perf_counter() - started
+            usage = usage + response.usage
+            raw = response.text
+            parsed = parse_rank_answer(raw, allow_ties=self.allow_ties)
+            if parsed.ok:
+                break
+            if response.finish_reason == "length":
+                parsed = RankAnswer(None, parsed.reason, f"{parsed.error} (answer cut at max_tokens)")
+            if attempt < self.parse_retries:
+                retry_text = render("judge_retry", problem=parsed.error, allow_ties=self.allow_ties)
+                messages = [*messages, Message.assistant(raw), Message.user(retry_text)]
+        return OrderAnswer(
+            order=order,
+            winner=_to_winner(parsed, order),
+            raw=raw,
+            reason=parsed.reason,
+            invalid_reason=parsed.error if not parsed.ok else None,
+            latency_s=latency,
+            usage=usage,
+            attempts=attempts,
+        )
+
+    async def judge(self, comparison: Comparison) -> Verdict:
+        """Judge one comparison under the order policy."""
+        started = time.perf_counter()
+        orders = self.orders_for(comparison)
+        answers = list(await asyncio.gather(*(self.ask(comparison, o) for o in orders)))
+        if len(answers) == 1:
+            only = answers[0]
+            winner, agree, invalid = only.winner, None, only.invalid_reason
+        else:
+            winner, agree, invalid = combine_orders(answers[0], answers[1], self.on_disagree)
+        reason = next((a.reason for a in answers if a.reason), None)
+        total = Usage()
+        for answer in answers:
+            total = total + answer.usage
+        return Verdict(
+            id=comparison.id,
+            winner=winner,
+            reason=reason,
+            answers=answers,
+            orders_agree=agree,
+            invalid_reason=invalid if winner == "invalid" else None,
+            latency_s=time.perf_counter() - started,
+            usage=total,
+        )
+
+    async def judge_many(
+        self,
+        comparisons: Iterable[Comparison],
+        *,
+        max_pending: int = 256,
+        progress: bool = False,
+        on_result: Callable[[int, Verdict], Awaitable[None] | None] | None = None,
+    ) -> list[Verdict]:
+        """Judge many comparisons concurrently; results in input order.
+
+        ``max_pending`` bounds comparisons in progress (the backend's own limit bounds requests);
+        ``on_result(index, verdict)`` is called as each finishes (e.g. to append to a file).
+        """
+        items = list(comparisons)
+        results: list[Verdict | None] = [None] * len(items)
+        gate = asyncio.Semaphore(max(1, max_pending))
+        bar = _progress(len(items)) if progress else None
+
+        async def run(index: int, comparison: Comparison) -> None:
+            async with gate:
+                verdict = await self.judge(comparison)
+            results[index] = verdict
+            if on_result is not None:
+                maybe = on_result(index, verdict)
+                if asyncio.iscoroutine(maybe):
+                    await maybe
+            if bar is not None:
+                bar.advance(verdict)
+
+        try:
+            await asyncio.gather(*(run(i, c) for i, c in enumerate(items)))
+        finally:
+            if bar is not None:
+                bar.close()
+        return [v for v in results if v is not None]
+
+    def judge_sync(self, comparison: Comparison) -> Verdict:
+        """Blocking :meth:`judge` (runs its own event loop)."""
+        return run_sync(self.judge(comparison))
+
+    def judge_many_sync(self, comparisons: Iterable[Comparison], **kwargs) -> list[Verdict]:
+        """Blocking :meth:`judge_many`."""
+        return run_sync(self.judge_many(comparisons, **kwargs))
+
+
+def _to_winner(parsed: RankAnswer, order: Order) -> Winner:
+    if parsed.choice is None:
+        return "invalid"
+    if parsed.choice == "tie":
+        return "tie"
+    first_is_a = order == "AB"
+    return "A" if (parsed.choice == "1") == first_is_a else "B"
+
+
+class _progress:
+    """A rich progress bar counting verdicts by outcome."""
+
+    def __init__(self, total: int):
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            TextColumn,
+            TimeRemainingColumn,
+        )
+
+        self._progress = Progress(
+            TextColumn("judging"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+            TextColumn("{task.fields[status]}"), transient=False,
+        )
+        self._counts = {"A": 0, "B": 0, "tie": 0, "invalid": 0}
+        self._progress.start()
+        self._task = self._progress.add_task("judging", total=total, status="")
+
+    def advance(self, verdict: Verdict) -> None:
+        self._counts[verdict.winner] += 1
+        status = " ".join(f"{k}={v}" for k, v in self._counts.items())
+        self._progress.update(self._task, advance=1, status=status)
+
+    def close(self) -> None:
+        self._progress.stop()

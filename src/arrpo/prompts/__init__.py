@@ -1,0 +1,33 @@
+"""Prompt templates (Jinja2 files in this package) and the function that renders them."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from typing import Any
+
+import jinja2
+
+
+@lru_cache(maxsize=1)
+def _environment() -> jinja2.Environment:
+    return jinja2.Environment(
+        loader=jinja2.PackageLoader("arrpo", "prompts"),
+        undefined=jinja2.StrictUndefined,
+        keep_trailing_newline=False,
+        autoescape=False,
+    )
+
+
+@lru_cache(maxsize=64)
+def _template(name: str) -> jinja2.Template:
+    return _environment().get_template(f"{name}.j2")
+
+
+def render(name: str, **context: Any) -> str:
+    """Render the template ``prompts/<name>.j2`` with ``context``; undefined names are errors."""
+    return _template(name).render(**context).strip()
+
+
+def template_names() -> list[str]:
+    """Names of all packaged templates (without ``.j2``)."""
+    return sorted(n[:-3] for n in _environment().list_templates() if n.endswith(".j2"))
