@@ -235,7 +235,7 @@ class PairwiseJudge:
         items = list(comparisons)
         results: list[Verdict | None] = [None] * len(items)
         gate = asyncio.Semaphore(max(1, max_pending))
-        bar = _progress(len(items)) if progress else None
+        bar = ProgressBar(len(items)) if progress else None
 
         async def run(index: int, comparison: Comparison) -> None:
             async with gate:
@@ -273,7 +273,7 @@ def _to_winner(parsed: RankAnswer, order: Order) -> Winner:
     return "A" if (parsed.choice == "1") == first_is_a else "B"
 
 
-class _progress:
+class ProgressBar:
     """A rich progress bar counting verdicts by outcome."""
 
     def __init__(self, total: int):

@@ -24,15 +24,21 @@ COMMAND_MODULES = [
 ]
 
 
-@app.callback()
-def _root(
-    version: bool = typer.Option(False, "--version", help="Print the version and exit."),
-) -> None:
-    if version:
+def _print_version(value: bool) -> None:
+    if value:
         from arrpo import __version__
 
         typer.echo(__version__)
         raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: bool = typer.Option(
+        False, "--version", callback=_print_version, is_eager=True, help="Print the version and exit."
+    ),
+) -> None:
+    """Auto-Rubric as Reward: rubric-conditioned VLM judges and RPO training for image generators."""
 
 
 for _name in COMMAND_MODULES:
