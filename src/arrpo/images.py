@@ -10,11 +10,12 @@ from __future__ import annotations
 import base64
 import hashlib
 import io
+import warnings
 from functools import cached_property
 from pathlib import Path
 from typing import Union
 
-from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
+from PIL import Image, ImageOps, UnidentifiedImageError
 
 #: Images larger than this many pixels are refused as possible decompression bombs.
 DEFAULT_MAX_IMAGE_PIXELS = 64_000_000
@@ -141,13 +142,13 @@ def load_image(
 
     if not raw:
         raise ImageError(f"{origin}: empty image (0 bytes)")
-    previous_limit = Image.MAX_IMAGE_PIXELS
-    previous_truncated = ImageFile.LOAD_TRUNCATED_IMAGES
     try:
-        # Pillow warns above the limit and raises above twice it; we want a hard refusal at the limit.
-        Image.MAX_IMAGE_PIXELS = max_image_pixels // 2
-        ImageFile.LOAD_TRUNCATED_IMAGES = False
-        with Image.open(io.BytesIO(raw)) as im:
+        # Pillow's own limit (a global) is left alone: we refuse above ``max_image_pixels`` after
+        # reading the header, before decoding. Pillow still raises above twice its own limit.
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            opened = Image.open(io.BytesIO(raw))
+        with opened as im:
             if im.width * im.height > max_image_pixels:
                 raise ImageError(
                     f"{origin}: {im.width}x{im.height} exceeds the {max_image_pixels:,}-pixel limit "
@@ -164,9 +165,6 @@ def load_image(
         raise ImageError(f"{origin}: not a recognised image format") from exc
     except (OSError, SyntaxError, ValueError) as exc:
         raise ImageError(f"{origin}: corrupt or truncated image ({exc})") from exc
-    finally:
-        Image.MAX_IMAGE_PIXELS = previous_limit
-        ImageFile.LOAD_TRUNCATED_IMAGES = previous_truncated
 
 
 def _from_pil(

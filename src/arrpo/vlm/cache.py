@@ -12,6 +12,7 @@ import asyncio
 import json
 import sqlite3
 import threading
+import time
 from pathlib import Path
 
 from platformdirs import user_cache_dir
@@ -36,12 +37,20 @@ class ResponseCache:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._lock = threading.Lock()
         self._db = sqlite3.connect(self.path, check_same_thread=False, timeout=30, isolation_level=None)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=NORMAL")
-        self._db.execute(
-            "CREATE TABLE IF NOT EXISTS responses (key TEXT PRIMARY KEY, text TEXT NOT NULL,"
-            " usage TEXT NOT NULL, model TEXT, finish_reason TEXT)"
-        )
+        self._db.execute("PRAGMA busy_timeout=30000")
+        for attempt in range(50):  # switching to WAL can race with another process opening the file
+            try:
+                self._db.execute("PRAGMA journal_mode=WAL")
+                self._db.execute("PRAGMA synchronous=NORMAL")
+                self._db.execute(
+                    "CREATE TABLE IF NOT EXISTS responses (key TEXT PRIMARY KEY, text TEXT NOT NULL,"
+                    " usage TEXT NOT NULL, model TEXT, finish_reason TEXT)"
+                )
+                break
+            except sqlite3.OperationalError:
+                if attempt == 49:
+                    raise
+                time.sleep(0.05)
         self.hits = 0
         self.misses = 0
 
