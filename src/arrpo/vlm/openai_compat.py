@@ -7,11 +7,13 @@ backend. This class only translates requests and classifies errors.
 
 from __future__ import annotations
 
+import itertools
+import json
 import os
 import time
 from typing import Any, Literal
 
-import httpx
+import httpx2
 import openai
 
 from arrpo.schema import Usage
@@ -19,6 +21,8 @@ from arrpo.vlm.base import BackendError, ImagePart, Message, VLMRequest, VLMResp
 
 JsonMode = Literal["auto", "json_object", "off"]
 
+#: Connections per HTTP pool; more connections are spread over several pools.
+CONNECTIONS_PER_POOL = 8
 #: Environment variables read for the API key, first found wins.
 API_KEY_ENV = ("ARRPO_API_KEY", "OPENAI_API_KEY")
 
@@ -48,7 +52,7 @@ def to_openai_messages(messages: tuple[Message, ...] | list[Message]) -> list[di
     return out
 
 
-def _retry_after(response: httpx.Response | None) -> float | None:
+def _retry_after(response: httpx2.Response | None) -> float | None:
     if response is None:
         return None
     value = response.headers.get("retry-after")
@@ -92,37 +96,48 @@ class OpenAIBackend:
         self.timeout = timeout
         self.json_mode: JsonMode = json_mode
         self.extra_body = dict(extra_body or {})
-        limits = httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections)
-        self._http = httpx.AsyncClient(limits=limits, timeout=timeout)
-        self._client = openai.AsyncOpenAI(
-            base_url=base_url,
-            api_key=api_key or api_key_from_env(),
-            timeout=timeout,
-            max_retries=0,
-            http_client=self._http,
-        )
+        # httpcore's pool scans its connections quadratically on every request, which costs
+        # milliseconds per request at 64+ connections; several small pools keep that flat.
+        shards = max(1, -(-max_connections // CONNECTIONS_PER_POOL))
+        per_pool = -(-max_connections // shards)
+        limits = httpx2.Limits(max_connections=per_pool, max_keepalive_connections=per_pool)
+        self._https = [openai.DefaultAsyncHttpxClient(limits=limits, timeout=timeout) for _ in range(shards)]
+        self._clients = [
+            openai.AsyncOpenAI(
+                base_url=base_url,
+                api_key=api_key or api_key_from_env(),
+                timeout=timeout,
+                max_retries=0,
+                http_client=http,
+            )
+            for http in self._https
+        ]
+        self._next = itertools.count()
 
     @property
     def model_id(self) -> str:
         return f"openai:{self.base_url}#{self.model}"
 
     async def complete(self, request: VLMRequest) -> VLMResponse:
-        kwargs: dict[str, Any] = {
+        body: dict[str, Any] = {
             "model": self.model,
             "messages": to_openai_messages(request.messages),
             "temperature": request.temperature,
             "max_tokens": request.max_tokens,
         }
         if request.seed is not None:
-            kwargs["seed"] = request.seed
-        if self.extra_body:
-            kwargs["extra_body"] = self.extra_body
+            body["seed"] = request.seed
         use_json = request.json_schema is not None and self.json_mode != "off"
         if use_json:
-            kwargs["response_format"] = {"type": "json_object"}
+            body["response_format"] = {"type": "json_object"}
+        body.update(self.extra_body)
+        client = self._clients[next(self._next) % len(self._clients)]
         started = time.perf_counter()
         try:
-            completion = await self._client.chat.completions.create(**kwargs)
+            # The SDK's low-level post sends our already-valid body as is (chat.completions.create
+            # would first walk every message part, base64 images included, to transform it) and
+            # still raises its typed errors; we read the JSON answer ourselves.
+            raw = await client.post("/chat/completions", body=body, cast_to=bytes)
         except openai.BadRequestError as exc:
             if use_json and self.json_mode == "auto" and "response_format" in str(exc).lower():
                 self.json_mode = "off"  # this server does not take it; stop asking
@@ -144,25 +159,33 @@ class OpenAIBackend:
         except openai.APIError as exc:  # malformed bodies and the like
             raise BackendError(f"bad response: {exc}", retryable=True) from exc
         latency = time.perf_counter() - started
-        if not completion.choices:
-            raise BackendError("response had no choices", retryable=True)
-        choice = completion.choices[0]
-        usage = Usage()
-        if completion.usage is not None:
-            usage = Usage(
-                prompt_tokens=completion.usage.prompt_tokens or 0,
-                completion_tokens=completion.usage.completion_tokens or 0,
-            )
-        return VLMResponse(
-            text=choice.message.content or "",
-            usage=usage,
-            model=completion.model or self.model,
-            finish_reason=choice.finish_reason,
-            latency_s=latency,
-        )
+        return _read_completion(raw, self.model, latency)
 
     async def aclose(self) -> None:
-        await self._client.close()
+        for client in self._clients:
+            await client.close()
+
+
+def _read_completion(raw: bytes, model: str, latency: float) -> VLMResponse:
+    """Read a chat-completion body; a body that is not one is a retryable bad response."""
+    try:
+        data = json.loads(raw)
+        choice = data["choices"][0]
+        text = choice["message"].get("content") or ""
+    except (ValueError, KeyError, IndexError, TypeError, AttributeError) as exc:
+        preview = raw[:200].decode("utf-8", "replace")
+        raise BackendError(f"not a chat completion ({type(exc).__name__}): {preview!r}", retryable=True) from exc
+    usage = data.get("usage") or {}
+    return VLMResponse(
+        text=text if isinstance(text, str) else json.dumps(text),
+        usage=Usage(
+            prompt_tokens=int(usage.get("prompt_tokens") or 0),
+            completion_tokens=int(usage.get("completion_tokens") or 0),
+        ),
+        model=data.get("model") or model,
+        finish_reason=choice.get("finish_reason"),
+        latency_s=latency,
+    )
 
 
 def _message(exc: openai.APIStatusError) -> str:
