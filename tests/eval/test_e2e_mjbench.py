@@ -21,7 +21,7 @@ from arrpo.images import load_image
 from arrpo.testing.scripted_server import Reply
 
 sys.path.insert(0, str(Path(__file__).parent))
-from browser import Browser, find_chromium  # noqa: E402
+from browser import Browser, find_chromium
 
 N_PAIRS = 40
 SRC = str(Path(__file__).resolve().parents[2] / "src")

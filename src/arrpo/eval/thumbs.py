@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import base64
 import io
+import os
+import threading
 from pathlib import Path
 
 from PIL import Image
@@ -28,7 +30,7 @@ def save_thumbnail(image: ImageData, folder: Path, size: int = THUMB_SIZE) -> st
     path = folder / name
     if not path.exists():
         folder.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".tmp")
+        tmp = path.with_suffix(f".{os.getpid()}-{threading.get_ident()}.tmp")  # threads may race on one image
         tmp.write_bytes(thumbnail_bytes(image, size))
         tmp.replace(path)
     return name
