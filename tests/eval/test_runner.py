@@ -196,3 +196,15 @@ def test_resume_after_kill_does_not_ask_finished_pairs_again(tmp_path, scripted_
     assert json.loads((out / "metrics.json").read_text())["judges"]["direct"]["overall"]["values"]["mean"] == 1.0
     again = cli(*args)
     assert again.returncode == 0 and "0 to judge" in again.stderr
+
+
+def test_the_documented_example_configuration_loads(tmp_path):
+    from arrpo.eval.providers import build_source
+
+    example = Path(__file__).resolve().parents[2] / "examples" / "eval" / "judges.yaml"
+    config = load_config(example)
+    assert [j.name for j in config.judges] == ["direct", "arr"] and config.forward == "preferred_first"
+    sources = [build_source(spec, config, backend=None, run_dir=tmp_path) for spec in config.judges]
+    sources[1].check_tasks({"t2i"})
+    with pytest.raises(ConfigError, match="no rubric for task"):
+        sources[1].check_tasks({"edit"})
