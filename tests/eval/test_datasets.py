@@ -10,7 +10,7 @@ import pytest
 
 from arrpo.eval.datasets import DatasetError, load_pairs
 from arrpo.eval.pairs import randomise_ab
-from conftest import png_bytes, write_png
+from tests.eval.helpers import png_bytes, write_png
 
 
 def test_mmrb2_t2i_and_edit(tmp_path):

@@ -16,14 +16,14 @@ from arrpo.eval.config import ConfigError, load_config
 from arrpo.jsonl import iter_records
 from arrpo.rubric import Rubric, Theme
 from arrpo.testing.scripted_server import Reply
-from conftest import write_png
+from tests.eval.helpers import write_png
 
 SRC = str(Path(__file__).resolve().parents[2] / "src")
 RED, BLUE = (220, 20, 20), (20, 20, 220)
 
 
 def cli(*args, timeout=60):
-    env = {**os.environ, "PYTHONPATH": SRC + os.pathsep + str(Path(__file__).parent)}
+    env = {**os.environ, "PYTHONPATH": SRC}
     return subprocess.run([sys.executable, "-m", "arrpo", *args], capture_output=True, text=True, env=env, timeout=timeout)
 
 

@@ -1,4 +1,4 @@
-"""Helpers for the evaluation tests: small fixture images and a scripted judge server."""
+"""Helpers for the evaluation tests: small fixture images."""
 
 from __future__ import annotations
 
