@@ -19,9 +19,7 @@ import pytest
 from arrpo.eval.datasets import load_pairs
 from arrpo.images import load_image
 from arrpo.testing.scripted_server import Reply
-
-sys.path.insert(0, str(Path(__file__).parent))
-from browser import Browser, find_chromium
+from tests.eval.browser import Browser, find_chromium
 
 N_PAIRS = 40
 SRC = str(Path(__file__).resolve().parents[2] / "src")
