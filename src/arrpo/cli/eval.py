@@ -1,0 +1,163 @@
+"""``arrpo eval`` (judge a benchmark in both orders, resumably) and ``arrpo report`` (write the report)."""
+
+from __future__ import annotations
+
+import contextlib
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from arrpo.cli._common import (
+    ApiKeyEnv,
+    CachePath,
+    Endpoint,
+    Model,
+    NoCache,
+    console,
+    fail,
+)
+
+
+def register(app: typer.Typer) -> None:
+    app.command("eval")(eval_command)
+    app.command("report")(report_command)
+
+
+def _options(pairs: list[str]) -> dict[str, object]:
+    parsed: dict[str, object] = {}
+    for item in pairs:
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise fail(f"--dataset-option takes key=value (got {item!r})")
+        lowered = value.strip().lower()
+        parsed[key.strip()] = True if lowered == "true" else False if lowered == "false" else value
+    return parsed
+
+
+def eval_command(
+    dataset: Annotated[str, typer.Option("--dataset", help="KIND:PATH, e.g. mmrb2:t2i.json, mjbench:DIR, hpdv3:test.json.")],
+    judge_config: Annotated[Path, typer.Option("--judge", help="YAML judge configuration (see examples/eval/judges.yaml).")],
+    out: Annotated[Path, typer.Option("--out", help="Run directory (created; an existing one is resumed).")],
+    images: Annotated[Optional[Path], typer.Option("--images", help="Image root (default: the dataset file's folder).")] = None,
+    dataset_option: Annotated[Optional[list[str]], typer.Option("--dataset-option", help="Adapter option key=value (seed, drop_ties, randomise_ab, subset_field, split, all_groups).")] = None,
+    limit: Annotated[Optional[int], typer.Option("--limit", min=1, help="Only the first N pairs.")] = None,
+    sample: Annotated[Optional[int], typer.Option("--sample", min=1, help="A seeded random sample of N pairs.")] = None,
+    retry_invalid: Annotated[bool, typer.Option("--retry-invalid", help="Ask again pairs with an invalid answer.")] = False,
+    resamples: Annotated[int, typer.Option("--bootstrap", min=0, help="Bootstrap resamples for the 95% intervals.")] = 1000,
+    no_progress: Annotated[bool, typer.Option("--no-progress", help="No progress bar.")] = False,
+    endpoint: Endpoint = None,
+    model: Model = None,
+    api_key_env: ApiKeyEnv = None,
+    timeout: Annotated[Optional[float], typer.Option("--timeout", min=0.1, help="Seconds per model request.")] = None,
+    concurrency: Annotated[Optional[int], typer.Option("--concurrency", min=1, help="Model requests in flight at once.")] = None,
+    retries: Annotated[Optional[int], typer.Option("--retries", min=0, help="Retries on 429/5xx/timeouts.")] = None,
+    no_cache: NoCache = False,
+    cache_path: CachePath = None,
+) -> None:
+    """Evaluate judge configurations on a preference benchmark, forward and reversed.
+
+    arrpo eval --dataset mjbench:data/mjbench --judge judges.yaml --out runs/mj --endpoint URL --model NAME
+    """
+    from arrpo._sync import run_sync
+    from arrpo.eval.config import ConfigError, load_config
+    from arrpo.eval.datasets import DatasetError, load_pairs
+    from arrpo.eval.report import write_report
+    from arrpo.eval.runner import EvalRunner, build_setups
+    from arrpo.vlm import BackendUnavailable
+    from arrpo.vlm.settings import open_backend
+
+    try:
+        config = load_config(judge_config)
+        pairs = load_pairs(dataset, images, _options(dataset_option or []), limit=limit, sample=sample)
+    except (ConfigError, DatasetError) as exc:
+        raise fail(str(exc)) from None
+    if not pairs:
+        raise fail(f"{dataset}: no pairs")
+    overrides = {k: v for k, v in {
+        "endpoint": endpoint, "model": model, "api_key_env": api_key_env, "timeout": timeout,
+        "max_concurrency": concurrency, "max_retries": retries, "cache_path": cache_path,
+    }.items() if v is not None}
+    if no_cache:
+        overrides["cache"] = False
+    config = config.model_copy(update={"backend": config.backend.model_copy(update=overrides)})
+
+    backends, opened = {}, {}
+    try:
+        for spec in config.judges:
+            settings = config.backend_for(spec)
+            key = settings.model_dump_json()
+            if key not in opened:
+                opened[key] = open_backend(settings)
+            backends[spec.name] = opened[key]
+        setups = build_setups(config, out, backends)
+    except (BackendUnavailable, ConfigError) as exc:
+        raise fail(str(exc)) from None
+
+    runner = EvalRunner(setups, out, forward=config.forward, max_pixels=config.max_pixels,
+                        max_pending=max(s.max_concurrency for s in (config.backend_for(j) for j in config.judges)) * 2,
+                        retry_invalid=retry_invalid)
+    todo = sum(len(v) for v in runner.todo(pairs).values())
+    console.print(f"{len(pairs)} pairs × {len(setups)} judge(s): {todo} to judge, "
+                  f"{len(pairs) * len(setups) - todo} already done in {out}")
+    bar = None if no_progress or todo == 0 else _Bar(todo)
+    info = {"dataset": dataset, "images": str(images) if images else None, "options": dataset_option or []}
+    try:
+        run_sync(runner.run(pairs, info=info, on_record=bar.advance if bar else None))
+    except ConfigError as exc:
+        raise fail(str(exc)) from None
+    finally:
+        if bar:
+            bar.close()
+        for backend in opened.values():
+            with contextlib.suppress(Exception):
+                run_sync(backend.aclose())
+    written = write_report(out, resamples=resamples)
+    console.print((out / "summary.md").read_text(encoding="utf-8").split("\n\n![")[0], soft_wrap=True)
+    console.print(f"report: {written['report.html']}")
+
+
+def report_command(
+    run_dir: Annotated[Path, typer.Argument(help="Run directory written by arrpo eval.")],
+    resamples: Annotated[int, typer.Option("--bootstrap", min=0, help="Bootstrap resamples for the 95% intervals.")] = 1000,
+    seed: Annotated[int, typer.Option("--seed", help="Bootstrap seed.")] = 0,
+) -> None:
+    """Write metrics.json, summary.md, plots and the self-contained report.html of a run."""
+    from arrpo.eval.report import ReportError, write_report
+
+    try:
+        written = write_report(run_dir, resamples=resamples, seed=seed)
+    except ReportError as exc:
+        raise fail(str(exc)) from None
+    console.print((run_dir / "summary.md").read_text(encoding="utf-8").split("\n\n![")[0], soft_wrap=True)
+    for name in ("report.html", "summary.md", "metrics.json"):
+        typer.echo(str(written[name]))
+
+
+class _Bar:
+    """Progress over (pair, judge) records, counting pairs correct in both orders."""
+
+    def __init__(self, total: int):
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            TextColumn,
+            TimeRemainingColumn,
+        )
+
+        self._progress = Progress(TextColumn("eval"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+                                  TextColumn("{task.fields[status]}"), console=console)
+        self._counts = {"fwd ok": 0, "rev ok": 0, "invalid": 0}
+        self._progress.start()
+        self._task = self._progress.add_task("eval", total=total, status="")
+
+    def advance(self, judge: str, record: dict) -> None:
+        self._counts["fwd ok"] += record["forward"]["correct"]
+        self._counts["rev ok"] += record["reverse"]["correct"]
+        self._counts["invalid"] += "invalid" in (record["forward"]["winner"], record["reverse"]["winner"])
+        status = " ".join(f"{k}={v}" for k, v in self._counts.items())
+        self._progress.update(self._task, advance=1, status=status)
+
+    def close(self) -> None:
+        self._progress.stop()

@@ -1,0 +1,176 @@
+"""Accuracy and position-bias metrics: pure functions of per-pair outcomes.
+
+Definitions (every rate is over ALL pairs of the run, as in the paper):
+
+* forward / reverse accuracy: share of pairs whose answer in that order names the human-preferred
+  image (for a tie label: answers "tie"). An invalid answer or a judge tie on a decisive label
+  counts as wrong — never silently dropped.
+* mean accuracy = (forward + reverse) / 2 (the paper's headline number); Δ = forward − reverse.
+* swap consistency: share of pairs where both orders are valid and name the same winner.
+* tie rate / invalid rate: share of the 2·N order answers that are ties / invalid.
+* 95% intervals: percentile bootstrap over pairs (both orders of a pair resampled together),
+  seeded, so reruns give the same interval.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+
+@dataclass(frozen=True)
+class PairOutcome:
+    """What a judge configuration answered for one pair, in the original A/B terms."""
+
+    label: str
+    forward: str
+    reverse: str
+    subset: str = "all"
+    calls: int = 2
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    wall_s: float = 0.0
+
+    @property
+    def forward_correct(self) -> bool:
+        return self.forward == self.label
+
+    @property
+    def reverse_correct(self) -> bool:
+        return self.reverse == self.label
+
+    @property
+    def consistent(self) -> bool:
+        return self.forward == self.reverse and self.forward != "invalid"
+
+
+def outcome_from_record(record: dict[str, Any]) -> PairOutcome:
+    """A :class:`PairOutcome` from a line of ``verdicts/<judge>.jsonl``."""
+    fwd, rev = record["forward"], record["reverse"]
+    return PairOutcome(
+        label=record["label"],
+        forward=fwd["winner"],
+        reverse=rev["winner"],
+        subset=record.get("subset", "all"),
+        calls=int(fwd.get("attempts", 0)) + int(rev.get("attempts", 0)),
+        prompt_tokens=int(fwd.get("prompt_tokens", 0)) + int(rev.get("prompt_tokens", 0)),
+        completion_tokens=int(fwd.get("completion_tokens", 0)) + int(rev.get("completion_tokens", 0)),
+        wall_s=float(record.get("wall_s", 0.0)),
+    )
+
+
+def _share(flags: Iterable[bool]) -> float:
+    values = list(flags)
+    return sum(values) / len(values) if values else float("nan")
+
+
+def forward_accuracy(outcomes: Sequence[PairOutcome]) -> float:
+    return _share(o.forward_correct for o in outcomes)
+
+
+def reverse_accuracy(outcomes: Sequence[PairOutcome]) -> float:
+    return _share(o.reverse_correct for o in outcomes)
+
+
+def mean_accuracy(outcomes: Sequence[PairOutcome]) -> float:
+    return (forward_accuracy(outcomes) + reverse_accuracy(outcomes)) / 2
+
+
+def position_delta(outcomes: Sequence[PairOutcome]) -> float:
+    """Δ = forward − reverse accuracy (positive: the order shown first is favoured)."""
+    return forward_accuracy(outcomes) - reverse_accuracy(outcomes)
+
+
+def swap_consistency(outcomes: Sequence[PairOutcome]) -> float:
+    return _share(o.consistent for o in outcomes)
+
+
+def tie_rate(outcomes: Sequence[PairOutcome]) -> float:
+    return _share(w == "tie" for o in outcomes for w in (o.forward, o.reverse))
+
+
+def invalid_rate(outcomes: Sequence[PairOutcome]) -> float:
+    return _share(w == "invalid" for o in outcomes for w in (o.forward, o.reverse))
+
+
+Statistic = Callable[[Sequence[PairOutcome]], float]
+
+#: The statistics reported for every judge and subset, by name.
+STATISTICS: dict[str, Statistic] = {
+    "forward": forward_accuracy,
+    "reverse": reverse_accuracy,
+    "mean": mean_accuracy,
+    "delta": position_delta,
+    "consistency": swap_consistency,
+    "tie_rate": tie_rate,
+    "invalid_rate": invalid_rate,
+}
+
+
+def bootstrap_interval(
+    outcomes: Sequence[PairOutcome],
+    statistic: Statistic,
+    *,
+    resamples: int = 1000,
+    seed: int = 0,
+    level: float = 0.95,
+) -> tuple[float, float]:
+    """Percentile bootstrap interval of ``statistic``, resampling pairs with replacement."""
+    n = len(outcomes)
+    if n == 0:
+        return (float("nan"), float("nan"))
+    rng = random.Random(seed)
+    values = sorted(statistic([outcomes[rng.randrange(n)] for _ in range(n)]) for _ in range(resamples))
+    tail = (1 - level) / 2
+    low = values[int(tail * (resamples - 1))]
+    high = values[round((1 - tail) * (resamples - 1))]
+    return (low, high)
+
+
+@dataclass
+class Summary:
+    """Metrics of one judge configuration on one set of pairs."""
+
+    n: int
+    values: dict[str, float]
+    intervals: dict[str, tuple[float, float]] = field(default_factory=dict)
+    calls_per_pair: float = 0.0
+    tokens_per_pair: float = 0.0
+    prompt_tokens_per_pair: float = 0.0
+    completion_tokens_per_pair: float = 0.0
+    wall_s_per_pair: float = 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["intervals"] = {k: list(v) for k, v in self.intervals.items()}
+        return data
+
+
+def summarize(outcomes: Sequence[PairOutcome], *, resamples: int = 1000, seed: int = 0,
+              intervals: Iterable[str] = ("forward", "reverse", "mean", "delta", "consistency")) -> Summary:
+    """Every statistic, bootstrap intervals for the chosen ones, and cost per pair."""
+    n = len(outcomes)
+    values = {name: fn(outcomes) for name, fn in STATISTICS.items()}
+    cis = {name: bootstrap_interval(outcomes, STATISTICS[name], resamples=resamples, seed=seed)
+           for name in intervals} if n and resamples else {}
+    per = (lambda total: total / n) if n else (lambda total: float("nan"))
+    return Summary(
+        n=n,
+        values=values,
+        intervals=cis,
+        calls_per_pair=per(sum(o.calls for o in outcomes)),
+        tokens_per_pair=per(sum(o.prompt_tokens + o.completion_tokens for o in outcomes)),
+        prompt_tokens_per_pair=per(sum(o.prompt_tokens for o in outcomes)),
+        completion_tokens_per_pair=per(sum(o.completion_tokens for o in outcomes)),
+        wall_s_per_pair=per(sum(o.wall_s for o in outcomes)),
+    )
+
+
+def by_subset(outcomes: Sequence[PairOutcome], **kwargs: Any) -> dict[str, Summary]:
+    """:func:`summarize` per subset, subsets in sorted order."""
+    groups: dict[str, list[PairOutcome]] = {}
+    for outcome in outcomes:
+        groups.setdefault(outcome.subset, []).append(outcome)
+    return {name: summarize(groups[name], **kwargs) for name in sorted(groups)}

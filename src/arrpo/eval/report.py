@@ -1,0 +1,189 @@
+"""Reports of a run directory: metrics JSON, a Markdown summary, SVG plots and one HTML page.
+
+The HTML file is self-contained (thumbnails inlined as data URLs, no scripts or fonts fetched)
+so it opens offline and can be mailed around.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import jinja2
+
+from arrpo.eval.metrics import Summary, by_subset, outcome_from_record, summarize
+from arrpo.eval.plots import grouped_bars
+from arrpo.eval.runner import latest_records, verdict_path
+from arrpo.eval.thumbs import thumbnail_data_url
+from arrpo.jsonl import iter_records
+from arrpo.rubric import Rubric
+
+
+class ReportError(ValueError):
+    """The run directory has nothing to report."""
+
+
+@lru_cache(maxsize=1)
+def _environment() -> jinja2.Environment:
+    return jinja2.Environment(
+        loader=jinja2.PackageLoader("arrpo.eval", "templates"),
+        autoescape=jinja2.select_autoescape(["html", "j2"]),
+        undefined=jinja2.StrictUndefined,
+    )
+
+
+def load_run(run_dir: str | Path) -> tuple[dict[str, Any], list[dict[str, Any]], dict[str, dict[str, dict]]]:
+    """(run info, pair manifest, judge → pair id → latest record)."""
+    run_dir = Path(run_dir)
+    info_path = run_dir / "run.json"
+    if not info_path.exists():
+        raise ReportError(f"{run_dir} is not an arrpo eval run directory (no run.json)")
+    info = json.loads(info_path.read_text(encoding="utf-8"))
+    pairs = list(iter_records(run_dir / "pairs.jsonl"))
+    records = {j["name"]: latest_records(verdict_path(run_dir, j["name"])) for j in info.get("judges", [])}
+    return info, pairs, records
+
+
+def compute_metrics(run_dir: str | Path, *, resamples: int = 1000, seed: int = 0) -> dict[str, Any]:
+    """Metrics per judge (overall and per subset) over the pairs of the manifest that were judged."""
+    info, pairs, records = load_run(run_dir)
+    ids = [p["id"] for p in pairs]
+    result: dict[str, Any] = {"pairs": len(ids), "forward": info.get("forward"), "judges": {}}
+    for judge, by_id in records.items():
+        outcomes = [outcome_from_record(by_id[i]) for i in ids if i in by_id]
+        overall = summarize(outcomes, resamples=resamples, seed=seed)
+        subsets = by_subset(outcomes, resamples=resamples, seed=seed)
+        result["judges"][judge] = {
+            "judged": len(outcomes),
+            "overall": overall.to_dict(),
+            "subsets": {k: v.to_dict() for k, v in subsets.items()},
+        }
+    return result
+
+
+def _pct(value: float | None) -> str:
+    return "–" if value is None or (isinstance(value, float) and math.isnan(value)) else f"{100 * value:.1f}"
+
+
+def _ci(summary: dict[str, Any], name: str) -> str:
+    low, high = summary.get("intervals", {}).get(name, (None, None))
+    return "" if low is None else f" [{_pct(low)}, {_pct(high)}]"
+
+
+def markdown_summary(metrics: dict[str, Any]) -> str:
+    """The paper's table columns (forward, reverse, mean, Δ) plus consistency, ties, invalid and cost."""
+    lines = [
+        f"# arrpo eval: {metrics['pairs']} pairs (forward = {metrics.get('forward')})",
+        "",
+        "Accuracy in % over all pairs (invalid answers count as wrong); [95% bootstrap interval].",
+        "",
+        "| judge | subset | n | forward | reverse | mean | Δ (fwd−rev) | swap consistency | ties | invalid | calls/pair | tokens/pair | s/pair |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for judge, data in metrics["judges"].items():
+        rows = [("all", data["overall"]), *data["subsets"].items()]
+        for subset, s in rows:
+            v = s["values"]
+            lines.append(
+                f"| {judge} | {subset} | {s['n']} | {_pct(v['forward'])}{_ci(s, 'forward')} | "
+                f"{_pct(v['reverse'])}{_ci(s, 'reverse')} | {_pct(v['mean'])}{_ci(s, 'mean')} | "
+                f"{_pct(v['delta'])}{_ci(s, 'delta')} | {_pct(v['consistency'])} | {_pct(v['tie_rate'])} | "
+                f"{_pct(v['invalid_rate'])} | {s['calls_per_pair']:.2f} | {s['tokens_per_pair']:.0f} | "
+                f"{s['wall_s_per_pair']:.2f} |"
+            )
+    lines += ["", "![accuracy per subset](accuracy_by_subset.svg)", "", "![forward vs reverse](forward_reverse.svg)", ""]
+    return "\n".join(lines)
+
+
+def plots(metrics: dict[str, Any]) -> dict[str, str]:
+    """SVG charts: mean accuracy per subset (one bar per judge) and forward vs reverse per judge."""
+    judges = list(metrics["judges"])
+    subsets = sorted({s for j in judges for s in metrics["judges"][j]["subsets"]})
+    per_subset = {
+        j: [metrics["judges"][j]["subsets"].get(s, {}).get("values", {}).get("mean", float("nan")) for s in subsets]
+        for j in judges
+    }
+    fwd_rev = {
+        side: [metrics["judges"][j]["overall"]["values"][side] for j in judges] for side in ("forward", "reverse", "mean")
+    }
+    return {
+        "accuracy_by_subset.svg": grouped_bars("Mean accuracy per subset", subsets, per_subset),
+        "forward_reverse.svg": grouped_bars("Forward vs reverse accuracy", judges, fwd_rev),
+    }
+
+
+def _outcome_class(record: dict[str, Any] | None) -> str:
+    if record is None:
+        return "pending"
+    fwd, rev = record["forward"], record["reverse"]
+    if "invalid" in (fwd["winner"], rev["winner"]):
+        return "invalid"
+    if fwd["correct"] and rev["correct"]:
+        return "correct"
+    if not fwd["correct"] and not rev["correct"]:
+        return "wrong"
+    return "order-dependent"
+
+
+def render_html(run_dir: str | Path, metrics: dict[str, Any], charts: dict[str, str]) -> str:
+    """The self-contained HTML report."""
+    run_dir = Path(run_dir)
+    info, pairs, records = load_run(run_dir)
+    thumbs = run_dir / "thumbs"
+    judges = list(records)
+    rows = []
+    for pair in pairs:
+        cells = []
+        thumb_names: dict[str, str] = {}
+        for judge in judges:
+            record = records[judge].get(pair["id"])
+            if record:
+                thumb_names = thumb_names or record.get("thumbs", {})
+            rubric_text = None
+            if record and record.get("rubric_key"):
+                path = run_dir / "rubrics" / judge / f"{record['rubric_key']}.json"
+                if path.exists():
+                    rubric_text = Rubric.load(path).render()
+            cells.append({"judge": judge, "record": record, "outcome": _outcome_class(record), "rubric": rubric_text})
+        rows.append({
+            "pair": pair,
+            "cells": cells,
+            "thumb_a": thumbnail_data_url(thumbs, thumb_names.get("a")),
+            "thumb_b": thumbnail_data_url(thumbs, thumb_names.get("b")),
+            "thumb_source": thumbnail_data_url(thumbs, thumb_names.get("source")),
+        })
+    subsets = sorted({p["subset"] for p in pairs})
+    table = []
+    for judge, data in metrics["judges"].items():
+        for subset, s in [("all", data["overall"]), *data["subsets"].items()]:
+            table.append({"judge": judge, "subset": subset, "s": s})
+    return _environment().get_template("report.html.j2").render(
+        info=info, metrics=metrics, table=table, rows=rows, judges=judges, subsets=subsets,
+        charts=charts, pct=_pct, ci=_ci,
+    )
+
+
+def write_report(run_dir: str | Path, *, resamples: int = 1000, seed: int = 0) -> dict[str, Path]:
+    """Write ``metrics.json``, ``summary.md``, the SVG plots and ``report.html``; returns their paths."""
+    run_dir = Path(run_dir)
+    metrics = compute_metrics(run_dir, resamples=resamples, seed=seed)
+    charts = plots(metrics)
+    written = {}
+    for name, svg in charts.items():
+        (run_dir / name).write_text(svg, encoding="utf-8")
+        written[name] = run_dir / name
+    targets = {
+        "metrics.json": json.dumps(metrics, indent=2, allow_nan=True) + "\n",
+        "summary.md": markdown_summary(metrics),
+        "report.html": render_html(run_dir, metrics, charts),
+    }
+    for name, text in targets.items():
+        (run_dir / name).write_text(text, encoding="utf-8")
+        written[name] = run_dir / name
+    return written
+
+
+__all__ = ["ReportError", "Summary", "compute_metrics", "markdown_summary", "plots", "render_html", "write_report"]

@@ -1,0 +1,249 @@
+"""Run judge configurations over a dataset in both orders, resumably.
+
+Every pair is judged twice per configuration: *forward* and *reverse* (the same comparison with
+the images exchanged, via :meth:`Comparison.swapped`), each with ``PairwiseJudge(order="given")``.
+By default forward shows the human-preferred image as Image 1 (``forward: preferred_first``), so
+Δ = forward − reverse accuracy measures position bias on any dataset; ``forward: given`` uses the
+dataset's A/B order instead. Ties in the label are shown in the dataset's order.
+
+The run directory holds everything a report needs::
+
+    run.json                 what was run (dataset, judges, settings)
+    pairs.jsonl              the pairs (prompt, label, subset, image paths)
+    verdicts/<judge>.jsonl   one line per judged pair, appended as it finishes
+    thumbs/                  small JPEGs of every judged image
+    rubrics/<judge>/         prompt-level rubrics, written once
+
+Killed runs resume: pairs with a line in ``verdicts/<judge>.jsonl`` are not asked again
+(``retry_invalid`` asks again those with an invalid answer; the newest line wins).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from arrpo._version import __version__
+from arrpo.eval.config import EvalConfig, JudgeSpec
+from arrpo.eval.pairs import PreferencePair
+from arrpo.eval.providers import RubricSource, RubricUnavailable, build_source
+from arrpo.eval.thumbs import save_thumbnail
+from arrpo.images import ImageData, ImageError
+from arrpo.jsonl import JsonlWriter, iter_records
+from arrpo.judge import PairwiseJudge
+from arrpo.schema import Comparison, Verdict
+
+
+@dataclass
+class JudgeSetup:
+    """A judge configuration ready to run: its spec, judge and rubric source."""
+
+    spec: JudgeSpec
+    judge: PairwiseJudge
+    rubrics: RubricSource
+
+    @property
+    def name(self) -> str:
+        return self.spec.name
+
+
+def verdict_path(run_dir: Path, judge_name: str) -> Path:
+    return Path(run_dir) / "verdicts" / f"{judge_name}.jsonl"
+
+
+def latest_records(path: Path) -> dict[str, dict[str, Any]]:
+    """The newest record per pair id in a verdict file."""
+    records: dict[str, dict[str, Any]] = {}
+    for record in iter_records(path):
+        if record.get("id") is not None:
+            records[str(record["id"])] = record
+    return records
+
+
+def is_invalid(record: dict[str, Any]) -> bool:
+    return any(record.get(side, {}).get("winner") == "invalid" for side in ("forward", "reverse"))
+
+
+def forward_shows_b_first(pair: PreferencePair, forward: str) -> bool:
+    """Whether the forward order shows B as Image 1 (preferred-first forward with a B label)."""
+    return forward == "preferred_first" and pair.label == "B"
+
+
+def _outcome(verdict: Verdict | None, *, shown_first: str, swapped: bool, label: str,
+             error: str | None = None) -> dict[str, Any]:
+    """One order's result in the original A/B terms."""
+    if verdict is None:
+        return {"shown_first": shown_first, "winner": "invalid", "correct": False, "invalid_reason": error,
+                "reason": None, "raw": None, "latency_s": 0.0, "attempts": 0,
+                "prompt_tokens": 0, "completion_tokens": 0}
+    winner = verdict.winner
+    if swapped and winner in ("A", "B"):
+        winner = "B" if winner == "A" else "A"
+    answer = verdict.answers[0] if verdict.answers else None
+    return {
+        "shown_first": shown_first,
+        "winner": winner,
+        "correct": winner == label,
+        "reason": verdict.reason,
+        "raw": answer.raw if answer else None,
+        "invalid_reason": verdict.invalid_reason,
+        "latency_s": round(verdict.latency_s, 4),
+        "attempts": sum(a.attempts for a in verdict.answers),
+        "prompt_tokens": verdict.usage.prompt_tokens,
+        "completion_tokens": verdict.usage.completion_tokens,
+    }
+
+
+class EvalRunner:
+    """Judge pairs with several judge configurations, forward and reverse, appending records."""
+
+    def __init__(self, setups: Sequence[JudgeSetup], run_dir: str | Path, *, forward: str = "preferred_first",
+                 max_pixels: int | None = None, max_pending: int = 32, retry_invalid: bool = False):
+        if forward not in ("preferred_first", "given"):
+            raise ValueError("forward must be 'preferred_first' or 'given'")
+        self.setups = list(setups)
+        self.run_dir = Path(run_dir)
+        self.forward = forward
+        self.max_pixels = max_pixels
+        self.max_pending = max(1, max_pending)
+        self.retry_invalid = retry_invalid
+
+    # ------------------------------------------------------------------ planning
+    def todo(self, pairs: Sequence[PreferencePair]) -> dict[str, list[str]]:
+        """Pair ids → names of the judges that still have to judge them."""
+        remaining: dict[str, list[str]] = {}
+        for setup in self.setups:
+            done = latest_records(verdict_path(self.run_dir, setup.name))
+            for pair in pairs:
+                record = done.get(pair.id)
+                if record is None or (self.retry_invalid and is_invalid(record)):
+                    remaining.setdefault(pair.id, []).append(setup.name)
+        return remaining
+
+    def write_manifest(self, pairs: Sequence[PreferencePair], info: dict[str, Any]) -> None:
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        manifest = self.run_dir / "pairs.jsonl"
+        tmp = manifest.with_suffix(".tmp")
+        with tmp.open("w", encoding="utf-8") as handle:
+            for pair in pairs:
+                handle.write(json.dumps(pair.manifest(), ensure_ascii=False) + "\n")
+        tmp.replace(manifest)
+        run = {
+            "arrpo_version": __version__,
+            "forward": self.forward,
+            "pairs": len(pairs),
+            "judges": [s.spec.model_dump(mode="json") for s in self.setups],
+            "rubrics": {s.name: _rubric_texts(s.rubrics) for s in self.setups},
+            **info,
+        }
+        (self.run_dir / "run.json").write_text(json.dumps(run, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+
+    # ------------------------------------------------------------------- running
+    async def run(self, pairs: Sequence[PreferencePair], *, info: dict[str, Any] | None = None,
+                  on_record: Callable[[str, dict[str, Any]], None] | None = None) -> int:
+        """Judge what is left to judge; returns the number of records written."""
+        for setup in self.setups:
+            setup.rubrics.check_tasks({p.task for p in pairs})
+        self.write_manifest(pairs, info or {})
+        remaining = self.todo(pairs)
+        by_id = {p.id: p for p in pairs}
+        writers = {s.name: JsonlWriter(verdict_path(self.run_dir, s.name)) for s in self.setups}
+        gate = asyncio.Semaphore(self.max_pending)
+        written = 0
+
+        async def one(pair_id: str, names: list[str]) -> None:
+            nonlocal written
+            async with gate:
+                pair = by_id[pair_id]
+                loaded = await asyncio.to_thread(self._load, pair)
+                for setup in (s for s in self.setups if s.name in names):
+                    record = await self.judge_pair(setup, pair, loaded)
+                    writers[setup.name].write(record)
+                    written += 1
+                    if on_record is not None:
+                        on_record(setup.name, record)
+
+        started = time.perf_counter()
+        try:
+            await asyncio.gather(*(one(pid, names) for pid, names in remaining.items()))
+        finally:
+            for writer in writers.values():
+                writer.close()
+            self._log_session(written, time.perf_counter() - started)
+        return written
+
+    def _load(self, pair: PreferencePair) -> dict[str, Any]:
+        """Images and thumbnails of a pair; an ``error`` entry when an image cannot be used."""
+        thumbs = self.run_dir / "thumbs"
+        try:
+            images: dict[str, ImageData | None] = {
+                "a": pair.image_a.load(self.max_pixels),
+                "b": pair.image_b.load(self.max_pixels),
+                "source": pair.source.load(self.max_pixels) if pair.source else None,
+            }
+        except ImageError as exc:
+            return {"error": f"image error: {exc}", "thumbs": {}}
+        names = {k: save_thumbnail(v, thumbs) for k, v in images.items() if v is not None}
+        return {"images": images, "thumbs": names}
+
+    async def judge_pair(self, setup: JudgeSetup, pair: PreferencePair, loaded: dict[str, Any]) -> dict[str, Any]:
+        """Both orders of one pair under one judge configuration, as a record."""
+        started = time.perf_counter()
+        b_first = forward_shows_b_first(pair, self.forward)
+        fwd_first, rev_first = ("B", "A") if b_first else ("A", "B")
+        record: dict[str, Any] = {
+            "id": pair.id, "judge": setup.name, "subset": pair.subset, "label": pair.label,
+            "task": pair.task, "thumbs": loaded.get("thumbs", {}), "rubric_key": None,
+        }
+        error = loaded.get("error")
+        rubric = None
+        if error is None:
+            try:
+                rubric, record["rubric_key"] = await setup.rubrics.rubric_for(pair)
+            except RubricUnavailable as exc:
+                error = f"no rubric: {exc}"
+        if error is not None:
+            record["error"] = error
+            record["forward"] = _outcome(None, shown_first=fwd_first, swapped=False, label=pair.label, error=error)
+            record["reverse"] = _outcome(None, shown_first=rev_first, swapped=False, label=pair.label, error=error)
+            record["wall_s"] = round(time.perf_counter() - started, 4)
+            return record
+        images = loaded["images"]
+        comparison = Comparison(
+            id=pair.id, task=pair.task, prompt=pair.prompt, image_a=images["a"], image_b=images["b"],
+            source=images["source"], rubric=rubric,
+        )
+        forward = comparison.swapped() if b_first else comparison
+        fwd, rev = await asyncio.gather(setup.judge.judge(forward), setup.judge.judge(forward.swapped()))
+        record["forward"] = _outcome(fwd, shown_first=fwd_first, swapped=b_first, label=pair.label)
+        record["reverse"] = _outcome(rev, shown_first=rev_first, swapped=not b_first, label=pair.label)
+        record["wall_s"] = round(time.perf_counter() - started, 4)
+        return record
+
+    def _log_session(self, written: int, wall_s: float) -> None:
+        path = self.run_dir / "sessions.jsonl"
+        with JsonlWriter(path, fsync=False) as writer:
+            writer.write({"finished": time.strftime("%Y-%m-%dT%H:%M:%S"), "records": written,
+                          "wall_s": round(wall_s, 3), "arrpo_version": __version__})
+
+
+def _rubric_texts(source: RubricSource) -> dict[str, str]:
+    return {task: rubric.render() for task, rubric in source.by_task.items()}
+
+
+def build_setups(config: EvalConfig, run_dir: Path, backends: dict[str, Any]) -> list[JudgeSetup]:
+    """Judges and rubric sources for every configuration; ``backends`` maps judge name → backend."""
+    setups = []
+    for spec in config.judges:
+        backend = backends[spec.name]
+        judge = PairwiseJudge(
+            backend, order="given", allow_ties=spec.allow_ties, parse_retries=spec.parse_retries,
+            temperature=spec.temperature, max_tokens=spec.max_tokens,
+        )
+        setups.append(JudgeSetup(spec, judge, build_source(spec, config, backend, run_dir)))
+    return setups

@@ -1,0 +1,77 @@
+"""Metrics on hand-computed cases, and bootstrap intervals that cover the known value."""
+
+from __future__ import annotations
+
+import math
+import random
+
+import pytest
+
+from arrpo.eval.metrics import (
+    PairOutcome,
+    bootstrap_interval,
+    by_subset,
+    forward_accuracy,
+    mean_accuracy,
+    outcome_from_record,
+    summarize,
+)
+
+# label, forward winner, reverse winner
+CASES = [
+    ("A", "A", "A"),        # right both ways
+    ("B", "B", "A"),        # right forward only (position-biased)
+    ("A", "B", "B"),        # wrong both ways, consistent
+    ("B", "invalid", "B"),  # invalid forward: counts as wrong, not consistent
+    ("tie", "tie", "A"),    # tie label: only a tie answer is right
+]
+
+
+def outcomes():
+    return [PairOutcome(label=lab, forward=f, reverse=r, subset="x" if i < 3 else "y", calls=2 + (i == 3),
+                        prompt_tokens=100, completion_tokens=10, wall_s=0.5)
+            for i, (lab, f, r) in enumerate(CASES)]
+
+
+def test_hand_computed_values():
+    s = summarize(outcomes(), resamples=0)
+    v = s.values
+    assert v["forward"] == pytest.approx(3 / 5)      # cases 1, 2, 5
+    assert v["reverse"] == pytest.approx(2 / 5)      # cases 1, 4
+    assert v["mean"] == pytest.approx(0.5)
+    assert v["delta"] == pytest.approx(1 / 5)
+    assert v["consistency"] == pytest.approx(2 / 5)  # cases 1, 3
+    assert v["tie_rate"] == pytest.approx(1 / 10)
+    assert v["invalid_rate"] == pytest.approx(1 / 10)
+    assert s.calls_per_pair == pytest.approx(11 / 5)
+    assert s.tokens_per_pair == 110 and s.wall_s_per_pair == 0.5
+    subsets = by_subset(outcomes(), resamples=0)
+    assert list(subsets) == ["x", "y"]
+    assert subsets["x"].values["forward"] == pytest.approx(2 / 3)
+    assert subsets["y"].values["reverse"] == pytest.approx(1 / 2)
+
+
+def test_empty_is_nan_not_an_error():
+    s = summarize([], resamples=100)
+    assert s.n == 0 and math.isnan(s.values["forward"]) and s.intervals == {}
+
+
+def test_record_conversion():
+    record = {"label": "A", "subset": "s", "wall_s": 1.5,
+              "forward": {"winner": "A", "attempts": 2, "prompt_tokens": 7, "completion_tokens": 1},
+              "reverse": {"winner": "invalid", "attempts": 0, "prompt_tokens": 0, "completion_tokens": 0}}
+    o = outcome_from_record(record)
+    assert (o.forward_correct, o.reverse_correct, o.consistent, o.calls, o.wall_s) == (True, False, False, 2, 1.5)
+
+
+def test_bootstrap_is_seeded_and_covers_the_known_value():
+    exact = [PairOutcome("A", "A" if i < 70 else "B", "A" if i < 50 else "B") for i in range(100)]
+    low, high = bootstrap_interval(exact, mean_accuracy, resamples=500, seed=1)
+    assert low < 0.6 < high and high - low < 0.2
+    assert (low, high) == bootstrap_interval(exact, mean_accuracy, resamples=500, seed=1)
+    rng, covered, trials = random.Random(7), 0, 40
+    for trial in range(trials):
+        sample = [PairOutcome("A", "A" if rng.random() < 0.7 else "B", "A") for _ in range(120)]
+        low, high = bootstrap_interval(sample, forward_accuracy, resamples=200, seed=trial)
+        covered += low <= 0.7 <= high
+    assert covered >= 0.85 * trials
