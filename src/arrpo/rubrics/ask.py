@@ -42,6 +42,12 @@ THEMES_SCHEMA: dict[str, Any] = {
 }
 
 
+def model_name(backend: VLMBackend) -> str:
+    """The model's name without the endpoint (``openai:URL#name`` → ``name``): a server moved to
+    another port is still the same model for provenance and resuming."""
+    return backend.model_id.rsplit("#", 1)[-1]
+
+
 @dataclass
 class Asked(Generic[T]):
     """The parsed reply of the last attempt, with the raw texts and the total usage."""

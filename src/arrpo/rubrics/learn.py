@@ -28,7 +28,7 @@ from arrpo.images import ImageError
 from arrpo.judge import IMAGE_LABELS, PairwiseJudge
 from arrpo.prompts import render
 from arrpo.rubric import Provenance, Rubric
-from arrpo.rubrics.ask import CRITERIA_SCHEMA, CRITERIA_SHAPE, ask_json
+from arrpo.rubrics.ask import CRITERIA_SCHEMA, CRITERIA_SHAPE, ask_json, model_name
 from arrpo.rubrics.guide import Guide
 from arrpo.rubrics.mcr import Embedder, select_diverse
 from arrpo.rubrics.parsing import CriteriaReply, parse_criteria
@@ -321,7 +321,7 @@ class RubricLearner:
     def fingerprint(self, seeds: SeedSet) -> dict[str, object]:
         return {
             **self.config.fingerprint(),
-            "model": self.backend.model_id,
+            "model": model_name(self.backend),
             "seed_file_sha256": seeds.sha256,
             "guide_sha256": self.guide.sha256 if self.guide else None,
         }
@@ -340,7 +340,7 @@ class RubricLearner:
         )
         provenance = Provenance(
             method="learned",
-            generator_model=self.backend.model_id,
+            generator_model=model_name(self.backend),
             seed_file_sha256=seeds.sha256,
             k=cfg.k,
             t_max=cfg.t_max,

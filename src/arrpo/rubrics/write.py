@@ -16,7 +16,7 @@ from arrpo._sync import run_sync
 from arrpo.images import ImageData
 from arrpo.prompts import render
 from arrpo.rubric import Provenance, Rubric
-from arrpo.rubrics.ask import THEMES_SCHEMA, THEMES_SHAPE, ask_json
+from arrpo.rubrics.ask import THEMES_SCHEMA, THEMES_SHAPE, ask_json, model_name
 from arrpo.rubrics.parsing import parse_themes
 from arrpo.schema import Task
 from arrpo.vlm.base import Message, VLMBackend
@@ -72,7 +72,7 @@ class RubricWriter:
     def prompt_key(self, task: Task, prompt: str, source: ImageData | None = None) -> str:
         """The cache key of a prompt-level rubric: hash of model id, request text and source."""
         text = self._messages(task, "prompt", prompt, None)[0].text
-        blob = "\x00".join([self.backend.model_id, task, text, source.sha256 if source else ""])
+        blob = "\x00".join([model_name(self.backend), task, text, source.sha256 if source else ""])
         return hashlib.sha256(blob.encode("utf-8")).hexdigest()
 
     # ------------------------------------------------------------------- writing
@@ -99,7 +99,7 @@ class RubricWriter:
             scope="prompt" if scope == "prompt" else "task",
             prompt=prompt,
             provenance=Provenance(
-                method="zero-shot", generator_model=self.backend.model_id,
+                method="zero-shot", generator_model=model_name(self.backend),
                 max_themes=self.max_themes, max_tips=self.max_tips,
                 source_sha256=source.sha256 if source else None,
             ),
