@@ -103,5 +103,5 @@ async def test_structurer_oversized_output_is_cut_to_limits(seed_dir, seeing, ba
     config = LearnConfig(task="t2i", k=2, t_max=0, max_themes=3, max_tips=2)
     result = await RubricLearner(backend_for(server), config).learn(seeds, tmp_path / "s.jsonl")
     assert [len(t.tips) for t in result.rubric.themes] == [2, 2, 2]
-    structure_request = [r for r in server.seen if "Consolidate" in r.text][0]
+    structure_request = next(r for r in server.seen if "Consolidate" in r.text)
     assert "at most 3 themes" in structure_request.text and "at most 2 tips" in structure_request.text
