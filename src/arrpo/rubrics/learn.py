@@ -1,0 +1,387 @@
+"""Few-shot rubric learning from labelled pairs: generate → label-blind verify → refine → structure.
+
+For each seed pair the generator sees both images and which one people preferred and writes K
+criteria explaining the preference. The verifier is the ordinary :class:`~arrpo.judge.PairwiseJudge`
+given only those criteria as a flat rubric and the *unlabelled* pair (A/B exactly as in the seed
+file, shown in an order the judge picks from the content hash, or in both orders). If it does not
+reproduce the preference, the refiner gets the old criteria and what the verifier decided and
+writes new ones, up to ``t_max`` times; then the pair is dropped. Verified criteria of all pairs
+are consolidated into one Theme-Tips rubric (:mod:`arrpo.rubrics.structure`), optionally after
+MCR² diversity selection (:mod:`arrpo.rubrics.mcr`).
+
+Every finished pair is appended to a state file, so a killed run resumes where it stopped and,
+with the same cached responses, ends with the same rubric as an uninterrupted run.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, Field
+
+from arrpo._sync import run_sync
+from arrpo.images import ImageError
+from arrpo.judge import IMAGE_LABELS, PairwiseJudge
+from arrpo.prompts import render
+from arrpo.rubric import Provenance, Rubric
+from arrpo.rubrics.ask import CRITERIA_SCHEMA, CRITERIA_SHAPE, ask_json, model_name
+from arrpo.rubrics.guide import Guide
+from arrpo.rubrics.mcr import Embedder, select_diverse
+from arrpo.rubrics.parsing import CriteriaReply, parse_criteria
+from arrpo.rubrics.seeds import LoadedPair, SeedPair, SeedSet
+from arrpo.rubrics.state import open_state, read_state
+from arrpo.rubrics.structure import pool_criteria, structure_criteria
+from arrpo.schema import Order, Task, Usage, Verdict, Winner
+from arrpo.vlm.base import BackendError, Message, VLMBackend
+
+PairStatus = Literal["passed_first", "refined", "dropped", "bad_input"]
+VERIFIED: tuple[PairStatus, ...] = ("passed_first", "refined")
+
+#: Labels the generator and refiner see before each image (they may know the preference).
+PREFERRED_LABEL = "Preferred image:"
+OTHER_LABEL = "Other image:"
+SOURCE_LABEL = "Source image (before editing):"
+
+
+class LearnConfig(BaseModel):
+    """Settings of a learning run (defaults follow the paper: K = 5, T_max = 5, 10 × 4 rubric)."""
+
+    task: Task
+    k: int = Field(5, ge=1, description="Criteria generated per pair.")
+    t_max: int = Field(5, ge=0, description="Refinements per pair before it is dropped.")
+    verify_order: Literal["random", "both"] = Field(
+        "random", description="'random': one order from the content hash; 'both': both orders must agree."
+    )
+    seed: int = Field(0, description="Salt of the verifier's random order.")
+    max_themes: int = Field(10, ge=1)
+    max_tips: int = Field(4, ge=0)
+    mcr_select: int | None = Field(None, ge=1, description="Keep this many criteria by MCR² before structuring.")
+    parse_retries: int = Field(2, ge=0, description="Repair requests after an unusable generator reply.")
+    pair_concurrency: int = Field(8, ge=1, description="Pairs learned at once.")
+    temperature: float = 0.0
+    max_tokens: int = 2048
+    max_pixels: int | None = Field(None, description="Downscale seed images above this many pixels.")
+
+    def fingerprint(self) -> dict[str, object]:
+        """The settings that decide a pair's outcome (fixed for the life of a state file)."""
+        return self.model_dump(include={"task", "k", "t_max", "verify_order", "seed", "parse_retries",
+                                        "temperature", "max_tokens", "max_pixels"})
+
+
+class VerifyAttempt(BaseModel):
+    """One label-blind verification of a set of criteria."""
+
+    criteria: list[str]
+    winner: Winner = Field(description="What the verifier chose, in the seed file's A/B terms.")
+    correct: bool
+    orders: list[Order] = Field(default_factory=list, description="Orders the pair was shown in.")
+    reason: str | None = None
+    invalid_reason: str | None = None
+
+
+class PairOutcome(BaseModel):
+    """The record of one pair (one line of the state file)."""
+
+    id: str
+    status: PairStatus
+    attempts: list[VerifyAttempt] = Field(default_factory=list)
+    criteria: list[str] = Field(default_factory=list, description="Verified criteria (passed pairs).")
+    rejected: list[str] = Field(
+        default_factory=list, description="Generated criteria discarded for naming an image by position or label."
+    )
+    note: str | None = None
+    usage: Usage = Field(default_factory=Usage)
+
+    @property
+    def refinements(self) -> int:
+        return max(0, len(self.attempts) - 1)
+
+
+class PairBackendError(RuntimeError):
+    """The backend failed for a pair (not the model's judgement): the pair stays unfinished."""
+
+
+class LearnSummary(BaseModel):
+    """Counts of a run; rates are over pairs that reached a verdict (passed, refined, dropped)."""
+
+    pairs: int
+    passed_first: int = 0
+    refined: int = 0
+    dropped: int = 0
+    bad_input: int = 0
+    failed: int = 0
+    mean_attempts: float = 0.0
+
+    @property
+    def decided(self) -> int:
+        return self.passed_first + self.refined + self.dropped
+
+    def rate(self, count: int) -> float:
+        return count / self.decided if self.decided else 0.0
+
+    @classmethod
+    def of(cls, total: int, outcomes: list[PairOutcome], failed: int = 0) -> LearnSummary:
+        counts = {status: sum(o.status == status for o in outcomes) for status in PairStatus.__args__}  # type: ignore[attr-defined]
+        decided = [o for o in outcomes if o.status != "bad_input"]
+        mean = sum(len(o.attempts) for o in decided) / len(decided) if decided else 0.0
+        return cls(pairs=total, failed=failed, mean_attempts=mean, **counts)
+
+
+@dataclass
+class LearnResult:
+    """Outcome of :meth:`RubricLearner.learn`: the rubric (None when it could not be built)."""
+
+    rubric: Rubric | None
+    outcomes: list[PairOutcome]
+    summary: LearnSummary
+    errors: dict[str, str] = field(default_factory=dict)
+    resumed: int = 0
+    message: str | None = None
+
+
+class RubricLearner:
+    """Learn a Theme-Tips rubric from labelled pairs.
+
+    Args:
+        backend: the VLM used for generation, verification, refinement and structuring.
+        config: :class:`LearnConfig`.
+        guide: optional guide exemplars shown to the generator and refiner ("w/ guide").
+        embedder: texts → embeddings for MCR² (default: the local sentence-transformers model).
+    """
+
+    def __init__(
+        self,
+        backend: VLMBackend,
+        config: LearnConfig,
+        *,
+        guide: Guide | None = None,
+        embedder: Embedder | None = None,
+    ):
+        self.backend = backend
+        self.config = config
+        self.guide = guide
+        self.embedder = embedder
+        self.verifier = PairwiseJudge(
+            backend, order=config.verify_order, on_disagree="tie", seed=config.seed, parse_retries=1
+        )
+
+    # --------------------------------------------------------------- one pair
+    def generation_messages(
+        self, pair: LoadedPair, previous: list[str] | None = None, feedback: str | None = None
+    ) -> list[Message]:
+        """The generator's (``previous is None``) or refiner's request; it shows the label."""
+        parts: list = self.guide.parts(pair.pair.task) if self.guide else []
+        if pair.source is not None:
+            parts += [SOURCE_LABEL, pair.source]
+        parts += [PREFERRED_LABEL, pair.preferred_image, OTHER_LABEL, pair.other_image]
+        common = {"task": pair.pair.task, "prompt": pair.pair.prompt, "k": self.config.k}
+        if previous is None:
+            text = render("rubric_generate", guide=self.guide is not None, **common)
+        else:
+            text = render("rubric_refine", previous=previous, feedback=feedback, **common)
+        return [Message.user(*parts, text)]
+
+    async def _criteria(
+        self, pair: LoadedPair, previous: list[str] | None, feedback: str | None
+    ) -> tuple[CriteriaReply, Usage]:
+        asked = await ask_json(
+            self.backend,
+            self.generation_messages(pair, previous, feedback),
+            lambda reply: parse_criteria(reply, self.config.k),
+            lambda parsed: parsed.problem,
+            shape=CRITERIA_SHAPE,
+            schema=CRITERIA_SCHEMA,
+            retries=self.config.parse_retries,
+            temperature=self.config.temperature,
+            max_tokens=self.config.max_tokens,
+        )
+        return asked.parsed, asked.usage
+
+    async def verify(self, pair: LoadedPair, criteria: list[str]) -> Verdict:
+        """Judge the unlabelled pair with only ``criteria`` as the rubric."""
+        rubric = Rubric.from_criteria(criteria, task=pair.pair.task)
+        return await self.verifier.judge(pair.comparison(rubric))
+
+    async def learn_pair(self, pair: SeedPair) -> PairOutcome:
+        """Generate, verify and refine one pair.
+
+        Raises:
+            PairBackendError: the backend failed (the pair should be tried again later).
+        """
+        try:
+            loaded = await asyncio.to_thread(pair.load, self.config.max_pixels)
+        except ImageError as exc:
+            return PairOutcome(id=pair.id, status="bad_input", note=str(exc))
+        usage = Usage()
+        attempts: list[VerifyAttempt] = []
+        rejected: list[str] = []
+        previous: list[str] | None = None
+        feedback: str | None = None
+        for round_ in range(self.config.t_max + 1):
+            stage = "generator" if previous is None else "refiner"
+            try:
+                reply, used = await self._criteria(loaded, previous, feedback)
+            except BackendError as exc:
+                raise PairBackendError(f"{stage}: {exc}") from exc
+            usage = usage + used
+            rejected += reply.rejected
+            if reply.problem is not None:
+                note = f"{stage} gave no usable criteria: {reply.problem}"
+                return PairOutcome(id=pair.id, status="dropped", attempts=attempts, rejected=rejected,
+                                   note=note, usage=usage)
+            verdict = await self.verify(loaded, reply.criteria)
+            usage = usage + verdict.usage
+            if _backend_failed(verdict):
+                raise PairBackendError(f"verifier: {verdict.invalid_reason}")
+            correct = verdict.winner == pair.preferred
+            attempts.append(
+                VerifyAttempt(
+                    criteria=reply.criteria, winner=verdict.winner, correct=correct,
+                    orders=[a.order for a in verdict.answers], reason=verdict.reason,
+                    invalid_reason=verdict.invalid_reason,
+                )
+            )
+            if correct:
+                status: PairStatus = "passed_first" if round_ == 0 else "refined"
+                return PairOutcome(id=pair.id, status=status, attempts=attempts, criteria=reply.criteria,
+                                   rejected=rejected, usage=usage)
+            previous, feedback = reply.criteria, verifier_feedback(verdict, pair.preferred, pair.task)
+        note = f"not verified after {self.config.t_max} refinement(s)"
+        return PairOutcome(id=pair.id, status="dropped", attempts=attempts, rejected=rejected, note=note,
+                           usage=usage)
+
+    # ---------------------------------------------------------------- the run
+    async def learn(
+        self,
+        seeds: SeedSet,
+        state_path: str | Path,
+        *,
+        on_outcome: Callable[[PairOutcome], None] | None = None,
+        on_error: Callable[[SeedPair, str], None] | None = None,
+        allow_incomplete: bool = False,
+    ) -> LearnResult:
+        """Learn every pair not yet in ``state_path``, then build the rubric.
+
+        Pairs whose backend calls failed stay unfinished (listed in ``errors``); the rubric is built
+        only when every pair is finished, unless ``allow_incomplete``.
+        """
+        fingerprint = self.fingerprint(seeds)
+        done_records = read_state(state_path, fingerprint)
+        ids = {p.id for p in seeds.pairs}
+        done = {i: PairOutcome.model_validate(r) for i, r in done_records.items() if i in ids}
+        resumed = len(done)
+        todo = [p for p in seeds.pairs if p.id not in done]
+        errors: dict[str, str] = {}
+        writer = open_state(state_path, fingerprint)
+        gate = asyncio.Semaphore(self.config.pair_concurrency)
+
+        async def one(pair: SeedPair) -> None:
+            async with gate:
+                try:
+                    outcome = await self.learn_pair(pair)
+                except PairBackendError as exc:
+                    errors[pair.id] = str(exc)
+                    if on_error:
+                        on_error(pair, str(exc))
+                    return
+            await asyncio.to_thread(writer.write, {"kind": "pair", **outcome.model_dump(mode="json")})
+            done[pair.id] = outcome
+            if on_outcome:
+                on_outcome(outcome)
+
+        tasks = [asyncio.ensure_future(one(p)) for p in todo]
+        try:
+            await asyncio.gather(*tasks)
+        finally:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            writer.close()
+
+        outcomes = [done[p.id] for p in seeds.pairs if p.id in done]
+        summary = LearnSummary.of(len(seeds.pairs), outcomes, failed=len(errors))
+        result = LearnResult(rubric=None, outcomes=outcomes, summary=summary, errors=errors, resumed=resumed)
+        if errors and not allow_incomplete:
+            result.message = f"{len(errors)} pair(s) failed with backend errors; run again to retry them"
+            return result
+        if not any(o.status in VERIFIED for o in outcomes):
+            result.message = "no pair was verified, so there are no criteria to build a rubric from"
+            return result
+        result.rubric = await self.build_rubric(outcomes, seeds, summary)
+        return result
+
+    def learn_sync(self, seeds: SeedSet, state_path: str | Path, **kwargs) -> LearnResult:
+        """Blocking :meth:`learn`."""
+        return run_sync(self.learn(seeds, state_path, **kwargs))
+
+    def fingerprint(self, seeds: SeedSet) -> dict[str, object]:
+        return {
+            **self.config.fingerprint(),
+            "model": model_name(self.backend),
+            "seed_file_sha256": seeds.sha256,
+            "guide_sha256": self.guide.sha256 if self.guide else None,
+        }
+
+    async def build_rubric(self, outcomes: list[PairOutcome], seeds: SeedSet, summary: LearnSummary) -> Rubric:
+        """Pool the verified criteria (seed order), optionally select by MCR², and structure them."""
+        cfg = self.config
+        pool = [text for text, _ in pool_criteria([o.criteria for o in outcomes if o.status in VERIFIED])]
+        selected = pool
+        if cfg.mcr_select and len(pool) > cfg.mcr_select:
+            indices = await asyncio.to_thread(select_diverse, pool, cfg.mcr_select, self.embedder)
+            selected = [pool[i] for i in indices]
+        structured = await structure_criteria(
+            self.backend, selected, cfg.task, max_themes=cfg.max_themes, max_tips=cfg.max_tips,
+            retries=cfg.parse_retries, temperature=cfg.temperature,
+        )
+        provenance = Provenance(
+            method="learned",
+            generator_model=model_name(self.backend),
+            seed_file_sha256=seeds.sha256,
+            k=cfg.k,
+            t_max=cfg.t_max,
+            pairs=summary.pairs,
+            passed_first=summary.passed_first,
+            refined=summary.refined,
+            dropped=summary.dropped,
+            bad_input=summary.bad_input,
+            seed_format=seeds.format,
+            verify_order=cfg.verify_order,
+            guide_sha256=self.guide.sha256 if self.guide else None,
+            criteria_pool=len(pool),
+            criteria_structured=len(selected),
+            mcr_select=cfg.mcr_select,
+            structure=structured.method,
+            structure_problem=structured.problem,
+            max_themes=cfg.max_themes,
+            max_tips=cfg.max_tips,
+        )
+        return Rubric(themes=structured.themes, task=cfg.task, scope="task", provenance=provenance)
+
+
+def _backend_failed(verdict: Verdict) -> bool:
+    """Whether an invalid verdict came from backend failures rather than the model's answers."""
+    if verdict.winner != "invalid" or not verdict.answers:
+        return False
+    return all((a.invalid_reason or "").startswith(("backend error", "backend failed")) for a in verdict.answers)
+
+
+def verifier_feedback(verdict: Verdict, preferred: str, task: Task) -> str:
+    """What the refiner is told the verifier decided (completes "the evaluator ...")."""
+    if verdict.winner == "tie":
+        return ("gave different answers depending on the order in which the two images were shown, so the "
+                "criteria do not separate the images clearly.")
+    if verdict.winner == "invalid":
+        return f"could not reach a usable decision ({verdict.invalid_reason})."
+    answer = next((a for a in verdict.answers if a.reason), None)
+    if answer is None:
+        return "chose the other image."
+    label_1, label_2 = (label.rstrip(":") for label in IMAGE_LABELS[task])
+    preferred_first = (answer.order == "AB") == (preferred == "A")
+    mapping = (f"{label_1} was the preferred image and {label_2} the other one" if preferred_first
+               else f"{label_1} was the other image and {label_2} the preferred one")
+    return f"chose the other image. Its reasoning ({mapping}): {answer.reason}"

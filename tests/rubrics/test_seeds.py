@@ -1,0 +1,157 @@
+"""Seed formats, each parsed from a fixture in its exact upstream schema."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from arrpo.rubrics import LearnConfig, RubricLearner, SeedFileError, read_seeds
+from arrpo.rubrics.seeds import mjbench_coin
+
+from .conftest import write_png
+
+
+def test_project_jsonl(tmp_path):
+    for name, color in (("a.png", (1, 2, 3)), ("b.png", (4, 5, 6)), ("s.png", (7, 8, 9))):
+        write_png(tmp_path / "img" / name, color)
+    path = tmp_path / "seeds.jsonl"
+    path.write_text(
+        json.dumps({"id": "p1", "prompt": "a cat", "image_a": "img/a.png", "image_b": "img/b.png", "label": "B"})
+        + "\n\n"
+        + json.dumps({"instruction": "a dog", "image_a": "img/b.png", "image_b": "img/a.png", "label": "A"})
+        + "\n"
+    )
+    seeds = read_seeds(path, task="t2i")
+    assert seeds.format == "jsonl" and len(seeds.pairs) == 2
+    first, second = seeds.pairs
+    assert (first.id, first.prompt, first.preferred, first.image_a.name) == ("p1", "a cat", "B", "a.png")
+    assert second.id == "line-3" and second.prompt == "a dog"
+    edit = tmp_path / "edit.jsonl"
+    edit.write_text(json.dumps({"id": "e", "prompt": "make it red", "source": "img/s.png",
+                                "image_a": "img/a.png", "image_b": "img/b.png", "label": "A"}) + "\n")
+    assert read_seeds(edit).pairs[0].task == "edit"
+    with pytest.raises(SeedFileError, match="'edit' pair but the task is 't2i'"):
+        read_seeds(edit, task="t2i")
+
+
+@pytest.mark.parametrize(
+    ("line", "message"),
+    [
+        ({"id": "x", "prompt": "p", "image_a": "a.png", "image_b": "b.png"}, "has no 'label'"),
+        ({"id": "x", "prompt": "p", "image_a": "a.png", "image_b": "b.png", "label": "C"}, "label"),
+        ({"id": "x", "prompt": "p", "image_a": "missing.png", "image_b": "b.png", "label": "A"}, "not found"),
+        ("not json", "seeds.jsonl:1"),
+    ],
+)
+def test_project_jsonl_errors_name_the_problem(tmp_path, line, message):
+    write_png(tmp_path / "a.png", (0, 0, 0))
+    write_png(tmp_path / "b.png", (9, 9, 9))
+    path = tmp_path / "seeds.jsonl"
+    path.write_text((json.dumps(line) if isinstance(line, dict) else line) + "\n")
+    with pytest.raises(SeedFileError, match=message):
+        read_seeds(path, task="t2i")
+
+
+def test_authors_t2i_and_edit_json(tmp_path):
+    # exactly the shape of the authors' examples/seed_t2i_pairwise.json and seed_edit_pairwise.json
+    for name in ("image_1_1.png", "image_1_2.png", "image_2_1.png", "image_3_1.png", "image_3_2.png"):
+        write_png(tmp_path / "assets" / "images_test" / name, (len(name), 0, 0))
+    t2i = tmp_path / "seed_t2i_pairwise.json"
+    t2i.write_text(json.dumps([
+        {"query": "A quiet courtyard in autumn.",
+         "response": ["assets/images_test/image_1_1.png", "assets/images_test/image_1_2.png"],
+         "label_rank": [2, 1]},
+        {"prompt": "A tea house at dusk.",
+         "response": ["assets/images_test/image_3_1.png", "assets/images_test/image_3_2.png"],
+         "label_rank": [1, 2]},
+        {"instruction": "Three candidates, ranked.",
+         "images": ["assets/images_test/image_1_1.png", "assets/images_test/image_1_2.png",
+                    "assets/images_test/image_2_1.png"],
+         "label_rank": [2, 1, 2]},
+    ], indent=2))
+    seeds = read_seeds(t2i, task="t2i")
+    assert seeds.format == "authors"
+    assert [(p.id, p.preferred) for p in seeds.pairs] == [
+        ("item-0", "B"), ("item-1", "A"), ("item-2:0-1", "B"), ("item-2:1-2", "A")]
+    assert seeds.skipped == ["item-2: candidates 0 and 2 share rank 2"]
+
+    edit = tmp_path / "seed_edit_pairwise.json"
+    edit.write_text(json.dumps([
+        {"query": "Add a red lantern to the scene while preserving the original composition.",
+         "source_image": "assets/images_test/image_1_1.png",
+         "edited_images": ["assets/images_test/image_1_2.png", "assets/images_test/image_2_1.png"],
+         "label_rank": [1, 2]},
+        {"instruction": "Old layout: base first in response.",
+         "response": ["assets/images_test/image_3_1.png", "assets/images_test/image_3_2.png",
+                      "assets/images_test/image_2_1.png"],
+         "label_rank": [2, 1]},
+    ]))
+    pairs = read_seeds(edit, task="edit").pairs
+    assert [p.task for p in pairs] == ["edit", "edit"]
+    assert pairs[0].source.name == "image_1_1.png" and pairs[0].preferred == "A"
+    assert pairs[1].source.name == "image_3_1.png" and pairs[1].image_a.name == "image_3_2.png"
+    assert pairs[1].preferred == "B"
+
+
+def test_authors_json_without_source_for_edit_is_an_error(tmp_path):
+    write_png(tmp_path / "a.png", (0, 0, 0))
+    write_png(tmp_path / "b.png", (1, 1, 1))
+    path = tmp_path / "seeds.json"
+    path.write_text(json.dumps([{"query": "q", "response": ["a.png", "b.png"], "label_rank": [1, 2]}]))
+    with pytest.raises(SeedFileError, match="without 'source_image'"):
+        read_seeds(path, task="edit")
+
+
+def test_mjbench_fixture_schema_randomises_a_b(tmp_path):
+    items = []
+    for i in range(40):
+        write_png(tmp_path / f"human_{i}.jpg", (200, 200, 200))
+        write_png(tmp_path / f"human_{i}_edited_face.jpg", (20, 20, 20))
+        items.append({"caption": f"A person number {i}.", "label_0": 1,
+                      "image_1": f"human_{i}_edited_face.jpg", "image_0": f"human_{i}.jpg"})
+    path = tmp_path / "captions_human.json"
+    path.write_text(json.dumps(items, indent=4))
+    seeds = read_seeds(path, task="t2i")
+    assert seeds.format == "mjbench" and len(seeds.pairs) == 40
+    preferred = [p.image_a if p.preferred == "A" else p.image_b for p in seeds.pairs]
+    assert all("_edited" not in p.name for p in preferred)
+    a_share = sum(p.preferred == "A" for p in seeds.pairs) / 40
+    assert 0.25 <= a_share <= 0.75
+    again = read_seeds(path, task="t2i")
+    assert again.pairs == seeds.pairs
+    other_seed = read_seeds(path, task="t2i", seed=1)
+    assert [p.preferred for p in other_seed.pairs] != [p.preferred for p in seeds.pairs]
+    assert mjbench_coin("c", "a", "b") == mjbench_coin("c", "a", "b")
+
+
+async def test_mjbench_real_data_end_to_end(shared_data, seeing, backend_for, tmp_path):
+    path = shared_data / "mjbench-artifacts" / "human" / "captions_human.json"
+    if not path.exists():
+        pytest.skip(f"{path} not present")
+    seeds = read_seeds(path, task="t2i")
+    assert len(seeds.pairs) == 100
+    assert 30 <= sum(p.preferred == "A" for p in seeds.pairs) <= 70
+    for pair in seeds.pairs:
+        preferred = pair.image_a if pair.preferred == "A" else pair.image_b
+        assert "_edited" not in preferred.name and pair.image_a.is_file() and pair.image_b.is_file()
+    seeds.pairs = seeds.pairs[:3]
+    _, server = seeing()
+    learner = RubricLearner(backend_for(server), LearnConfig(task="t2i", k=2, t_max=1, max_pixels=64 * 64))
+    result = await learner.learn(seeds, tmp_path / "state.jsonl")
+    assert result.summary.decided == 3 and result.summary.bad_input == 0
+    judged = [r for r in server.seen if '"rank"' in r.text]
+    assert judged and all(len(r.images()) == 2 for r in judged)
+    assert all(im.width * im.height <= 64 * 64 for r in judged for im in r.images())  # --max-pixels
+
+
+async def test_corrupt_seed_image_is_bad_input_not_a_crash(seed_dir, seeing, backend_for, tmp_path):
+    path = seed_dir(["first", "first"])
+    (path.parent / "1_a.png").write_bytes(b"\x89PNG\r\n\x1a\n garbage")
+    _, server = seeing()
+    result = await RubricLearner(backend_for(server), LearnConfig(task="t2i", k=2, t_max=0)).learn(
+        read_seeds(path, task="t2i"), tmp_path / "state.jsonl")
+    statuses = {o.id: o.status for o in result.outcomes}
+    assert statuses == {"first-0": "passed_first", "first-1": "bad_input"}
+    assert "1_a.png" in result.outcomes[1].note
+    assert result.rubric is not None and result.summary.bad_input == 1
