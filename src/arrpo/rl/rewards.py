@@ -94,7 +94,7 @@ def group_advantages(
     n_invalid = sum(w not in ("A", "B", "tie") for w in winners)
     wins = [0.0] * group_size
     games = [0] * group_size
-    for (i, j), w in zip(pairs, winners):
+    for (i, j), w in zip(pairs, winners, strict=True):
         if w not in ("A", "B"):
             continue
         games[i] += 1
@@ -114,14 +114,14 @@ def group_advantages(
         adv = list(rewards)
     elif preset == "zscore":
         rewards = list(rate)
-        valid = [r for r, m in zip(rate, mask) if m]
+        valid = [r for r, m in zip(rate, mask, strict=True) if m]
         mean = sum(valid) / len(valid)
         std = (sum((r - mean) ** 2 for r in valid) / len(valid)) ** 0.5
-        adv = [(r - mean) / (std + eps) if m else 0.0 for r, m in zip(rate, mask)]
+        adv = [(r - mean) / (std + eps) if m else 0.0 for r, m in zip(rate, mask, strict=True)]
     else:
         raise ValueError(f"unknown reward preset {preset!r}")
-    rewards = [r if m else 0.0 for r, m in zip(rewards, mask)]
-    adv = [a if m else 0.0 for a, m in zip(adv, mask)]
+    rewards = [r if m else 0.0 for r, m in zip(rewards, mask, strict=True)]
+    adv = [a if m else 0.0 for a, m in zip(adv, mask, strict=True)]
     if clip is not None:
         adv = [max(-clip, min(clip, a)) for a in adv]
     return GroupOutcome(rewards, adv, mask, rate, len(pairs), n_tie, n_invalid)
