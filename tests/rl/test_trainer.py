@@ -123,9 +123,9 @@ def test_invalid_raising_and_slow_judges_do_not_crash(tmp_path, make_policy):
 def test_nan_guard_skips_the_update(tmp_path, make_policy):
     tr = _trainer(tmp_path, make_policy, train={"iterations": 2, "overlap": False})
     before = _lora(tr)
-    name, param = next((n, p) for n, p in tr.policy.transformer.named_parameters() if "lora_A" in n)
+    param = next(p for n, p in tr.policy.transformer.named_parameters() if "lora_A" in n)
     hook = param.register_hook(lambda g: torch.full_like(g, float("nan")))
-    (metrics,) = [tr.step()]
+    metrics = tr.step()
     hook.remove()
     assert metrics["skipped_updates"] == 1 and metrics["grad_norm"] is None
     assert all(torch.equal(before[n], p) for n, p in _lora(tr).items())
