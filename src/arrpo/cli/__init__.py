@@ -23,6 +23,7 @@ COMMAND_MODULES = [
     "judge",
     "rubric",
     "eval",
+    "train",
 ]
 
 

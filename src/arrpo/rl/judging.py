@@ -1,0 +1,116 @@
+"""Judges as the trainer sees them, and the background thread that keeps judging off the critical path.
+
+Any object with ``async def judge(comparison) -> Verdict`` is a judge. :func:`build_judge` makes the
+real rubric-conditioned VLM judge from the config (imported lazily from ``arrpo.judge`` and
+``arrpo.vlm``); :class:`ChannelMeanJudge` is a deterministic programmatic judge for tests and demos.
+:class:`BackgroundJudging` runs an asyncio loop in a thread; each batch of comparisons becomes a
+``concurrent.futures.Future`` and never raises: an exception or timeout becomes an ``invalid`` verdict.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import threading
+import time
+from concurrent.futures import Future
+from typing import Protocol
+
+from arrpo.schema import Comparison, Verdict
+
+
+class Judge(Protocol):
+    """The judge interface the trainer consumes."""
+
+    async def judge(self, comparison: Comparison) -> Verdict: ...
+
+
+class ChannelMeanJudge:
+    """Prefers the image with the higher (``reverse``: lower) mean of one RGB channel.
+
+    ``latency`` seconds of simulated delay per comparison (for benchmarks); ``fail_every`` makes
+    every n-th comparison invalid and ``raise_every`` raise (for robustness tests).
+    """
+
+    def __init__(self, channel: int = 0, reverse: bool = False, latency: float = 0.0, fail_every: int = 0, raise_every: int = 0):
+        self.channel, self.reverse, self.latency = channel, reverse, latency
+        self.fail_every, self.raise_every = fail_every, raise_every
+        self.calls = 0
+
+    def score(self, image) -> float:
+        pixels = list(image.to_pil().getdata(band=self.channel))
+        return sum(pixels) / len(pixels)
+
+    async def judge(self, comparison: Comparison) -> Verdict:
+        self.calls += 1
+        n = self.calls
+        if self.latency:
+            await asyncio.sleep(self.latency)
+        if self.raise_every and n % self.raise_every == 0:
+            raise RuntimeError(f"scripted judge failure on call {n}")
+        if self.fail_every and n % self.fail_every == 0:
+            return Verdict(id=comparison.id, winner="invalid", invalid_reason="scripted invalid answer")
+        a, b = self.score(comparison.image_a), self.score(comparison.image_b)
+        if self.reverse:
+            a, b = -a, -b
+        winner = "A" if a > b else "B" if b > a else "tie"
+        return Verdict(id=comparison.id, winner=winner, reason=f"channel {self.channel} means {a:.2f} vs {b:.2f}")
+
+
+def build_judge(cfg) -> Judge:
+    """The judge described by a :class:`arrpo.rl.config.JudgeConfig` (VLM judge built lazily)."""
+    if cfg.builtin is not None:
+        return ChannelMeanJudge(channel=0, reverse=cfg.builtin.endswith("reversed"))
+    if not cfg.endpoint or not cfg.model:
+        raise ValueError("judge.endpoint and judge.model are required (or set judge.builtin for a demo judge)")
+    from arrpo.judge import PairwiseJudge
+    from arrpo.vlm import build_backend
+
+    backend = build_backend(
+        endpoint=cfg.endpoint, model=cfg.model,
+        api_key=os.environ.get(cfg.api_key_env) if cfg.api_key_env else None,
+        timeout=cfg.timeout, max_concurrency=cfg.max_concurrency, max_retries=cfg.max_retries,
+        cache_path=cfg.cache_path,
+    )  # fmt: skip
+    return PairwiseJudge(backend, order=cfg.order, on_disagree=cfg.on_disagree)
+
+
+def load_rubric(path: str | None):
+    """The rubric file of the judge config, or None for the direct judge."""
+    if not path:
+        return None
+    from arrpo.rubric import Rubric
+
+    return Rubric.load(path)
+
+
+class BackgroundJudging:
+    """Judge batches of comparisons concurrently on a private event loop thread."""
+
+    def __init__(self, judge: Judge, timeout: float = 600.0):
+        self.judge = judge
+        self.timeout = timeout
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._loop.run_forever, name="arrpo-judge", daemon=True)
+        self._thread.start()
+
+    async def _one(self, comparison: Comparison) -> Verdict:
+        start = time.perf_counter()
+        try:
+            return await asyncio.wait_for(self.judge.judge(comparison), self.timeout)
+        except asyncio.TimeoutError:
+            reason = f"judge timed out after {self.timeout:.0f}s"
+        except Exception as exc:  # a judge failure must never stop training
+            reason = f"judge raised {type(exc).__name__}: {exc}"
+        return Verdict(id=comparison.id, winner="invalid", invalid_reason=reason, latency_s=time.perf_counter() - start)
+
+    async def _many(self, comparisons: list[Comparison]) -> list[Verdict]:
+        return list(await asyncio.gather(*(self._one(c) for c in comparisons)))
+
+    def submit(self, comparisons: list[Comparison]) -> Future:
+        """Start judging; the future's result is one verdict per comparison, in order."""
+        return asyncio.run_coroutine_threadsafe(self._many(comparisons), self._loop)
+
+    def close(self) -> None:
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(timeout=5)

@@ -1,0 +1,44 @@
+"""LoRA adapters on the policy transformer (peft), and their state for checkpoints/export."""
+
+from __future__ import annotations
+
+import torch
+
+
+def add_lora(transformer, *, rank: int, alpha: float, target_modules: list[str], dropout: float = 0.0) -> list[torch.nn.Parameter]:
+    """Freeze ``transformer``, add a LoRA adapter and return its trainable parameters (fp32).
+
+    LoRA weights are kept in float32 even when the base model runs in bf16, so tiny updates are
+    not rounded away.
+    """
+    from peft import LoraConfig
+
+    transformer.requires_grad_(False)
+    config = LoraConfig(
+        r=rank, lora_alpha=alpha, target_modules=list(target_modules), lora_dropout=dropout,
+        init_lora_weights="gaussian",
+    )  # fmt: skip
+    transformer.add_adapter(config)
+    params = [p for p in transformer.parameters() if p.requires_grad]
+    if not params:
+        raise ValueError(f"LoRA matched no module of the transformer for targets {target_modules}")
+    for p in params:
+        p.data = p.data.float()
+    return params
+
+
+def lora_state_dict(transformer) -> dict[str, torch.Tensor]:
+    """The adapter weights (peft names), detached on CPU."""
+    from peft.utils import get_peft_model_state_dict
+
+    return {k: v.detach().cpu().clone() for k, v in get_peft_model_state_dict(transformer).items()}
+
+
+def load_lora_state_dict(transformer, state: dict[str, torch.Tensor]) -> None:
+    """Load weights saved by :func:`lora_state_dict` into the adapter (in place)."""
+    from peft.utils import set_peft_model_state_dict
+
+    result = set_peft_model_state_dict(transformer, state)
+    unexpected = getattr(result, "unexpected_keys", None)
+    if unexpected:
+        raise ValueError(f"LoRA state has keys the model lacks: {unexpected[:5]}")

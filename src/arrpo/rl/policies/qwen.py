@@ -1,0 +1,98 @@
+"""Qwen-Image (T2I) and Qwen-Image-Edit adapters: 2×2-packed tokens of a 3-D (video-style) VAE,
+timestep = σ, text conditioning with an attention mask; Edit appends the source image tokens.
+
+Offline status: the transformer, packing, VAE decode and the edit token layout are exercised in
+tests with tiny random modules; prompt encoding runs the pipeline's own ``encode_prompt`` (a
+Qwen2.5-VL text encoder with its chat template and, for Edit, its vision tower), which needs the
+real tokenizer/processor files and weights and is therefore only run on a machine that has them.
+"""
+
+from __future__ import annotations
+
+import torch
+from PIL import Image
+
+from arrpo.rl.policies.base import Conditioning, FlowPolicy
+
+
+class QwenImagePolicy(FlowPolicy):
+    """Adapter over ``QwenImagePipeline`` (no true CFG during rollouts)."""
+
+    family = "qwen-image"
+
+    @property
+    def _latent_hw(self) -> tuple[int, int]:
+        f = self.vae_scale_factor * 2
+        return 2 * (self.height // f), 2 * (self.width // f)
+
+    def _encode_text(self, prompts: list[str], image=None) -> Conditioning:
+        kwargs = {"image": image} if image is not None else {}
+        with torch.no_grad():
+            embeds, mask = self.pipe.encode_prompt(
+                prompt=prompts, device=self.device, max_sequence_length=self.max_sequence_length, **kwargs
+            )
+        if mask is None:
+            mask = torch.ones(embeds.shape[:2], dtype=torch.long, device=embeds.device)
+        return Conditioning({"embeds": embeds.detach(), "mask": mask.detach()})
+
+    def encode(self, prompts: list[str], sources: list[Image.Image] | None = None) -> Conditioning:
+        return self._encode_text(prompts)
+
+    def initial_noise(self, n: int, generator: torch.Generator) -> torch.Tensor:
+        c = self.transformer.config.in_channels // 4
+        h, w = self._latent_hw
+        noise = torch.randn((n, 1, c, h, w), generator=generator, device=generator.device)
+        return self.pipe._pack_latents(noise, n, c, h, w).to(self.device)
+
+    def _img_shapes(self, n: int) -> list:
+        h, w = self._latent_hw
+        return [[(1, h // 2, w // 2)]] * n
+
+    def _forward(self, tokens, sigma, cond, img_shapes) -> torch.Tensor:
+        return self.model(
+            hidden_states=tokens.to(self.dtype),
+            timestep=sigma.to(self.dtype),
+            encoder_hidden_states=cond["embeds"].to(self.dtype),
+            encoder_hidden_states_mask=cond["mask"],
+            img_shapes=img_shapes,
+            return_dict=False,
+        )[0]
+
+    def velocity(self, latents: torch.Tensor, sigma: torch.Tensor, cond: Conditioning) -> torch.Tensor:
+        return self._forward(latents, sigma, cond, self._img_shapes(latents.shape[0]))
+
+    def decode(self, latents: torch.Tensor) -> list[Image.Image]:
+        vae = self.pipe.vae
+        z = self.pipe._unpack_latents(latents, self.height, self.width, self.vae_scale_factor).to(vae.dtype)
+        mean = torch.tensor(vae.config.latents_mean, device=z.device, dtype=z.dtype).view(1, -1, 1, 1, 1)
+        std = torch.tensor(vae.config.latents_std, device=z.device, dtype=z.dtype).view(1, -1, 1, 1, 1)
+        with torch.no_grad():
+            image = vae.decode(z * std + mean, return_dict=False)[0][:, :, 0]
+        return self.pipe.image_processor.postprocess(image.float(), output_type="pil")
+
+
+class QwenImageEditPolicy(QwenImagePolicy):
+    """Adapter over ``QwenImageEditPipeline``; the source image is resized to the output size."""
+
+    family = "qwen-image-edit"
+    needs_source = True
+
+    def encode(self, prompts: list[str], sources: list[Image.Image] | None = None) -> Conditioning:
+        if not sources or len(sources) != len(prompts):
+            raise ValueError("Qwen-Image-Edit needs one source image per prompt")
+        resized = [s.convert("RGB").resize((self.width, self.height)) for s in sources]
+        cond = self._encode_text(prompts, image=resized)
+        image = self.pipe.image_processor.preprocess(resized, self.height, self.width).unsqueeze(2)
+        c = self.transformer.config.in_channels // 4
+        with torch.no_grad():
+            _, image_latents = self.pipe.prepare_latents(
+                image, len(prompts), c, self.height, self.width, self.dtype, self.device, None
+            )
+        cond.tensors["image_latents"] = image_latents.detach()
+        return cond
+
+    def velocity(self, latents: torch.Tensor, sigma: torch.Tensor, cond: Conditioning) -> torch.Tensor:
+        h, w = self._latent_hw
+        tokens = torch.cat([latents.to(self.dtype), cond["image_latents"].to(self.dtype)], dim=1)
+        shapes = [[(1, h // 2, w // 2), (1, h // 2, w // 2)]] * latents.shape[0]
+        return self._forward(tokens, sigma, cond, shapes)[:, : latents.shape[1]]

@@ -1,0 +1,30 @@
+import pytest
+from pydantic import ValidationError
+
+from arrpo.rl.config import PRESETS, build_config
+
+
+def test_official_presets_match_the_paper():
+    flux = build_config(preset="official-flux")
+    assert (flux.model.family, flux.sampling.num_steps, flux.sampling.eta, flux.sampling.shift) == ("flux", 8, 0.3, 3.0)
+    assert (flux.reward.win, flux.reward.lose, flux.objective.clip_eps, flux.objective.beta) == (1.0, 0.1, 0.2, 0.01)
+    assert (flux.lora.rank, flux.lora.alpha, flux.optim.lr, flux.optim.weight_decay) == (16, 32, 5e-5, 1e-4)
+    assert flux.lora.target_modules == ["to_q", "to_k", "to_v", "to_out.0"] and flux.model.height == 512
+    edit = build_config(preset="official-qwen-edit")
+    assert (edit.model.family, edit.sampling.num_steps, edit.objective.beta) == ("qwen-image-edit", 10, 0.02)
+    assert (edit.lora.rank, edit.lora.alpha, edit.optim.lr) == (32, 64, 1e-5)
+
+
+def test_file_values_override_the_preset():
+    cfg = build_config({"preset": "official-flux", "optim": {"lr": 1e-4}})
+    assert cfg.optim.lr == 1e-4 and cfg.optim.weight_decay == 1e-4
+
+
+def test_invalid_combinations_are_refused():
+    with pytest.raises(ValidationError, match="micro_batch"):
+        build_config({"optim": {"micro_batch": 3}}, preset="official-flux")
+    with pytest.raises(ValidationError):
+        build_config({"sampling": {"num_stepz": 3}})
+    with pytest.raises(ValueError, match="unknown preset"):
+        build_config(preset="nope")
+    assert set(PRESETS) >= {"official-flux", "official-qwen-edit", "tiny-cpu"}
