@@ -61,6 +61,11 @@ class ImageData:
         """``data:<mime>;base64,...`` URL, computed once and reused."""
         return f"data:{self.mime};base64,{self.base64}"
 
+    @cached_property
+    def data_url_json(self) -> bytes:
+        """The data URL as a JSON string literal (it needs no escaping), computed once."""
+        return b'"' + self.data_url.encode("ascii") + b'"'
+
     def to_pil(self) -> Image.Image:
         """Decode to a PIL RGB image (a new object each call)."""
         with Image.open(io.BytesIO(self.data)) as im:
