@@ -14,22 +14,21 @@ torchvision for the Qwen-VL processors.
 
 from __future__ import annotations
 
-import asyncio
 import threading
 import time
-from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from arrpo.images import load_image
 from arrpo.schema import Usage
 from arrpo.vlm.base import (
-    BackendError,
     BackendUnavailable,
     ImagePart,
     Message,
     VLMRequest,
     VLMResponse,
 )
+from arrpo.vlm.batching import MicroBatcher
 
 #: The model used when no endpoint and no model are configured: a small current instruct VLM.
 DEFAULT_LOCAL_MODEL = "Qwen/Qwen3-VL-2B-Instruct"
@@ -98,10 +97,29 @@ def load_advice(model: str, error: BaseException) -> str:
     )
 
 
-@dataclass
-class _Pending:
-    request: VLMRequest
-    future: asyncio.Future
+def hub_reachable(timeout: float = 3.0) -> bool:
+    """Whether a TCP connection to the Hugging Face Hub (or ``HF_ENDPOINT``) opens within ``timeout``."""
+    import os
+    import socket
+    from urllib.parse import urlparse
+
+    url = urlparse(os.environ.get("HF_ENDPOINT") or "https://huggingface.co")
+    port = url.port or (443 if url.scheme == "https" else 80)
+    try:
+        with socket.create_connection((url.hostname or "huggingface.co", port), timeout=timeout):
+            return True
+    except OSError:
+        return False
+
+
+def cached_on_disk(repo_id: str) -> bool:
+    """Whether the hub repository's ``config.json`` is already in the local Hugging Face cache."""
+    try:
+        from huggingface_hub import try_to_load_from_cache
+
+        return isinstance(try_to_load_from_cache(repo_id, "config.json"), str)
+    except Exception:
+        return False
 
 
 class TransformersBackend:
@@ -134,26 +152,25 @@ class TransformersBackend:
         chat_template_kwargs: dict[str, Any] | None = None,
         trust_remote_code: bool = False,
     ):
-        if max_batch_size < 1:
-            raise ValueError("max_batch_size must be at least 1")
         self.model_name = model
         self.device = device
         self.dtype = dtype
         self.max_pixels = max_pixels
-        self.max_batch_size = max_batch_size
-        self.batch_window_s = batch_window_s
         self.local_files_only = local_files_only
         self.chat_template_kwargs = dict(chat_template_kwargs or {})
         self.trust_remote_code = trust_remote_code
-        self.batches = 0  # generate calls made (for tests and benchmarks)
         self._model: Any = None
         self._processor: Any = None
         self._load_error: BackendUnavailable | None = None
         self._load_lock = threading.Lock()
-        self._generate_lock = threading.Lock()
-        self._pending: list[_Pending] = []
-        self._drainer: asyncio.Task | None = None
-        self._loop: asyncio.AbstractEventLoop | None = None
+        self._batcher = MicroBatcher(
+            self._run_batch, max_batch_size=max_batch_size, window_s=batch_window_s, key=_batch_key
+        )
+
+    @property
+    def batches(self) -> int:
+        """``generate`` calls made so far."""
+        return self._batcher.batches
 
     @property
     def model_id(self) -> str:
@@ -189,6 +206,13 @@ class TransformersBackend:
         offline = self.local_files_only
         if offline is None:
             offline = os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes")
+        if not offline and not Path(self.model_name).is_dir() and not hub_reachable():
+            # Without this check from_pretrained spends minutes retrying an unreachable hub.
+            if not cached_on_disk(self.model_name):
+                raise BackendUnavailable(load_advice(
+                    self.model_name, OSError("not in the local Hugging Face cache, and the Hub is unreachable")
+                ))
+            offline = True
         device = pick_device(self.device)
         dtype = pick_dtype(self.dtype, device)
         common = {"local_files_only": offline, "trust_remote_code": self.trust_remote_code}
@@ -208,57 +232,11 @@ class TransformersBackend:
 
     # ---------------------------------------------------------------- requests
     async def complete(self, request: VLMRequest) -> VLMResponse:
-        loop = asyncio.get_running_loop()
-        if self._loop is not loop:  # a new event loop: forget the old one's queue
-            self._loop, self._pending, self._drainer = loop, [], None
-        future: asyncio.Future = loop.create_future()
-        self._pending.append(_Pending(request, future))
-        if self._drainer is None or self._drainer.done():
-            self._drainer = loop.create_task(self._drain())
-        return await future
-
-    async def _drain(self) -> None:
-        while self._pending:
-            await asyncio.sleep(self.batch_window_s)  # let concurrent callers join the batch
-            batch = self._take_batch()
-            if not batch:
-                continue
-            try:
-                responses = await asyncio.to_thread(self._run_batch, [p.request for p in batch])
-            except BackendError as exc:
-                for item in batch:
-                    if not item.future.done():
-                        item.future.set_exception(exc)
-                continue
-            except Exception as exc:
-                error = BackendError(f"local generation failed: {type(exc).__name__}: {exc}")
-                for item in batch:
-                    if not item.future.done():
-                        item.future.set_exception(error)
-                continue
-            for item, response in zip(batch, responses, strict=True):
-                if not item.future.done():
-                    item.future.set_result(response)
-
-    def _take_batch(self) -> list[_Pending]:
-        """Up to ``max_batch_size`` pending requests that can share one ``generate`` call."""
-        self._pending = [p for p in self._pending if not p.future.done()]
-        if not self._pending:
-            return []
-        key = _batch_key(self._pending[0].request)
-        batch, rest = [], []
-        for item in self._pending:
-            if len(batch) < self.max_batch_size and _batch_key(item.request) == key:
-                batch.append(item)
-            else:
-                rest.append(item)
-        self._pending = rest
-        return batch
+        return await self._batcher.submit(request)
 
     def _run_batch(self, requests: list[VLMRequest]) -> list[VLMResponse]:
         self.load()
-        with self._generate_lock:
-            return self.generate(requests)
+        return self.generate(requests)
 
     def generate(self, requests: list[VLMRequest]) -> list[VLMResponse]:
         """Answer requests of one batch key in one padded ``generate`` call (blocking)."""
@@ -296,7 +274,6 @@ class TransformersBackend:
             options.update(do_sample=False, temperature=None, top_p=None, top_k=None)
         with torch.inference_mode():
             output = model.generate(**inputs, **options)
-        self.batches += 1
         prompt_len = inputs["input_ids"].shape[1]
         stop_ids = _stop_ids(model, tokenizer)
         latency = time.perf_counter() - started
