@@ -94,7 +94,12 @@ class JudgeWorker:
 
     async def judge_chunk(self, chunk: Mapping[str, Any]) -> list[tuple[int, str]]:
         """Judge a packed chunk; returns ``(index, verdict JSON)`` pairs."""
-        judge = self._ensure_judge()
+        from arrpo.vlm.base import BackendUnavailable
+
+        try:
+            judge = self._ensure_judge()
+        except BackendUnavailable as exc:  # a user must act: report it, do not judge
+            return [(-1, str(exc))]
         items = unpack_chunk(chunk)
         verdicts = await judge.judge_many([c for _, c in items])
         return [(index, v.model_dump_json()) for (index, _), v in zip(items, verdicts, strict=True)]
@@ -204,6 +209,10 @@ class RayJudgeRunner:
                     queue.appendleft((number, chunk))
                     self.stats.resubmitted += 1
                     continue
+                if results and results[0][0] == -1:
+                    from arrpo.vlm.base import BackendUnavailable
+
+                    raise BackendUnavailable(results[0][1])
                 for index, payload in results:
                     if index not in yielded:
                         yielded.add(index)

@@ -90,7 +90,14 @@ def open_backend(settings: BackendSettings) -> Metered:
     cache: str | Path | bool | None = (settings.cache_path or None) if settings.cache else False
     if kind in ("transformers", "vllm"):
         local = _open_local(kind, settings)
-        local.load()
+        try:
+            local.load()
+        except BackendUnavailable as exc:
+            if settings.kind == "auto" and not settings.model:
+                raise BackendUnavailable(
+                    "No VLM endpoint is configured, so arrpo tried its in-process default model.\n" + str(exc)
+                ) from exc
+            raise
         return wrap_backend(
             local, max_concurrency=settings.max_concurrency, max_retries=settings.max_retries, cache_path=cache
         )
