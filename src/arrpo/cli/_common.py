@@ -24,6 +24,18 @@ Timeout = Annotated[float, typer.Option("--timeout", min=0.1, help="Seconds per 
 Concurrency = Annotated[int, typer.Option("--concurrency", min=1, help="Model requests in flight at once.")]
 Retries = Annotated[int, typer.Option("--retries", min=0, help="Retries on 429/5xx/timeouts/connection errors.")]
 NoCache = Annotated[bool, typer.Option("--no-cache", help="Do not read or write the response cache.")]
+BackendKind = Annotated[
+    str,
+    typer.Option("--backend", envvar="ARRPO_BACKEND",
+                 help="auto | openai | transformers | vllm. auto: the --endpoint if given, else the "
+                      "in-process transformers model (default Qwen/Qwen3-VL-2B-Instruct)."),
+]
+Device = Annotated[str, typer.Option("--device", help="In-process backends: auto | cpu | cuda | cuda:N | mps.")]
+Ray = Annotated[
+    Optional[str],
+    typer.Option("--ray", metavar="ADDRESS",
+                 help="Batch mode: judge on a Ray cluster (auto = the cluster this machine is in, local = start one)."),
+]
 CachePath = Annotated[Optional[str], typer.Option("--cache-path", help="Response cache file (SQLite).")]
 
 
@@ -36,8 +48,12 @@ def backend_settings(
     retries: int = 4,
     no_cache: bool = False,
     cache_path: str | None = None,
+    backend: str = "auto",
+    device: str = "auto",
 ) -> BackendSettings:
     """Build :class:`BackendSettings` from the shared options."""
+    if backend not in ("auto", "openai", "transformers", "vllm"):
+        raise fail(f"--backend must be auto, openai, transformers or vllm (got {backend!r})")
     return BackendSettings(
         endpoint=endpoint,
         model=model,
@@ -47,10 +63,15 @@ def backend_settings(
         max_retries=retries,
         cache=not no_cache,
         cache_path=cache_path,
+        kind=backend,  # type: ignore[arg-type]
+        device=device,
     )
 
 
 def fail(message: str, code: int = 2) -> typer.Exit:
     """Print ``message`` as an error (no traceback) and return the Exit to raise."""
-    console.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    from rich.markup import escape
+
+    # escaped: messages contain brackets (pip install 'arrpo[vllm]') that rich would eat as markup
+    console.print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
     return typer.Exit(code)

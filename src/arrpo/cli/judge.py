@@ -11,11 +11,14 @@ import typer
 
 from arrpo.cli._common import (
     ApiKeyEnv,
+    BackendKind,
     CachePath,
     Concurrency,
+    Device,
     Endpoint,
     Model,
     NoCache,
+    Ray,
     Retries,
     Timeout,
     backend_settings,
@@ -50,6 +53,9 @@ def judge_command(
     retries: Retries = 4,
     no_cache: NoCache = False,
     cache_path: CachePath = None,
+    backend: BackendKind = "auto",
+    device: Device = "auto",
+    ray: Ray = None,
 ) -> None:
     """Judge which of two images is better for a prompt (optionally under a rubric).
 
@@ -81,7 +87,15 @@ def judge_command(
         except (OSError, ValueError) as exc:
             raise fail(f"cannot read rubric {rubric}: {exc}") from None
 
-    settings = backend_settings(endpoint, model, api_key_env, timeout, concurrency, retries, no_cache, cache_path)
+    settings = backend_settings(endpoint, model, api_key_env, timeout, concurrency, retries, no_cache, cache_path,
+                                backend, device)
+    if ray is not None:
+        if not batch:
+            raise fail("--ray works with --pairs (batch mode)")
+        assert pairs is not None and out is not None
+        options = {"order": order, "on_disagree": on_disagree, "rubric": loaded_rubric}
+        _judge_batch_on_ray(settings, options, pairs, out, images or pairs.parent, retry_invalid, max_pixels, ray)
+        return
     try:
         backend = open_backend(settings)
     except BackendUnavailable as exc:
@@ -187,6 +201,49 @@ async def _judge_batch(judge, pairs_path: Path, out: Path, images_root: Path, re
         bar.close()
         writer.close()
         await judge.backend.aclose()
+    _print_summary(out)
+
+
+def _judge_batch_on_ray(settings, options: dict, pairs_path: Path, out: Path, images_root: Path,
+                        retry_invalid: bool, max_pixels: int | None, address: str) -> None:
+    """Batch mode on a Ray cluster: same pair file, same resumable verdict file."""
+    from arrpo.images import ImageError
+    from arrpo.jsonl import JsonlWriter, iter_records
+    from arrpo.judge import ProgressBar
+    from arrpo.pairs import PairFileError, read_pairs
+    from arrpo.scale.ray_runner import judge_on_ray
+    from arrpo.schema import Verdict
+    from arrpo.vlm import BackendUnavailable
+
+    latest = {str(r["id"]): r.get("winner") for r in iter_records(out) if r.get("id") is not None}
+    done = {i for i, w in latest.items() if not (retry_invalid and w == "invalid")}
+    try:
+        todo = [p for p in read_pairs(pairs_path) if p.id not in done]
+    except (OSError, PairFileError) as exc:
+        raise fail(str(exc)) from None
+    if done:
+        console.print(f"resuming: {len(done)} of {len(todo) + len(done)} pairs already in {out}")
+    bar = ProgressBar(len(todo))
+    with JsonlWriter(out) as writer:
+        comparisons = []
+        for record in todo:
+            try:
+                comparisons.append(record.to_comparison(images_root, rubric=options["rubric"], max_pixels=max_pixels))
+            except (ImageError, ValueError) as exc:
+                verdict = Verdict(id=record.id, winner="invalid", invalid_reason=f"bad input: {exc}")
+                writer.write(verdict.model_dump(mode="json"))
+                bar.advance(verdict)
+        try:
+            for _, verdict in judge_on_ray(comparisons, settings, options, address=address):
+                writer.write(verdict.model_dump(mode="json"))
+                bar.advance(verdict)
+        except BackendUnavailable as exc:
+            bar.close()
+            raise fail(str(exc)) from None
+        except ConnectionError as exc:
+            bar.close()
+            raise fail(f"cannot reach the Ray cluster at {address!r}: {exc}") from None
+    bar.close()
     _print_summary(out)
 
 

@@ -15,7 +15,7 @@ from pydantic import BaseModel, Field
 from arrpo.vlm.base import BackendUnavailable
 from arrpo.vlm.wrappers import Metered
 
-BackendKind = Literal["openai"]
+BackendKind = Literal["auto", "openai", "transformers", "vllm"]
 
 NO_ENDPOINT_HELP = (
     "No VLM endpoint is configured. Point arrpo at any OpenAI-compatible server, e.g.\n"
@@ -28,7 +28,11 @@ NO_ENDPOINT_HELP = (
 class BackendSettings(BaseModel):
     """Which VLM to call and how. Fields left unset fall back to the environment."""
 
-    kind: BackendKind = "openai"
+    kind: BackendKind = Field(
+        "auto",
+        description="openai (an HTTP endpoint), transformers (in-process), vllm (offline vLLM); "
+        "auto: openai when an endpoint is set, else transformers with the default local model.",
+    )
     endpoint: str | None = Field(None, description="OpenAI-compatible base URL, e.g. http://localhost:8000/v1.")
     model: str | None = Field(None, description="Model name the server expects.")
     api_key_env: str | None = Field(
@@ -41,6 +45,15 @@ class BackendSettings(BaseModel):
     cache_path: str | None = Field(None, description="Cache file; default under the user cache dir.")
     json_mode: Literal["auto", "json_object", "off"] = "auto"
     extra_body: dict[str, Any] = Field(default_factory=dict, description="Extra request fields.")
+    device: str = Field("auto", description="In-process backends: auto | cpu | cuda | cuda:N | mps.")
+    dtype: str = Field("auto", description="In-process backends: auto | float32 | bfloat16 | float16.")
+    max_batch_size: int = Field(8, ge=1, description="In-process backends: requests per generate call.")
+
+    def resolved_kind(self) -> Literal["openai", "transformers", "vllm"]:
+        """The backend kind to open: ``auto`` becomes ``openai`` with an endpoint, else ``transformers``."""
+        if self.kind != "auto":
+            return self.kind
+        return "openai" if (self.endpoint or os.environ.get("ARRPO_ENDPOINT")) else "transformers"
 
     def resolved(self) -> BackendSettings:
         """A copy with endpoint/model filled from ``ARRPO_ENDPOINT``/``ARRPO_MODEL`` when unset."""
@@ -63,12 +76,31 @@ class BackendSettings(BaseModel):
 def open_backend(settings: BackendSettings) -> Metered:
     """Open the backend the settings describe, with cache, retries and the concurrency limit.
 
+    With no endpoint configured this is the in-process transformers backend with
+    :data:`~arrpo.vlm.transformers_local.DEFAULT_LOCAL_MODEL`; in-process models are loaded here,
+    so a missing model is reported before any work starts.
+
     Raises:
         BackendUnavailable: nothing usable is configured; the message says what to do.
     """
-    from arrpo.vlm import build_backend
+    from arrpo.vlm import build_backend, wrap_backend
 
     settings = settings.resolved()
+    kind = settings.resolved_kind()
+    cache: str | Path | bool | None = (settings.cache_path or None) if settings.cache else False
+    if kind in ("transformers", "vllm"):
+        local = _open_local(kind, settings)
+        try:
+            local.load()
+        except BackendUnavailable as exc:
+            if settings.kind == "auto" and not settings.model:
+                raise BackendUnavailable(
+                    "No VLM endpoint is configured, so arrpo tried its in-process default model.\n" + str(exc)
+                ) from exc
+            raise
+        return wrap_backend(
+            local, max_concurrency=settings.max_concurrency, max_retries=settings.max_retries, cache_path=cache
+        )
     if not settings.endpoint:
         raise BackendUnavailable(NO_ENDPOINT_HELP)
     if not settings.model:
@@ -76,7 +108,6 @@ def open_backend(settings: BackendSettings) -> Metered:
             f"No model name given for {settings.endpoint}: pass --model NAME or set ARRPO_MODEL "
             "(the server's GET /v1/models lists what it serves)."
         )
-    cache: str | Path | bool | None = (settings.cache_path or None) if settings.cache else False
     return build_backend(
         settings.endpoint,
         settings.model,
@@ -88,3 +119,23 @@ def open_backend(settings: BackendSettings) -> Metered:
         json_mode=settings.json_mode,
         extra_body=settings.extra_body or None,
     )
+
+
+def _open_local(kind: str, settings: BackendSettings) -> Any:
+    """The unwrapped in-process backend (transformers or offline vLLM) for ``settings``."""
+    template_kwargs = settings.extra_body.get("chat_template_kwargs")
+    if kind == "transformers":
+        from arrpo.vlm.transformers_local import DEFAULT_LOCAL_MODEL, TransformersBackend
+
+        return TransformersBackend(
+            settings.model or DEFAULT_LOCAL_MODEL,
+            device=settings.device,
+            dtype=settings.dtype,
+            max_batch_size=settings.max_batch_size,
+            chat_template_kwargs=template_kwargs,
+        )
+    from arrpo.vlm.vllm_offline import VLLMBackend
+
+    if not settings.model:
+        raise BackendUnavailable("--backend vllm needs --model (a hub id or a local folder)")
+    return VLLMBackend(settings.model, dtype=settings.dtype, chat_template_kwargs=template_kwargs)

@@ -1,0 +1,1 @@
+"""Scale-out of judging beyond one process (Ray). Needs the ``ray`` extra."""

@@ -1,0 +1,134 @@
+"""Ray scale-out: an actor pool on a local 2-CPU Ray instance against the scripted VLM server."""
+
+from __future__ import annotations
+
+import os
+import signal
+
+import pytest
+
+from arrpo.judge import PairwiseJudge
+from arrpo.rubric import Rubric, Theme
+from arrpo.scale.ray_runner import RayJudgeRunner, pack_chunk, unpack_chunk
+from arrpo.schema import Comparison, Verdict
+from arrpo.testing.scripted_server import ChatRequest, Reply, ScriptedVLMServer
+from arrpo.vlm import build_backend
+from arrpo.vlm.settings import BackendSettings
+
+ray = pytest.importorskip("ray")
+
+
+@pytest.fixture(scope="module")
+def ray_local():
+    """One local Ray instance for the whole module (start-up takes seconds)."""
+    src = os.path.join(os.path.dirname(__file__), "..", "..", "src")
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False,
+             runtime_env={"env_vars": {"PYTHONPATH": os.path.abspath(src)}})
+    yield
+    ray.shutdown()
+
+
+class RedderWins:
+    """Scripted judge: the image with more red wins; ``broken`` makes every answer garbage."""
+
+    def __init__(self, delay: float = 0.0):
+        self.delay = delay
+        self.broken = False
+
+    def __call__(self, request: ChatRequest) -> Reply:
+        if self.broken:
+            return Reply(text="I cannot decide.", delay=self.delay)
+        first, second = (sum(px[0] for px in im.getdata()) for im in request.images()[-2:])
+        rank = [1, 2] if first >= second else [2, 1]
+        return Reply(text=f'{{"rank": {rank}, "reason": "redder wins"}}', delay=self.delay)
+
+
+def _comparisons(make_image, n: int) -> list[Comparison]:
+    return [
+        Comparison(prompt=f"a red apple #{i}", image_a=make_image((20 * i % 256, 0, 0)),
+                   image_b=make_image((128, 5, 5)), id=f"c{i}")
+        for i in range(n)
+    ]
+
+
+def _essence(verdict: Verdict) -> dict:
+    """A verdict without its timings (which differ run to run)."""
+    data = verdict.model_dump(exclude={"latency_s"})
+    for answer in data["answers"]:
+        answer.pop("latency_s")
+    return data
+
+
+def test_chunks_carry_image_bytes_once_and_round_trip(make_image):
+    shared, other, source = make_image((1, 2, 3)), make_image((4, 5, 6)), make_image((7, 8, 9))
+    rubric = Rubric(themes=[Theme(theme="Fidelity", tips=["Follows the prompt."])])
+    items = [
+        (0, Comparison(prompt="p", image_a=shared, image_b=other, id="x")),
+        (5, Comparison(task="edit", prompt="make it blue", image_a=other, image_b=shared, source=source,
+                       rubric=rubric, id="y")),
+    ]
+    packed = pack_chunk(items)
+    assert len(packed["images"]) == 3  # the shared images travel once
+    assert all(isinstance(blob[0], bytes) for blob in packed["images"].values())
+    unpacked = unpack_chunk(packed)
+    assert [i for i, _ in unpacked] == [0, 5]
+    assert [c.key() for _, c in unpacked] == [c.key() for _, c in items]
+    assert unpacked[1][1].rubric == rubric and unpacked[1][1].source == source
+
+
+def test_ray_verdicts_equal_the_single_process_run(ray_local, make_image, tmp_path):
+    handler = RedderWins()
+    with ScriptedVLMServer(handler) as server:
+        comparisons = _comparisons(make_image, 12)
+        cache = tmp_path / "cache.sqlite"
+        local_backend = build_backend(server.base_url, "scripted", cache_path=cache)
+        expected = PairwiseJudge(local_backend, order="both").judge_many_sync(comparisons)
+        assert {v.winner for v in expected} == {"A", "B"}
+        asked = server.requests
+
+        # Same cached responses: the Ray workers must hit the cache for every request.
+        handler.broken = True
+        settings = BackendSettings(endpoint=server.base_url, model="scripted", cache_path=str(cache))
+        runner = RayJudgeRunner(settings, {"order": "both"}, num_workers=2, chunk_size=3)
+        try:
+            got = dict(runner.run(comparisons))
+        finally:
+            runner.shutdown()
+        assert server.requests == asked
+        assert sorted(got) == list(range(12))
+        assert [_essence(got[i]) for i in range(12)] == [_essence(v) for v in expected]
+
+        # And without a cache, live answers give the same verdicts.
+        handler.broken = False
+        live = BackendSettings(endpoint=server.base_url, model="scripted", cache=False)
+        runner = RayJudgeRunner(live, {"order": "both"}, num_workers=2, chunk_size=5)
+        try:
+            again = dict(runner.run(comparisons))
+        finally:
+            runner.shutdown()
+        assert [again[i].winner for i in range(12)] == [v.winner for v in expected]
+        assert server.requests == asked + 24
+
+
+def test_a_worker_killed_mid_run_loses_no_comparisons(ray_local, make_image):
+    with ScriptedVLMServer(RedderWins(delay=0.3)) as server:
+        comparisons = _comparisons(make_image, 16)
+        expected = [("A" if (20 * i % 256) >= 128 else "B") for i in range(16)]
+        settings = BackendSettings(endpoint=server.base_url, model="scripted", cache=False)
+        runner = RayJudgeRunner(settings, {"order": "given"}, num_workers=2, chunk_size=2, chunks_in_flight=2)
+        got: dict[int, Verdict] = {}
+        try:
+            stream = runner.run(comparisons)
+            index, verdict = next(stream)
+            got[index] = verdict
+            victim = ray.get(runner.workers[0].pid.remote())
+            os.kill(victim, signal.SIGKILL)  # the worker dies with chunks in flight
+            for index, verdict in stream:
+                assert index not in got  # nothing twice
+                got[index] = verdict
+        finally:
+            runner.shutdown()
+        assert sorted(got) == list(range(16))
+        assert [got[i].winner for i in range(16)] == expected
+        assert runner.stats.resubmitted >= 1
+        assert runner.stats.workers_replaced >= 1
