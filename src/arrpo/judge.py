@@ -9,7 +9,8 @@ baseline), the prompt and the two images (plus the source image for edits) and r
 * ``both``: ask A|B and B|A; agreement gives the winner, disagreement gives ``on_disagree``.
 
 The judge never raises because a model misbehaved: backend failures, unparseable answers,
-forbidden ties and refusals end as ``invalid`` verdicts with the reason.
+forbidden ties and refusals end as ``invalid`` verdicts with the reason. Only
+:class:`~arrpo.vlm.base.BackendUnavailable` (nothing usable is configured) propagates.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from arrpo._sync import run_sync
 from arrpo.parse import RankAnswer, parse_rank_answer
 from arrpo.prompts import render
 from arrpo.schema import Comparison, Order, OrderAnswer, Usage, Verdict, Winner
-from arrpo.vlm.base import BackendError, Message, VLMBackend, VLMRequest
+from arrpo.vlm.base import BackendError, BackendUnavailable, Message, VLMBackend, VLMRequest
 
 OrderPolicy = Literal["given", "random", "both"]
 DisagreePolicy = Literal["tie", "invalid", "first"]
@@ -164,6 +165,8 @@ class PairwiseJudge:
             started = time.perf_counter()
             try:
                 response = await self.backend.complete(self._request(messages))
+            except BackendUnavailable:
+                raise  # a configuration problem, not a model answer: the caller must act
             except BackendError as exc:
                 latency += time.perf_counter() - started
                 parsed = RankAnswer(None, None, f"backend error: {exc}")

@@ -66,8 +66,9 @@ def test_single_edit_pair_as_json(pair_dir, scripted_server, tmp_path):
     assert len(sent.image_bytes) == 3 and "Theme: Brightness" in sent.text and "Image BASE" in sent.text
 
 
-def test_without_endpoint_says_how_to_configure(pair_dir):
-    result = arrpo("judge", str(pair_dir / "bright.png"), str(pair_dir / "dark.png"), "--prompt", "x")
+def test_without_endpoint_says_how_to_configure(pair_dir, tmp_path):
+    offline = {"HF_ENDPOINT": "http://127.0.0.1:9", "HF_HOME": str(tmp_path / "hf"), "HF_HUB_OFFLINE": "1"}
+    result = arrpo("judge", str(pair_dir / "bright.png"), str(pair_dir / "dark.png"), "--prompt", "x", env=offline)
     assert result.returncode == 2
     assert "No VLM endpoint is configured" in result.stderr and "--endpoint" in result.stderr
     assert "Traceback" not in result.stderr

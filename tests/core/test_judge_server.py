@@ -194,3 +194,19 @@ def test_sync_wrapper_reuses_the_client(make_image, scripted_server):
     items = comparisons(make_image, ["s1", "s2"])
     assert judge.judge_sync(items[0]).winner == "A"
     assert [v.winner for v in judge.judge_many_sync(items)] == ["A", "A"]
+
+
+async def test_unusable_backend_is_raised_not_recorded(make_image):
+    from arrpo.vlm import BackendUnavailable
+
+    class Unconfigured:
+        model_id = "none"
+
+        async def complete(self, request):
+            raise BackendUnavailable("set ARRPO_API_KEY")
+
+        async def aclose(self):
+            pass
+
+    with pytest.raises(BackendUnavailable, match="ARRPO_API_KEY"):
+        await PairwiseJudge(Unconfigured(), order="given").judge(comparisons(make_image, ["x"])[0])
