@@ -34,7 +34,7 @@ Device = Annotated[str, typer.Option("--device", help="In-process backends: auto
 Ray = Annotated[
     Optional[str],
     typer.Option("--ray", metavar="ADDRESS",
-                 help="Batch mode: judge on a Ray cluster (auto = the cluster this machine is in, local = start one)."),
+                 help="Judge on a Ray cluster (auto = the cluster this machine is in, local = start one)."),
 ]
 CachePath = Annotated[Optional[str], typer.Option("--cache-path", help="Response cache file (SQLite).")]
 

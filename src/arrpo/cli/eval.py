@@ -14,6 +14,7 @@ from arrpo.cli._common import (
     Endpoint,
     Model,
     NoCache,
+    Ray,
     console,
     fail,
 )
@@ -54,6 +55,7 @@ def eval_command(
     retries: Annotated[Optional[int], typer.Option("--retries", min=0, help="Retries on 429/5xx/timeouts.")] = None,
     no_cache: NoCache = False,
     cache_path: CachePath = None,
+    ray: Ray = None,
 ) -> None:
     """Evaluate judge configurations on a preference benchmark, forward and reversed.
 
@@ -94,6 +96,12 @@ def eval_command(
     except (BackendUnavailable, ConfigError) as exc:
         raise fail(str(exc)) from None
 
+    pools = []
+    if ray is not None:
+        try:
+            pools = _judge_on_ray(setups, config, ray)
+        except Exception as exc:
+            raise fail(f"cannot start judges on the Ray cluster at {ray!r}: {exc}") from None
     runner = EvalRunner(setups, out, forward=config.forward, max_pixels=config.max_pixels,
                         max_pending=max(s.max_concurrency for s in (config.backend_for(j) for j in config.judges)) * 2,
                         retry_invalid=retry_invalid)
@@ -104,17 +112,36 @@ def eval_command(
     info = {"dataset": dataset, "images": str(images) if images else None, "options": dataset_option or []}
     try:
         run_sync(runner.run(pairs, info=info, on_record=bar.advance if bar else None))
-    except ConfigError as exc:
+    except (ConfigError, BackendUnavailable) as exc:
         raise fail(str(exc)) from None
     finally:
         if bar:
             bar.close()
+        for pool in pools:
+            pool.shutdown()
         for backend in opened.values():
             with contextlib.suppress(Exception):
                 run_sync(backend.aclose())
     written = write_report(out, resamples=resamples)
     console.print((out / "summary.md").read_text(encoding="utf-8").split("\n\n![")[0], soft_wrap=True)
     console.print(f"report: {written['report.html']}")
+
+
+def _judge_on_ray(setups, config, address: str) -> list:
+    """Give every judge setup a Ray actor pool (same backend settings and judge options)."""
+    from arrpo.scale.ray_judge import RayPoolJudge
+    from arrpo.scale.ray_runner import RayJudgeRunner, connect
+
+    connect(address)
+    pools = []
+    for setup in setups:
+        judge = setup.judge
+        options = {"order": judge.order, "allow_ties": judge.allow_ties, "parse_retries": judge.parse_retries,
+                   "temperature": judge.temperature, "max_tokens": judge.max_tokens}
+        pool = RayPoolJudge(RayJudgeRunner(config.backend_for(setup.spec), options))
+        setup.judge = pool
+        pools.append(pool)
+    return pools
 
 
 def report_command(

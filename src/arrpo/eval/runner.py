@@ -44,7 +44,7 @@ class JudgeSetup:
     """A judge configuration ready to run: its spec, judge and rubric source."""
 
     spec: JudgeSpec
-    judge: PairwiseJudge
+    judge: Any  # a PairwiseJudge, or anything with ``async judge(comparison) -> Verdict``
     rubrics: RubricSource
 
     @property

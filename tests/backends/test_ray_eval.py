@@ -1,0 +1,34 @@
+"""``arrpo eval --ray local``: the same records as the single-process run, on a Ray actor pool."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from tests.eval.test_runner import cli, make_dataset, red_is_better, write_config
+
+pytest.importorskip("ray")
+
+
+def summary(out) -> dict:
+    metrics = json.loads((out / "metrics.json").read_text())
+    return {name: {"n": m["overall"]["n"], **m["overall"]["values"], "calls": m["overall"]["calls_per_pair"]}
+            for name, m in metrics["judges"].items()}
+
+
+def test_eval_on_ray_matches_local_run(tmp_path, scripted_server):
+    server = scripted_server(red_is_better)
+    data = make_dataset(tmp_path, n=6, broken=True)
+    config = write_config(tmp_path, server.base_url, "  - {name: direct, kind: direct}\n")
+    local = cli("eval", "--dataset", f"jsonl:{data}", "--judge", str(config), "--out", str(tmp_path / "local"),
+                "--no-progress", "--bootstrap", "0")
+    assert local.returncode == 0, local.stderr
+    asked = server.requests
+    on_ray = cli("eval", "--dataset", f"jsonl:{data}", "--judge", str(config), "--out", str(tmp_path / "ray"),
+                 "--no-progress", "--bootstrap", "0", "--ray", "local", timeout=240)
+    assert on_ray.returncode == 0, on_ray.stderr
+    assert server.requests - asked == asked  # every comparison was asked again, on the workers
+    assert summary(tmp_path / "ray") == summary(tmp_path / "local")
+    overall = summary(tmp_path / "ray")["direct"]
+    assert overall["n"] == 6 and overall["invalid_rate"] == pytest.approx(1 / 6)
+    assert overall["forward"] == pytest.approx(5 / 6) and overall["reverse"] == pytest.approx(5 / 6)
