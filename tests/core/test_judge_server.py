@@ -210,3 +210,20 @@ async def test_unusable_backend_is_raised_not_recorded(make_image):
 
     with pytest.raises(BackendUnavailable, match="ARRPO_API_KEY"):
         await PairwiseJudge(Unconfigured(), order="given").judge(comparisons(make_image, ["x"])[0])
+
+
+async def test_server_without_json_mode_is_asked_without_it(make_image, backend_for):
+    formats = []
+
+    def handler(request: ChatRequest) -> Reply:
+        formats.append(request.body.get("response_format"))
+        if "response_format" in request.body:
+            return Reply(status=400, body={"error": {"message": "response_format is not supported"}})
+        return Reply(text='{"rank": [1, 2], "reason": "ok"}')
+
+    _, backend = backend_for(handler)
+    judge = PairwiseJudge(backend, order="given")
+    verdicts = await judge.judge_many(comparisons(make_image, ["one", "two"]), max_pending=1)
+    assert [v.winner for v in verdicts] == ["A", "A"]
+    assert formats == [{"type": "json_object"}, None, None]  # asked once with it, never again
+    await backend.aclose()
