@@ -79,7 +79,11 @@ def decode_image_field(
     except ImageError as exc:
         message = str(exc).replace("<bytes>", field, 1)
         if "decompression bomb" in message or "pixel limit" in message:
-            raise ApiError(413, "image_too_large", message) from exc
+            raise ApiError(
+                413, "image_too_large",
+                f"{field}: larger than the {max_image_pixels:,}-pixel limit per image; send a smaller "
+                f"image ({message.removeprefix(field + ': ')})",
+            ) from exc
         if looks_like_path(value):
             raise _path_error(field) from exc
         code = "not_an_image" if "not a recognised image" in message else "corrupt_image"
