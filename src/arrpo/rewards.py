@@ -107,7 +107,7 @@ def group_rewards(
     n_invalid = sum(w not in (*_DECISIVE, "tie") for w in winners)
     wins = [0] * group_size
     games = [0] * group_size
-    for (i, j), winner in zip(pairs, winners):
+    for (i, j), winner in zip(pairs, winners, strict=True):
         if winner not in _DECISIVE:
             continue
         games[i] += 1
@@ -137,7 +137,7 @@ def group_rewards(
         advantages = list(rewards)
     else:  # zscore
         rewards = list(rates)
-        kept = [r for r, m in zip(rates, mask) if m]
+        kept = [r for r, m in zip(rates, mask, strict=True) if m]
         mean = sum(kept) / len(kept)
         std = (sum((r - mean) ** 2 for r in kept) / len(kept)) ** 0.5
         advantages = [(r - mean) / (std + eps) for r in rates]
@@ -146,8 +146,8 @@ def group_rewards(
     if not all(mask):
         notes.append(f"{mask.count(False)} sample(s) without a valid comparison masked")
     return GroupRewards(
-        rewards=[r if m else 0.0 for r, m in zip(rewards, mask)],
-        advantages=[a if m else 0.0 for a, m in zip(advantages, mask)],
+        rewards=[r if m else 0.0 for r, m in zip(rewards, mask, strict=True)],
+        advantages=[a if m else 0.0 for a, m in zip(advantages, mask, strict=True)],
         mask=mask,
         win_rates=rates,
         n_pairs=len(pairs),
