@@ -6,11 +6,11 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 
 import pytest
-from serve_helpers import brighter_wins
 
 from arrpo.server import ServerThread, ServiceConfig, create_app
 from arrpo.testing.scripted_server import Handler, ScriptedVLMServer
 from arrpo.vlm import build_backend
+from tests.serve.helpers import brighter_wins
 
 
 class Service:

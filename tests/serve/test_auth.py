@@ -6,10 +6,10 @@ import logging
 
 import httpx
 import pytest
-from serve_helpers import TOKEN, b64_png
 
 from arrpo.server import ServerThread, ServiceConfig, UnsafeBindError
 from arrpo.server.auth import check_bind, is_loopback
+from tests.serve.helpers import TOKEN, b64_png
 
 BODY = {"prompt": "p", "image_a": b64_png(200), "image_b": b64_png(20)}
 

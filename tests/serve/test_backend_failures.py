@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import httpx
 import pytest
-from serve_helpers import b64_png
 
 from arrpo.testing.scripted_server import Reply
+from tests.serve.helpers import b64_png
 
 BODY = {"prompt": "p", "image_a": b64_png(200), "image_b": b64_png(20), "order": "given"}
 

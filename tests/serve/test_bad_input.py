@@ -12,11 +12,11 @@ import zlib
 import httpx
 import pytest
 from PIL import Image
-from serve_helpers import b64_png, brighter_wins
 
 from arrpo.server import ServerThread, ServiceConfig, create_app
 from arrpo.testing.scripted_server import ScriptedVLMServer
 from arrpo.vlm import build_backend
+from tests.serve.helpers import b64_png, brighter_wins
 
 MAX_BODY = 256 * 1024
 MAX_PIXELS = 200 * 200

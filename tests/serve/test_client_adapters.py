@@ -10,13 +10,13 @@ import httpx
 import numpy as np
 import pytest
 from PIL import Image
-from serve_helpers import TOKEN, png_bytes, slow_brighter_wins
 
 from arrpo.client import AsyncRewardClient, RewardClient, RewardServiceError
 from arrpo.integrations.flow_factory import ArrpoGroupwiseReward
 from arrpo.integrations.flow_grpo import ArrpoRewardFn, make_reward_fn
 from arrpo.integrations.groups import plan_groups
 from arrpo.server import ServiceConfig
+from tests.serve.helpers import TOKEN, png_bytes, slow_brighter_wins
 
 
 def gray(value: int, size: int = 8) -> Image.Image:

@@ -8,9 +8,9 @@ import threading
 import time
 
 import httpx
-from serve_helpers import b64_png, brighter_wins, slow_brighter_wins
 
 from arrpo.server import ServiceConfig
+from tests.serve.helpers import b64_png, brighter_wins, slow_brighter_wins
 
 GRAYS = list(range(0, 256, 5))
 IMAGES = {g: b64_png(g) for g in GRAYS}

@@ -6,10 +6,10 @@ import asyncio
 
 import httpx
 import pytest
-from serve_helpers import b64_png
 
 from arrpo.rubric import Rubric, Theme
 from arrpo.server import ServiceConfig
+from tests.serve.helpers import b64_png
 
 
 def post(service, path: str, body: dict, **kwargs) -> httpx.Response:

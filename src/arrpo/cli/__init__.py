@@ -21,6 +21,7 @@ app = typer.Typer(
 #: Modules under ``arrpo.cli`` that add commands; add a line to register a new one.
 COMMAND_MODULES = [
     "judge",
+    "serve",
 ]
 
 
