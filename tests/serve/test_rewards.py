@@ -107,3 +107,16 @@ def test_module_is_torch_free():
 
     code = "import sys, arrpo.rewards; assert 'torch' not in sys.modules and 'numpy' not in sys.modules"
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_client_and_adapters_import_without_torch_numpy_or_fastapi():
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, arrpo.client, arrpo.server.protocol, arrpo.integrations.flow_grpo, "
+        "arrpo.integrations.flow_factory\n"
+        "heavy = [m for m in ('torch', 'numpy', 'fastapi', 'uvicorn') if m in sys.modules]\n"
+        "assert not heavy, heavy"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)
