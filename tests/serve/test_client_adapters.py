@@ -7,7 +7,6 @@ import threading
 from types import SimpleNamespace
 
 import httpx
-import numpy as np
 import pytest
 from PIL import Image
 
@@ -117,6 +116,7 @@ def test_flow_grpo_reward_fn_with_pil(service):
 
 
 def test_flow_grpo_reward_fn_with_numpy_nhwc(service):
+    np = pytest.importorskip("numpy")
     grays, prompts = batch_grays()
     batch = np.stack([np.full((8, 8, 3), g, dtype=np.uint8) for g in grays])
     scores, _ = make_reward_fn(service.url)(batch, prompts)
