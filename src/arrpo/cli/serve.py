@@ -1,0 +1,130 @@
+"""``arrpo serve``: run the reward service (needs the ``serve`` extra: FastAPI and uvicorn)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from arrpo.cli._common import (
+    ApiKeyEnv,
+    CachePath,
+    Concurrency,
+    Endpoint,
+    Model,
+    NoCache,
+    Retries,
+    Timeout,
+    backend_settings,
+    console,
+    fail,
+)
+
+TOKEN_ENV = "ARRPO_SERVE_TOKEN"
+
+
+def register(app: typer.Typer) -> None:
+    app.command("serve")(serve_command)
+
+
+def parse_rubric_option(value: str):
+    """``t2i=FILE``, ``edit=FILE`` or ``FILE`` (task read from the rubric) → (task, Rubric)."""
+    from arrpo.rubric import Rubric
+
+    task, sep, path = value.partition("=")
+    if not sep:
+        task, path = "", value
+    if task and task not in ("t2i", "edit"):
+        raise ValueError(f"--rubric {value}: the task before '=' must be t2i or edit")
+    try:
+        rubric = Rubric.load(Path(path))
+    except FileNotFoundError:
+        raise ValueError(f"--rubric {value}: no such file {path}") from None
+    task = task or rubric.task
+    if task not in ("t2i", "edit"):
+        raise ValueError(f"--rubric {value}: the rubric names no task; write t2i={path} or edit={path}")
+    return task, rubric
+
+
+def serve_command(
+    host: Annotated[str, typer.Option("--host", help="Address to bind. Anything but loopback needs a token.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option("--port", min=0, max=65535, help="Port to listen on.")] = 8080,
+    rubric: Annotated[Optional[list[str]], typer.Option("--rubric", help="Task rubric: t2i=FILE, edit=FILE or FILE (repeatable).")] = None,
+    prompt_rubrics: Annotated[bool, typer.Option("--prompt-rubrics", help="Enable rubric 'prompt' (zero-shot rubric per prompt, cached).")] = False,
+    order: Annotated[str, typer.Option("--order", help="Default order policy: given | random | both.")] = "random",
+    token_env: Annotated[str, typer.Option("--token-env", help="Environment variable holding the bearer token.")] = TOKEN_ENV,
+    max_body_mb: Annotated[float, typer.Option("--max-body-mb", min=0.01, help="Largest request body in MiB.")] = 32.0,
+    max_images: Annotated[int, typer.Option("--max-images", min=2, help="Most images in one group.")] = 16,
+    max_image_pixels: Annotated[int, typer.Option("--max-image-pixels", min=1, help="Largest image (width x height) accepted.")] = 4096 * 4096,
+    max_pixels: Annotated[Optional[int], typer.Option("--max-pixels", help="Downscale images above this many pixels before judging.")] = None,
+    max_pending: Annotated[Optional[int], typer.Option("--max-pending", help="Judge calls admitted at once (default 4 x --concurrency); beyond: 503.")] = None,
+    graceful_timeout: Annotated[float, typer.Option("--graceful-timeout", help="Seconds to let in-flight requests finish on shutdown.")] = 60.0,
+    log_level: Annotated[str, typer.Option("--log-level", help="debug | info | warning | error.")] = "info",
+    endpoint: Endpoint = None,
+    model: Model = None,
+    api_key_env: ApiKeyEnv = None,
+    timeout: Timeout = 120.0,
+    concurrency: Concurrency = 16,
+    retries: Retries = 4,
+    no_cache: NoCache = False,
+    cache_path: CachePath = None,
+) -> None:
+    """Serve rubric-conditioned rewards over HTTP (JSON, base64 images) for RL trainers.
+
+    arrpo serve --endpoint http://localhost:8000/v1 --model Qwen/Qwen3-VL-8B-Instruct --rubric t2i=t2i.json
+
+    The token is read from $ARRPO_SERVE_TOKEN (never from the command line); without one the
+    service only binds to loopback. Endpoints: POST /v1/compare, POST /v1/group_rewards,
+    GET /health, GET /metrics, docs at /docs. See docs/serving.md.
+    """
+    try:
+        import fastapi  # noqa: F401
+        import uvicorn  # noqa: F401
+    except ImportError:
+        raise fail("arrpo serve needs the serve extra: pip install 'arrpo[serve]'") from None
+    from arrpo.server import ServiceConfig, UnsafeBindError, create_app, run_server
+    from arrpo.server.auth import check_bind
+    from arrpo.vlm import BackendUnavailable
+    from arrpo.vlm.settings import open_backend
+
+    if order not in ("given", "random", "both"):
+        raise fail(f"--order must be given, random or both (got {order!r})")
+    token = os.environ.get(token_env) or None
+    try:
+        check_bind(host, token)
+    except UnsafeBindError as exc:
+        raise fail(str(exc)) from None
+    task_rubrics = {}
+    for value in rubric or []:
+        try:
+            task, loaded = parse_rubric_option(value)
+        except ValueError as exc:
+            raise fail(str(exc)) from None
+        task_rubrics[task] = loaded
+    try:
+        config = ServiceConfig(
+            token=token, max_body_bytes=int(max_body_mb * 1024 * 1024), max_images=max_images,
+            max_image_pixels=max_image_pixels, max_pixels=max_pixels,
+            max_pending=max_pending or 4 * concurrency, order=order, task_rubrics=task_rubrics,  # type: ignore[arg-type]
+        )
+    except ValueError as exc:
+        raise fail(str(exc)) from None
+    settings = backend_settings(endpoint, model, api_key_env, timeout, concurrency, retries, no_cache, cache_path)
+    try:
+        backend = open_backend(settings)
+    except BackendUnavailable as exc:
+        raise fail(str(exc)) from None
+    writer = None
+    if prompt_rubrics:
+        from arrpo.server.rubrics import default_prompt_writer
+
+        try:
+            writer = default_prompt_writer(backend)
+        except RuntimeError as exc:
+            raise fail(str(exc)) from None
+    app = create_app(backend, config, prompt_rubric_writer=writer)
+    auth = "bearer token required" if token else "no auth (loopback only)"
+    console.print(f"arrpo reward service on http://{host}:{port} ({auth}); docs at /docs", highlight=False)
+    run_server(app, host, port, token=token, graceful_timeout=graceful_timeout, log_level=log_level)

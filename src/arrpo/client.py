@@ -1,0 +1,215 @@
+"""Client for the arrpo reward service, synchronous (:class:`RewardClient`) and asynchronous
+(:class:`AsyncRewardClient`).
+
+Images may be bytes, client-side file paths, PIL images, :class:`~arrpo.images.ImageData`, numpy
+arrays (HWC uint8 or float in [0, 1]) or torch tensors (CHW in [0, 1]); they are sent as base64.
+A 503 from a saturated service is retried after its ``Retry-After``; other errors raise
+:class:`RewardServiceError` carrying the service's status, code and message.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import os
+import time
+from collections.abc import Sequence
+from typing import Any
+
+import httpx
+
+from arrpo.server.protocol import (
+    CompareResponse,
+    GroupRewardsResponse,
+    Health,
+    OnBadVerdict,
+    OrderPolicy,
+    PresetName,
+    RubricMode,
+)
+
+#: Environment variable holding the service token (shared with ``arrpo serve``).
+TOKEN_ENV = "ARRPO_SERVE_TOKEN"
+
+
+class RewardServiceError(RuntimeError):
+    """The service refused or failed a request. ``status``/``code`` as sent by the service."""
+
+    def __init__(self, status: int, code: str, message: str, retry_after: float | None = None):
+        super().__init__(f"reward service answered {status} ({code}): {message}")
+        self.status = status
+        self.code = code
+        self.message = message
+        self.retry_after = retry_after
+
+
+def encode_image(image: Any) -> str:
+    """Base64 text of one image, in any form the client accepts."""
+    from arrpo.integrations.convert import image_bytes
+
+    return base64.b64encode(image_bytes(image)).decode("ascii")
+
+
+def compare_payload(
+    prompt: str, image_a: Any, image_b: Any, *, source: Any = None, task: str | None = None,
+    order: OrderPolicy | None = None, rubric: RubricMode = "auto", id: str | None = None,
+) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "prompt": prompt, "image_a": encode_image(image_a), "image_b": encode_image(image_b), "rubric": rubric,
+    }
+    return _common(body, source=source, task=task, order=order, id=id)
+
+
+def group_payload(
+    prompt: str, images: Sequence[Any], *, source: Any = None, task: str | None = None,
+    order: OrderPolicy | None = None, rubric: RubricMode = "auto", preset: PresetName = "official",
+    win: float = 1.0, lose: float = 0.1, scale: float = 1.0, on_bad_verdict: OnBadVerdict = "mask_group",
+    id: str | None = None,
+) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "prompt": prompt, "images": [encode_image(im) for im in images], "rubric": rubric, "preset": preset,
+        "win": win, "lose": lose, "scale": scale, "on_bad_verdict": on_bad_verdict,
+    }
+    return _common(body, source=source, task=task, order=order, id=id)
+
+
+def _common(body: dict[str, Any], *, source: Any, task: str | None, order: str | None, id: str | None):
+    if source is not None:
+        body["source"] = encode_image(source)
+    for key, value in (("task", task), ("order", order), ("id", id)):
+        if value is not None:
+            body[key] = value
+    return body
+
+
+def _error(response: httpx.Response) -> RewardServiceError:
+    try:
+        error = response.json()["error"]
+        code, message = str(error["code"]), str(error["message"])
+    except Exception:
+        code, message = "http_error", response.text[:500] or response.reason_phrase
+    retry_after = response.headers.get("retry-after")
+    try:
+        seconds = float(retry_after) if retry_after is not None else None
+    except ValueError:
+        seconds = None
+    return RewardServiceError(response.status_code, code, message, seconds)
+
+
+class _Settings:
+    def __init__(self, base_url: str, token: str | None, timeout: float, max_retries: int, max_wait: float):
+        self.base_url = base_url.rstrip("/")
+        self.token = token if token is not None else os.environ.get(TOKEN_ENV) or None
+        self.timeout = timeout
+        self.max_retries = max_retries
+        self.max_wait = max_wait
+
+    def headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.token}"} if self.token else {}
+
+    def wait_for(self, error: RewardServiceError, attempt: int) -> float | None:
+        """Seconds to wait before retrying, or None when the error is final."""
+        if error.status != 503 or attempt >= self.max_retries:
+            return None
+        return min(self.max_wait, error.retry_after if error.retry_after is not None else 2.0 ** attempt)
+
+
+class RewardClient:
+    """Blocking client. Args: ``base_url`` (``http://host:port``), ``token`` (default from
+    ``ARRPO_SERVE_TOKEN``), ``timeout`` per request, ``max_retries`` for 503s, ``max_wait`` cap."""
+
+    def __init__(
+        self, base_url: str, *, token: str | None = None, timeout: float = 600.0,
+        max_retries: int = 5, max_wait: float = 30.0, max_connections: int = 32,
+    ):
+        self.settings = _Settings(base_url, token, timeout, max_retries, max_wait)
+        self._http = httpx.Client(
+            base_url=self.settings.base_url, timeout=timeout, headers=self.settings.headers(),
+            limits=httpx.Limits(max_connections=max_connections),
+        )
+
+    def _post(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
+        attempt = 0
+        while True:
+            response = self._http.post(path, json=body)
+            if response.status_code == 200:
+                return response.json()
+            error = _error(response)
+            wait = self.settings.wait_for(error, attempt)
+            if wait is None:
+                raise error
+            attempt += 1
+            time.sleep(wait)
+
+    def compare(self, prompt: str, image_a: Any, image_b: Any, **options: Any) -> CompareResponse:
+        """Judge one pair (options: ``source``, ``task``, ``order``, ``rubric``, ``id``)."""
+        return CompareResponse.model_validate(self._post("/v1/compare", compare_payload(prompt, image_a, image_b, **options)))
+
+    def group_rewards(self, prompt: str, images: Sequence[Any], **options: Any) -> GroupRewardsResponse:
+        """Rewards for a group (options: ``source``, ``preset``, ``win``, ``lose``, ``scale``, ...)."""
+        return GroupRewardsResponse.model_validate(self._post("/v1/group_rewards", group_payload(prompt, images, **options)))
+
+    def health(self) -> Health:
+        response = self._http.get("/health")
+        if response.status_code != 200:
+            raise _error(response)
+        return Health.model_validate(response.json())
+
+    def close(self) -> None:
+        self._http.close()
+
+    def __enter__(self) -> RewardClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class AsyncRewardClient:
+    """Asynchronous client with the same methods as :class:`RewardClient`, awaited."""
+
+    def __init__(
+        self, base_url: str, *, token: str | None = None, timeout: float = 600.0,
+        max_retries: int = 5, max_wait: float = 30.0, max_connections: int = 64,
+    ):
+        self.settings = _Settings(base_url, token, timeout, max_retries, max_wait)
+        self._http = httpx.AsyncClient(
+            base_url=self.settings.base_url, timeout=timeout, headers=self.settings.headers(),
+            limits=httpx.Limits(max_connections=max_connections),
+        )
+
+    async def _post(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
+        attempt = 0
+        while True:
+            response = await self._http.post(path, json=body)
+            if response.status_code == 200:
+                return response.json()
+            error = _error(response)
+            wait = self.settings.wait_for(error, attempt)
+            if wait is None:
+                raise error
+            attempt += 1
+            await asyncio.sleep(wait)
+
+    async def compare(self, prompt: str, image_a: Any, image_b: Any, **options: Any) -> CompareResponse:
+        body = await asyncio.to_thread(compare_payload, prompt, image_a, image_b, **options)
+        return CompareResponse.model_validate(await self._post("/v1/compare", body))
+
+    async def group_rewards(self, prompt: str, images: Sequence[Any], **options: Any) -> GroupRewardsResponse:
+        body = await asyncio.to_thread(group_payload, prompt, images, **options)
+        return GroupRewardsResponse.model_validate(await self._post("/v1/group_rewards", body))
+
+    async def health(self) -> Health:
+        response = await self._http.get("/health")
+        if response.status_code != 200:
+            raise _error(response)
+        return Health.model_validate(response.json())
+
+    async def aclose(self) -> None:
+        await self._http.aclose()
+
+    async def __aenter__(self) -> AsyncRewardClient:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()

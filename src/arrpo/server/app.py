@@ -1,0 +1,278 @@
+"""The reward service as a FastAPI application: ``create_app(backend, config)``.
+
+Endpoints: ``POST /v1/compare``, ``POST /v1/group_rewards``, ``GET /health``, ``GET /metrics``,
+and the OpenAPI docs at ``/docs`` (schema at ``/openapi.json``). The judge calls go through one
+backend whose own concurrency limit bounds the load on the VLM; the admission gate in front of it
+answers 503 with ``Retry-After`` when the service is saturated.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import AsyncIterator
+
+from fastapi import Depends, FastAPI, Request
+from fastapi.responses import PlainTextResponse
+from fastapi.security import HTTPBearer
+
+from arrpo._version import __version__
+from arrpo.images import ImageData
+from arrpo.judge import PairwiseJudge
+from arrpo.rewards import group_rewards, plan_pairs
+from arrpo.schema import Comparison
+from arrpo.server.auth import check_token
+from arrpo.server.config import ServiceConfig
+from arrpo.server.errors import ApiError, install_error_handlers
+from arrpo.server.inputs import decode_image_field
+from arrpo.server.limits import AdmissionGate, RequestGuard
+from arrpo.server.metrics import MetricsMiddleware, ServiceMetrics
+from arrpo.server.protocol import (
+    CompareRequest,
+    CompareResponse,
+    ErrorResponse,
+    GroupRewardsRequest,
+    GroupRewardsResponse,
+    Health,
+    PairVerdict,
+)
+from arrpo.server.rubrics import PromptRubricWriter, RubricProvider
+from arrpo.vlm.base import VLMBackend
+from arrpo.vlm.wrappers import Limited, Metered
+
+log = logging.getLogger("arrpo.server")
+
+_ERRORS = {
+    code: {"model": ErrorResponse, "description": text}
+    for code, text in {
+        400: "Malformed JSON.",
+        401: "Missing or malformed bearer token.",
+        403: "Wrong bearer token.",
+        413: "Body, image count or image pixels over the limit.",
+        415: "Body is not JSON.",
+        422: "Missing or invalid fields, bad base64, not an image, a path where an image belongs.",
+        501: "Requested rubric not available on this server.",
+        502: "A prompt rubric could not be written.",
+        503: "Saturated: retry after the Retry-After header's seconds.",
+    }.items()
+}
+
+
+def backend_concurrency(backend: VLMBackend) -> int | None:
+    """The ``Limited`` concurrency somewhere in a wrapper stack, if any."""
+    seen = 0
+    while backend is not None and seen < 16:
+        if isinstance(backend, Limited):
+            return backend.max_concurrency
+        backend = getattr(backend, "inner", None)
+        seen += 1
+    return None
+
+
+class RewardService:
+    """The state behind the endpoints: judges, rubrics, admission gate, metrics."""
+
+    def __init__(self, backend: VLMBackend, config: ServiceConfig, writer: PromptRubricWriter | None):
+        self.config = config
+        self.backend = backend if isinstance(backend, Metered) else Metered(backend)
+        self.metrics = ServiceMetrics()
+        self.gate = AdmissionGate(config.max_pending, backend_concurrency(backend))
+        self.rubrics = RubricProvider(
+            config.task_rubrics, writer, config.prompt_rubric_cache_size,
+            on_cache=lambda result: self.metrics.rubric_cache.__setitem__(
+                result, self.metrics.rubric_cache[result] + 1
+            ),
+        )
+        self.judges = {
+            order: PairwiseJudge(self.backend, order=order) for order in ("given", "random", "both")
+        }
+        totals = self.backend.totals
+        self.metrics.backend_counters.update({
+            "arrpo_backend_requests_total": ("Calls to the VLM backend.", lambda: totals.requests),
+            "arrpo_backend_errors_total": ("Backend calls that failed (after retries).", lambda: totals.errors),
+            "arrpo_backend_cache_hits_total": ("Backend calls answered from the response cache.", lambda: totals.cached),
+            "arrpo_backend_tokens_total": ("Tokens used by backend calls.", lambda: totals.usage.total_tokens),
+        })
+        self.metrics.gauges.update({
+            "arrpo_in_flight_calls": lambda: self.gate.in_use,
+            "arrpo_capacity_calls": lambda: self.gate.capacity,
+        })
+
+    # --------------------------------------------------------------- helpers
+    @contextlib.asynccontextmanager
+    async def admitted(self, units: int) -> AsyncIterator[None]:
+        if not self.gate.try_acquire(units):
+            self.metrics.count_rejected("saturated")
+            seconds = self.gate.retry_after()
+            raise ApiError(
+                503, "saturated",
+                f"the service is at capacity ({self.gate.in_use} judge calls in progress); "
+                f"retry after {seconds} s",
+                {"Retry-After": str(seconds)},
+            )
+        started = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.gate.release(units, time.perf_counter() - started)
+
+    def task_of(self, body: CompareRequest | GroupRewardsRequest) -> str:
+        task = body.task or ("edit" if body.source is not None else "t2i")
+        if task == "edit" and body.source is None:
+            raise ApiError(422, "invalid_request", "source: field required for task 'edit'")
+        if task == "t2i" and body.source is not None:
+            raise ApiError(422, "invalid_request", "source: a 't2i' request takes no source image (use task 'edit')")
+        if len(body.prompt) > self.config.max_prompt_chars:
+            raise ApiError(
+                422, "invalid_request",
+                f"prompt: {len(body.prompt):,} characters, over the {self.config.max_prompt_chars:,} limit",
+            )
+        return task
+
+    async def decode(self, fields: dict[str, str | None]) -> dict[str, ImageData | None]:
+        """Decode every image field off the event loop (decoding is CPU work)."""
+        config = self.config
+
+        def work() -> dict[str, ImageData | None]:
+            return {
+                name: None if value is None else decode_image_field(
+                    name, value, max_image_pixels=config.max_image_pixels, max_pixels=config.max_pixels
+                )
+                for name, value in fields.items()
+            }
+
+        return await asyncio.to_thread(work)
+
+    def units(self, order: str, pairs: int) -> int:
+        return pairs * (2 if order == "both" else 1)
+
+    # ------------------------------------------------------------- endpoints
+    async def compare(self, body: CompareRequest) -> CompareResponse:
+        task = self.task_of(body)
+        order = body.order or self.config.order
+        async with self.admitted(self.units(order, 1)):
+            images = await self.decode({"image_a": body.image_a, "image_b": body.image_b, "source": body.source})
+            rubric, info = await self.rubrics.resolve(body.rubric, task, body.prompt, body.rubric_inline)
+            comparison = Comparison(
+                task=task, prompt=body.prompt, image_a=images["image_a"], image_b=images["image_b"],
+                source=images["source"], rubric=rubric, id=body.id,
+            )
+            verdict = await self.judges[order].judge(comparison)
+        self.metrics.count_verdict(verdict.winner)
+        return CompareResponse(id=body.id, verdict=verdict, rubric=info)
+
+    async def group_rewards(self, body: GroupRewardsRequest) -> GroupRewardsResponse:
+        task = self.task_of(body)
+        n = len(body.images)
+        if n > self.config.max_images:
+            raise ApiError(
+                413, "too_many_images",
+                f"images: {n} images, over the limit of {self.config.max_images} per group",
+            )
+        order = body.order or self.config.order
+        pairs = plan_pairs(n)
+        async with self.admitted(self.units(order, len(pairs))):
+            fields: dict[str, str | None] = {f"images.{k}": v for k, v in enumerate(body.images)}
+            fields["source"] = body.source
+            decoded = await self.decode(fields)
+            images = [decoded[f"images.{k}"] for k in range(n)]
+            rubric, info = await self.rubrics.resolve(body.rubric, task, body.prompt, body.rubric_inline)
+            comparisons = [
+                Comparison(
+                    task=task, prompt=body.prompt, image_a=images[i], image_b=images[j],
+                    source=decoded["source"], rubric=rubric, id=f"{body.id or 'group'}:{i}-{j}",
+                )
+                for i, j in pairs
+            ]
+            verdicts = await self.judges[order].judge_many(comparisons)
+        for verdict in verdicts:
+            self.metrics.count_verdict(verdict.winner)
+        outcome = group_rewards(
+            n, pairs, [v.winner for v in verdicts], preset=body.preset, win=body.win,
+            lose=body.lose, scale=body.scale, on_bad_verdict=body.on_bad_verdict,
+        )
+        return GroupRewardsResponse(
+            id=body.id, preset=body.preset, rewards=outcome.rewards, advantages=outcome.advantages,
+            mask=outcome.mask, win_rates=outcome.win_rates, masked=outcome.masked,
+            n_pairs=outcome.n_pairs, n_valid=outcome.n_valid, n_tie=outcome.n_tie,
+            n_invalid=outcome.n_invalid, notes=outcome.notes,
+            pairs=[PairVerdict(i=i, j=j, verdict=v) for (i, j), v in zip(pairs, verdicts, strict=True)],
+            rubric=info,
+        )
+
+    def health(self) -> Health:
+        return Health(
+            status="ok", version=__version__, model=self.backend.model_id, in_flight=self.gate.in_use,
+            capacity=self.gate.capacity, task_rubrics=sorted(self.config.task_rubrics),
+            prompt_rubrics=self.rubrics.writer is not None,
+        )
+
+
+def create_app(
+    backend: VLMBackend,
+    config: ServiceConfig | None = None,
+    *,
+    prompt_rubric_writer: PromptRubricWriter | None = None,
+    close_backend: bool = True,
+) -> FastAPI:
+    """Build the reward service around a VLM ``backend`` (usually from :func:`arrpo.vlm.build_backend`).
+
+    Args:
+        backend: the judge's backend; its ``Limited`` wrapper bounds concurrent VLM calls.
+        config: limits, defaults, token and task rubrics.
+        prompt_rubric_writer: async ``(prompt, task) -> Rubric`` enabling ``rubric: "prompt"``.
+        close_backend: close the backend when the application shuts down.
+    """
+    config = config or ServiceConfig()
+    service = RewardService(backend, config, prompt_rubric_writer)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        log.info("arrpo reward service ready (%r)", config)
+        yield
+        log.info("arrpo reward service stopping")
+        if close_backend:
+            await service.backend.aclose()
+
+    app = FastAPI(
+        title="arrpo reward service",
+        version=__version__,
+        description="Rubric-conditioned pairwise VLM judgements and group rewards (ARR). "
+        "JSON only; images as base64. See docs/serving.md.",
+        lifespan=lifespan,
+    )
+    app.state.service = service
+    install_error_handlers(app)
+    app.add_middleware(RequestGuard, max_body_bytes=config.max_body_bytes)
+    app.add_middleware(MetricsMiddleware, metrics=service.metrics)
+
+    bearer = HTTPBearer(auto_error=False, description="Service token (required unless on loopback without one).")
+
+    async def authorize(request: Request, _=Depends(bearer)) -> None:
+        check_token(request.headers.get("authorization"), config.token)
+
+    guarded = [Depends(authorize)]
+
+    @app.post("/v1/compare", response_model=CompareResponse, responses=_ERRORS, dependencies=guarded)
+    async def compare(body: CompareRequest) -> CompareResponse:
+        """Judge one pair: which of image A and image B is better for the prompt."""
+        return await service.compare(body)
+
+    @app.post("/v1/group_rewards", response_model=GroupRewardsResponse, responses=_ERRORS, dependencies=guarded)
+    async def group_rewards_endpoint(body: GroupRewardsRequest) -> GroupRewardsResponse:
+        """Judge all pairs of a group and map the verdicts to per-image rewards."""
+        return await service.group_rewards(body)
+
+    @app.get("/health", response_model=Health)
+    async def health() -> Health:
+        """Liveness and configuration summary (no auth)."""
+        return service.health()
+
+    @app.get("/metrics", response_class=PlainTextResponse, dependencies=guarded)
+    async def metrics() -> PlainTextResponse:
+        """Prometheus text exposition format."""
+        return PlainTextResponse(service.metrics.render(), media_type="text/plain; version=0.0.4; charset=utf-8")
+
+    return app

@@ -1,0 +1,54 @@
+"""Who may call the service: bearer tokens, and the rule that an open service stays on loopback."""
+
+from __future__ import annotations
+
+import hmac
+import ipaddress
+
+from arrpo.server.errors import ApiError
+
+
+class UnsafeBindError(RuntimeError):
+    """Refusal to serve on a non-loopback address without a token."""
+
+
+def is_loopback(host: str) -> bool:
+    """True for ``localhost``, ``127.0.0.0/8`` and ``::1``; False for ``0.0.0.0``, ``::`` and the rest."""
+    if host.strip().lower() in ("localhost", "localhost."):
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False  # a host name other than localhost may resolve anywhere
+
+
+def check_bind(host: str, token: str | None) -> None:
+    """Raise :class:`UnsafeBindError` when ``host`` is reachable from outside and there is no token."""
+    if token:
+        if len(token) < 16:
+            raise UnsafeBindError("the service token must be at least 16 characters long")
+        return
+    if not is_loopback(host):
+        raise UnsafeBindError(
+            f"refusing to serve on {host} without a token: anyone who can reach it could spend your "
+            "VLM budget. Set a token (e.g. export ARRPO_SERVE_TOKEN=$(openssl rand -hex 24)) "
+            "or bind to 127.0.0.1."
+        )
+
+
+def check_token(authorization: str | None, token: str | None) -> None:
+    """Validate an ``Authorization`` header against ``token`` (no-op when the service has none).
+
+    Raises ApiError 401 (missing or malformed header) or 403 (wrong token). The compared values
+    never appear in messages or logs.
+    """
+    if not token:
+        return
+    challenge = {"WWW-Authenticate": 'Bearer realm="arrpo"'}
+    if not authorization:
+        raise ApiError(401, "unauthorized", "missing bearer token: send 'Authorization: Bearer <token>'", challenge)
+    scheme, _, presented = authorization.partition(" ")
+    if scheme.lower() != "bearer" or not presented.strip():
+        raise ApiError(401, "unauthorized", "malformed Authorization header: expected 'Bearer <token>'", challenge)
+    if not hmac.compare_digest(presented.strip().encode(), token.encode()):
+        raise ApiError(403, "forbidden", "invalid bearer token")

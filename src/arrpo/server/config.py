@@ -1,0 +1,57 @@
+"""Settings of the reward service: limits, defaults and who may call it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from arrpo.rubric import Rubric
+from arrpo.server.protocol import OrderPolicy
+
+
+@dataclass
+class ServiceConfig:
+    """What the service accepts and how hard it works.
+
+    Attributes:
+        token: bearer token every ``/v1`` and ``/metrics`` request must carry (``None``: no auth;
+            only allowed when bound to loopback, see :func:`arrpo.server.auth.check_bind`).
+        max_body_bytes: largest request body; larger ones get 413 before being read in full.
+        max_images: most candidates in one ``group_rewards`` request (pairs grow as N²).
+        max_image_pixels: largest decoded image (width × height); larger ones get 413.
+        max_pixels: optional pixel budget; images above it are downscaled before judging.
+        max_prompt_chars: longest prompt accepted.
+        max_pending: admission capacity in judge calls (a pair costs 1, or 2 with order
+            ``both``). Requests beyond it get 503 with Retry-After instead of waiting in line.
+        order: default order policy.
+        task_rubrics: rubric per task (``t2i``/``edit``), loaded from files at start-up.
+        prompt_rubric_cache_size: how many prompt-level rubrics are kept in memory.
+    """
+
+    token: str | None = None
+    max_body_bytes: int = 32 * 1024 * 1024
+    max_images: int = 16
+    max_image_pixels: int = 4096 * 4096
+    max_pixels: int | None = None
+    max_prompt_chars: int = 8000
+    max_pending: int = 64
+    order: OrderPolicy = "random"
+    task_rubrics: dict[str, Rubric] = field(default_factory=dict)
+    prompt_rubric_cache_size: int = 1024
+
+    def __post_init__(self) -> None:
+        for name in ("max_body_bytes", "max_images", "max_image_pixels", "max_prompt_chars", "max_pending"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be positive")
+        if self.max_images < 2:
+            raise ValueError("max_images must be at least 2 (a group needs a pair)")
+        unknown = set(self.task_rubrics) - {"t2i", "edit"}
+        if unknown:
+            raise ValueError(f"task rubrics are keyed by 't2i' or 'edit', not {sorted(unknown)}")
+
+    def __repr__(self) -> str:  # never print the token
+        token = "<set>" if self.token else None
+        return (
+            f"ServiceConfig(token={token}, max_body_bytes={self.max_body_bytes}, max_images="
+            f"{self.max_images}, max_image_pixels={self.max_image_pixels}, max_pending={self.max_pending}, "
+            f"order={self.order!r}, task_rubrics={sorted(self.task_rubrics)})"
+        )

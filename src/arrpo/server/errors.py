@@ -1,0 +1,77 @@
+"""Errors the service answers with: always JSON ``{"error": {"status", "code", "message"}}``."""
+
+from __future__ import annotations
+
+import logging
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+log = logging.getLogger("arrpo.server")
+
+
+class ApiError(Exception):
+    """An error with its HTTP status, a stable code and a message that says what to do."""
+
+    def __init__(self, status: int, code: str, message: str, headers: dict[str, str] | None = None):
+        super().__init__(message)
+        self.status = status
+        self.code = code
+        self.message = message
+        self.headers = headers or {}
+
+
+def error_response(status: int, code: str, message: str, headers: dict[str, str] | None = None):
+    body = {"error": {"status": status, "code": code, "message": message}}
+    return JSONResponse(body, status_code=status, headers=headers)
+
+
+def _location(loc: tuple) -> str:
+    parts = [str(p) for p in loc if p not in ("body",)]
+    return ".".join(parts) or "body"
+
+
+def describe_validation(exc: RequestValidationError) -> tuple[int, str, str]:
+    """(status, code, message) for a request body that failed parsing or validation."""
+    errors = exc.errors()
+    if any(e.get("type") == "json_invalid" for e in errors):
+        detail = next(e for e in errors if e.get("type") == "json_invalid")
+        ctx = (detail.get("ctx") or {}).get("error", "")
+        return 400, "malformed_json", f"the request body is not valid JSON ({ctx})".replace(" ()", "")
+    messages = []
+    for error in errors[:10]:
+        where = _location(tuple(error.get("loc", ())))
+        kind = error.get("type", "")
+        if kind == "missing":
+            messages.append(f"{where}: field required")
+        elif kind == "extra_forbidden":
+            messages.append(f"{where}: unknown field (the service accepts no paths or extra options)")
+        else:
+            messages.append(f"{where}: {error.get('msg', 'invalid value')}")
+    more = f" (and {len(errors) - 10} more)" if len(errors) > 10 else ""
+    return 422, "invalid_request", "; ".join(messages) + more
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(ApiError)
+    async def _api_error(_: Request, exc: ApiError):
+        return error_response(exc.status, exc.code, exc.message, exc.headers)
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation(_: Request, exc: RequestValidationError):
+        return error_response(*describe_validation(exc))
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(_: Request, exc: StarletteHTTPException):
+        codes = {404: "not_found", 405: "method_not_allowed"}
+        return error_response(
+            exc.status_code, codes.get(exc.status_code, "http_error"), str(exc.detail),
+            getattr(exc, "headers", None),
+        )
+
+    @app.exception_handler(Exception)
+    async def _unexpected(request: Request, exc: Exception):
+        log.exception("unexpected error on %s %s", request.method, request.url.path)
+        return error_response(500, "internal_error", f"internal error: {type(exc).__name__}")

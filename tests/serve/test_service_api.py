@@ -1,0 +1,205 @@
+"""The service's endpoints through real HTTP: verdicts, group rewards, rubrics, health, metrics, docs."""
+
+from __future__ import annotations
+
+import asyncio
+
+import httpx
+import pytest
+
+from arrpo.rubric import Rubric, Theme
+from arrpo.server import ServiceConfig
+from tests.serve.helpers import b64_png
+
+
+def post(service, path: str, body: dict, **kwargs) -> httpx.Response:
+    return httpx.post(service.url + path, json=body, timeout=30, **kwargs)
+
+
+@pytest.mark.parametrize("order", ["given", "random", "both"])
+@pytest.mark.parametrize(("a", "b", "winner"), [(200, 50, "A"), (50, 200, "B")])
+def test_compare_returns_the_judges_verdict(service, order, a, b, winner):
+    response = post(service, "/v1/compare", {
+        "prompt": "a bright square", "image_a": b64_png(a), "image_b": b64_png(b), "order": order, "id": "x1",
+    })
+    assert response.status_code == 200, response.text
+    data = response.json()
+    assert data["id"] == "x1"
+    assert data["verdict"]["winner"] == winner
+    assert data["verdict"]["reason"] == "the brighter image wins"
+    assert len(data["verdict"]["answers"]) == (2 if order == "both" else 1)
+    assert data["rubric"] == {"mode": "none", "sha256": None, "cached": None}
+
+
+def test_compare_accepts_data_urls_and_edit_sources(service):
+    response = post(service, "/v1/compare", {
+        "prompt": "make it brighter", "image_a": "data:image/png;base64," + b64_png(10),
+        "image_b": b64_png(240), "source": b64_png(100),
+    })
+    assert response.status_code == 200, response.text
+    assert response.json()["verdict"]["winner"] == "B"
+    sent = service.vlm.seen[-1]
+    assert len(sent.image_bytes) == 3  # source, then the two edits
+    assert "Image BASE" in sent.text
+
+
+def test_group_rewards_ranks_by_all_pairs(service):
+    grays = [90, 250, 10, 170]  # order of quality: 1 > 3 > 0 > 2
+    response = post(service, "/v1/group_rewards", {
+        "prompt": "bright", "images": [b64_png(g) for g in grays], "order": "given",
+    })
+    assert response.status_code == 200, response.text
+    data = response.json()
+    assert data["n_pairs"] == 6 and data["n_valid"] == 6 and not data["masked"]
+    assert data["win_rates"] == pytest.approx([1 / 3, 1.0, 0.0, 2 / 3])
+    assert data["rewards"] == pytest.approx([-0.1 + 1.1 * r for r in (1 / 3, 1.0, 0.0, 2 / 3)])
+    assert data["mask"] == [True] * 4
+    assert [(p["i"], p["j"]) for p in data["pairs"]] == [(0, 1), (0, 2), (0, 3), (1, 2), (1, 3), (2, 3)]
+    assert data["pairs"][0]["verdict"]["winner"] == "B"
+    assert service.vlm.requests == 6
+
+
+@pytest.mark.parametrize(("preset", "extra", "expected"), [
+    ("official", {}, [1.0, -0.1]),
+    ("official", {"win": 2.0, "lose": 0.5}, [2.0, -0.5]),
+    ("symmetric", {"scale": 0.3}, [0.3, -0.3]),
+])
+def test_group_of_two_presets(service, preset, extra, expected):
+    response = post(service, "/v1/group_rewards", {
+        "prompt": "p", "images": [b64_png(200), b64_png(20)], "preset": preset, **extra,
+    })
+    assert response.status_code == 200, response.text
+    assert response.json()["rewards"] == pytest.approx(expected)
+
+
+def test_zscore_preset_advantages(service):
+    response = post(service, "/v1/group_rewards", {
+        "prompt": "p", "images": [b64_png(g) for g in (10, 100, 200)], "preset": "zscore",
+    })
+    data = response.json()
+    assert data["rewards"] == pytest.approx([0.0, 0.5, 1.0])
+    assert sum(data["advantages"]) == pytest.approx(0.0, abs=1e-6)
+    assert data["advantages"][2] > data["advantages"][1] > data["advantages"][0]
+
+
+def test_invalid_answer_masks_the_group(start_service):
+    from arrpo.testing.scripted_server import Reply
+
+    service = start_service(lambda request: Reply(text="I cannot compare these."))
+    response = post(service, "/v1/group_rewards", {"prompt": "p", "images": [b64_png(1), b64_png(2)]})
+    assert response.status_code == 200
+    data = response.json()
+    assert data["masked"] and data["rewards"] == [0.0, 0.0] and data["mask"] == [False, False]
+    assert data["n_invalid"] == 1
+    assert data["pairs"][0]["verdict"]["winner"] == "invalid"
+    assert data["pairs"][0]["verdict"]["invalid_reason"]
+
+
+def test_task_rubric_from_config_conditions_the_judge(start_service, tmp_path):
+    rubric = Rubric(themes=[Theme(theme="Brightness is everything", tips=["prefer light"])], task="t2i")
+    path = rubric.save(tmp_path / "t2i.json")
+    service = start_service(config=ServiceConfig(task_rubrics={"t2i": Rubric.load(path)}))
+    response = post(service, "/v1/compare", {"prompt": "p", "image_a": b64_png(1), "image_b": b64_png(2)})
+    assert response.status_code == 200
+    assert response.json()["rubric"]["mode"] == "task"
+    assert "Brightness is everything" in service.vlm.seen[-1].text
+    # 'none' asks the direct judge even though a task rubric exists
+    response = post(service, "/v1/compare", {
+        "prompt": "p", "image_a": b64_png(1), "image_b": b64_png(2), "rubric": "none"})
+    assert response.json()["rubric"]["mode"] == "none"
+    assert "Brightness is everything" not in service.vlm.seen[-1].text
+    # no edit rubric configured: asking for it is a clear 501
+    response = post(service, "/v1/compare", {
+        "prompt": "p", "image_a": b64_png(1), "image_b": b64_png(2), "source": b64_png(3), "rubric": "task"})
+    assert response.status_code == 501
+    assert "no rubric for task 'edit'" in response.json()["error"]["message"]
+
+
+def test_inline_rubric(service):
+    response = post(service, "/v1/compare", {
+        "prompt": "p", "image_a": b64_png(1), "image_b": b64_png(2),
+        "rubric_inline": {"themes": [{"theme": "Inline theme here", "tips": []}]},
+    })
+    assert response.status_code == 200, response.text
+    assert response.json()["rubric"]["mode"] == "inline"
+    assert "Inline theme here" in service.vlm.seen[-1].text
+
+
+def test_prompt_rubrics_without_a_writer_are_501(service):
+    response = post(service, "/v1/compare", {
+        "prompt": "p", "image_a": b64_png(1), "image_b": b64_png(2), "rubric": "prompt"})
+    assert response.status_code == 501
+    error = response.json()["error"]
+    assert error["code"] == "prompt_rubrics_unavailable"
+    assert "--prompt-rubrics" in error["message"]
+    assert httpx.get(service.url + "/health").json()["prompt_rubrics"] is False
+
+
+def test_prompt_rubrics_are_generated_once_and_cached(start_service):
+    calls: list[tuple[str, str]] = []
+
+    async def writer(prompt: str, task: str) -> Rubric:
+        calls.append((prompt, task))
+        await asyncio.sleep(0.2)  # concurrent requests must share this one generation
+        return Rubric(themes=[Theme(theme=f"Rubric for {prompt}")], scope="prompt", prompt=prompt)
+
+    service = start_service(writer=writer)
+    body = {"prompt": "a red fox", "image_a": b64_png(1), "image_b": b64_png(2), "rubric": "prompt"}
+
+    async def burst():
+        async with httpx.AsyncClient(timeout=30) as client:
+            return await asyncio.gather(*(client.post(service.url + "/v1/compare", json=body) for _ in range(5)))
+
+    responses = asyncio.run(burst())
+    assert [r.status_code for r in responses] == [200] * 5
+    assert calls == [("a red fox", "t2i")]
+    assert "Rubric for a red fox" in service.vlm.seen[-1].text
+    again = post(service, "/v1/compare", body).json()
+    assert again["rubric"]["mode"] == "prompt" and again["rubric"]["cached"] is True
+    assert len(calls) == 1
+    post(service, "/v1/compare", {**body, "prompt": "a blue fox"})
+    assert len(calls) == 2
+    metrics = httpx.get(service.url + "/metrics").text
+    assert 'arrpo_prompt_rubric_cache_total{result="miss"} 2' in metrics
+
+
+def test_failing_rubric_writer_is_502_and_not_cached(start_service):
+    attempts = []
+
+    async def writer(prompt: str, task: str) -> Rubric:
+        attempts.append(prompt)
+        raise RuntimeError("backend down")
+
+    service = start_service(writer=writer)
+    body = {"prompt": "x", "image_a": b64_png(1), "image_b": b64_png(2), "rubric": "prompt"}
+    for _ in range(2):
+        response = post(service, "/v1/compare", body)
+        assert response.status_code == 502
+        assert "backend down" in response.json()["error"]["message"]
+    assert len(attempts) == 2
+
+
+def test_health_metrics_and_docs(service):
+    post(service, "/v1/compare", {"prompt": "p", "image_a": b64_png(200), "image_b": b64_png(2)})
+    post(service, "/v1/compare", {"prompt": "p", "image_a": "nope!", "image_b": b64_png(2)})
+    health = httpx.get(service.url + "/health").json()
+    assert health["status"] == "ok" and health["model"].endswith("#scripted")
+    assert health["in_flight"] == 0 and health["capacity"] == 64
+    response = httpx.get(service.url + "/metrics")
+    assert response.headers["content-type"].startswith("text/plain; version=0.0.4")
+    text = response.text
+    assert 'arrpo_requests_total{endpoint="/v1/compare",status="200"} 1' in text
+    assert 'arrpo_requests_total{endpoint="/v1/compare",status="422"} 1' in text
+    assert 'arrpo_verdicts_total{winner="A"} 1' in text
+    assert 'arrpo_request_duration_seconds_bucket{endpoint="/v1/compare",le="+Inf"} 2' in text
+    assert "arrpo_backend_requests_total 1" in text
+    assert "arrpo_backend_errors_total 0" in text
+    assert "arrpo_backend_cache_hits_total 0" in text
+    assert 'arrpo_rejected_total{reason="saturated"} 0' in text
+    for line in text.splitlines():  # every sample line is "name{labels} number"
+        if line and not line.startswith("#"):
+            float(line.rsplit(" ", 1)[1].replace("+Inf", "inf"))
+    schema = httpx.get(service.url + "/openapi.json").json()
+    assert {"/v1/compare", "/v1/group_rewards", "/health", "/metrics"} <= set(schema["paths"])
+    assert "503" in schema["paths"]["/v1/compare"]["post"]["responses"]
+    assert httpx.get(service.url + "/docs").status_code == 200
