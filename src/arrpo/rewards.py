@@ -22,12 +22,14 @@ The RL trainer and the reward service share this module; it must stay free of to
 from __future__ import annotations
 
 import itertools
+import random
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
 Preset = Literal["official", "symmetric", "zscore"]
 OnBadVerdict = Literal["mask_group", "drop_pair"]
+Pairing = Literal["all_pairs", "random_pairs"]
 
 PRESETS: tuple[str, ...] = ("official", "symmetric", "zscore")
 #: Winners that express a preference; anything else ("tie", "invalid", unknown) does not.
@@ -59,11 +61,25 @@ class GroupRewards:
         return not any(self.mask)
 
 
-def plan_pairs(group_size: int) -> list[tuple[int, int]]:
-    """Every unordered index pair of a group, ``(i, j)`` with ``i < j`` (1 pair for 2 samples, 6 for 4)."""
+def plan_pairs(
+    group_size: int, pairing: Pairing = "all_pairs", rng: random.Random | None = None
+) -> list[tuple[int, int]]:
+    """Index pairs ``(i, j)``, ``i < j``, to judge within a group.
+
+    ``all_pairs``: every unordered pair (1 for 2 samples, 3 for 3, 6 for 4). ``random_pairs``: a
+    random perfect matching, each sample judged once (needs an even group size).
+    """
     if group_size < 2:
         raise ValueError(f"a group needs at least 2 samples to compare, got {group_size}")
-    return list(itertools.combinations(range(group_size), 2))
+    if pairing == "all_pairs":
+        return list(itertools.combinations(range(group_size), 2))
+    if pairing == "random_pairs":
+        if group_size % 2:
+            raise ValueError("random_pairs needs an even group size")
+        order = list(range(group_size))
+        (rng or random.Random()).shuffle(order)
+        return [(min(order[k], order[k + 1]), max(order[k], order[k + 1])) for k in range(0, group_size, 2)]
+    raise ValueError(f"unknown pairing {pairing!r}; use 'all_pairs' or 'random_pairs'")
 
 
 def group_rewards(
@@ -76,6 +92,7 @@ def group_rewards(
     lose: float = 0.1,
     scale: float = 1.0,
     on_bad_verdict: OnBadVerdict = "mask_group",
+    clip: float | None = None,
     eps: float = 1e-6,
 ) -> GroupRewards:
     """Rewards for one group from the winners of its judged pairs.
@@ -88,6 +105,7 @@ def group_rewards(
         win, lose: λ and γ of the official preset (the paper: 1.0 and 0.1).
         scale: c of the symmetric preset.
         on_bad_verdict: ``mask_group`` or ``drop_pair`` (see the module docstring).
+        clip: optional absolute clamp of the advantages.
         eps: added to the standard deviation by ``zscore``.
 
     Raises:
@@ -142,6 +160,8 @@ def group_rewards(
         std = (sum((r - mean) ** 2 for r in kept) / len(kept)) ** 0.5
         advantages = [(r - mean) / (std + eps) for r in rates]
 
+    if clip is not None:
+        advantages = [max(-clip, min(clip, a)) for a in advantages]
     notes = []
     if not all(mask):
         notes.append(f"{mask.count(False)} sample(s) without a valid comparison masked")

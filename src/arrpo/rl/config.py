@@ -62,7 +62,7 @@ class SamplingConfig(_Section):
 
 
 class RewardConfig(_Section):
-    """From verdicts to advantages (see arrpo.rl.rewards)."""
+    """From verdicts to advantages (see arrpo.rewards)."""
 
     preset: Literal["official", "symmetric", "zscore"] = "official"
     win: float = Field(1.0, description="λ: reward of the winner (official).")

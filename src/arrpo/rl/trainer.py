@@ -25,13 +25,13 @@ import torch
 from PIL import Image
 
 from arrpo.images import load_image
+from arrpo.rewards import group_rewards, plan_pairs
 from arrpo.rl.config import RPOConfig
 from arrpo.rl.data import PromptItem, PromptStream, read_prompts
 from arrpo.rl.judging import BackgroundJudging, build_judge, load_rubric
 from arrpo.rl.loss import ppo_kl_loss, select_train_steps
 from arrpo.rl.policies import DEFAULT_LORA_TARGETS, FlowPolicy, load_policy
 from arrpo.rl.policies.base import Conditioning
-from arrpo.rl.rewards import group_advantages, plan_pairs
 from arrpo.rl.rollout import SDEParams, Trajectories, replay_step, rollout
 from arrpo.rl.sde import gaussian_kl, sigma_schedule
 from arrpo.schema import Comparison, Verdict
@@ -174,7 +174,7 @@ class RPOTrainer:
         for pairs in batch.pairs:
             winners = [v.winner for v in verdicts[k : k + len(pairs)]]
             k += len(pairs)
-            outcomes.append(group_advantages(
+            outcomes.append(group_rewards(
                 self.cfg.sampling.group_size, pairs, winners, preset=r.preset, win=r.win, lose=r.lose,
                 scale=r.scale, on_bad_verdict=r.on_bad_verdict, clip=r.advantage_clip,
             ))  # fmt: skip
