@@ -123,18 +123,27 @@ def test_prompt_rubrics_from_files_and_from_a_provider_module(tmp_path, scripted
     assert "Judge prompt 4" in html  # prompt-level rubric shown with its pair
 
 
-def test_writer_provider_absent_gives_a_clear_error(tmp_path, scripted_server):
-    server = scripted_server(red_is_better)
-    config = write_config(tmp_path, server.base_url, "  - {name: pr, kind: prompt_rubrics}\n")
-    result = cli("eval", "--dataset", f"jsonl:{make_dataset(tmp_path)}", "--judge", str(config), "--out", str(tmp_path / "r"))
-    try:
-        import arrpo.rubrics as rubrics
-        if hasattr(rubrics, "prompt_rubric_provider"):
-            pytest.skip("the rubric writer is installed")
-    except ImportError:
-        pass
-    assert result.returncode == 2
-    assert "prompt_rubric_provider" in result.stderr and "provider: files" in result.stderr
+def test_writer_provider_writes_one_rubric_per_prompt(tmp_path, scripted_server):
+    def handler(request):
+        if "Write an evaluation rubric" in request.text:
+            caption = request.text.split("Caption:")[-1].strip().splitlines()[0]
+            return Reply(text=json.dumps({"themes": [{"theme": f"Shows {caption}", "tips": ["red"]}]}))
+        return red_is_better(request)
+
+    server = scripted_server(handler)
+    config = write_config(tmp_path, server.base_url, "  - {name: written, kind: prompt_rubrics, provider: writer}\n")
+    out = tmp_path / "r"
+    args = ("eval", "--dataset", f"jsonl:{make_dataset(tmp_path, n=4)}", "--judge", str(config), "--out", str(out),
+            "--no-progress", "--bootstrap", "0")
+    result = cli(*args)
+    assert result.returncode == 0, result.stderr
+    writes = [r for r in server.seen if "Write an evaluation rubric" in r.text]
+    assert len(writes) == 4 and len(list((out / "rubrics" / "written").glob("*.json"))) == 4
+    judged = [r for r in server.seen if "Evaluation Rubrics" in r.text]
+    assert len(judged) == 8 and all("Theme: Shows prompt" in r.text for r in judged)
+    assert all(r["forward"]["correct"] and r["reverse"]["correct"] for r in records(out, "written"))
+    result = cli(*args, "--retry-invalid")
+    assert result.returncode == 0 and len([r for r in server.seen if "Write an evaluation rubric" in r.text]) == 4
 
 
 @pytest.mark.parametrize(("yaml_text", "message"), [

@@ -56,7 +56,6 @@ def test_refuses_other_non_loopback_hosts_without_token(host):
     (["--rubric", "nowhere.json"], "no such file"),
     (["--rubric", "video=x.json"], "must be t2i or edit"),
     (["--order", "sideways"], "--order must be"),
-    (["--prompt-rubrics"], "arrpo.rubrics"),
     ([], "No VLM endpoint"),
 ])
 def test_start_up_errors_are_clear(args, message):

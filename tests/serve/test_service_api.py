@@ -138,7 +138,7 @@ def test_prompt_rubrics_without_a_writer_are_501(service):
 def test_prompt_rubrics_are_generated_once_and_cached(start_service):
     calls: list[tuple[str, str]] = []
 
-    async def writer(prompt: str, task: str) -> Rubric:
+    async def writer(prompt: str, task: str, source) -> Rubric:
         calls.append((prompt, task))
         await asyncio.sleep(0.2)  # concurrent requests must share this one generation
         return Rubric(themes=[Theme(theme=f"Rubric for {prompt}")], scope="prompt", prompt=prompt)
@@ -166,7 +166,7 @@ def test_prompt_rubrics_are_generated_once_and_cached(start_service):
 def test_failing_rubric_writer_is_502_and_not_cached(start_service):
     attempts = []
 
-    async def writer(prompt: str, task: str) -> Rubric:
+    async def writer(prompt: str, task: str, source) -> Rubric:
         attempts.append(prompt)
         raise RuntimeError("backend down")
 
@@ -203,3 +203,33 @@ def test_health_metrics_and_docs(service):
     assert {"/v1/compare", "/v1/group_rewards", "/health", "/metrics"} <= set(schema["paths"])
     assert "503" in schema["paths"]["/v1/compare"]["post"]["responses"]
     assert httpx.get(service.url + "/docs").status_code == 200
+
+
+def test_default_writer_writes_prompt_rubrics_with_the_vlm(start_service, make_image):
+    """--prompt-rubrics end to end: the real RubricWriter asks the VLM for a rubric (with the
+    source image for edits), the judge request then carries it."""
+    from arrpo.server.rubrics import default_prompt_writer
+    from arrpo.testing.scripted_server import Reply
+    from tests.serve.helpers import brighter_wins
+
+    def handler(request):
+        if "Write an evaluation rubric" in request.text:
+            theme = "Edit keeps the source" if len(request.image_bytes) == 1 else "Caption objects present"
+            return Reply(text=f'{{"themes": [{{"theme": "{theme}", "tips": ["look closely"]}}]}}')
+        return brighter_wins(request)
+
+    service = start_service(handler)
+    service.state.rubrics.writer = default_prompt_writer(service.state.backend)
+    bright, dark, src = make_image((230, 230, 230)), make_image((20, 20, 20)), make_image((0, 0, 200))
+    t2i = httpx.post(service.url + "/v1/compare", json={
+        "prompt": "a lamp", "image_a": dark.base64, "image_b": bright.base64, "rubric": "prompt"}, timeout=30)
+    assert t2i.status_code == 200, t2i.text
+    assert t2i.json()["verdict"]["winner"] == "B" and t2i.json()["rubric"]["mode"] == "prompt"
+    edit = httpx.post(service.url + "/v1/compare", json={
+        "prompt": "brighten", "image_a": bright.base64, "image_b": dark.base64, "source": src.base64,
+        "rubric": "prompt"}, timeout=30)
+    assert edit.status_code == 200, edit.text
+    judged = [r for r in service.vlm.seen if "Evaluation Rubrics" in r.text]
+    assert "Caption objects present" in judged[0].text and "Edit keeps the source" in judged[-1].text
+    writes = [r for r in service.vlm.seen if "Evaluation Rubrics" not in r.text]
+    assert len(writes) == 2 and writes[-1].image_bytes == [src.data]

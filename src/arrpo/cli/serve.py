@@ -120,10 +120,7 @@ def serve_command(
     if prompt_rubrics:
         from arrpo.server.rubrics import default_prompt_writer
 
-        try:
-            writer = default_prompt_writer(backend)
-        except RuntimeError as exc:
-            raise fail(str(exc)) from None
+        writer = default_prompt_writer(backend)
     app = create_app(backend, config, prompt_rubric_writer=writer)
     auth = "bearer token required" if token else "no auth (loopback only)"
     console.print(f"arrpo reward service on http://{host}:{port} ({auth}); docs at /docs", highlight=False)

@@ -21,9 +21,6 @@ from arrpo.eval.config import ConfigError, EvalConfig, JudgeSpec
 from arrpo.eval.pairs import PreferencePair
 from arrpo.rubric import Rubric
 
-#: The hook ``provider: writer`` looks for in :mod:`arrpo.rubrics`.
-WRITER_HOOK = "prompt_rubric_provider"
-
 
 class RubricUnavailable(Exception):
     """No rubric could be had for a pair; the pair is recorded as invalid with this reason."""
@@ -100,6 +97,23 @@ class RubricFiles:
         )
 
 
+class WrittenRubrics:
+    """Prompt-level rubrics written zero-shot by :class:`arrpo.rubrics.RubricWriter` (edits send the
+    source image); options are the writer's (``max_themes``, ``max_tips``, ``retries``, ...)."""
+
+    def __init__(self, backend: Any, **options: Any):
+        from arrpo.rubrics import RubricWriter
+
+        try:
+            self.writer = RubricWriter(backend, **options)
+        except TypeError as exc:
+            raise ConfigError(f"provider 'writer': bad provider_options ({exc})") from exc
+
+    async def rubric_for(self, pair: PreferencePair) -> Rubric:
+        source = pair.source.load() if pair.source is not None else None
+        return await self.writer.write_prompt(pair.task, pair.prompt, source)  # type: ignore[arg-type]
+
+
 def _load_factory(target: str) -> Any:
     module_name, _, attr = target.partition(":")
     try:
@@ -117,22 +131,10 @@ def build_provider(spec: JudgeSpec, config: EvalConfig, backend: Any) -> PromptR
     if provider == "files":
         return RubricFiles(config.path(spec.rubrics_dir or "."))
     if provider == "writer":
-        try:
-            rubrics = importlib.import_module("arrpo.rubrics")
-        except ImportError:
-            rubrics = None
-        if rubrics is None or not hasattr(rubrics, WRITER_HOOK):
-            raise ConfigError(
-                f"judge {spec.name!r}: prompt-level rubric writing needs the rubric writer "
-                f"(arrpo.rubrics.{WRITER_HOOK}), which this installation does not have yet. Use "
-                "'provider: files' with 'rubrics_dir: DIR' (precomputed rubrics), or "
-                "'provider: your.module:factory' returning an object with async rubric_for(pair)."
-            )
-        factory = getattr(rubrics, WRITER_HOOK)
-    else:
-        if ":" not in provider:
-            raise ConfigError(f"judge {spec.name!r}: provider must be files, writer or module:factory (got {provider!r})")
-        factory = _load_factory(provider)
+        return WrittenRubrics(backend, **spec.provider_options)
+    if ":" not in provider:
+        raise ConfigError(f"judge {spec.name!r}: provider must be files, writer or module:factory (got {provider!r})")
+    factory = _load_factory(provider)
     made = factory(backend=backend, **spec.provider_options)
     if inspect.iscoroutinefunction(made):
         func = made

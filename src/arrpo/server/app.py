@@ -154,7 +154,9 @@ class RewardService:
         order = body.order or self.config.order
         async with self.admitted(self.units(order, 1)):
             images = await self.decode({"image_a": body.image_a, "image_b": body.image_b, "source": body.source})
-            rubric, info = await self.rubrics.resolve(body.rubric, task, body.prompt, body.rubric_inline)
+            rubric, info = await self.rubrics.resolve(
+                body.rubric, task, body.prompt, body.rubric_inline, images["source"]
+            )
             comparison = Comparison(
                 task=task, prompt=body.prompt, image_a=images["image_a"], image_b=images["image_b"],
                 source=images["source"], rubric=rubric, id=body.id,
@@ -178,7 +180,9 @@ class RewardService:
             fields["source"] = body.source
             decoded = await self.decode(fields)
             images = [decoded[f"images.{k}"] for k in range(n)]
-            rubric, info = await self.rubrics.resolve(body.rubric, task, body.prompt, body.rubric_inline)
+            rubric, info = await self.rubrics.resolve(
+                body.rubric, task, body.prompt, body.rubric_inline, decoded["source"]
+            )
             comparisons = [
                 Comparison(
                     task=task, prompt=body.prompt, image_a=images[i], image_b=images[j],
@@ -222,7 +226,7 @@ def create_app(
     Args:
         backend: the judge's backend; its ``Limited`` wrapper bounds concurrent VLM calls.
         config: limits, defaults, token and task rubrics.
-        prompt_rubric_writer: async ``(prompt, task) -> Rubric`` enabling ``rubric: "prompt"``.
+        prompt_rubric_writer: async ``(prompt, task, source) -> Rubric`` enabling ``rubric: "prompt"``.
         close_backend: close the backend when the application shuts down.
     """
     config = config or ServiceConfig()

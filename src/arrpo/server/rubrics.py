@@ -1,7 +1,8 @@
 """Which rubric conditions a request: the task rubric from a file, a prompt-level rubric, or none.
 
 Prompt-level rubrics are written on demand by a pluggable *writer* (an async callable
-``(prompt, task) -> Rubric``), generated once per (task, prompt) and kept in a bounded LRU cache.
+``(prompt, task, source) -> Rubric``; ``source`` is the edit's source image or ``None``), generated
+once per (task, prompt, source) and kept in a bounded LRU cache.
 Concurrent requests for the same prompt share one generation. Without a writer, asking for a
 prompt rubric is answered 501 with a message saying how to enable it.
 """
@@ -12,12 +13,14 @@ import asyncio
 import hashlib
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
+from typing import Optional
 
+from arrpo.images import ImageData
 from arrpo.rubric import Rubric
 from arrpo.server.errors import ApiError
 from arrpo.server.protocol import RubricInfo, RubricMode
 
-PromptRubricWriter = Callable[[str, str], Awaitable[Rubric]]
+PromptRubricWriter = Callable[[str, str, Optional[ImageData]], Awaitable[Rubric]]
 
 
 def rubric_sha256(rubric: Rubric) -> str:
@@ -45,12 +48,13 @@ class RubricProvider:
         self.writer = writer
         self.cache_size = max(1, cache_size)
         self._on_cache = on_cache or (lambda _: None)
-        self._cache: OrderedDict[tuple[str, str], Rubric] = OrderedDict()
-        self._pending: dict[tuple[str, str], asyncio.Task[Rubric]] = {}
+        self._cache: OrderedDict[tuple[str, str, str], Rubric] = OrderedDict()
+        self._pending: dict[tuple[str, str, str], asyncio.Future[Rubric]] = {}
         self.generated = 0
 
     async def resolve(
-        self, mode: RubricMode, task: str, prompt: str, inline: Rubric | None = None
+        self, mode: RubricMode, task: str, prompt: str, inline: Rubric | None = None,
+        source: ImageData | None = None,
     ) -> tuple[Rubric | None, RubricInfo]:
         if inline is not None:
             return inline, RubricInfo(mode="inline", sha256=rubric_sha256(inline))
@@ -65,10 +69,10 @@ class RubricProvider:
                     f"--rubric {task}=FILE, or ask for rubric 'none', 'prompt' or an inline rubric",
                 )
             return rubric, RubricInfo(mode="task", sha256=rubric_sha256(rubric))
-        rubric, cached = await self.prompt_rubric(prompt, task)
+        rubric, cached = await self.prompt_rubric(prompt, task, source)
         return rubric, RubricInfo(mode="prompt", sha256=rubric_sha256(rubric), cached=cached)
 
-    async def prompt_rubric(self, prompt: str, task: str) -> tuple[Rubric, bool]:
+    async def prompt_rubric(self, prompt: str, task: str, source: ImageData | None = None) -> tuple[Rubric, bool]:
         """The prompt-level rubric (from the cache, a generation in progress, or a new one)."""
         if self.writer is None:
             raise ApiError(
@@ -76,7 +80,7 @@ class RubricProvider:
                 "prompt-level rubrics are not enabled on this server (start it with "
                 "--prompt-rubrics; needs arrpo.rubrics); use rubric 'task', 'none' or an inline rubric",
             )
-        key = (task, prompt)
+        key = (task, prompt, source.sha256 if source is not None else "")
         if key in self._cache:
             self._cache.move_to_end(key)
             self._on_cache("hit")
@@ -84,7 +88,7 @@ class RubricProvider:
         pending = self._pending.get(key)
         if pending is None:
             self._on_cache("miss")
-            pending = asyncio.ensure_future(self._generate(key))
+            pending = asyncio.ensure_future(self._generate(key, source))
             self._pending[key] = pending
         else:
             self._on_cache("hit")
@@ -98,11 +102,11 @@ class RubricProvider:
                 502, "rubric_generation_failed", f"writing a rubric for this prompt failed: {exc}"
             ) from exc
 
-    async def _generate(self, key: tuple[str, str]) -> Rubric:
-        task, prompt = key
+    async def _generate(self, key: tuple[str, str, str], source: ImageData | None) -> Rubric:
+        task, prompt, _ = key
         try:
             assert self.writer is not None
-            rubric = await self.writer(prompt, task)
+            rubric = await self.writer(prompt, task, source)
             if not isinstance(rubric, Rubric):
                 raise TypeError(f"the rubric writer returned {type(rubric).__name__}, not a Rubric")
             self.generated += 1
@@ -114,21 +118,16 @@ class RubricProvider:
             self._pending.pop(key, None)
 
 
-def default_prompt_writer(backend) -> PromptRubricWriter:
+def default_prompt_writer(backend, **options) -> PromptRubricWriter:
     """The zero-shot prompt-rubric writer of :mod:`arrpo.rubrics`, bound to ``backend``.
 
-    Raises:
-        RuntimeError: when this build has no :mod:`arrpo.rubrics` writer (the message says so).
+    ``options`` go to :class:`~arrpo.rubrics.RubricWriter` (``max_themes``, ``max_tips``, ...).
+    The writer keeps no cache of its own here: the provider's LRU is the only one.
     """
-    try:
-        from arrpo.rubrics import write_prompt_rubric  # type: ignore[attr-defined]
-    except ImportError as exc:
-        raise RuntimeError(
-            "prompt-level rubrics need the zero-shot writer in arrpo.rubrics "
-            f"(arrpo.rubrics.write_prompt_rubric), which this build does not have ({exc})"
-        ) from exc
+    from arrpo.rubrics import RubricWriter
 
-    async def write(prompt: str, task: str) -> Rubric:
-        return await write_prompt_rubric(backend, prompt=prompt, task=task)
+    async def write(prompt: str, task: str, source: ImageData | None) -> Rubric:
+        writer = RubricWriter(backend, **options)  # fresh: no unbounded memory in a long-lived server
+        return await writer.write_prompt(task, prompt, source)  # type: ignore[arg-type]
 
     return write
