@@ -62,3 +62,38 @@ def test_vlm_judge_wiring_with_scripted_server(tmp_path):
         a, b = (load_image(Image.new("RGB", (16, 16), c)) for c in ("red", "blue"))
         verdict = asyncio.run(judge.judge(Comparison(prompt="x", image_a=a, image_b=b)))
     assert verdict.winner == "B"
+
+
+def test_prompt_rubric_judge_writes_once_per_prompt(tmp_path):
+    import asyncio
+    import json
+
+    from PIL import Image
+
+    from arrpo.images import load_image
+    from arrpo.rl.config import JudgeConfig
+    from arrpo.rl.judging import build_judge
+    from arrpo.schema import Comparison
+    from arrpo.testing.scripted_server import Reply, ScriptedVLMServer
+
+    def handler(request):
+        if "Write an evaluation rubric" in request.text:
+            return Reply(json.dumps({"themes": [{"theme": "Red dominates", "tips": ["count red pixels"]}]}))
+        return Reply('{"rank": [1, 2], "reason": "first is redder"}')
+
+    with ScriptedVLMServer(handler) as server:
+        judge = build_judge(JudgeConfig(endpoint=server.base_url, model="scripted", order="given",
+                                        prompt_rubrics=True, rubric_cache_dir=str(tmp_path / "rubrics"),
+                                        cache_path=str(tmp_path / "responses.sqlite")))
+        a, b = (load_image(Image.new("RGB", (16, 16), c)) for c in ("red", "blue"))
+
+        async def both():
+            return await asyncio.gather(*(judge.judge(Comparison(prompt="a red kite", image_a=a, image_b=b, id=str(i)))
+                                          for i in range(3)))
+
+        verdicts = asyncio.run(both())
+        writes = [r for r in server.seen if "Write an evaluation rubric" in r.text]
+        judged = [r for r in server.seen if "Evaluation Rubrics" in r.text]
+    assert [v.winner for v in verdicts] == ["A", "A", "A"]
+    assert len(writes) == 1 and len(judged) == 3 and all("Theme: Red dominates" in r.text for r in judged)
+    assert len(list((tmp_path / "rubrics").glob("*.json"))) == 1

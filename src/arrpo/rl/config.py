@@ -106,6 +106,11 @@ class JudgeConfig(_Section):
     model: str | None = None
     api_key_env: str | None = Field(None, description="Name of the env variable holding the API key.")
     rubric: str | None = Field(None, description="Rubric JSON file; None = direct (rubric-free) judge.")
+    prompt_rubrics: bool = Field(
+        False, description="Write a zero-shot rubric per prompt (edits: with the source image), asked once per "
+        "prompt and cached; replaces `rubric` for every comparison.",
+    )
+    rubric_cache_dir: str | None = Field(None, description="Folder keeping prompt-level rubrics across runs.")
     order: Literal["random", "given", "both"] = "random"
     on_disagree: Literal["tie", "invalid"] = "tie"
     max_concurrency: int = 16

@@ -72,7 +72,34 @@ def build_judge(cfg) -> Judge:
         timeout=cfg.timeout, max_concurrency=cfg.max_concurrency, max_retries=cfg.max_retries,
         cache_path=cfg.cache_path,
     )  # fmt: skip
-    return PairwiseJudge(backend, order=cfg.order, on_disagree=cfg.on_disagree)
+    judge = PairwiseJudge(backend, order=cfg.order, on_disagree=cfg.on_disagree)
+    if cfg.prompt_rubrics:
+        from arrpo.rubrics import RubricWriter
+
+        return PromptRubricJudge(judge, RubricWriter(backend, cache_dir=cfg.rubric_cache_dir))
+    return judge
+
+
+class PromptRubricJudge:
+    """Judge each comparison under the rubric written for its prompt (ARR's prompt-level rubrics).
+
+    The writer asks the VLM once per prompt (and source image) and caches the rubric, so a group's
+    comparisons and later visits of the prompt reuse it. A rubric that cannot be written makes the
+    verdict ``invalid`` (the group is then masked), never a crash.
+    """
+
+    def __init__(self, inner: Judge, writer):
+        self.inner = inner
+        self.writer = writer
+
+    async def judge(self, comparison: Comparison) -> Verdict:
+        from arrpo.rubrics import RubricWriteError
+
+        try:
+            rubric = await self.writer.write_prompt(comparison.task, comparison.prompt, comparison.source)
+        except RubricWriteError as exc:
+            return Verdict(id=comparison.id, winner="invalid", invalid_reason=f"no prompt rubric: {exc}")
+        return await self.inner.judge(comparison.model_copy(update={"rubric": rubric}))
 
 
 def load_rubric(path: str | None):
