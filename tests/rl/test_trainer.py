@@ -144,3 +144,25 @@ def test_metrics_gallery_and_checkpoints_are_written(tmp_path, make_policy):
     assert len(lines) == 2 and "time/judge_wait" in lines[0]
     assert list((run / "gallery").glob("*.png")) and list((run / "tensorboard").iterdir())
     assert [p.name for p in (run / "checkpoints").iterdir()] == ["it000002"]
+
+
+def test_win_rate_against_the_reference_is_logged_every_n_iterations(tmp_path, make_policy):
+    prompts_file = tmp_path / "held_out.txt"
+    prompts_file.write_text("a red balloon\na blue door\n")
+    judged = []
+
+    class CountingJudge(ChannelMeanJudge):
+        async def judge(self, comparison):
+            judged.append(comparison.id)
+            return await super().judge(comparison)
+
+    tr = _trainer(tmp_path, make_policy, judge=CountingJudge(),
+                  data={"eval_prompts": str(prompts_file)},
+                  train={"iterations": 2, "eval_every": 2, "eval_seeds": 3, "overlap": False})  # fmt: skip
+    history = tr.train()
+    tr.close()
+    assert "eval/win_rate" not in history[0]
+    final = history[1]
+    assert final["eval/win"] + final["eval/loss"] + final["eval/tie"] + final["eval/invalid"] == 6
+    assert 0.0 <= final["eval/win_rate"] <= 1.0
+    assert judged.count("0") == 1 and len([j for j in judged if j.isdigit()]) == 6  # 2 prompts × 3 seeds

@@ -144,8 +144,9 @@ class TrainConfig(_Section):
     resume: str | None = Field("auto", description="'auto' (latest in output_dir), a checkpoint dir, or None.")
     log_every: int = 1
     gallery_every: int = 25
-    eval_every: int = 0
-    eval_seeds: int = 4
+    eval_every: int = Field(0, description="Every N iterations, judge the policy against its reference on "
+                            "data.eval_prompts and log eval/win_rate (0 = never).")
+    eval_seeds: int = Field(4, ge=1, description="Seeds per held-out prompt in that evaluation.")
     mixed_precision: Literal["no", "bf16", "fp16"] = "no"
     distributed: Literal["ddp", "fsdp"] = "ddp"
     tensorboard: bool = True

@@ -32,11 +32,13 @@ def sample_images(policy: FlowPolicy, prompts: list[str], seeds: list[int], *, n
     return images
 
 
-def head_to_head(policy: FlowPolicy, judge, prompts: list[str], seeds: list[int], *, num_steps: int, shift: float, sde: SDEParams | None = None, sources=None, task: str = "t2i") -> dict[str, float]:
+def head_to_head(policy: FlowPolicy, judge, prompts: list[str], seeds: list[int], *, num_steps: int, shift: float, sde: SDEParams | None = None, sources=None, task: str = "t2i", rubric=None, judge_all=None) -> dict[str, float]:
     """Win/loss/tie counts and win rate of the policy vs. its reference on the same noise.
 
     The policy is shown as image A on even items and as B on odd ones, so a position-biased judge
     cannot fake a win rate. ``sde`` defaults to the deterministic ODE sampler (η = 0).
+    ``judge_all(comparisons) -> verdicts`` replaces calling ``judge`` on a fresh event loop (the
+    trainer passes its background judging loop, where the judge's HTTP clients live).
     """
     sde = sde or SDEParams(eta=0.0)
     kwargs = dict(num_steps=num_steps, shift=shift, sde=sde, sources=sources)
@@ -46,12 +48,12 @@ def head_to_head(policy: FlowPolicy, judge, prompts: list[str], seeds: list[int]
     for k, (prompt, a, b) in enumerate(zip(prompts, mine, ref, strict=True)):
         first, second = (a, b) if k % 2 == 0 else (b, a)
         source = load_image(sources[k]) if sources else None
-        comparisons.append(Comparison(task=task, prompt=prompt, image_a=load_image(first), image_b=load_image(second), source=source, id=str(k)))
+        comparisons.append(Comparison(task=task, prompt=prompt, image_a=load_image(first), image_b=load_image(second), source=source, rubric=rubric, id=str(k)))
 
     async def run():
         return await asyncio.gather(*(judge.judge(c) for c in comparisons))
 
-    verdicts = asyncio.run(run())
+    verdicts = judge_all(comparisons) if judge_all is not None else asyncio.run(run())
     counts: Counter[str] = Counter()
     for k, v in enumerate(verdicts):
         if v.winner in ("A", "B"):

@@ -108,6 +108,7 @@ class RPOTrainer:
         self.output_dir = Path(config.train.output_dir)
         self.judging = BackgroundJudging(self.judge, timeout=config.train.judge_timeout)
         self.sink = None
+        self.eval_items = read_prompts(config.data.eval_prompts) if config.data.eval_prompts else None
 
     # ----------------------------------------------------------------------------- rollout
     def _load_sources(self, items: list[PromptItem]) -> list[Image.Image] | None:
@@ -299,6 +300,8 @@ class RPOTrainer:
             if t.checkpoint_every and self.iteration % t.checkpoint_every == 0:
                 self.save_checkpoint()
             return
+        if self.eval_items and t.eval_every and self.iteration % t.eval_every == 0:
+            metrics.update({f"eval/{k}": float(v) for k, v in self.evaluate().items()})
         if self.sink is not None and self.iteration % t.log_every == 0:
             self.sink.log(self.iteration, {k: v for k, v in metrics.items() if v is not None})
         if self.sink is not None and t.gallery_every and self.iteration % t.gallery_every == 0:
@@ -309,6 +312,22 @@ class RPOTrainer:
             save_gallery(self.output_dir / "gallery" / f"it{self.iteration:06d}.png", batch.images, self.cfg.sampling.group_size, caps)
         if t.checkpoint_every and self.iteration % t.checkpoint_every == 0:
             self.save_checkpoint()
+
+    def evaluate(self) -> dict[str, float]:
+        """Win rate of the current policy against its reference (LoRA off) on the held-out
+        prompts, ``train.eval_seeds`` seeds each, same noise for both, ODE sampling."""
+        from arrpo.rl.evaluate import head_to_head
+
+        items = self.eval_items or []
+        seeds = [self.cfg.train.seed + 1_000_003 + s for s in range(self.cfg.train.eval_seeds)]
+        prompts = [it for it in items for _ in seeds]
+        sources = self._load_sources(prompts)
+        return head_to_head(
+            self.policy, self.judge, [it.prompt for it in prompts], seeds * len(items),
+            num_steps=self.cfg.sampling.num_steps, shift=self.cfg.sampling.shift, sources=sources,
+            task=self.task, rubric=self.rubric,
+            judge_all=lambda comparisons: self.judging.submit(comparisons).result(self.judging.timeout + 60),
+        )
 
     def train(self) -> list[dict[str, float]]:
         """Run until ``train.iterations``; returns the per-iteration metrics of this process."""
