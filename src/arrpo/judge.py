@@ -159,6 +159,7 @@ class PairwiseJudge:
         messages = self.build_messages(comparison, order)
         usage, latency, attempts = Usage(), 0.0, 0
         raw: str | None = None
+        backend_failed = False
         parsed = RankAnswer(None, None, "not asked")
         for attempt in range(self.parse_retries + 1):
             attempts += 1
@@ -169,11 +170,12 @@ class PairwiseJudge:
                 raise  # a configuration problem, not a model answer: the caller must act
             except BackendError as exc:
                 latency += time.perf_counter() - started
-                parsed = RankAnswer(None, None, f"backend error: {exc}")
+                parsed, backend_failed = RankAnswer(None, None, f"backend error: {exc}"), True
                 break
             except Exception as exc:  # a backend bug must not take the run down
                 latency += time.perf_counter() - started
                 parsed = RankAnswer(None, None, f"backend failed: {type(exc).__name__}: {exc}")
+                backend_failed = True
                 break
             latency += time.perf_counter() - started
             usage = usage + response.usage
@@ -192,6 +194,7 @@ class PairwiseJudge:
             raw=raw,
             reason=parsed.reason,
             invalid_reason=parsed.error if not parsed.ok else None,
+            backend_failed=backend_failed,
             latency_s=latency,
             usage=usage,
             attempts=attempts,

@@ -84,6 +84,9 @@ class OrderAnswer(BaseModel):
     raw: str | None = Field(None, description="The model's raw text (last attempt).")
     reason: str | None = None
     invalid_reason: str | None = None
+    backend_failed: bool = Field(
+        False, description="The backend failed (after retries): no model judgement, worth asking again later."
+    )
     latency_s: float = 0.0
     usage: Usage = Field(default_factory=Usage)
     attempts: int = 1

@@ -141,6 +141,7 @@ async def test_failures_end_as_invalid_not_exceptions(make_image, backend_for):
     verdicts = await judge.judge_many(comparisons(make_image, ["always500", "garbage", "badrequest", "fixable"]))
     by_id = {v.id: v for v in verdicts}
     assert by_id["c0"].winner == "invalid" and "gave up after 4 attempts" in by_id["c0"].invalid_reason
+    assert by_id["c0"].answers[0].backend_failed and not by_id["c1"].answers[0].backend_failed
     assert by_id["c1"].winner == "invalid" and "no JSON" in by_id["c1"].invalid_reason
     assert by_id["c1"].answers[0].attempts == 2 and by_id["c1"].answers[0].raw == "still no json"
     assert by_id["c2"].winner == "invalid" and "image too large" in by_id["c2"].invalid_reason

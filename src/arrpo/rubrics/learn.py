@@ -367,7 +367,7 @@ def _backend_failed(verdict: Verdict) -> bool:
     """Whether an invalid verdict came from backend failures rather than the model's answers."""
     if verdict.winner != "invalid" or not verdict.answers:
         return False
-    return all((a.invalid_reason or "").startswith(("backend error", "backend failed")) for a in verdict.answers)
+    return all(a.backend_failed for a in verdict.answers)
 
 
 def verifier_feedback(verdict: Verdict, preferred: str, task: Task) -> str:
