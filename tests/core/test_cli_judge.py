@@ -47,9 +47,11 @@ def pair_dir(tmp_path: Path) -> Path:
 def test_single_pair_prints_winner_and_reason(pair_dir, scripted_server, tmp_path):
     server = scripted_server(brighter_wins())
     result = arrpo("judge", str(pair_dir / "dark.png"), str(pair_dir / "bright.png"), "--prompt", "a lamp",
-                   "--endpoint", server.base_url, "--model", "m", "--no-cache", "--order", "both")
+                   "--endpoint", server.base_url, "--model", "m", "--no-cache", "--order", "both",
+                   "--max-tokens", "64")
     assert result.returncode == 0, result.stderr
     assert "winner: B" in result.stdout and "brighter is better" in result.stdout
+    assert server.seen[-1].body["max_tokens"] == 64
 
 
 def test_single_edit_pair_as_json(pair_dir, scripted_server, tmp_path):

@@ -45,6 +45,7 @@ def judge_command(
     retry_invalid: Annotated[bool, typer.Option("--retry-invalid", help="Batch mode: ask again pairs whose verdict was invalid.")] = False,
     max_pixels: Annotated[Optional[int], typer.Option("--max-pixels", help="Downscale images above this many pixels.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the verdict as JSON.")] = False,
+    max_tokens: Annotated[int, typer.Option("--max-tokens", min=16, help="Longest answer the model may write.")] = 1024,
     endpoint: Endpoint = None,
     model: Model = None,
     api_key_env: ApiKeyEnv = None,
@@ -93,14 +94,15 @@ def judge_command(
         if not batch:
             raise fail("--ray works with --pairs (batch mode)")
         assert pairs is not None and out is not None
-        options = {"order": order, "on_disagree": on_disagree, "rubric": loaded_rubric}
+        options = {"order": order, "on_disagree": on_disagree, "rubric": loaded_rubric, "max_tokens": max_tokens}
         _judge_batch_on_ray(settings, options, pairs, out, images or pairs.parent, retry_invalid, max_pixels, ray)
         return
     try:
         backend = open_backend(settings)
     except BackendUnavailable as exc:
         raise fail(str(exc)) from None
-    judge = PairwiseJudge(backend, order=order, on_disagree=on_disagree, rubric=loaded_rubric)  # type: ignore[arg-type]
+    judge = PairwiseJudge(backend, order=order, on_disagree=on_disagree, rubric=loaded_rubric,  # type: ignore[arg-type]
+                          max_tokens=max_tokens)
 
     if batch:
         assert pairs is not None and out is not None
