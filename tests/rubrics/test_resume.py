@@ -185,3 +185,28 @@ def test_cli_killed_with_sigkill_resumes_to_the_same_rubric(seed_dir, scripted_s
     for field in ("pairs", "passed_first", "refined", "dropped"):
         assert getattr(killed_rubric.provenance, field) == getattr(straight_rubric.provenance, field)
     assert json.loads(killed_out.read_text())["provenance"]["dropped"] == KINDS.count("drop")
+
+
+async def test_a_backend_failure_in_one_of_both_orders_leaves_the_pair_unfinished(
+    seed_dir, seeing, backend_for, tmp_path
+):
+    # with verify_order="both", a 500 on one order is not the model's judgement: the pair must not be
+    # refined (or dropped) because of it, but stay unfinished and be learned on a rerun
+    broken = {"on": True}
+
+    def fail_bright_first(request, default):
+        from .seeing_vlm import _parts, features
+
+        first = [v for k, v in _parts(request, 0) if k == "image"][-2]
+        return Reply(status=500) if broken["on"] and features(first)["bright"] > 0.5 else default
+
+    vlm, server = seeing({"judge": fail_bright_first})
+    seeds = read_seeds(seed_dir(["first", "first"]), task="t2i")
+    config = LearnConfig(task="t2i", k=2, t_max=2, verify_order="both")
+    state = tmp_path / "state.jsonl"
+    result = await RubricLearner(backend_for(server), config).learn(seeds, state)
+    assert vlm.kinds["refine"] == 0
+    assert sorted(result.errors) == ["first-0", "first-1"] and result.summary.decided == 0
+    broken["on"] = False
+    done = await RubricLearner(backend_for(server), config).learn(seeds, state)
+    assert done.summary.passed_first == 2 and done.rubric is not None

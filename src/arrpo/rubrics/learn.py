@@ -364,10 +364,14 @@ class RubricLearner:
 
 
 def _backend_failed(verdict: Verdict) -> bool:
-    """Whether an invalid verdict came from backend failures rather than the model's answers."""
+    """Whether an invalid verdict involves a backend failure (not only the model's answers).
+
+    With both orders asked, one failed order already makes the verdict invalid, although the model
+    never answered it: that is no verification result, so the pair must be asked again later.
+    """
     if verdict.winner != "invalid" or not verdict.answers:
         return False
-    return all(a.backend_failed for a in verdict.answers)
+    return any(a.backend_failed for a in verdict.answers)
 
 
 def verifier_feedback(verdict: Verdict, preferred: str, task: Task) -> str:
