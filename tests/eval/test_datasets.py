@@ -83,6 +83,36 @@ def test_editreward_bench_rows_k2_ties_and_embedded_images(tmp_path):
     assert [p.id for p in load_pairs(f"editreward:{path}", options={"drop_ties": True})] == ["r1"]
 
 
+def test_editreward_bench_groups_of_three_and_four_map_letters_to_candidates(tmp_path):
+    # upstream (TIGER-AI-Lab/EditReward, evaluate/inference_{3,4}pair_hf.py): a row of a K>2 group
+    # compares candidate_1 (the first letter of comparison_type, "Left") with candidate_2 (the
+    # second letter, "Right"); "C>A" on an "AvsC" row means candidate_2 is preferred
+    for name, color in (("src", (1, 1, 1)), ("c1", (2, 2, 2)), ("c2", (3, 3, 3))):
+        write_png(tmp_path / f"{name}.png", color)
+    common = {"instruction": "make it night", "source_image": "src.png", "candidate_1": "c1.png",
+              "candidate_2": "c2.png"}
+    rows = [
+        {"id": "g1_AvsB", "ranking": "A>B", "comparison_type": "AvsB", "dataset": "3pair"},
+        {"id": "g1_AvsC", "ranking": "C>A", "comparison_type": "AvsC", "dataset": "3pair"},
+        {"id": "g1_BvsC", "ranking": "B>C", "comparison_type": "BvsC", "dataset": "3pair"},
+        {"id": "g2_CvsD", "ranking": "D>C", "comparison_type": "CvsD", "dataset": "4pair"},
+        {"id": "g2_BvsD", "ranking": "B>D", "comparison_type": "BvsD", "dataset": "4pair"},
+        {"id": "k2", "ranking": "B>A", "comparison_type": "AvsB", "dataset": "2pair"},
+    ]
+    path = tmp_path / "editreward.jsonl"
+    path.write_text("".join(json.dumps({**common, **r}) + "\n" for r in rows))
+    assert [p.id for p in load_pairs(f"editreward:{path}")] == ["k2"]  # K=2 only by default
+    pairs = load_pairs(f"editreward:{path}", options={"all_groups": True})
+    assert [(p.id, p.label) for p in pairs] == [
+        ("g1_AvsB", "A"), ("g1_AvsC", "B"), ("g1_BvsC", "A"), ("g2_CvsD", "B"), ("g2_BvsD", "A"), ("k2", "B")]
+    assert all(p.image_a.path.endswith("c1.png") and p.image_b.path.endswith("c2.png") for p in pairs)
+    assert [p.subset for p in pairs] == ["3pair"] * 3 + ["4pair"] * 2 + ["2pair"]
+    assert (pairs[1].meta["group"], pairs[1].meta["comparison_type"]) == ("g1", "AvsC")
+    (tmp_path / "bad.jsonl").write_text(json.dumps({**common, **rows[1], "ranking": "B>A"}) + "\n")
+    with pytest.raises(DatasetError, match="does not compare"):
+        load_pairs(f"editreward:{tmp_path / 'bad.jsonl'}", options={"all_groups": True})
+
+
 def test_imagereward_rankings_expand_to_pairs(tmp_path):
     gens = [f"part-005937/images/0167/{i}.webp" for i in range(4)]
     for i, g in enumerate(gens):

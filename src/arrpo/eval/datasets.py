@@ -19,6 +19,7 @@ import hashlib
 import io
 import json
 import random
+import re
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
@@ -43,7 +44,7 @@ class DatasetOptions(BaseModel):
     drop_ties: bool | None = Field(None, description="Leave out pairs whose human label is a tie.")
     subset_field: str | None = Field(None, description="Upstream field to use as the subset.")
     split: str | None = Field(None, description="Split of a Hugging Face dataset directory.")
-    all_groups: bool = Field(False, description="EditReward-Bench: keep K>2 rows too (default K=2 only).")
+    all_groups: bool = Field(False, description="EditReward-Bench: read the 3- and 4-candidate groups too (default K=2 only).")
 
 
 Adapter = Callable[[Path, "Path | None", DatasetOptions], Iterator[PreferencePair]]
@@ -359,15 +360,37 @@ def hpdv3(path: Path, images: Path | None, options: DatasetOptions) -> Iterator[
         yield _finish(pair, options, randomise_default=True)
 
 
-_EDITREWARD_LABELS: dict[str, Label] = {"A>B": "A", "B>A": "B", "A=B": "tie"}
+_COMPARISON_TYPE = re.compile(r"\s*([A-Za-z])\s*_?\s*vs\.?\s*_?\s*([A-Za-z])\s*", re.I)
+
+
+def _editreward_label(ranking: Any, comparison_type: Any, where: str) -> Label:
+    """The label of one EditReward-Bench row.
+
+    ``comparison_type`` ``XvsY`` says which group letters the row compares: ``candidate_1`` is X
+    (upstream's "Left"), ``candidate_2`` is Y. So ``X>Y`` prefers candidate_1 (A), ``Y>X``
+    candidate_2 (B), ``X=Y`` is a tie. K=2 rows compare A with B.
+    """
+    match = _COMPARISON_TYPE.fullmatch(str(comparison_type)) if comparison_type else None
+    first, second = (match.group(1).upper(), match.group(2).upper()) if match else ("A", "B")
+    text = str(ranking or "").replace(" ", "").upper()
+    labels: dict[str, Label] = {f"{first}>{second}": "A", f"{second}>{first}": "B",
+                                f"{first}={second}": "tie", f"{second}={first}": "tie"}
+    if text not in labels:
+        raise DatasetError(f"{where}: ranking {ranking!r} does not compare {first} with {second} "
+                           f"(comparison_type {comparison_type!r})")
+    return labels[text]
 
 
 def editreward(path: Path, images: Path | None, options: DatasetOptions) -> Iterator[PreferencePair]:
-    """TIGER EditReward-Bench rows: ``id, instruction, source_image, candidate_1, candidate_2, ranking``.
+    """TIGER EditReward-Bench rows: ``id, instruction, source_image, candidate_1, candidate_2,
+    ranking, comparison_type, dataset``.
 
-    ``ranking`` is ``A>B`` / ``B>A`` / ``A=B`` (a tie, kept unless ``drop_ties``). Only the K=2
-    rows (``dataset == "2pair"``) are read unless ``all_groups`` is set, since the 3-/4-candidate
-    groups label their pairs by group letters. Subset: ``subset_field`` or ``editreward``.
+    ``dataset`` is the group size (``2pair``, ``3pair``, ``4pair``). Only K=2 rows are read unless
+    ``all_groups`` is set; then every row of the 3- and 4-candidate groups is one pair too, its
+    letters mapped to candidates by ``comparison_type`` (``AvsC``: candidate_1 is A, candidate_2 is
+    C, so ``C>A`` prefers candidate_2). ``A=B`` is a tie, kept unless ``drop_ties``. Upstream's
+    group-level score (every comparison of a group right) is not computed; ``meta.group`` names the
+    group. Subset: ``subset_field``, else the group size.
     """
     bases = _bases(path, images)
     for number, row in enumerate(read_rows(path, options.split), start=1):
@@ -375,23 +398,23 @@ def editreward(path: Path, images: Path | None, options: DatasetOptions) -> Iter
         group = row.get("dataset")
         if group not in (None, "2pair") and not options.all_groups:
             continue
-        label = _EDITREWARD_LABELS.get(str(row.get("ranking", "")).replace(" ", ""))
-        if label is None:
-            if options.all_groups:
-                continue  # K>2 rankings name other group letters (e.g. A>C)
-            raise DatasetError(f"{where}: ranking must be A>B, B>A or A=B (got {row.get('ranking')!r})")
+        label = _editreward_label(row.get("ranking"), row.get("comparison_type"), where)
         if label == "tie" and options.drop_ties:
             continue
+        pair_id = str(row.get("id") if row.get("id") is not None else number)
+        meta = {k: row.get(k) for k in ("model_1", "model_2", "score_1", "score_2", "dataset", "comparison_type")
+                if k in row}
+        meta["group"] = pair_id.split("_")[0]
         yield PreferencePair(
-            id=str(row.get("id") if row.get("id") is not None else number),
+            id=pair_id,
             task="edit",
             prompt=str(row.get("instruction") or ""),
             image_a=image_cell(row.get("candidate_1"), bases, f"{where} candidate_1"),
             image_b=image_cell(row.get("candidate_2"), bases, f"{where} candidate_2"),
             source=image_cell(row.get("source_image"), bases, f"{where} source_image"),
             label=label,
-            subset=_subset(row, options, "editreward"),
-            meta={k: row.get(k) for k in ("model_1", "model_2", "score_1", "score_2", "dataset") if k in row},
+            subset=_subset(row, options, str(group or "editreward")),
+            meta=meta,
         )
 
 
