@@ -75,3 +75,12 @@ def test_bootstrap_is_seeded_and_covers_the_known_value():
         low, high = bootstrap_interval(sample, forward_accuracy, resamples=200, seed=trial)
         covered += low <= 0.7 <= high
     assert covered >= 0.85 * trials
+
+
+def test_bootstrap_resamples_pairs_with_both_orders_together():
+    # every pair is right forward and wrong in reverse: any resample of PAIRS has mean 0.5 and Δ 1,
+    # while resampling the 2N order answers independently would give a wide interval
+    biased = [PairOutcome("A", "A", "B") for _ in range(60)]
+    assert bootstrap_interval(biased, mean_accuracy, resamples=200, seed=3) == (0.5, 0.5)
+    s = summarize(biased, resamples=200, seed=3)
+    assert s.intervals["delta"] == (1.0, 1.0) and s.intervals["consistency"] == (0.0, 0.0)

@@ -217,3 +217,27 @@ def test_the_documented_example_configuration_loads(tmp_path):
     sources[1].check_tasks({"t2i"})
     with pytest.raises(ConfigError, match="no rubric for task"):
         sources[1].check_tasks({"edit"})
+
+
+@pytest.mark.parametrize("forward", ["preferred_first", "given"])
+def test_each_order_shows_the_image_its_record_names_first(tmp_path, scripted_server, forward):
+    # a judge that always picks Image 1 names, in every order, exactly the image shown first
+    from arrpo._sync import run_sync
+    from arrpo.eval.config import EvalConfig, JudgeSpec
+    from arrpo.eval.datasets import load_pairs
+    from arrpo.eval.runner import EvalRunner, build_setups
+    from arrpo.vlm import build_backend
+
+    server = scripted_server(lambda request: Reply(text='{"rank": [1, 2], "reason": "first"}'))
+    pairs = load_pairs(f"jsonl:{make_dataset(tmp_path, n=4)}")
+    assert {p.label for p in pairs} == {"A", "B"}
+    config = EvalConfig(judges=[JudgeSpec(name="d", kind="direct")], forward=forward)
+    backend = build_backend(server.base_url, "m", cache_path=False, max_retries=0)
+    runner = EvalRunner(build_setups(config, tmp_path / "run", {"d": backend}), tmp_path / "run", forward=forward)
+    run_sync(runner.run(pairs))
+    for record in records(tmp_path / "run", "d"):
+        fwd, rev = record["forward"], record["reverse"]
+        assert fwd["winner"] == fwd["shown_first"] and rev["winner"] == rev["shown_first"] != fwd["shown_first"]
+        expected_first = record["label"] if forward == "preferred_first" else "A"
+        assert fwd["shown_first"] == expected_first
+        assert fwd["correct"] == (fwd["winner"] == record["label"])
