@@ -65,3 +65,19 @@ async def test_learner_structures_only_the_selected_criteria(seed_dir, seeing, b
     assert result.rubric.provenance.criteria_structured == 2
     request = next(r for r in server.seen if "Consolidate" in r.text).text
     assert "2 evaluation criteria" in request
+
+
+def test_coding_rate_normalisation_and_greedy_gain_match_the_definition():
+    # R(Z) = ½ logdet(I_d + d/(n ε²) ZᵀZ): for n = d orthonormal rows ZᵀZ = I, so R = ½ d log(1 + 1/ε²)
+    d, eps = 6, 0.5
+    assert coding_rate(np.eye(d), eps) == pytest.approx(0.5 * d * np.log(1 + 1 / eps**2))
+    # n copies of one unit vector: ZᵀZ = n e eᵀ, so R = ½ log(1 + d/ε²) whatever n is
+    assert coding_rate(np.tile(np.eye(d)[:1], (5, 1)), eps) == pytest.approx(0.5 * np.log(1 + d / eps**2))
+    # each greedy step picks the row that maximises the coding rate of the grown set
+    rng = np.random.default_rng(3)
+    z = rng.normal(size=(25, d))
+    z /= np.linalg.norm(z, axis=1, keepdims=True)
+    chosen = greedy_mcr_select(z, 6, eps)
+    for step in range(1, len(chosen)):
+        rates = [coding_rate(z[chosen[:step] + [i]], eps) if i not in chosen[:step] else -np.inf for i in range(25)]
+        assert chosen[step] == int(np.argmax(rates))
