@@ -241,3 +241,32 @@ def test_each_order_shows_the_image_its_record_names_first(tmp_path, scripted_se
         expected_first = record["label"] if forward == "preferred_first" else "A"
         assert fwd["shown_first"] == expected_first
         assert fwd["correct"] == (fwd["winner"] == record["label"])
+
+
+def test_edit_pairs_sharing_an_instruction_get_the_rubric_written_for_their_own_source(tmp_path, scripted_server):
+    # the writer writes an edit rubric from the instruction AND the source image: two pairs with the
+    # same instruction but different sources must not share one cached rubric
+    def handler(request):
+        if "Write an evaluation rubric" in request.text:
+            red = request.images()[0].getpixel((0, 0))[0] > 128
+            return Reply(text=json.dumps({"themes": [{"theme": f"Keep the {'red' if red else 'blue'} source"}]}))
+        return red_is_better(request)
+
+    server = scripted_server(handler)
+    write_png(tmp_path / "red.png", RED)
+    write_png(tmp_path / "blue.png", BLUE)
+    rows = [{"id": f"e{i}", "task": "edit", "prompt": "make it night", "source": src, "image_a": "red.png",
+             "image_b": "blue.png", "label": "A"} for i, src in enumerate(("red.png", "blue.png"))]
+    dataset = tmp_path / "edits.jsonl"
+    dataset.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    config = write_config(tmp_path, server.base_url, "  - {name: w, kind: prompt_rubrics, provider: writer}\n")
+    out = tmp_path / "run"
+    args = ("eval", "--dataset", f"jsonl:{dataset}", "--judge", str(config), "--out", str(out), "--no-progress",
+            "--bootstrap", "0")
+    for extra in (("--limit", "1"), ()):  # the second pair comes after the first one's rubric is cached
+        result = cli(*args, *extra)
+        assert result.returncode == 0, result.stderr
+    assert len([r for r in server.seen if "Write an evaluation rubric" in r.text]) == 2
+    for request in (r for r in server.seen if "Evaluation Rubrics" in r.text):
+        red_source = request.images()[0].getpixel((0, 0))[0] > 128
+        assert f"Keep the {'red' if red_source else 'blue'} source" in request.text

@@ -79,5 +79,5 @@ def test_coding_rate_normalisation_and_greedy_gain_match_the_definition():
     z /= np.linalg.norm(z, axis=1, keepdims=True)
     chosen = greedy_mcr_select(z, 6, eps)
     for step in range(1, len(chosen)):
-        rates = [coding_rate(z[chosen[:step] + [i]], eps) if i not in chosen[:step] else -np.inf for i in range(25)]
+        rates = [coding_rate(z[[*chosen[:step], i]], eps) if i not in chosen[:step] else -np.inf for i in range(25)]
         assert chosen[step] == int(np.argmax(rates))

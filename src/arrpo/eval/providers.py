@@ -34,8 +34,13 @@ class PromptRubricProvider(Protocol):
 
 
 def prompt_key(pair: PreferencePair) -> str:
-    """Key of a prompt-level rubric: the task and prompt text (pairs sharing a prompt share it)."""
-    return hashlib.sha256(f"{pair.task}\x00{pair.prompt}".encode()).hexdigest()[:24]
+    """Key of a prompt-level rubric: the task and prompt text, plus the source image for edits
+    (an edit rubric is written for its source, so pairs share it only when both match)."""
+    text = f"{pair.task}\x00{pair.prompt}"
+    if pair.source is not None:
+        source = pair.source
+        text += "\x00" + (hashlib.sha256(source.data).hexdigest() if source.data is not None else str(source.path))
+    return hashlib.sha256(text.encode()).hexdigest()[:24]
 
 
 class RubricSource:
