@@ -270,3 +270,25 @@ def test_edit_pairs_sharing_an_instruction_get_the_rubric_written_for_their_own_
     for request in (r for r in server.seen if "Evaluation Rubrics" in r.text):
         red_source = request.images()[0].getpixel((0, 0))[0] > 128
         assert f"Keep the {'red' if red_source else 'blue'} source" in request.text
+
+
+def test_resume_judges_again_a_pair_whose_label_changed(tmp_path, scripted_server):
+    # e.g. a rerun with another A/B randomisation seed: same id, images swapped, label flipped;
+    # the old record describes another pair and must not be kept
+    server = scripted_server(red_is_better)
+    config = write_config(tmp_path, server.base_url, "  - {name: d, kind: direct}\n",
+                          extra="forward: given\n")
+    dataset = make_dataset(tmp_path, n=2)
+    out = tmp_path / "run"
+    args = ("eval", "--dataset", f"jsonl:{dataset}", "--judge", str(config), "--out", str(out), "--no-progress",
+            "--bootstrap", "0")
+    assert cli(*args).returncode == 0
+    rows = [json.loads(line) for line in dataset.read_text().splitlines()]
+    rows[0].update(image_a=rows[0]["image_b"], image_b=rows[0]["image_a"], label="B")
+    dataset.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    before = server.requests
+    assert cli(*args).returncode == 0
+    assert server.requests - before == 2
+    latest = {r["id"]: r for r in records(out, "d")}
+    assert latest["p0"]["label"] == "B" and latest["p0"]["forward"]["shown_first"] == "A"
+    assert latest["p0"]["forward"]["winner"] == "B"

@@ -15,7 +15,8 @@ The run directory holds everything a report needs::
     rubrics/<judge>/         prompt-level rubrics, written once
 
 Killed runs resume: pairs with a line in ``verdicts/<judge>.jsonl`` are not asked again
-(``retry_invalid`` asks again those with an invalid answer; the newest line wins).
+(``retry_invalid`` asks again those with an invalid answer; a pair whose label changed since is
+asked again too; the newest line wins).
 """
 
 from __future__ import annotations
@@ -67,6 +68,12 @@ def latest_records(path: Path) -> dict[str, dict[str, Any]]:
 
 def is_invalid(record: dict[str, Any]) -> bool:
     return any(record.get(side, {}).get("winner") == "invalid" for side in ("forward", "reverse"))
+
+
+def is_stale(record: dict[str, Any], pair: PreferencePair) -> bool:
+    """Whether a record was made for another version of the pair (its label or task changed, e.g.
+    a rerun with another A/B randomisation seed): its answers do not describe this pair."""
+    return record.get("label") != pair.label or record.get("task", pair.task) != pair.task
 
 
 def forward_shows_b_first(pair: PreferencePair, forward: str) -> bool:
@@ -121,7 +128,7 @@ class EvalRunner:
             done = latest_records(verdict_path(self.run_dir, setup.name))
             for pair in pairs:
                 record = done.get(pair.id)
-                if record is None or (self.retry_invalid and is_invalid(record)):
+                if record is None or is_stale(record, pair) or (self.retry_invalid and is_invalid(record)):
                     remaining.setdefault(pair.id, []).append(setup.name)
         return remaining
 
