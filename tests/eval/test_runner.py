@@ -292,3 +292,17 @@ def test_resume_judges_again_a_pair_whose_label_changed(tmp_path, scripted_serve
     latest = {r["id"]: r for r in records(out, "d")}
     assert latest["p0"]["label"] == "B" and latest["p0"]["forward"]["shown_first"] == "A"
     assert latest["p0"]["forward"]["winner"] == "B"
+
+
+def test_resume_refuses_a_judge_changed_under_the_same_name(tmp_path, scripted_server):
+    server = scripted_server(red_is_better)
+    Rubric(themes=[Theme(theme="Redness wins")]).save(tmp_path / "t2i.json")
+    config = write_config(tmp_path, server.base_url, "  - {name: arr, kind: task_rubric, rubric: {t2i: t2i.json}}\n")
+    args = ("eval", "--dataset", f"jsonl:{make_dataset(tmp_path, n=2)}", "--judge", str(config),
+            "--out", str(tmp_path / "run"), "--no-progress", "--bootstrap", "0")
+    assert cli(*args).returncode == 0
+    assert cli(*args).returncode == 0  # unchanged: resumes (nothing left to do)
+    Rubric(themes=[Theme(theme="Blueness wins")]).save(tmp_path / "t2i.json")
+    changed = cli(*args)
+    assert changed.returncode == 2 and "judge 'arr' changed" in changed.stderr and "rubric text" in changed.stderr
+    assert len(records(tmp_path / "run", "arr")) == 2  # nothing was mixed in

@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from arrpo._version import __version__
-from arrpo.eval.config import EvalConfig, JudgeSpec
+from arrpo.eval.config import ConfigError, EvalConfig, JudgeSpec
 from arrpo.eval.pairs import PreferencePair
 from arrpo.eval.providers import RubricSource, RubricUnavailable, build_source
 from arrpo.eval.thumbs import save_thumbnail
@@ -150,12 +150,44 @@ class EvalRunner:
         }
         (self.run_dir / "run.json").write_text(json.dumps(run, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
 
+    def check_unchanged(self) -> None:
+        """Refuse to resume a run whose judges were changed under the same name.
+
+        Records of a judge are only comparable if they came from one configuration: the same spec
+        (kind, rubric files, sampling), the same rubric text and the same forward order.
+        """
+        path = self.run_dir / "run.json"
+        if not path.exists():
+            return
+        try:
+            before = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return
+        specs = {j.get("name"): j for j in before.get("judges", [])}
+        rubrics = before.get("rubrics", {})
+        for setup in self.setups:
+            if not latest_records(verdict_path(self.run_dir, setup.name)):
+                continue
+            changed = []
+            if before.get("forward", self.forward) != self.forward:
+                changed.append(f"forward order ({before.get('forward')} → {self.forward})")
+            if setup.name in specs and specs[setup.name] != setup.spec.model_dump(mode="json"):
+                changed.append("its configuration")
+            if setup.name in rubrics and rubrics[setup.name] != _rubric_texts(setup.rubrics):
+                changed.append("its rubric text")
+            if changed:
+                raise ConfigError(
+                    f"judge {setup.name!r} changed since {self.run_dir} was started ({', '.join(changed)}): "
+                    "its old and new answers would be mixed. Use a new --out, or give the judge a new name."
+                )
+
     # ------------------------------------------------------------------- running
     async def run(self, pairs: Sequence[PreferencePair], *, info: dict[str, Any] | None = None,
                   on_record: Callable[[str, dict[str, Any]], None] | None = None) -> int:
         """Judge what is left to judge; returns the number of records written."""
         for setup in self.setups:
             setup.rubrics.check_tasks({p.task for p in pairs})
+        self.check_unchanged()
         self.write_manifest(pairs, info or {})
         remaining = self.todo(pairs)
         by_id = {p.id: p for p in pairs}
