@@ -175,12 +175,41 @@ def test_generic_jsonl_and_csv(tmp_path):
     assert (c.id, c.label) == ("z", "A")
 
 
-def test_hf_directory_without_datasets_or_pyarrow_says_what_to_do(tmp_path):
-    try:
-        import pyarrow  # noqa: F401
-        pytest.skip("pyarrow is installed; the missing-package error cannot be shown")
-    except ImportError:
-        pass
+def test_hf_directories_parquet_and_arrow_with_embedded_images(tmp_path):
+    """GenAI-Bench edition rows as the Hub stores them: image cells {"bytes", "path"}, in a parquet
+    shard (downloaded repo layout) and in an Arrow stream (``save_to_disk`` layout)."""
+    pa = pytest.importorskip("pyarrow")
+    import pyarrow.parquet as pq
+
+    rows = [
+        {"instruct_prompt": "make it blue", "vote_type": vote, "left_model": "m1", "right_model": "m2",
+         "source_image": {"bytes": png_bytes((0, 0, 200)), "path": "src.png"},
+         "left_output_image": {"bytes": png_bytes((200, 0, 0)), "path": f"l{i}.png"},
+         "right_output_image": {"bytes": png_bytes((0, 200, 0)), "path": f"r{i}.png"}}
+        for i, vote in enumerate(["leftvote", "rightvote", "tievote"])
+    ]
+    table = pa.Table.from_pylist(rows)
+    (tmp_path / "hub" / "data").mkdir(parents=True)
+    pq.write_table(table, tmp_path / "hub" / "data" / "test-00000-of-00001.parquet")
+    (tmp_path / "disk").mkdir()
+    with pa.OSFile(str(tmp_path / "disk" / "data-00000-of-00001.arrow"), "wb") as sink, \
+            pa.ipc.new_stream(sink, table.schema) as writer:
+        writer.write_table(table)
+    for folder in ("hub", "disk"):
+        pairs = load_pairs(f"genai-bench:{tmp_path / folder}")
+        assert [p.label for p in pairs] == ["A", "B", "tie"] and all(p.task == "edit" for p in pairs)
+        first = pairs[0]
+        assert first.prompt == "make it blue" and first.meta["left_model"] == "m1"
+        assert first.image_a.load().to_pil().getpixel((0, 0)) == (200, 0, 0)
+        assert first.source.load().to_pil().getpixel((0, 0)) == (0, 0, 200)
+    assert len(load_pairs(f"genai-bench:{tmp_path / 'hub'}", options={"drop_ties": True})) == 2
+
+
+def test_hf_directory_without_datasets_or_pyarrow_says_what_to_do(tmp_path, monkeypatch):
+    import sys
+
+    for name in ("datasets", "pyarrow", "pyarrow.parquet"):
+        monkeypatch.setitem(sys.modules, name, None)  # as if not installed
     (tmp_path / "hfdir").mkdir()
     with pytest.raises(DatasetError, match="pip install pyarrow"):
         load_pairs(f"genai-bench:{tmp_path / 'hfdir'}")
