@@ -182,3 +182,20 @@ def test_adapters_group_edits_by_source_image(start_service):
     assert plan_groups(["p", "p", "p"], sources=["s", "t", "s"]) == [[0, 2], [1]]
     with pytest.raises(ValueError, match="do not share one prompt and source"):
         plan_groups(["p"] * 4, group_size=2, sources=["s", "t", "s", "s"])
+
+
+@pytest.mark.parametrize("retry_after", ["-5", "nan", "Wed, 21 Oct 2015 07:28:00 GMT"])
+def test_client_survives_odd_retry_after(retry_after):
+    """A proxy's odd Retry-After on 503 is retried promptly, then the 503 is reported (no crash)."""
+    calls = []
+
+    def saturated(request: httpx.Request) -> httpx.Response:
+        calls.append(request)
+        return httpx.Response(503, headers={"Retry-After": retry_after},
+                              json={"error": {"status": 503, "code": "saturated", "message": "busy"}})
+
+    with RewardClient("http://reward.test", max_retries=2, max_wait=0.05) as client:
+        client._http = httpx.Client(base_url="http://reward.test", transport=httpx.MockTransport(saturated))
+        with pytest.raises(RewardServiceError) as caught:
+            client.compare("p", gray(1), gray(2))
+    assert caught.value.status == 503 and len(calls) == 3
