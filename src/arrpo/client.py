@@ -111,7 +111,8 @@ class _Settings:
         """Seconds to wait before retrying, or None when the error is final."""
         if error.status != 503 or attempt >= self.max_retries:
             return None
-        return min(self.max_wait, error.retry_after if error.retry_after is not None else 2.0 ** attempt)
+        wait = error.retry_after if error.retry_after is not None else 2.0 ** attempt
+        return max(0.0, min(self.max_wait, wait))  # a proxy's negative Retry-After means "now"
 
 
 class RewardClient:

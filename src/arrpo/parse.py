@@ -17,10 +17,13 @@ from typing import Any, Literal
 Choice = Literal["1", "2", "tie"]
 
 _THINK = re.compile(r"<think(?:ing)?>.*?</think(?:ing)?>", re.S | re.I)
+_THINK_END = re.compile(r"</think(?:ing)?>", re.I)
 _FENCE = re.compile(r"```(?:json|JSON)?\s*(.*?)```", re.S)
 _TRAILING_COMMA = re.compile(r",\s*([}\]])")
 _RANK_IN_TEXT = re.compile(r"""["']?rank(?:s|ing)?["']?\s*[:=]\s*\[\s*(-?\d+)\s*,\s*(-?\d+)\s*\]""", re.I)
 _BARE_ARRAY = re.compile(r"^\s*\[\s*(-?\d+)\s*,\s*(-?\d+)\s*\]\s*$")
+#: A rank written as text must still read as a pair ("[2, 1]", "2, 1"), not as prose with digits.
+_RANK_STRING = re.compile(r"^\s*[\[(]?\s*(-?\d+)(?:\s*[,;]\s*|\s+)(-?\d+)\s*[\])]?\s*$")
 _REFUSAL = re.compile(
     r"\b(i(?:'| a)?m sorry|i cannot|i can't|i can not|i am unable|i'm unable|as an ai)\b", re.I
 )
@@ -31,8 +34,12 @@ _TIE_WORDS = {"tie", "equal", "both", "same", "draw", "neither", "none"}
 
 
 def strip_thinking(text: str) -> str:
-    """Remove ``<think>…</think>`` blocks (and an unterminated leading one)."""
+    """Remove ``<think>…</think>`` blocks, an unterminated leading one, and the reasoning before
+    a closing tag whose opening tag was in the prompt (chat templates that open ``<think>``)."""
     text = _THINK.sub("", text)
+    unpaired_ends = list(_THINK_END.finditer(text))
+    if unpaired_ends:
+        text = text[unpaired_ends[-1].end():]
     if re.match(r"\s*<think", text, re.I) and "</think" not in text.lower():
         return ""
     return text
@@ -149,8 +156,10 @@ def _as_int(value: Any) -> int | None:
 
 def _choice_from_ranks(values: Any, allow_ties: bool) -> tuple[Choice | None, str | None]:
     if isinstance(values, str):
-        numbers = re.findall(r"-?\d+", values)
-        values = [int(n) for n in numbers] if numbers else values
+        pair = _RANK_STRING.match(values)
+        if pair is None:
+            return None, f"'rank' is text that does not read as two ranks: {values[:80]!r}"
+        values = [pair.group(1), pair.group(2)]
     if not isinstance(values, (list, tuple)):
         return None, f"'rank' is not a list ({type(values).__name__})"
     if len(values) != 2:
@@ -170,6 +179,8 @@ def _choice_from_ranks(values: Any, allow_ties: bool) -> tuple[Choice | None, st
 
 def _choice_from_winner(value: Any, allow_ties: bool) -> tuple[Choice | None, str | None]:
     if isinstance(value, (int, float)) and not isinstance(value, bool):
+        if isinstance(value, float) and not value.is_integer():
+            return None, f"unreadable winner {value!r}"
         text = str(int(value))
     elif isinstance(value, str):
         text = value.strip().lower()
@@ -224,10 +235,13 @@ def parse_rank_answer(text: str | None, *, allow_ties: bool = False) -> RankAnsw
         return usable[-1]
     if answers:
         return answers[-1]
-    match = _RANK_IN_TEXT.search(visible) or _BARE_ARRAY.match(visible)
-    if match:
-        choice, error = _choice_from_ranks([match.group(1), match.group(2)], allow_ties)
-        return RankAnswer(choice, None, error)
+    matches = list(_RANK_IN_TEXT.finditer(visible)) or list(filter(None, [_BARE_ARRAY.match(visible)]))
+    if matches:
+        found = [_choice_from_ranks([m.group(1), m.group(2)], allow_ties) for m in matches]
+        choices = {choice for choice, _ in found if choice is not None}
+        if len(choices) > 1:
+            return RankAnswer(None, None, "several ranks in the text that disagree")
+        return RankAnswer(*found[-1]) if not choices else RankAnswer(choices.pop(), None, None)
     if _REFUSAL.search(visible):
         return RankAnswer(None, None, "the model refused or could not decide")
     return RankAnswer(None, None, "no JSON answer found")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import threading
 from types import SimpleNamespace
 
@@ -15,7 +16,8 @@ from arrpo.integrations.flow_factory import ArrpoGroupwiseReward
 from arrpo.integrations.flow_grpo import ArrpoRewardFn, make_reward_fn
 from arrpo.integrations.groups import plan_groups
 from arrpo.server import ServiceConfig
-from tests.serve.helpers import TOKEN, png_bytes, slow_brighter_wins
+from arrpo.testing.scripted_server import Reply
+from tests.serve.helpers import TOKEN, brightness, png_bytes, slow_brighter_wins
 
 
 def gray(value: int, size: int = 8) -> Image.Image:
@@ -160,3 +162,40 @@ def test_flow_factory_groupwise_reward(service):
     assert edit.extra["mask"] == [True, True]
     with pytest.raises(ValueError, match="no reward service URL"):
         ArrpoGroupwiseReward(SimpleNamespace())
+
+
+def closest_to_source_wins(request):
+    """An edit judge: the candidate whose brightness is nearer the source image's wins."""
+    source, first, second = (brightness(image) for image in request.images()[-3:])
+    rank = [1, 2] if abs(first - source) <= abs(second - source) else [2, 1]
+    return Reply(text=json.dumps({"rank": rank, "reason": "closer to the source"}))
+
+
+def test_adapters_group_edits_by_source_image(start_service):
+    """Same instruction, different source images: separate groups, each judged against its own source."""
+    service = start_service(closest_to_source_wins)
+    images = [gray(10), gray(200), gray(10), gray(200)]
+    sources = [gray(0), gray(0), gray(255), gray(255)]
+    scores, info = ArrpoRewardFn(service.url)(images, ["match it"] * 4, ref_images=sources)
+    assert info["groups"] == [[0, 1], [2, 3]]
+    assert scores == pytest.approx([1.0, -0.1, -0.1, 1.0])
+    assert plan_groups(["p", "p", "p"], sources=["s", "t", "s"]) == [[0, 2], [1]]
+    with pytest.raises(ValueError, match="do not share one prompt and source"):
+        plan_groups(["p"] * 4, group_size=2, sources=["s", "t", "s", "s"])
+
+
+@pytest.mark.parametrize("retry_after", ["-5", "nan", "Wed, 21 Oct 2015 07:28:00 GMT"])
+def test_client_survives_odd_retry_after(retry_after):
+    """A proxy's odd Retry-After on 503 is retried promptly, then the 503 is reported (no crash)."""
+    calls = []
+
+    def saturated(request: httpx.Request) -> httpx.Response:
+        calls.append(request)
+        return httpx.Response(503, headers={"Retry-After": retry_after},
+                              json={"error": {"status": 503, "code": "saturated", "message": "busy"}})
+
+    with RewardClient("http://reward.test", max_retries=2, max_wait=0.05) as client:
+        client._http = httpx.Client(base_url="http://reward.test", transport=httpx.MockTransport(saturated))
+        with pytest.raises(RewardServiceError) as caught:
+            client.compare("p", gray(1), gray(2))
+    assert caught.value.status == 503 and len(calls) == 3

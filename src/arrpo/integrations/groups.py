@@ -1,7 +1,8 @@
 """Score a trainer's batch group by group through the reward service (shared by the adapters).
 
-A batch holds several samples per prompt. Samples are grouped by prompt (or by fixed-size
-contiguous chunks when ``group_size`` is given), each group of two or more is sent to
+A batch holds several samples per prompt. Samples are grouped by prompt, and for edits by prompt
+and source image (or by fixed-size contiguous chunks when ``group_size`` is given, which must not
+mix prompts or sources), each group of two or more is sent to
 ``/v1/group_rewards`` (groups run concurrently), and the per-image values are put back in batch
 order. A sample alone in its group cannot be compared: it scores ``0.0`` and is masked.
 """
@@ -9,6 +10,7 @@ order. A sample alone in its group cannot be compared: it scores ``0.0`` and is 
 from __future__ import annotations
 
 import asyncio
+import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -17,22 +19,33 @@ import httpx
 
 from arrpo._sync import run_sync
 from arrpo.client import AsyncRewardClient, RewardServiceError
-from arrpo.integrations.convert import split_images
+from arrpo.integrations.convert import image_bytes, split_images
 
 ScoreField = Literal["reward", "advantage"]
 
 
-def plan_groups(prompts: Sequence[str], group_size: int | None = None) -> list[list[int]]:
-    """Batch indices per group: by identical prompt (first-appearance order) or fixed chunks."""
+def plan_groups(
+    prompts: Sequence[str], group_size: int | None = None, sources: Sequence[str] | None = None
+) -> list[list[int]]:
+    """Batch indices per group: by identical prompt (and identical ``sources`` key, e.g. the source
+    image's hash for edits) in first-appearance order, or fixed chunks (which must not mix them)."""
+    keys = list(zip(prompts, sources, strict=True)) if sources is not None else [(p, None) for p in prompts]
     if group_size is not None:
         if group_size < 1:
             raise ValueError("group_size must be positive")
         if len(prompts) % group_size:
             raise ValueError(f"batch of {len(prompts)} is not a multiple of group_size {group_size}")
-        return [list(range(k, k + group_size)) for k in range(0, len(prompts), group_size)]
-    groups: dict[str, list[int]] = {}
-    for index, prompt in enumerate(prompts):
-        groups.setdefault(prompt, []).append(index)
+        chunks = [list(range(k, k + group_size)) for k in range(0, len(prompts), group_size)]
+        for members in chunks:
+            if len({keys[k] for k in members}) > 1:
+                raise ValueError(
+                    f"group_size {group_size}: samples {members} do not share one prompt and source image; "
+                    "order the batch by group or leave group_size unset to group by prompt and source"
+                )
+        return chunks
+    groups: dict[tuple[str, str | None], list[int]] = {}
+    for index, key in enumerate(keys):
+        groups.setdefault(key, []).append(index)
     return list(groups.values())
 
 
@@ -92,7 +105,10 @@ class GroupScorer:
         if len(items) != len(prompts):
             raise ValueError(f"{len(items)} images but {len(prompts)} prompts")
         source_list = split_images(sources) if sources is not None else None
-        groups = plan_groups(list(prompts), self.group_size)
+        if source_list is not None and len(source_list) != len(items):
+            raise ValueError(f"{len(items)} images but {len(source_list)} source images")
+        source_keys = [hashlib.sha256(image_bytes(s)).hexdigest() for s in source_list] if source_list else None
+        groups = plan_groups(list(prompts), self.group_size, source_keys)
         n = len(items)
         out = BatchScores([0.0] * n, [0.0] * n, [0.0] * n, [False] * n, groups)
         gate = asyncio.Semaphore(self.max_parallel_groups)

@@ -98,6 +98,17 @@ class VLMRequest:
         return hashlib.sha256(blob.encode("utf-8")).hexdigest()
 
 
+def options_tag(options: dict[str, Any]) -> str:
+    """A short stable suffix for a backend's ``model_id`` naming the set options that change its
+    answers (template variables, extra request fields, JSON mode), so the response cache never
+    serves one configuration's answer to another. Empty when none is set."""
+    shown = {key: value for key, value in options.items() if value is not None and value != {}}
+    if not shown:
+        return ""
+    blob = json.dumps(shown, sort_keys=True, default=str, separators=(",", ":"))
+    return "+" + hashlib.sha256(blob.encode("utf-8")).hexdigest()[:16]
+
+
 @dataclass
 class VLMResponse:
     text: str

@@ -21,7 +21,7 @@ import openai
 
 from arrpo.images import ImageData
 from arrpo.schema import Usage
-from arrpo.vlm.base import BackendError, ImagePart, Message, VLMRequest, VLMResponse
+from arrpo.vlm.base import BackendError, ImagePart, Message, VLMRequest, VLMResponse, options_tag
 
 JsonMode = Literal["auto", "json_object", "off"]
 
@@ -130,6 +130,10 @@ class OpenAIBackend:
         self.timeout = timeout
         self.json_mode: JsonMode = json_mode
         self.extra_body = dict(extra_body or {})
+        # part of the cache key: fixed at construction ("auto" may switch itself off later)
+        self._options_tag = options_tag(
+            {"json_mode": None if json_mode == "auto" else json_mode, "extra_body": self.extra_body}
+        )
         # httpcore's pool scans its connections quadratically on every request, which costs
         # milliseconds per request at 64+ connections; several small pools keep that flat.
         shards = max(1, -(-max_connections // CONNECTIONS_PER_POOL))
@@ -150,7 +154,7 @@ class OpenAIBackend:
 
     @property
     def model_id(self) -> str:
-        return f"openai:{self.base_url}#{self.model}"
+        return f"openai:{self.base_url}#{self.model}{self._options_tag}"
 
     async def complete(self, request: VLMRequest) -> VLMResponse:
         body: dict[str, Any] = {

@@ -27,6 +27,7 @@ from arrpo.vlm.base import (
     Message,
     VLMRequest,
     VLMResponse,
+    options_tag,
 )
 from arrpo.vlm.batching import MicroBatcher
 
@@ -175,7 +176,7 @@ class TransformersBackend:
     @property
     def model_id(self) -> str:
         budget = f"@{self.max_pixels}px" if self.max_pixels else ""
-        return f"transformers:{self.model_name}{budget}"
+        return f"transformers:{self.model_name}{budget}{options_tag({'chat_template_kwargs': self.chat_template_kwargs})}"
 
     # ------------------------------------------------------------------ loading
     def load(self) -> None:

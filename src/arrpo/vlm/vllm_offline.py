@@ -17,7 +17,14 @@ from typing import Any
 
 from arrpo.images import load_image
 from arrpo.schema import Usage
-from arrpo.vlm.base import BackendUnavailable, ImagePart, Message, VLMRequest, VLMResponse
+from arrpo.vlm.base import (
+    BackendUnavailable,
+    ImagePart,
+    Message,
+    VLMRequest,
+    VLMResponse,
+    options_tag,
+)
 from arrpo.vlm.batching import MicroBatcher
 from arrpo.vlm.openai_compat import to_openai_messages
 
@@ -114,7 +121,10 @@ class VLLMBackend:
     @property
     def model_id(self) -> str:
         budget = f"@{self.max_pixels}px" if self.max_pixels else ""
-        return f"vllm:{self.model_name}{budget}"
+        tag = options_tag({
+            "chat_template_kwargs": self.chat_template_kwargs, "guided_json": None if self.guided_json else False,
+        })
+        return f"vllm:{self.model_name}{budget}{tag}"
 
     @property
     def batches(self) -> int:
