@@ -174,7 +174,7 @@ class RayJudgeRunner:
     def run(self, comparisons: Iterable[Comparison]) -> Iterator[tuple[int, Verdict]]:
         """Yield ``(index in comparisons, verdict)`` as verdicts arrive (completion order)."""
         import ray
-        from ray.exceptions import RayActorError, WorkerCrashedError
+        from ray.exceptions import ObjectLostError, RayActorError, WorkerCrashedError
 
         indexed = list(enumerate(comparisons))
         queue = deque(
@@ -199,7 +199,7 @@ class RayJudgeRunner:
                 load[slot] -= 1
                 try:
                     results = ray.get(ref)
-                except (RayActorError, WorkerCrashedError) as exc:
+                except (RayActorError, WorkerCrashedError, ObjectLostError) as exc:  # node or object lost too
                     attempts[number] = attempts.get(number, 0) + 1
                     if attempts[number] >= self.max_attempts:
                         raise RuntimeError(
