@@ -62,3 +62,21 @@ def test_ranks_stay_identical_and_skip_together_on_a_non_finite_loss(tmp_path, t
     assert all(torch.equal(a[k], b[k]) for k in a), "the ranks' LoRA weights diverged"
     assert any(v.abs().sum() > 0 for k, v in a.items() if "lora_B" in k), "no update reached the adapter"
 
+
+@pytest.mark.slow
+def test_cli_final_checkpoint_resumes_on_every_rank(tmp_path, tiny_dirs):
+    prompts = tmp_path / "prompts.txt"
+    prompts.write_text("a red apple\na blue car\na green robot\n")
+    config = tmp_path / "cfg.yaml"
+    config.write_text(
+        f"preset: tiny-cpu\nmodel:\n  pretrained: {tiny_dirs['sd3']}\ndata:\n  prompts: {prompts}\n"
+        f"sampling:\n  num_steps: 3\ntrain:\n  iterations: 3\n  prompts_per_iteration: 1\n"
+        f"  output_dir: {tmp_path / 'run'}\n  checkpoint_every: 2\n  gallery_every: 0\n  tensorboard: false\n"
+        "optim:\n  accumulate_samples: 2\n"
+    )
+    cli = [sys.executable, "-m", "arrpo", "train", "--config", str(config)]
+    _launch(cli, tmp_path)
+    final = tmp_path / "run" / "checkpoints" / "it000003"
+    assert sorted(p.name for p in final.glob("rank*.pt")) == ["rank0.pt", "rank1.pt"]
+    again = _launch([*cli, "--iterations", "4"], tmp_path)
+    assert "resumed from" in again[0].stdout and "4 iterations" in again[0].stdout
