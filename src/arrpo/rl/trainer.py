@@ -260,8 +260,11 @@ class RPOTrainer:
         return metrics
 
     def _optimizer_step(self) -> float | None:
-        """Clip, check finiteness, step AdamW and the LR schedule, zero the gradients."""
+        """Unscale (fp16), clip, check finiteness, step AdamW and the LR schedule, zero the gradients."""
         max_norm = self.cfg.optim.max_grad_norm or float("inf")
+        scaler = getattr(self.acc, "scaler", None)  # fp16: accelerate scaled the loss in backward
+        if scaler is not None:
+            scaler.unscale_(self.optimizer)
         norm = torch.nn.utils.clip_grad_norm_(self.params, max_norm)
         bad = self._bad_window
         if self.world > 1:  # one rank's non-finite loss skips the update everywhere, or replicas diverge
@@ -272,8 +275,14 @@ class RPOTrainer:
             log.warning("non-finite loss or gradient (norm %s): update skipped (%d so far)", float(norm), self.skipped_updates)
             self.optimizer.zero_grad(set_to_none=True)
             self._bad_window = False
+            if scaler is not None:
+                scaler.update()
             return None
-        self.optimizer.step()
+        if scaler is not None:
+            scaler.step(self.optimizer)
+            scaler.update()
+        else:
+            self.optimizer.step()
         self.scheduler.step()
         self.optimizer.zero_grad(set_to_none=True)
         self.optimizer_steps += 1
