@@ -13,6 +13,13 @@ def test_official_presets_match_the_paper():
     edit = build_config(preset="official-qwen-edit")
     assert (edit.model.family, edit.sampling.num_steps, edit.objective.beta) == ("qwen-image-edit", 10, 0.02)
     assert (edit.lora.rank, edit.lora.alpha, edit.optim.lr) == (32, 64, 1e-5)
+    for cfg, batch in ((flux, 32), (edit, 16)):  # Table 3 batch sizes on the launchers' 8 GPUs
+        assert 8 * cfg.optim.accumulate_samples == batch and cfg.samples_per_iteration == 2
+        assert (cfg.optim.max_grad_norm, cfg.optim.betas, cfg.optim.eps) == (1.0, (0.9, 0.999), 1e-8)
+        assert (cfg.reward.advantage_clip, cfg.train.iterations, cfg.train.checkpoint_every) == (5.0, 300, 50)
+        assert (cfg.train.seed, cfg.sampling.sde, cfg.sampling.same_noise_in_group) == (42, "dance", True)
+        assert cfg.objective.train_steps == "all_but_last" and cfg.objective.kl == "k1"
+    assert (flux.model.guidance, edit.model.guidance) == (3.5, None)
 
 
 def test_file_values_override_the_preset():
@@ -25,6 +32,8 @@ def test_invalid_combinations_are_refused():
         build_config({"optim": {"micro_batch": 3}}, preset="official-flux")
     with pytest.raises(ValidationError):
         build_config({"sampling": {"num_stepz": 3}})
+    with pytest.raises(ValidationError, match="fraction"):
+        build_config({"objective": {"train_steps": "random_fraction", "fraction": 1.5}})
     with pytest.raises(ValueError, match="unknown preset"):
         build_config(preset="nope")
     assert set(PRESETS) >= {"official-flux", "official-qwen-edit", "tiny-cpu"}

@@ -166,3 +166,19 @@ def test_win_rate_against_the_reference_is_logged_every_n_iterations(tmp_path, m
     assert final["eval/win"] + final["eval/loss"] + final["eval/tie"] + final["eval/invalid"] == 6
     assert 0.0 <= final["eval/win_rate"] <= 1.0
     assert judged.count("0") == 1 and len([j for j in judged if j.isdigit()]) == 6  # 2 prompts × 3 seeds
+
+
+def test_fp16_loss_scaling_is_undone_before_clipping_and_stepping(tmp_path, make_policy):
+    """Under fp16 mixed precision accelerate scales the loss; the trainer owns the optimizer, so it
+    must unscale before clipping: the same run with a loss scale of 1024 gives the same update."""
+    runs = []
+    for scale in (None, 1024.0):
+        tr = _trainer(tmp_path / str(scale), make_policy, train={"iterations": 2, "overlap": False})
+        if scale is not None:
+            tr.acc.scaler = torch.amp.GradScaler("cpu", init_scale=scale)
+        history = tr.train()
+        tr.close()
+        runs.append(([h["grad_norm"] for h in history], _lora(tr)))
+    (norms, lora), (scaled_norms, scaled_lora) = runs
+    assert scaled_norms == pytest.approx(norms, rel=1e-4)
+    assert all(torch.allclose(lora[n], scaled_lora[n], atol=1e-6) for n in lora)

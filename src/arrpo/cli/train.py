@@ -58,9 +58,9 @@ def register(app: typer.Typer) -> None:
             if resumed:
                 typer.echo(f"resumed from {resumed} at iteration {trainer.iteration}")
             history = trainer.train()
+            trainer.save_checkpoint()  # every rank writes its own file, or ranks > 0 cannot resume
             if trainer.acc.is_main_process:
                 out = trainer.export_lora(Path(cfg.train.output_dir) / "final")
-                trainer.save_checkpoint()
                 last = history[-1] if history else {}
                 typer.echo(
                     f"done: {trainer.iteration} iterations, {trainer.optimizer_steps} optimizer steps, "

@@ -80,7 +80,7 @@ class ObjectiveConfig(_Section):
     beta: float = Field(0.01, description="KL weight to the LoRA-disabled reference; 0 skips the reference pass.")
     kl: Literal["k1", "gaussian"] = "k1"
     train_steps: Literal["all_but_last", "all", "random_fraction", "window"] = "all_but_last"
-    fraction: float = 1.0
+    fraction: float = Field(1.0, gt=0, le=1, description="random_fraction: share of the all-but-last steps trained.")
     window: tuple[int, int] | None = None
 
 

@@ -215,9 +215,10 @@ class RPOTrainer:
                         terms = ppo_kl_loss(new.log_prob, chunk.log_probs[:, t], a, kl, clip_eps=obj.clip_eps, beta=obj.beta)
                         loss = (terms.loss * weight).sum()
                         if not torch.isfinite(loss):
+                            # Still backward: under DDP every rank must join the gradient all-reduce.
+                            # The whole window is skipped, on every rank (see _optimizer_step).
                             self._bad_window = True
-                            log.warning("non-finite loss at iteration %d step %d: skipping its backward", batch.iteration, t)
-                            continue
+                            log.warning("non-finite loss at iteration %d step %d: the update will be skipped", batch.iteration, t)
                         self.acc.backward(loss)
                     sel = m > 0
                     if sel.any():
@@ -259,16 +260,29 @@ class RPOTrainer:
         return metrics
 
     def _optimizer_step(self) -> float | None:
-        """Clip, check finiteness, step AdamW and the LR schedule, zero the gradients."""
+        """Unscale (fp16), clip, check finiteness, step AdamW and the LR schedule, zero the gradients."""
         max_norm = self.cfg.optim.max_grad_norm or float("inf")
+        scaler = getattr(self.acc, "scaler", None)  # fp16: accelerate scaled the loss in backward
+        if scaler is not None:
+            scaler.unscale_(self.optimizer)
         norm = torch.nn.utils.clip_grad_norm_(self.params, max_norm)
-        if self._bad_window or not torch.isfinite(norm):
+        bad = self._bad_window
+        if self.world > 1:  # one rank's non-finite loss skips the update everywhere, or replicas diverge
+            flag = torch.tensor(float(bad), device=self.acc.device)
+            bad = bool(self.acc.reduce(flag, reduction="sum") > 0)
+        if bad or not torch.isfinite(norm):
             self.skipped_updates += 1
             log.warning("non-finite loss or gradient (norm %s): update skipped (%d so far)", float(norm), self.skipped_updates)
             self.optimizer.zero_grad(set_to_none=True)
             self._bad_window = False
+            if scaler is not None:
+                scaler.update()
             return None
-        self.optimizer.step()
+        if scaler is not None:
+            scaler.step(self.optimizer)
+            scaler.update()
+        else:
+            self.optimizer.step()
         self.scheduler.step()
         self.optimizer.zero_grad(set_to_none=True)
         self.optimizer_steps += 1
