@@ -32,7 +32,9 @@ def main() -> None:
         "objective": {"beta": 0.01},
         "optim": {"accumulate_samples": 2, "micro_batch": 2, "lr": 1e-2},
         "train": {"iterations": 3, "prompts_per_iteration": 1, "overlap": False, "output_dir": spec["out"],
-                  "resume": None, "tensorboard": False, "checkpoint_every": 0, "gallery_every": 0},
+                  "resume": None, "tensorboard": False, "checkpoint_every": 0, "gallery_every": 0,
+                  "eval_every": spec.get("eval_every", 0), "eval_seeds": 2},
+        "data": {"eval_prompts": spec.get("eval_prompts")},
     }, preset="tiny-cpu")  # fmt: skip
     policy = load_policy("sd3", spec["pretrained"], height=32, width=32, max_sequence_length=16)
     prompts = [PromptItem(p) for p in ["a red apple", "a cat on a sofa", "mountains", "a green robot"]]
@@ -47,9 +49,10 @@ def main() -> None:
             return terms
 
         trainer_module.ppo_kl_loss = poisoned
-    tr.train()
+    history = tr.train()
     tr.close()
-    state = {"lora": lora_state_dict(policy.transformer), "skipped": tr.skipped_updates, "steps": tr.optimizer_steps}
+    state = {"lora": lora_state_dict(policy.transformer), "skipped": tr.skipped_updates, "steps": tr.optimizer_steps,
+             "eval": [h.get("eval/win_rate") for h in history]}
     torch.save(state, f"{spec['out']}/rank{acc.process_index}.pt")
 
 

@@ -64,6 +64,17 @@ def test_ranks_stay_identical_and_skip_together_on_a_non_finite_loss(tmp_path, t
 
 
 @pytest.mark.slow
+def test_main_process_evaluation_does_not_desynchronise_the_ranks(tmp_path, tiny_dirs):
+    """eval_every samples on the main process alone; that must bypass DDP's collectives."""
+    held_out = tmp_path / "held_out.txt"
+    held_out.write_text("a yellow kite\n")
+    ranks = _worker(tmp_path, tiny_dirs, eval_every=1, eval_prompts=str(held_out))
+    assert all(v is not None for v in ranks[0]["eval"]) and all(v is None for v in ranks[1]["eval"])
+    a, b = (r["lora"] for r in ranks)
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+@pytest.mark.slow
 def test_cli_final_checkpoint_resumes_on_every_rank(tmp_path, tiny_dirs):
     prompts = tmp_path / "prompts.txt"
     prompts.write_text("a red apple\na blue car\na green robot\n")

@@ -314,7 +314,7 @@ class RPOTrainer:
             if t.checkpoint_every and self.iteration % t.checkpoint_every == 0:
                 self.save_checkpoint()
             return
-        if self.eval_items and t.eval_every and self.iteration % t.eval_every == 0:
+        if self.eval_items and t.eval_every and self.iteration % t.eval_every == 0 and self._can_evaluate():
             metrics.update({f"eval/{k}": float(v) for k, v in self.evaluate().items()})
         if self.sink is not None and self.iteration % t.log_every == 0:
             self.sink.log(self.iteration, {k: v for k, v in metrics.items() if v is not None})
@@ -327,6 +327,14 @@ class RPOTrainer:
         if t.checkpoint_every and self.iteration % t.checkpoint_every == 0:
             self.save_checkpoint()
 
+    def _can_evaluate(self) -> bool:
+        if self.world > 1 and self.cfg.train.distributed == "fsdp":
+            if not getattr(self, "_warned_fsdp_eval", False):
+                log.warning("train.eval_every is not supported with FSDP yet (sharded weights); skipped")
+                self._warned_fsdp_eval = True
+            return False
+        return True
+
     def evaluate(self) -> dict[str, float]:
         """Win rate of the current policy against its reference (LoRA off) on the held-out
         prompts, ``train.eval_seeds`` seeds each, same noise for both, ODE sampling."""
@@ -336,12 +344,13 @@ class RPOTrainer:
         seeds = [self.cfg.train.seed + 1_000_003 + s for s in range(self.cfg.train.eval_seeds)]
         prompts = [it for it in items for _ in seeds]
         sources = self._load_sources(prompts)
-        return head_to_head(
-            self.policy, self.judge, [it.prompt for it in prompts], seeds * len(items),
-            num_steps=self.cfg.sampling.num_steps, shift=self.cfg.sampling.shift, sources=sources,
-            task=self.task, rubric=self.rubric,
-            judge_all=lambda comparisons: self.judging.submit(comparisons).result(self.judging.timeout + 60),
-        )
+        with self.policy.unwrapped():  # the main process samples alone: no DDP collectives
+            return head_to_head(
+                self.policy, self.judge, [it.prompt for it in prompts], seeds * len(items),
+                num_steps=self.cfg.sampling.num_steps, shift=self.cfg.sampling.shift, sources=sources,
+                task=self.task, rubric=self.rubric,
+                judge_all=lambda comparisons: self.judging.submit(comparisons).result(self.judging.timeout + 60),
+            )
 
     def train(self) -> list[dict[str, float]]:
         """Run until ``train.iterations``; returns the per-iteration metrics of this process."""

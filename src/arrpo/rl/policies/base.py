@@ -115,6 +115,16 @@ class FlowPolicy(ABC):
         return self.pipe.image_processor.postprocess(image.float(), output_type="pil")
 
     @contextmanager
+    def unwrapped(self) -> Iterator[None]:
+        """Inside this block forwards bypass the DDP/FSDP wrapper (no collectives): for work one
+        process does alone, such as evaluation on the main process."""
+        wrapped, self.model = self.model, self.transformer
+        try:
+            yield
+        finally:
+            self.model = wrapped
+
+    @contextmanager
     def reference(self) -> Iterator[None]:
         """Inside this block the model is the reference policy (LoRA adapters disabled)."""
         self.transformer.disable_adapters()
