@@ -132,3 +132,21 @@ class FlowPolicy(ABC):
             yield
         finally:
             self.transformer.enable_adapters()
+
+
+class PackedLatentPolicy(FlowPolicy):
+    """Base of the families whose transformer takes 2×2-packed latent tokens (FLUX, Qwen-Image)."""
+
+    #: Extra axes between batch and channels of the VAE latents (Qwen's 3-D VAE has a frame axis).
+    latent_frame_axes: tuple[int, ...] = ()
+
+    @property
+    def _latent_hw(self) -> tuple[int, int]:
+        f = self.vae_scale_factor * 2
+        return 2 * (self.height // f), 2 * (self.width // f)
+
+    def initial_noise(self, n: int, generator: torch.Generator) -> torch.Tensor:
+        c = self.transformer.config.in_channels // 4
+        h, w = self._latent_hw
+        noise = torch.randn((n, *self.latent_frame_axes, c, h, w), generator=generator, device=generator.device)
+        return self.pipe._pack_latents(noise, n, c, h, w).to(self.device)

@@ -6,18 +6,13 @@ from __future__ import annotations
 import torch
 from PIL import Image
 
-from arrpo.rl.policies.base import Conditioning, FlowPolicy
+from arrpo.rl.policies.base import Conditioning, PackedLatentPolicy
 
 
-class FluxPolicy(FlowPolicy):
+class FluxPolicy(PackedLatentPolicy):
     """Adapter over ``FluxPipeline`` (FLUX.1-dev/schnell); no true CFG during rollouts."""
 
     family = "flux"
-
-    @property
-    def _latent_hw(self) -> tuple[int, int]:
-        f = self.vae_scale_factor * 2
-        return 2 * (self.height // f), 2 * (self.width // f)
 
     def _ids(self, h: int, w: int, first: float = 0.0) -> torch.Tensor:
         ids = self.pipe._prepare_latent_image_ids(1, h // 2, w // 2, self.device, self.dtype)
@@ -31,12 +26,6 @@ class FluxPolicy(FlowPolicy):
                 max_sequence_length=self.max_sequence_length,
             )  # fmt: skip
         return Conditioning({"embeds": embeds.detach(), "pooled": pooled.detach()})
-
-    def initial_noise(self, n: int, generator: torch.Generator) -> torch.Tensor:
-        c = self.transformer.config.in_channels // 4
-        h, w = self._latent_hw
-        noise = torch.randn((n, c, h, w), generator=generator, device=generator.device)
-        return self.pipe._pack_latents(noise, n, c, h, w).to(self.device)
 
     def _forward(self, tokens, img_ids, sigma, cond) -> torch.Tensor:
         guidance = None

@@ -12,18 +12,14 @@ from __future__ import annotations
 import torch
 from PIL import Image
 
-from arrpo.rl.policies.base import Conditioning, FlowPolicy
+from arrpo.rl.policies.base import Conditioning, PackedLatentPolicy
 
 
-class QwenImagePolicy(FlowPolicy):
+class QwenImagePolicy(PackedLatentPolicy):
     """Adapter over ``QwenImagePipeline`` (no true CFG during rollouts)."""
 
     family = "qwen-image"
-
-    @property
-    def _latent_hw(self) -> tuple[int, int]:
-        f = self.vae_scale_factor * 2
-        return 2 * (self.height // f), 2 * (self.width // f)
+    latent_frame_axes = (1,)
 
     def _encode_text(self, prompts: list[str], image=None) -> Conditioning:
         kwargs = {"image": image} if image is not None else {}
@@ -37,12 +33,6 @@ class QwenImagePolicy(FlowPolicy):
 
     def encode(self, prompts: list[str], sources: list[Image.Image] | None = None) -> Conditioning:
         return self._encode_text(prompts)
-
-    def initial_noise(self, n: int, generator: torch.Generator) -> torch.Tensor:
-        c = self.transformer.config.in_channels // 4
-        h, w = self._latent_hw
-        noise = torch.randn((n, 1, c, h, w), generator=generator, device=generator.device)
-        return self.pipe._pack_latents(noise, n, c, h, w).to(self.device)
 
     def _img_shapes(self, n: int) -> list:
         h, w = self._latent_hw
