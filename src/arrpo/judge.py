@@ -280,29 +280,15 @@ def _to_winner(parsed: RankAnswer, order: Order) -> Winner:
 
 
 class ProgressBar:
-    """A rich progress bar counting verdicts by outcome."""
+    """Progress of a batch of judgements, counting verdicts by winner."""
 
     def __init__(self, total: int):
-        from rich.progress import (
-            BarColumn,
-            MofNCompleteColumn,
-            Progress,
-            TextColumn,
-            TimeRemainingColumn,
-        )
+        from arrpo.progress import CountingProgress
 
-        self._progress = Progress(
-            TextColumn("judging"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
-            TextColumn("{task.fields[status]}"), transient=False,
-        )
-        self._counts = {"A": 0, "B": 0, "tie": 0, "invalid": 0}
-        self._progress.start()
-        self._task = self._progress.add_task("judging", total=total, status="")
+        self._bar = CountingProgress(total, "judging", ("A", "B", "tie", "invalid"))
 
     def advance(self, verdict: Verdict) -> None:
-        self._counts[verdict.winner] += 1
-        status = " ".join(f"{k}={v}" for k, v in self._counts.items())
-        self._progress.update(self._task, advance=1, status=status)
+        self._bar.advance(verdict.winner)
 
     def close(self) -> None:
-        self._progress.stop()
+        self._bar.close()

@@ -162,29 +162,18 @@ def report_command(
 
 
 class _Bar:
-    """Progress over (pair, judge) records, counting pairs correct in both orders."""
+    """Progress over (pair, judge) records, counting answers correct in each order and invalid ones."""
 
     def __init__(self, total: int):
-        from rich.progress import (
-            BarColumn,
-            MofNCompleteColumn,
-            Progress,
-            TextColumn,
-            TimeRemainingColumn,
-        )
+        from arrpo.progress import CountingProgress
 
-        self._progress = Progress(TextColumn("eval"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
-                                  TextColumn("{task.fields[status]}"), console=console)
-        self._counts = {"fwd ok": 0, "rev ok": 0, "invalid": 0}
-        self._progress.start()
-        self._task = self._progress.add_task("eval", total=total, status="")
+        self._bar = CountingProgress(total, "eval", ("fwd ok", "rev ok", "invalid"), console=console)
 
     def advance(self, judge: str, record: dict) -> None:
-        self._counts["fwd ok"] += record["forward"]["correct"]
-        self._counts["rev ok"] += record["reverse"]["correct"]
-        self._counts["invalid"] += "invalid" in (record["forward"]["winner"], record["reverse"]["winner"])
-        status = " ".join(f"{k}={v}" for k, v in self._counts.items())
-        self._progress.update(self._task, advance=1, status=status)
+        outcomes = [name for name, side in (("fwd ok", "forward"), ("rev ok", "reverse")) if record[side]["correct"]]
+        if "invalid" in (record["forward"]["winner"], record["reverse"]["winner"]):
+            outcomes.append("invalid")
+        self._bar.advance(*outcomes)
 
     def close(self) -> None:
-        self._progress.stop()
+        self._bar.close()

@@ -190,42 +190,24 @@ def learn_command(
 
 
 async def _learn(learner, seeds, state_path: Path, allow_incomplete: bool):
-    from rich.progress import (
-        BarColumn,
-        MofNCompleteColumn,
-        Progress,
-        TextColumn,
-        TimeRemainingColumn,
-    )
+    from arrpo.progress import CountingProgress
+    from arrpo.rubrics.state import read_state
 
-    counts = {"passed_first": 0, "refined": 0, "dropped": 0, "bad_input": 0, "failed": 0}
-    progress = Progress(
-        TextColumn("learning"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
-        TextColumn("{task.fields[status]}"), console=console, transient=False,
-    )
-
-    def status() -> str:
-        return " ".join(f"{k}={v}" for k, v in counts.items() if v or k != "bad_input")
-
-    with progress:
-        bar = progress.add_task("learning", total=len(seeds.pairs), status="")
+    keys = ("passed_first", "refined", "dropped", "bad_input", "failed")
+    with CountingProgress(len(seeds.pairs), "learning", keys, hide_zero=("bad_input",), console=console) as bar:
 
         def on_outcome(outcome) -> None:
-            counts[outcome.status] += 1
-            progress.update(bar, advance=1, status=status())
+            bar.advance(outcome.status)
 
         def on_error(pair, message) -> None:
-            counts["failed"] += 1
-            progress.update(bar, advance=1, status=status())
-            progress.console.print(f"pair {pair.id}: {message}", highlight=False)
+            bar.advance("failed")
+            bar.console.print(f"pair {pair.id}: {message}", highlight=False)
 
         try:
-            from arrpo.rubrics.state import read_state
-
             already = len(set(read_state(state_path, learner.fingerprint(seeds))) & {p.id for p in seeds.pairs})
             if already:
-                progress.console.print(f"resuming: {already} of {len(seeds.pairs)} pairs already done in {state_path}")
-                progress.update(bar, advance=already)
+                bar.console.print(f"resuming: {already} of {len(seeds.pairs)} pairs already done in {state_path}")
+                bar.advance(steps=already)
             return await learner.learn(
                 seeds, state_path, on_outcome=on_outcome, on_error=on_error, allow_incomplete=allow_incomplete
             )
