@@ -3,8 +3,8 @@
 :class:`RayPoolJudge` has the judge interface (``async judge(comparison) -> Verdict``), so
 ``arrpo eval --ray`` (or any caller of a judge) scales out unchanged: concurrent calls are gathered
 into batches and each batch runs through :class:`~arrpo.scale.ray_runner.RayJudgeRunner`, which
-resends the chunks of workers that die. A batch that still fails ends as ``invalid`` verdicts with
-the reason; :class:`~arrpo.vlm.base.BackendUnavailable` (workers cannot open the backend) is raised.
+resends the chunks of workers that die. Comparisons of a batch that still fails end as ``invalid``
+verdicts with the reason (those already judged keep their verdicts); :class:`~arrpo.vlm.base.BackendUnavailable` (workers cannot open the backend) is raised.
 """
 
 from __future__ import annotations
@@ -24,14 +24,17 @@ class RayPoolJudge:
         self._batcher = MicroBatcher(self._run_batch, max_batch_size=max_batch_size, window_s=window_s)
 
     def _run_batch(self, comparisons: list[Comparison]) -> list[Verdict]:  # type: ignore[override]
+        verdicts: dict[int, Verdict] = {}
+        reason = "ray: no verdict came back"
         try:
-            verdicts = dict(self.runner.run(comparisons))
+            for index, verdict in self.runner.run(comparisons):
+                verdicts[index] = verdict
         except BackendUnavailable:
             raise
-        except Exception as exc:  # lost chunks, cluster gone: the comparisons end invalid, the run goes on
-            return [Verdict(id=c.id, winner="invalid", invalid_reason=f"ray: {type(exc).__name__}: {exc}")
-                    for c in comparisons]
-        return [verdicts[index] for index in range(len(comparisons))]
+        except Exception as exc:  # lost chunks, cluster gone: the rest end invalid, the run goes on
+            reason = f"ray: {type(exc).__name__}: {exc}"
+        return [verdicts.get(i) or Verdict(id=c.id, winner="invalid", invalid_reason=reason)
+                for i, c in enumerate(comparisons)]
 
     async def judge(self, comparison: Comparison) -> Verdict:
         try:
