@@ -114,6 +114,12 @@ class FlowPolicy(ABC):
             image = vae.decode(scaled, return_dict=False)[0]
         return self.pipe.image_processor.postprocess(image.float(), output_type="pil")
 
+    def require_sources(self, prompts: list[str], sources: list[Image.Image] | None) -> list[Image.Image]:
+        """The source images of an editing family: exactly one per prompt, else a clear error."""
+        if not sources or len(sources) != len(prompts):
+            raise ValueError(f"{self.family} needs one source image per prompt")
+        return sources
+
     @contextmanager
     def unwrapped(self) -> Iterator[None]:
         """Inside this block forwards bypass the DDP/FSDP wrapper (no collectives): for work one

@@ -58,8 +58,7 @@ class FluxKontextPolicy(FluxPolicy):
     needs_source = True
 
     def encode(self, prompts: list[str], sources: list[Image.Image] | None = None) -> Conditioning:
-        if not sources or len(sources) != len(prompts):
-            raise ValueError("FLUX-Kontext needs one source image per prompt")
+        sources = self.require_sources(prompts, sources)
         cond = super().encode(prompts)
         image = self.pipe.image_processor.preprocess(sources, self.height, self.width)
         c = self.transformer.config.in_channels // 4

@@ -68,8 +68,7 @@ class QwenImageEditPolicy(QwenImagePolicy):
     needs_source = True
 
     def encode(self, prompts: list[str], sources: list[Image.Image] | None = None) -> Conditioning:
-        if not sources or len(sources) != len(prompts):
-            raise ValueError("Qwen-Image-Edit needs one source image per prompt")
+        sources = self.require_sources(prompts, sources)
         resized = [s.convert("RGB").resize((self.width, self.height)) for s in sources]
         cond = self._encode_text(prompts, image=resized)
         image = self.pipe.image_processor.preprocess(resized, self.height, self.width).unsqueeze(2)
