@@ -12,7 +12,7 @@ import threading
 from typing import Any
 
 from arrpo.annotate.labels import LabelBook, LabelStateError
-from arrpo.annotate.web import image_response, install_guard, page_html
+from arrpo.annotate.web import add_basic_routes, image_response, install_guard, page_html
 
 SLOTS = ("left", "right", "source")
 
@@ -52,16 +52,13 @@ def create_label_app(book: LabelBook, *, host: str = "127.0.0.1", token: str | N
 
     app = FastAPI(title="arrpo label", docs_url=None, redoc_url=None, openapi_url=None)
     install_guard(app, host=host, token=token)
+    add_basic_routes(app)
     lock = threading.Lock()  # one answer at a time: the log order is the answer order
     page = page_html("label.html")
 
     @app.get("/", response_class=HTMLResponse)
     def index() -> str:
         return page
-
-    @app.get("/health")
-    def health() -> dict[str, Any]:
-        return {"ok": True}
 
     @app.get("/api/state")
     def get_state() -> dict[str, Any]:

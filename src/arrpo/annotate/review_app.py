@@ -11,7 +11,7 @@ import threading
 from typing import Any
 
 from arrpo.annotate.review import ExemplarBook, ExemplarError, RunView
-from arrpo.annotate.web import image_response, install_guard, page_html
+from arrpo.annotate.web import add_basic_routes, image_response, install_guard, page_html
 
 
 def create_review_app(view: RunView, book: ExemplarBook, *, host: str = "127.0.0.1", token: str | None = None) -> Any:
@@ -21,6 +21,7 @@ def create_review_app(view: RunView, book: ExemplarBook, *, host: str = "127.0.0
 
     app = FastAPI(title="arrpo review", docs_url=None, redoc_url=None, openapi_url=None)
     install_guard(app, host=host, token=token)
+    add_basic_routes(app)
     lock = threading.Lock()
     page = page_html("review.html")
     rows = view.rows()
@@ -28,10 +29,6 @@ def create_review_app(view: RunView, book: ExemplarBook, *, host: str = "127.0.0
     @app.get("/", response_class=HTMLResponse)
     def index() -> str:
         return page
-
-    @app.get("/health")
-    def health() -> dict[str, Any]:
-        return {"ok": True}
 
     @app.get("/api/run")
     def get_run() -> dict[str, Any]:

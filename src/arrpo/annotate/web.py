@@ -124,6 +124,19 @@ def install_guard(app: Any, *, host: str, token: str | None) -> None:
         return response
 
 
+def add_basic_routes(app: Any) -> None:
+    """``GET /health`` (open, for scripts waiting on start-up) and an empty ``/favicon.ico``."""
+    from fastapi.responses import Response
+
+    @app.get("/health")
+    def health() -> dict[str, Any]:
+        return {"ok": True}
+
+    @app.get("/favicon.ico")
+    def favicon() -> Any:
+        return Response(status_code=204)
+
+
 _HEADERS = {
     "Cache-Control": "no-store",
     "X-Content-Type-Options": "nosniff",
