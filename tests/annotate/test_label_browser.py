@@ -144,4 +144,4 @@ def test_zoom_opens_and_closes(tmp_path, page_server):
         page.keyboard.press("1")                       # keys do not answer while zoomed
         assert progress(page).startswith("labelled 0")
         page.keyboard.press("Escape")
-        page.wait_for_selector("#zoom:not(.open)")
+        page.wait_for_selector("#zoom:not(.open)", state="hidden")
