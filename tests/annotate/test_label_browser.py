@@ -57,6 +57,9 @@ def test_label_with_keyboard_kill_restart_and_finish(tmp_path, page_server):
         browser.open(server.url + "/")
         assert "1" in page.inner_text("#hints") and "undo" in page.inner_text("#hints")
         assert progress(page).startswith("labelled 0 · skipped 0 · left 8 of 8")
+        wait_ready(page)
+        assert page.is_visible("#img-left") and page.is_visible("#img-right")
+        assert not page.is_visible("#source-fig")      # a text-to-image pair has no source
 
         first = choose(page)                          # p0: right answer with 1/2
         wrong = choose(page, correct=False)           # p1: wrong on purpose ...
@@ -80,8 +83,11 @@ def test_label_with_keyboard_kill_restart_and_finish(tmp_path, page_server):
         browser.open(server.url + "/")
         assert wait_ready(page) == "p4"
         assert progress(page).startswith("labelled 3 · skipped 1 · left 4 of 8")
-        for _ in range(4):
-            choose(page, arrows=_ % 2 == 1)
+        for step in range(4):
+            if step == 3:                              # p7 is an edit: its source is shown
+                assert wait_ready(page) == "p7" and page.is_visible("#source-fig")
+                assert "editing instruction" in page.inner_text("#kind").lower()
+            choose(page, arrows=step % 2 == 1)
         page.wait_for_selector("body.finished")
         summary = page.inner_text("#summary")
         assert "chose the left image" in summary and "binomial p" in summary
