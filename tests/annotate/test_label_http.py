@@ -203,5 +203,7 @@ def test_agreement_command(tmp_path):
     shown = f"{kappa:.3f}" if kappa is not None else "–"
     row = rf"│\s+3\s+│\s+{agree}\s+│\s+{agree / 3:.1%}\s+│\s+{re.escape(shown)}\s+│"
     assert re.search(row, result.output), result.output
+    lefts = sum(p == "left" for p in choices["ann1"])
+    assert re.search(rf"│\s+4\s+│\s+{lefts} of 4\s+│\s+{lefts / 4:.1%}", result.output), result.output
     lonely = runner.invoke(cli, ["label", "agreement", str(tmp_path / "seeds.ann1.jsonl")])
     assert lonely.exit_code == 2

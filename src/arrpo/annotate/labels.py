@@ -80,8 +80,8 @@ def replay(path: str | Path) -> Replay:
     return state
 
 
-def read_labels(path: str | Path) -> dict[str, str]:
-    """Pair id → label (``A``/``B``/``tie``) of a label log or a seed file.
+def read_label_records(path: str | Path) -> dict[str, dict[str, Any]]:
+    """Pair id → the current label record of a label log or a seed file.
 
     A seed file whose log lies beside it is read through the log (which also holds ties).
     """
@@ -90,12 +90,30 @@ def read_labels(path: str | Path) -> dict[str, str]:
     if not any("event" in r for r in records):
         log = log_path_for(path)
         if log.exists():
-            return read_labels(log)
-        return {str(r["id"]): str(r["label"]) for r in records if r.get("id") is not None and r.get("label")}
+            return read_label_records(log)
+        return {str(r["id"]): r for r in records if r.get("id") is not None and r.get("label")}
     state = Replay()
     for record in records:
         state.apply(record)
-    return {i: str(r["label"]) for i, r in state.answers.items() if r.get("event") == "label"}
+    return {i: r for i, r in state.answers.items() if r.get("event") == "label" and r.get("label")}
+
+
+def read_labels(path: str | Path) -> dict[str, str]:
+    """Pair id → label (``A``/``B``/``tie``) of a label log or a seed file."""
+    return {i: str(r["label"]) for i, r in read_label_records(path).items()}
+
+
+def side_answers(records: dict[str, dict[str, Any]]) -> list[tuple[str, str, str | None]]:
+    """(chosen side, side shown left, None) per record that says which side was left, for
+    :func:`~arrpo.annotate.stats.position_bias`."""
+    answers = []
+    for record in records.values():
+        left, label = record.get("left"), record.get("label")
+        if left not in ("A", "B") or label not in ("A", "B", "tie"):
+            continue
+        chosen = "tie" if label == "tie" else ("left" if label == left else "right")
+        answers.append((chosen, str(left), None))
+    return answers
 
 
 class LabelBook:

@@ -129,24 +129,34 @@ def agreement_command(
     from rich.console import Console
     from rich.table import Table
 
-    from arrpo.annotate.labels import read_labels
-    from arrpo.annotate.stats import agreement
+    from arrpo.annotate.labels import read_label_records, side_answers
+    from arrpo.annotate.stats import agreement, position_bias
 
     if len(files) < 2:
         raise fail("give two or more label files")
-    labels = {}
+    records, labels = {}, {}
     for path in files:
         if not path.is_file():
             raise fail(f"{path}: no such file")
-        labels[path] = read_labels(path)
+        records[path] = read_label_records(path)
+        labels[path] = {i: str(r["label"]) for i, r in records[path].items()}
         if not labels[path]:
             raise fail(f"{path}: holds no labels")
+    out = Console(width=max(120, Console().width))
     table = Table(title="inter-annotator agreement (pairs labelled by both)")
     for column in ("first", "second", "shared pairs", "agree", "raw agreement", "Cohen's κ"):
-        table.add_column(column, justify="right" if column not in ("first", "second") else "left")
+        table.add_column(column, justify="right" if column not in ("first", "second") else "left", overflow="fold")
     for first, second in combinations(files, 2):
         result = agreement(labels[first], labels[second])
         raw = f"{result.raw:.1%}" if result.raw is not None else "–"
         kappa = f"{result.kappa:.3f}" if result.kappa is not None else "–"
         table.add_row(str(first), str(second), str(result.shared), str(result.agree), raw, kappa)
-    Console(width=max(120, Console().width)).print(table)
+    out.print(table)
+    sides = Table(title="position bias per annotator (decisive labels)")
+    for column in ("file", "labels", "chose left", "left rate", "binomial p"):
+        sides.add_column(column, justify="left" if column == "file" else "right", overflow="fold")
+    for path in files:
+        bias = position_bias(side_answers(records[path]))
+        rate = f"{bias.left_rate:.1%}" if bias.left_rate is not None else "–"
+        sides.add_row(str(path), str(len(labels[path])), f"{bias.left} of {bias.decisive}", rate, f"{bias.p_value:.3f}")
+    out.print(sides)
