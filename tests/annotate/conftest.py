@@ -57,13 +57,13 @@ def make_pairs(folder: Path, n: int = 8, *, edit_last: bool = True) -> tuple[Pat
 class PageServer:
     """``python -m arrpo <args>`` as a real process, waited for until ``/health`` answers."""
 
-    def __init__(self, args: list[str], port: int, logs: Path):
-        self.args, self.port, self.logs = args, port, logs
+    def __init__(self, args: list[str], port: int, logs: Path, env: dict[str, str] | None = None):
+        self.args, self.port, self.logs, self.extra_env = args, port, logs, env or {}
         self.proc: subprocess.Popen | None = None
         self.url = f"http://127.0.0.1:{port}"
 
     def start(self, timeout: float = 60.0) -> PageServer:
-        env = {**os.environ, "PYTHONPATH": SRC + os.pathsep + os.environ.get("PYTHONPATH", "")}
+        env = {**os.environ, "PYTHONPATH": SRC + os.pathsep + os.environ.get("PYTHONPATH", ""), **self.extra_env}
         self.logs.mkdir(parents=True, exist_ok=True)
         self._err = (self.logs / f"server-{time.monotonic_ns()}.err").open("w")
         self.proc = subprocess.Popen([sys.executable, "-m", "arrpo", *self.args, "--port", str(self.port)],
@@ -104,8 +104,8 @@ def page_server(tmp_path):
     """``page_server(args)`` → a started :class:`PageServer` (stopped after the test)."""
     started: list[PageServer] = []
 
-    def start(args: list[str], port: int | None = None) -> PageServer:
-        server = PageServer(args, port or free_port(), tmp_path / "logs").start()
+    def start(args: list[str], port: int | None = None, env: dict[str, str] | None = None) -> PageServer:
+        server = PageServer(args, port or free_port(), tmp_path / "logs", env).start()
         started.append(server)
         return server
 

@@ -136,14 +136,20 @@ def test_label_page_on_a_folder_with_ties(tmp_path, page_server):
     assert {r["label"] for r in log} == {"tie"} and {r["annotator"] for r in log} == {"ann"}
 
 
-def test_zoom_opens_and_closes(tmp_path, page_server):
+def test_token_page_and_zoom(tmp_path, page_server):
     binary = require_browser()
     pairs, _ = make_pairs(tmp_path / "data", n=2, edit_last=False)
-    server = page_server(["label", str(pairs), "--out", str(tmp_path / "s.jsonl")])
+    token = "k" * 32
+    server = page_server(["label", str(pairs), "--out", str(tmp_path / "s.jsonl")],
+                         env={"ARRPO_ANNOTATE_TOKEN": token})
     with Browser(binary) as browser:
         page = browser.page
         browser.open(server.url + "/")
-        wait_ready(page)
+        assert "token" in page.content()               # refused without the token
+        browser.open(server.url + f"/?token={token}")  # the cookie is set, the token leaves the URL
+        assert page.url == server.url + "/"
+        wait_ready(page)                               # state and images load with the cookie
+        assert page.evaluate("() => document.getElementById('img-left').naturalWidth") == 64
         page.click("#img-right")
         page.wait_for_selector("#zoom.open")
         assert page.evaluate("() => document.getElementById('zoom-img').src === document.getElementById('img-right').src")
@@ -151,3 +157,5 @@ def test_zoom_opens_and_closes(tmp_path, page_server):
         assert progress(page).startswith("labelled 0")
         page.keyboard.press("Escape")
         page.wait_for_selector("#zoom:not(.open)", state="hidden")
+        page.keyboard.press("1")
+        page.wait_for_function("() => document.getElementById('progress').textContent.startsWith('labelled 1')")

@@ -65,6 +65,22 @@ def test_answers_map_sides_back_to_a_and_b_and_undo_is_append_only(book, tmp_pat
     again.close()
 
 
+def test_a_torn_log_and_a_lost_seed_file_lose_no_answer(book):
+    http = client(book)
+    answer(http, "left")
+    answer(http, "right")
+    book.close()
+    with log_path_for(book.out).open("a") as log:
+        log.write('{"event": "label", "id": "p2", "lab')   # a write cut short by a kill
+    book.out.write_text("")                               # killed before the seed file was rebuilt
+    again = LabelBook(book.items, book.out, seed=1)
+    assert [p.id for p in read_seeds(book.out).pairs] == ["p0", "p1"]
+    assert again.current()[1].id == "p2"
+    again.answer("p2", "left")
+    assert len(read_seeds(book.out).pairs) == 3
+    again.close()
+
+
 def test_bad_answers_are_refused(book):
     http = client(book)
     assert http.post("/api/answer", json={"id": "nope", "choice": "left"}).status_code == 409
