@@ -167,6 +167,12 @@ def test_cli_bad_inputs_exit_2(tmp_path):
     short = runner.invoke(cli, ["label", str(broken), "--out", "s.jsonl", "--host", "0.0.0.0"],
                           env={"ARRPO_ANNOTATE_TOKEN": "short"})
     assert short.exit_code == 2 and "16 characters" in short.output
+    handwritten = tmp_path / "mine.jsonl"
+    handwritten.write_text('{"id": "x", "prompt": "p", "image_a": "a.png", "image_b": "b.png", "label": "A"}\n')
+    fresh, _ = make_pairs(tmp_path / "fresh", n=2)
+    kept = runner.invoke(cli, ["label", str(fresh), "--out", str(handwritten), "--port", "0"])
+    assert kept.exit_code == 2 and "Choose another --out" in kept.output
+    assert handwritten.read_text().startswith('{"id": "x"')
     name = runner.invoke(cli, ["label", str(broken), "--out", "s.jsonl", "--annotator", "../x"])
     assert name.exit_code == 2 and "plain name" in name.output
 

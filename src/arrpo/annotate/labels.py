@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from arrpo.annotate.items import LabelItem
+from arrpo.annotate.items import LabelInputError, LabelItem
 from arrpo.annotate.stats import PositionBias, position_bias
 from arrpo.eval.pairs import ImageRef, coin
 from arrpo.jsonl import JsonlWriter, iter_records
@@ -129,6 +129,11 @@ class LabelBook:
         self.seed = seed
         self.allow_ties = allow_ties
         self.images_dir = self.out.with_name(f"{self.out.stem}.images")
+        if self.out.exists() and (not self.out.is_file() or (self.out.stat().st_size and not self.log_path.exists())):
+            raise LabelInputError(
+                f"{self.out} exists but has no label log beside it ({self.log_path.name}), so it was not "
+                "written by arrpo label; it would be replaced. Choose another --out."
+            )
         self.state = replay(self.log_path)
         self.writer = JsonlWriter(self.log_path)
         self.write_seeds()
