@@ -245,6 +245,7 @@ class LabelBook:
             handle.flush()
             os.fsync(handle.fileno())
         tmp.replace(self.out)
+        _fsync_dir(self.out.parent)
 
     def _path(self, ref: ImageRef) -> str:
         """An absolute path for the seed file; embedded images are written once beside it."""
@@ -261,6 +262,20 @@ class LabelBook:
 
     def close(self) -> None:
         self.writer.close()
+
+
+def _fsync_dir(folder: Path) -> None:
+    """Make a rename durable (POSIX); a no-op where folders cannot be opened."""
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
 
 
 def _clean_seconds(value: Any) -> float | None:
