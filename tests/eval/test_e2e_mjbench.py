@@ -19,7 +19,7 @@ import pytest
 from arrpo.eval.datasets import load_pairs
 from arrpo.images import load_image
 from arrpo.testing.scripted_server import Reply
-from tests.eval.browser import Browser, find_chromium
+from tests.eval.browser import Browser, require_browser
 
 N_PAIRS = 40
 SRC = str(Path(__file__).resolve().parents[2] / "src")
@@ -112,9 +112,7 @@ def test_report_command_rewrites_the_report(mj_run):
 
 
 def test_report_renders_in_headless_chromium(mj_run, tmp_path):
-    binary = find_chromium()
-    if binary is None:
-        pytest.skip("chromium is not installed (apt-get install chromium)")
+    binary = require_browser()
     report = mj_run["out"] / "report.html"
     html = report.read_text()
     assert "http://" not in html.replace("http://www.w3.org/2000/svg", "") and "https://" not in html

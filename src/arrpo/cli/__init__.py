@@ -25,6 +25,8 @@ COMMAND_MODULES = [
     "eval",
     "train",
     "serve",
+    "label",
+    "review",
 ]
 
 
