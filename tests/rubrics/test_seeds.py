@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
 from arrpo.rubrics import LearnConfig, RubricLearner, SeedFileError, read_seeds
-from arrpo.rubrics.seeds import mjbench_coin
 
 from .conftest import write_png
 
@@ -25,7 +25,7 @@ def test_project_jsonl(tmp_path):
     seeds = read_seeds(path, task="t2i")
     assert seeds.format == "jsonl" and len(seeds.pairs) == 2
     first, second = seeds.pairs
-    assert (first.id, first.prompt, first.preferred, first.image_a.name) == ("p1", "a cat", "B", "a.png")
+    assert (first.id, first.prompt, first.preferred, Path(first.image_a.path).name) == ("p1", "a cat", "B", "a.png")
     assert second.id == "line-3" and second.prompt == "a dog"
     edit = tmp_path / "edit.jsonl"
     edit.write_text(json.dumps({"id": "e", "prompt": "make it red", "source": "img/s.png",
@@ -89,8 +89,8 @@ def test_authors_t2i_and_edit_json(tmp_path):
     ]))
     pairs = read_seeds(edit, task="edit").pairs
     assert [p.task for p in pairs] == ["edit", "edit"]
-    assert pairs[0].source.name == "image_1_1.png" and pairs[0].preferred == "A"
-    assert pairs[1].source.name == "image_3_1.png" and pairs[1].image_a.name == "image_3_2.png"
+    assert Path(pairs[0].source.path).name == "image_1_1.png" and pairs[0].preferred == "A"
+    assert Path(pairs[1].source.path).name == "image_3_1.png" and Path(pairs[1].image_a.path).name == "image_3_2.png"
     assert pairs[1].preferred == "B"
 
 
@@ -115,14 +115,13 @@ def test_mjbench_fixture_schema_randomises_a_b(tmp_path):
     seeds = read_seeds(path, task="t2i")
     assert seeds.format == "mjbench" and len(seeds.pairs) == 40
     preferred = [p.image_a if p.preferred == "A" else p.image_b for p in seeds.pairs]
-    assert all("_edited" not in p.name for p in preferred)
+    assert all("_edited" not in p.path for p in preferred)
     a_share = sum(p.preferred == "A" for p in seeds.pairs) / 40
     assert 0.25 <= a_share <= 0.75
     again = read_seeds(path, task="t2i")
     assert again.pairs == seeds.pairs
     other_seed = read_seeds(path, task="t2i", seed=1)
     assert [p.preferred for p in other_seed.pairs] != [p.preferred for p in seeds.pairs]
-    assert mjbench_coin("c", "a", "b") == mjbench_coin("c", "a", "b")
 
 
 async def test_mjbench_real_data_end_to_end(shared_data, seeing, backend_for, tmp_path):
@@ -134,7 +133,7 @@ async def test_mjbench_real_data_end_to_end(shared_data, seeing, backend_for, tm
     assert 30 <= sum(p.preferred == "A" for p in seeds.pairs) <= 70
     for pair in seeds.pairs:
         preferred = pair.image_a if pair.preferred == "A" else pair.image_b
-        assert "_edited" not in preferred.name and pair.image_a.is_file() and pair.image_b.is_file()
+        assert "_edited" not in preferred.path and Path(pair.image_a.path).is_file() and Path(pair.image_b.path).is_file()
     seeds.pairs = seeds.pairs[:3]
     _, server = seeing()
     learner = RubricLearner(backend_for(server), LearnConfig(task="t2i", k=2, t_max=1, max_pixels=64 * 64))
