@@ -56,13 +56,16 @@ def sniff(path: Path) -> str:
     return "text"
 
 
+_DESCRIPTIONS = {"zip archive": "a zip archive", "gzip archive": "a gzip archive", "binary data": "binary data",
+                 "image": "an image file", "arrow": "an Arrow file", "text": "a text file (not JSON)"}
+
+
 def wrong_kind(path: Path, found: str, wanted: str, fix: str) -> DatasetError:
     """The error for a file of the wrong kind: what it is, what was expected, what to do."""
-    return DatasetError(f"{path} is {_article(found)} file, not {wanted}. {fix}")
-
-
-def _article(kind: str) -> str:
-    return ("an " if kind[0] in "aeiou" else "a ") + kind
+    what = _DESCRIPTIONS.get(found, f"a {found} file")
+    if found.endswith("archive"):
+        fix = f"Extract it first. {fix}"
+    return DatasetError(f"{path} is {what}, not {wanted}. {fix}")
 
 
 def read_json_records(path: Path, *, wanted: str = "a JSON or JSON-lines file", fix: str = "") -> list[dict[str, Any]]:

@@ -103,9 +103,15 @@ def _github(reader: Reader) -> Iterator[PreferencePair]:
         raise DatasetError(f"{path}: no JSON caption files (captions_<subset>.json) and no parquet shards found")
     found = 0
     for file in files:
-        records = read_json_records(
-            file, wanted="an MJ-Bench caption JSON",
-            fix="Pass the artifacts folder, a subset folder or its captions_<subset>.json, or the Hub parquet folder.")
+        try:
+            records = read_json_records(
+                file, wanted="an MJ-Bench caption JSON",
+                fix="Pass the artifacts folder, a subset folder or its captions_<subset>.json, or the Hub parquet folder.")
+        except DatasetError as exc:
+            if path.is_file() or file.name.startswith("caption"):
+                raise
+            reader.notes.append(f"skipped {file.relative_to(root)}: not a caption file ({exc})")
+            continue
         layout = _layout(records[0], str(file)) if records else None
         if layout is None:
             keys = sorted(records[0]) if records else []
