@@ -19,6 +19,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from pydantic import ValidationError
+
 from arrpo.eval.datasets._base import (
     REGISTRY,
     Adapter,
@@ -96,8 +98,9 @@ def load_dataset(
         raise DatasetError(f"{path}: no such file or directory")
     try:
         opts = options if isinstance(options, DatasetOptions) else DatasetOptions(**(options or {}))
-    except ValueError as exc:
-        raise DatasetError(f"bad dataset option: {exc}") from None
+    except ValidationError as exc:
+        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+        raise DatasetError(f"bad dataset option ({problems}); options: {', '.join(DatasetOptions.model_fields)}") from None
     root = Path(images).expanduser() if images is not None else None
     if root is not None and not root.is_dir():
         raise DatasetError(f"image root {root} is not a directory")

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from arrpo.pairs import PreferencePair, randomise_ab
 
@@ -20,8 +20,11 @@ class DatasetError(ValueError):
 class DatasetOptions(BaseModel):
     """Adapter options (``--dataset-option key=value`` on the command line).
 
-    ``None`` means the adapter's own default (documented per adapter).
+    ``None`` means the adapter's own default (documented per adapter). Unknown keys are an error
+    (a misspelt ``split`` must not be ignored).
     """
+
+    model_config = ConfigDict(extra="forbid")
 
     seed: int = Field(0, description="Seed of the deterministic A/B randomisation.")
     randomise_ab: bool | None = Field(None, description="Swap A/B for half the pairs by id hash.")
