@@ -293,6 +293,10 @@ def test_hub_dataset_dict_never_merges_splits(tmp_path):
         test = load_pairs(f"hf:{folder}", options={"split": "test"})
         assert [p.id for p in test] == ["test0", "test1", "test2"]
         assert len(load_pairs(f"hf:{folder}", options={"split": "train"})) == 4  # both shards of the split
+    single = tmp_path / "one_saved_dataset"
+    write_arrow_stream(single / "data-00000-of-00001.arrow", _generic_rows(2, "s"), images)
+    (single / "state.json").write_text(json.dumps({"_data_files": [{"filename": "data-00000-of-00001.arrow"}]}))
+    assert [p.id for p in load_pairs(f"hf:{single}")] == ["s0", "s1"]
 
 
 def test_save_to_disk_written_by_datasets(tmp_path):

@@ -57,11 +57,12 @@ def locate(root: Path, file: Path) -> tuple[str | None, str | None]:
     folders = list(relative.parts[:-1])
     stem = file.name[: -len(file.suffix)]
     match = _SHARD.match(stem)
-    if match and not (match.group("split") == "data" and folders):
+    saved = bool(match) and match.group("split") == "data" and file.suffix == ".arrow"  # save_to_disk shard
+    if match and not saved:
         split: str | None = match.group("split")
-    elif folders and (match or _NUMBERED.match(stem)):
+    elif folders and (saved or _NUMBERED.match(stem)):
         split = folders.pop()  # save_to_disk "<split>/data-…arrow" or converted "<config>/<split>/0000.parquet"
-    elif match or _NUMBERED.match(stem):
+    elif saved or _NUMBERED.match(stem):
         split = None  # a single saved dataset: "data-00000-of-00001.arrow"
     else:
         split = stem
