@@ -1,4 +1,10 @@
-"""The project's pair file: one JSON object per line describing a comparison to judge.
+"""Pairs: the one labelled-pair model of the project, and the pair file of ``arrpo judge``.
+
+:class:`PreferencePair` is what every dataset adapter yields (``arrpo eval``), what rubric
+learning is seeded with (``arrpo rubric learn``), and :func:`coin` is the one A/B coin used
+wherever a dataset's preferred image always sits in the same slot.
+
+The project's pair file: one JSON object per line describing a comparison to judge.
 
 Schema (JSONL, one object per line)::
 
@@ -14,16 +20,153 @@ image) is optional and ignored by ``arrpo judge``.
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field, ValidationError
 
-from arrpo.images import load_image
+from arrpo.images import ImageData, ImageError, load_image
 from arrpo.rubric import Rubric
 from arrpo.schema import Comparison
+
+Label = Literal["A", "B", "tie"]
+
+
+class ImageRef(BaseModel):
+    """Where an image lives: a file path, or the encoded bytes themselves (datasets that embed images)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    path: str | None = None
+    data: bytes | None = Field(None, repr=False)
+
+    def load(self, max_pixels: int | None = None) -> ImageData:
+        """Load and validate the image (raises :class:`arrpo.images.ImageError`)."""
+        if self.data is not None:
+            image = load_image(self.data, max_pixels=max_pixels)
+            if self.path:
+                image.origin = self.path
+            return image
+        if self.path is None:
+            raise ImageError("image reference has neither a path nor data")
+        return load_image(Path(self.path), max_pixels=max_pixels)
+
+    def describe(self) -> str:
+        return self.path or f"<{len(self.data or b'')} embedded bytes>"
+
+    def fingerprint(self) -> str:
+        """The path, or a hash of the embedded bytes (for content hashes of a pair set)."""
+        if self.data is not None:
+            return "sha256:" + hashlib.sha256(self.data).hexdigest()
+        return self.path or ""
+
+
+class PreferencePair(BaseModel):
+    """A human-labelled pair: which of two images is better for a prompt (and a source, for edits).
+
+    ``label`` is ``A``, ``B`` or ``tie`` (only datasets that record ties produce it). ``subset`` is
+    the breakdown key in reports (benchmark category, source, ...). ``meta`` keeps upstream fields.
+    The same value seeds rubric learning (:mod:`arrpo.rubrics.seeds`), where ties are left out.
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    id: str
+    task: Literal["t2i", "edit"] = "t2i"
+    prompt: str
+    image_a: ImageRef
+    image_b: ImageRef
+    source: ImageRef | None = None
+    label: Label
+    subset: str = "all"
+    meta: dict[str, Any] = Field(default_factory=dict)
+
+    @property
+    def preferred(self) -> Literal["A", "B"]:
+        """The preferred side; a tie has none (raises ``ValueError``)."""
+        if self.label == "tie":
+            raise ValueError(f"pair {self.id!r} is a tie: no image is preferred")
+        return self.label
+
+    def flipped(self) -> PreferencePair:
+        """The same pair with A and B exchanged (the label follows)."""
+        label: Label = {"A": "B", "B": "A", "tie": "tie"}[self.label]  # type: ignore[assignment]
+        return self.model_copy(update={"image_a": self.image_b, "image_b": self.image_a, "label": label})
+
+    def images(self) -> list[ImageRef]:
+        """Every image of the pair (A, B and the source when there is one)."""
+        return [self.image_a, self.image_b] + ([self.source] if self.source is not None else [])
+
+    def load(self, max_pixels: int | None = None) -> LoadedPair:
+        """Read and validate the images (raises :class:`~arrpo.images.ImageError`)."""
+        return LoadedPair(
+            pair=self,
+            image_a=self.image_a.load(max_pixels),
+            image_b=self.image_b.load(max_pixels),
+            source=self.source.load(max_pixels) if self.source is not None else None,
+        )
+
+    def manifest(self) -> dict[str, Any]:
+        """JSON-able description for the run directory (embedded bytes are not copied)."""
+        return {
+            "id": self.id,
+            "task": self.task,
+            "prompt": self.prompt,
+            "image_a": self.image_a.describe(),
+            "image_b": self.image_b.describe(),
+            "source": self.source.describe() if self.source else None,
+            "label": self.label,
+            "subset": self.subset,
+            "meta": self.meta,
+        }
+
+
+@dataclass(frozen=True)
+class LoadedPair:
+    """A labelled pair with its images in memory."""
+
+    pair: PreferencePair
+    image_a: ImageData
+    image_b: ImageData
+    source: ImageData | None
+
+    @property
+    def preferred_image(self) -> ImageData:
+        return self.image_a if self.pair.preferred == "A" else self.image_b
+
+    @property
+    def other_image(self) -> ImageData:
+        return self.image_b if self.pair.preferred == "A" else self.image_a
+
+    def comparison(self, rubric: Rubric | None) -> Comparison:
+        """The pair as an unlabelled comparison under ``rubric`` (what a verifier or judge sees)."""
+        return Comparison(
+            task=self.pair.task,
+            prompt=self.pair.prompt,
+            image_a=self.image_a,
+            image_b=self.image_b,
+            source=self.source,
+            rubric=rubric,
+        )
+
+
+def coin(seed: int | str, key: str) -> bool:
+    """A deterministic fair coin from ``seed`` and ``key`` (same inputs, same side, every run)."""
+    return hashlib.sha256(f"{seed}:{key}".encode()).digest()[0] % 2 == 1
+
+
+def randomise_ab(pair: PreferencePair, seed: int | str = 0) -> PreferencePair:
+    """Swap A and B for about half of the pairs, chosen by :func:`coin` of ``seed`` and the pair id.
+
+    For datasets whose preferred image always sits in the same slot (MJ-Bench ``image_0``/``image0``,
+    HPDv3 ``path1``), so that "A" carries no information about the label. Evaluation and rubric
+    learning both use it, so a pair is shown the same way in both.
+    """
+    return pair.flipped() if coin(seed, pair.id) else pair
 
 
 class PairFileError(ValueError):

@@ -210,7 +210,8 @@ def test_hf_directory_without_datasets_or_pyarrow_says_what_to_do(tmp_path, monk
 
     for name in ("datasets", "pyarrow", "pyarrow.parquet"):
         monkeypatch.setitem(sys.modules, name, None)  # as if not installed
-    (tmp_path / "hfdir").mkdir()
+    (tmp_path / "hfdir" / "data").mkdir(parents=True)
+    (tmp_path / "hfdir" / "data" / "test-00000-of-00001.parquet").write_bytes(b"PAR1 not really")
     with pytest.raises(DatasetError, match="pip install pyarrow"):
         load_pairs(f"genai-bench:{tmp_path / 'hfdir'}")
 

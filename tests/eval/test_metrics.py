@@ -8,8 +8,10 @@ import random
 import pytest
 
 from arrpo.eval.metrics import (
+    STATISTICS,
     PairOutcome,
     bootstrap_interval,
+    bootstrap_intervals,
     by_subset,
     forward_accuracy,
     mean_accuracy,
@@ -84,3 +86,20 @@ def test_bootstrap_resamples_pairs_with_both_orders_together():
     assert bootstrap_interval(biased, mean_accuracy, resamples=200, seed=3) == (0.5, 0.5)
     s = summarize(biased, resamples=200, seed=3)
     assert s.intervals["delta"] == (1.0, 1.0) and s.intervals["consistency"] == (0.0, 0.0)
+
+
+def test_vectorised_intervals_equal_the_statistic_applied_to_each_resample():
+    rng = random.Random(11)
+    answers = ("A", "B", "tie", "invalid")
+    sample = [PairOutcome(rng.choice("AB"), rng.choice(answers), rng.choice(answers)) for _ in range(150)]
+    together = bootstrap_intervals(sample, resamples=300, seed=5)
+    assert set(together) == set(STATISTICS)
+    for name, statistic in STATISTICS.items():
+        # a wrapper is not one of STATISTICS, so it takes the generic path over the same resamples
+        generic = bootstrap_interval(sample, lambda o, f=statistic: f(o), resamples=300, seed=5)
+        assert together[name] == pytest.approx(generic, abs=1e-12)
+        assert bootstrap_interval(sample, statistic, resamples=300, seed=5) == together[name]
+        assert together[name][0] <= statistic(sample) <= together[name][1]
+    assert bootstrap_intervals(sample, resamples=300, seed=6) != together
+    summary = summarize(sample, resamples=300, seed=5)
+    assert summary.intervals == {k: together[k] for k in ("forward", "reverse", "mean", "delta", "consistency")}

@@ -41,7 +41,9 @@ def eval_command(
     judge_config: Annotated[Path, typer.Option("--judge", help="YAML judge configuration (see examples/eval/judges.yaml).")],
     out: Annotated[Path, typer.Option("--out", help="Run directory (created; an existing one is resumed).")],
     images: Annotated[Optional[Path], typer.Option("--images", help="Image root (default: the dataset file's folder).")] = None,
-    dataset_option: Annotated[Optional[list[str]], typer.Option("--dataset-option", help="Adapter option key=value (seed, drop_ties, randomise_ab, subset_field, split, all_groups).")] = None,
+    dataset_option: Annotated[Optional[list[str]], typer.Option("--dataset-option", help="Adapter option key=value (seed, drop_ties, randomise_ab, subset_field, split, config, all_groups).")] = None,
+    skip_missing: Annotated[bool, typer.Option("--skip-missing", help="Leave out pairs whose images are missing or unreadable (default: stop before judging).")] = False,
+    forward: Annotated[Optional[str], typer.Option("--forward", help="preferred_first | given: what the forward order shows first (overrides the judge file).")] = None,
     limit: Annotated[Optional[int], typer.Option("--limit", min=1, help="Only the first N pairs.")] = None,
     sample: Annotated[Optional[int], typer.Option("--sample", min=1, help="A seeded random sample of N pairs.")] = None,
     retry_invalid: Annotated[bool, typer.Option("--retry-invalid", help="Ask again pairs with an invalid answer.")] = False,
@@ -63,17 +65,29 @@ def eval_command(
     """
     from arrpo._sync import run_sync
     from arrpo.eval.config import ConfigError, load_config
-    from arrpo.eval.datasets import DatasetError, load_pairs
+    from arrpo.eval.datasets import DatasetError, load_dataset
     from arrpo.eval.report import write_report
     from arrpo.eval.runner import EvalRunner, build_setups
     from arrpo.vlm import BackendUnavailable
     from arrpo.vlm.settings import open_backend
 
+    if forward is not None and forward not in ("preferred_first", "given"):
+        raise fail(f"--forward must be preferred_first or given (got {forward!r})")
     try:
         config = load_config(judge_config)
-        pairs = load_pairs(dataset, images, _options(dataset_option or []), limit=limit, sample=sample)
+        loaded = load_dataset(dataset, images, _options(dataset_option or []), limit=limit, sample=sample,
+                              skip_missing=skip_missing)
     except (ConfigError, DatasetError) as exc:
         raise fail(str(exc)) from None
+    if forward is not None:
+        config = config.model_copy(update={"forward": forward})
+    for note in loaded.notes:
+        console.print(note, highlight=False)
+    if loaded.skipped_missing:
+        first = next(iter(loaded.skipped_missing.values()))[0]
+        console.print(f"--skip-missing: left out {len(loaded.skipped_missing)} pairs with missing or unreadable "
+                      f"images (first: {first})", highlight=False)
+    pairs = loaded.pairs
     if not pairs:
         raise fail(f"{dataset}: no pairs")
     overrides = {k: v for k, v in {

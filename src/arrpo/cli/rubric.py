@@ -109,8 +109,10 @@ def write_command(
 
 @rubric_app.command("learn")
 def learn_command(
-    pairs: Annotated[Path, typer.Option("--pairs", help="Labelled seed pairs (project JSONL, authors' JSON or MJ-Bench JSON).")] = ...,  # type: ignore[assignment]
+    pairs: Annotated[Optional[Path], typer.Option("--pairs", help="Labelled seed pairs (project JSONL, authors' JSON or MJ-Bench JSON).")] = None,
     out: Annotated[Path, typer.Option("--out", help="Rubric JSON file to write.")] = ...,  # type: ignore[assignment]
+    dataset: Annotated[Optional[str], typer.Option("--dataset", help="Seed pairs from a benchmark instead of --pairs: KIND:PATH as for arrpo eval (ties left out).")] = None,
+    dataset_option: Annotated[Optional[list[str]], typer.Option("--dataset-option", help="Adapter option key=value for --dataset (split, config, ...).")] = None,
     task: TaskOption = "t2i",
     seed_format: Annotated[str, typer.Option("--format", help="auto | jsonl | authors | mjbench.")] = "auto",
     images: Annotated[Optional[Path], typer.Option("--images", help="Root for relative image paths (default: the seed file's folder).")] = None,
@@ -143,7 +145,7 @@ def learn_command(
     """
     from arrpo.rubrics.guide import GuideFileError, read_guide
     from arrpo.rubrics.learn import LearnConfig, RubricLearner
-    from arrpo.rubrics.seeds import SeedFileError, read_seeds
+    from arrpo.rubrics.seeds import SeedFileError, read_seed_dataset, read_seeds
     from arrpo.rubrics.state import LearnStateError
     from arrpo.vlm import BackendError
 
@@ -152,8 +154,16 @@ def learn_command(
         raise fail(f"--verify-order must be random or both (got {verify_order!r})")
     if seed_format not in ("auto", "jsonl", "authors", "mjbench"):
         raise fail(f"--format must be auto, jsonl, authors or mjbench (got {seed_format!r})")
+    if (pairs is None) == (dataset is None):
+        raise fail("give the seed pairs with exactly one of --pairs FILE and --dataset KIND:PATH")
     try:
-        seeds = read_seeds(pairs, task=task, format=seed_format, images_root=images, seed=seed)  # type: ignore[arg-type]
+        if dataset is not None:
+            from arrpo.cli.eval import _options
+
+            seeds = read_seed_dataset(dataset, task=task, images_root=images,  # type: ignore[arg-type]
+                                      options=_options(dataset_option or []), seed=seed)
+        else:
+            seeds = read_seeds(pairs, task=task, format=seed_format, images_root=images, seed=seed)  # type: ignore[arg-type]
         loaded_guide = read_guide(guide, task, max_pixels=max_pixels) if guide else None  # type: ignore[arg-type]
     except (SeedFileError, GuideFileError) as exc:
         raise fail(str(exc)) from None

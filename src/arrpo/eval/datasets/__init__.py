@@ -1,0 +1,142 @@
+"""Dataset adapters: benchmark files as their authors distribute them in, :class:`PreferencePair` out.
+
+Choose one with a ``KIND:PATH`` spec, e.g. ``mjbench:artifacts`` or ``genai-bench:GenAI-Bench``
+(``docs/evaluation.md`` has the table of kinds, layouts and label conventions). Each kind is one
+module of this package that registers itself with :func:`~arrpo.eval.datasets._base.register`;
+a new benchmark is one new module (modules whose names start with ``_`` are shared helpers).
+
+:func:`load_dataset` reads a spec, checks every image (file exists, embedded bytes decode) before
+anything is judged, and reports what it skipped; :func:`load_pairs` returns just the pairs. The
+same pairs seed rubric learning (``arrpo rubric learn --dataset KIND:PATH``).
+"""
+
+from __future__ import annotations
+
+import importlib
+import pkgutil
+import random
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+
+from arrpo.eval.datasets._base import (
+    REGISTRY,
+    Adapter,
+    DatasetError,
+    DatasetOptions,
+    Reader,
+    register,
+)
+from arrpo.eval.datasets._files import read_json_records
+from arrpo.eval.datasets._images import (
+    image_cell,
+    missing_images_error,
+    resolve_path,
+    unusable_images,
+)
+from arrpo.pairs import PreferencePair
+
+for _module in pkgutil.iter_modules(__path__):
+    if not _module.name.startswith("_"):
+        importlib.import_module(f"{__name__}.{_module.name}")
+
+#: Dataset kinds accepted in ``KIND:PATH`` specs (kind -> adapter).
+ADAPTERS: dict[str, Adapter] = REGISTRY
+
+__all__ = [
+    "ADAPTERS", "Adapter", "DatasetError", "DatasetOptions", "LoadedDataset", "Reader", "image_cell",
+    "load_dataset", "load_pairs", "parse_spec", "read_json_records", "read_records", "register", "resolve_path",
+]
+
+#: Backwards-compatible name of :func:`read_json_records`.
+read_records = read_json_records
+
+
+@dataclass
+class LoadedDataset:
+    """The pairs of a dataset spec and what was left out on the way (and why)."""
+
+    pairs: list[PreferencePair]
+    kind: str
+    path: Path
+    notes: list[str] = field(default_factory=list)
+    skipped_missing: dict[str, list[str]] = field(default_factory=dict)
+
+
+def parse_spec(spec: str) -> tuple[str, Path]:
+    """Split ``KIND:PATH``; raises :class:`DatasetError` naming the known kinds."""
+    kind, sep, rest = spec.partition(":")
+    if not sep or not rest:
+        raise DatasetError(f"dataset must be KIND:PATH (kinds: {', '.join(sorted(ADAPTERS))}), got {spec!r}")
+    if kind not in ADAPTERS:
+        raise DatasetError(f"unknown dataset kind {kind!r}; known: {', '.join(sorted(ADAPTERS))}")
+    return kind, Path(rest).expanduser()
+
+
+def load_dataset(
+    spec: str,
+    images: str | Path | None = None,
+    options: DatasetOptions | dict[str, Any] | None = None,
+    *,
+    limit: int | None = None,
+    sample: int | None = None,
+    check_images: bool = True,
+    skip_missing: bool = False,
+) -> LoadedDataset:
+    """All pairs of a dataset spec, ids checked to be unique, images checked.
+
+    ``limit`` keeps the first N pairs; ``sample`` keeps N pairs drawn with the options' seed (same
+    seed, same pairs; dataset order kept). With ``check_images`` (default) every image of the kept
+    pairs must exist or, when embedded, decode: otherwise :class:`DatasetError` gives the count, the
+    first few paths and the fix — or, with ``skip_missing``, those pairs are left out and listed
+    in ``skipped_missing``.
+    """
+    kind, path = parse_spec(spec)
+    if not path.exists():
+        raise DatasetError(f"{path}: no such file or directory")
+    try:
+        opts = options if isinstance(options, DatasetOptions) else DatasetOptions(**(options or {}))
+    except ValidationError as exc:
+        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+        raise DatasetError(f"bad dataset option ({problems}); options: {', '.join(DatasetOptions.model_fields)}") from None
+    root = Path(images).expanduser() if images is not None else None
+    if root is not None and not root.is_dir():
+        raise DatasetError(f"image root {root} is not a directory")
+    reader = Reader(path, root, opts)
+    pairs: list[PreferencePair] = []
+    seen: set[str] = set()
+    for pair in ADAPTERS[kind].read(reader):
+        if pair.id in seen:
+            raise DatasetError(f"{path}: duplicate pair id {pair.id!r}")
+        seen.add(pair.id)
+        pairs.append(pair)
+        if limit is not None and len(pairs) >= limit:
+            break
+    if sample is not None and sample < len(pairs):
+        keep = set(random.Random(opts.seed).sample(range(len(pairs)), sample))
+        pairs = [p for i, p in enumerate(pairs) if i in keep]
+    loaded = LoadedDataset(pairs=pairs, kind=kind, path=path, notes=reader.notes)
+    if check_images:
+        problems = unusable_images(pairs)
+        if problems and not skip_missing:
+            raise missing_images_error(spec, problems, len(pairs))
+        loaded.skipped_missing = problems
+        loaded.pairs = [p for p in pairs if p.id not in problems]
+    return loaded
+
+
+def load_pairs(
+    spec: str,
+    images: str | Path | None = None,
+    options: DatasetOptions | dict[str, Any] | None = None,
+    *,
+    limit: int | None = None,
+    sample: int | None = None,
+    check_images: bool = True,
+    skip_missing: bool = False,
+) -> list[PreferencePair]:
+    """The pairs of :func:`load_dataset` (same arguments)."""
+    return load_dataset(spec, images, options, limit=limit, sample=sample,
+                        check_images=check_images, skip_missing=skip_missing).pairs
