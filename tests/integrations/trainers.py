@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import inspect
 import math
+import time
 from concurrent import futures
 from typing import Any
 
@@ -75,16 +76,22 @@ def k_repeat_batches(n_prompts: int, batch_size: int, k: int, m: int, replicas: 
     ]
 
 
-def flow_grpo_step(reward_fn, batches: list[tuple], kontext: bool = False) -> dict[str, torch.Tensor]:
-    """One sampling epoch of Flow-GRPO's train loop on one rank: each batch's reward is submitted
-    to a thread pool, awaited after sampling, turned into tensors per key and concatenated."""
+def flow_grpo_step(
+    reward_fn, batches: list[tuple], kontext: bool = False, sampling_seconds: float = 0.05,
+) -> dict[str, torch.Tensor]:
+    """One sampling epoch of Flow-GRPO's train loop on one rank: each batch is sampled (here: a
+    short wait standing for the diffusion sampling), its reward submitted to a thread pool
+    (followed by ``time.sleep(0)`` so the call starts), all awaited after sampling, turned into
+    tensors per key and concatenated."""
     executor = futures.ThreadPoolExecutor(max_workers=8)
     pending = []
     for images, prompts, metadata, ref_images in batches:
+        time.sleep(sampling_seconds)
         if kontext:
             pending.append(executor.submit(reward_fn, images, prompts, metadata, ref_images, only_strict=True))
         else:
             pending.append(executor.submit(reward_fn, images, prompts, metadata, only_strict=True))
+        time.sleep(0)
     collected = []
     for future in pending:
         rewards, _reward_metadata = future.result()

@@ -6,15 +6,21 @@ group (created once, collectively, when the adapter is built), so it never inter
 trainer's own NCCL collectives and works from the trainer's reward thread. :class:`LocalExchange`
 is the single-process case.
 
-Every rank must call :meth:`all_gather` the same number of times in the same order; the adapters
-do so once or twice per reward call, under a lock, so concurrent reward calls on one rank (the
-trainer's thread pool) cannot interleave their exchanges.
+Every rank must call :meth:`all_gather` the same number of times in the same order. A reward call
+takes a ticket the moment it starts (:meth:`TorchExchange.turn`) and exchanges only when its turn
+comes, so reward calls running concurrently on one rank (the trainer's thread pool) exchange in
+the order they started, one at a time. The trainer must therefore start its reward calls in the
+same order on every rank (Flow-GRPO starts one per sampling batch). If calls are ever paired
+wrongly, the groups come out fragmented, which the scorer detects and refuses.
 """
 
 from __future__ import annotations
 
+import contextlib
 import datetime
+import itertools
 import threading
+from collections.abc import Iterator
 from typing import Any, Protocol
 
 
@@ -24,15 +30,26 @@ class Exchange(Protocol):
 
     def all_gather(self, obj: Any) -> list[Any]: ...
 
+    def ticket(self) -> int: ...
+
+    def turn(self, ticket: int) -> contextlib.AbstractContextManager[None]: ...
+
 
 class LocalExchange:
-    """One process: nothing to exchange."""
+    """One process: nothing to exchange, no turns to wait for."""
 
     rank = 0
     world_size = 1
 
     def all_gather(self, obj: Any) -> list[Any]:
         return [obj]
+
+    def ticket(self) -> int:
+        return 0
+
+    @contextlib.contextmanager
+    def turn(self, ticket: int) -> Iterator[None]:
+        yield
 
 
 class TorchExchange:
@@ -49,7 +66,27 @@ class TorchExchange:
         self.rank = dist.get_rank()
         self.world_size = dist.get_world_size()
         self.group = dist.new_group(backend="gloo", timeout=datetime.timedelta(seconds=timeout))
-        self.lock = threading.Lock()
+        self._tickets = itertools.count()
+        self._ticket_lock = threading.Lock()
+        self._serving = 0
+        self._turns = threading.Condition()
+
+    def ticket(self) -> int:
+        """A place in line, taken as soon as a reward call starts."""
+        with self._ticket_lock:
+            return next(self._tickets)
+
+    @contextlib.contextmanager
+    def turn(self, ticket: int) -> Iterator[None]:
+        """Hold the exchange while it is ``ticket``'s turn; the next ticket goes after."""
+        with self._turns:
+            self._turns.wait_for(lambda: self._serving == ticket)
+        try:
+            yield
+        finally:
+            with self._turns:
+                self._serving = ticket + 1
+                self._turns.notify_all()
 
     def all_gather(self, obj: Any) -> list[Any]:
         gathered: list[Any] = [None] * self.world_size

@@ -213,6 +213,14 @@ class GroupScorer:
         samples that cannot be judged (e.g. Flow-GRPO's ``-10`` "no value" marker) instead of
         failing; they are still logged and counted.
         """
+        ticket = self.exchange.ticket()  # first thing: the place in line among concurrent calls
+        with self.exchange.turn(ticket):
+            return self._score_batch(images, prompts, sources, anchors, unscorable_value)
+
+    def _score_batch(
+        self, images: Any, prompts: Sequence[str], sources: Sequence[Any] | None, anchors: Sequence[Any] | None,
+        unscorable_value: float | None,
+    ) -> BatchScores:
         items = split_images(images)
         prompts = [str(p) for p in prompts]
         if len(items) != len(prompts):
@@ -245,40 +253,42 @@ class GroupScorer:
             "sources": {keys[k]: sources[k] for k in range(len(prompts))} if sources and keys else {},
         }
         exchange = self.exchange
-        lock = getattr(exchange, "lock", None)
-        if lock is not None:
-            lock.acquire()
-        try:
-            gathered = exchange.all_gather(payload)
-            samples: list[tuple[str, str | None, bytes]] = []
-            owner_of_sample: list[tuple[int, int]] = []
-            all_sources: dict[str, bytes] = {}
-            for rank, part in enumerate(gathered):
-                for local, sample in enumerate(part["samples"]):
-                    samples.append(sample)
-                    owner_of_sample.append((rank, local))
-                all_sources.update(part["sources"])
-            global_prompts = [s[0] for s in samples]
-            global_keys = [s[1] for s in samples] if any(s[1] is not None for s in samples) else None
-            groups = plan_groups(global_prompts, self.group_size, global_keys)
-            problems = {g: why for g, members in enumerate(groups) if (why := self._unscorable(members, samples))}
-            if problems and self.on_failure == "raise" and unscorable_value is None:
-                first = next(iter(problems.values()))
-                raise RewardGroupError(f"{len(problems)} of {len(groups)} group(s) cannot be judged; first: {first}")
-            mine = [g for g in range(len(groups)) if g % exchange.world_size == exchange.rank and g not in problems]
-            outcomes = run_sync(self._judge_groups(
-                {g: groups[g] for g in mine}, samples, all_sources,
-            ))
-            for g, why in problems.items():
-                if g % exchange.world_size == exchange.rank:
-                    n = len(groups[g])
-                    outcomes[g] = _Outcome([0.0] * n, [0.0] * n, [False] * n, {}, unscorable=why)
-            shared: dict[int, _Outcome] = {}
-            for part in exchange.all_gather(outcomes):
-                shared.update(part)
-        finally:
-            if lock is not None:
-                lock.release()
+        # the caller holds this call's turn (see score_batch): exchanges pair up across ranks
+        gathered = exchange.all_gather(payload)
+        samples: list[tuple[str, str | None, bytes]] = []
+        owner_of_sample: list[tuple[int, int]] = []
+        all_sources: dict[str, bytes] = {}
+        for rank, part in enumerate(gathered):
+            for local, sample in enumerate(part["samples"]):
+                samples.append(sample)
+                owner_of_sample.append((rank, local))
+            all_sources.update(part["sources"])
+        global_prompts = [s[0] for s in samples]
+        global_keys = [s[1] for s in samples] if any(s[1] is not None for s in samples) else None
+        groups = plan_groups(global_prompts, self.group_size, global_keys)
+        problems = {g: why for g, members in enumerate(groups) if (why := self._unscorable(members, samples))}
+        if exchange.world_size > 1 and not self.samples_per_prompt:
+            sizes = sorted({len(m) for m in groups})
+            if len(sizes) > 1:  # the trainer's k is the same for every prompt: these are fragments
+                problems.update({
+                    g: f"groups gathered from {exchange.world_size} ranks have unequal sizes {sizes}: some "
+                    "are fragments (their other samples are in another reward call); set "
+                    "samples_per_prompt to the trainer's k" for g, m in enumerate(groups) if len(m) < sizes[-1]
+                })
+        if problems and self.on_failure == "raise" and unscorable_value is None:
+            first = next(iter(problems.values()))
+            raise RewardGroupError(f"{len(problems)} of {len(groups)} group(s) cannot be judged; first: {first}")
+        mine = [g for g in range(len(groups)) if g % exchange.world_size == exchange.rank and g not in problems]
+        outcomes = run_sync(self._judge_groups(
+            {g: groups[g] for g in mine}, samples, all_sources,
+        ))
+        for g, why in problems.items():
+            if g % exchange.world_size == exchange.rank:
+                n = len(groups[g])
+                outcomes[g] = _Outcome([0.0] * n, [0.0] * n, [False] * n, {}, unscorable=why)
+        shared: dict[int, _Outcome] = {}
+        for part in exchange.all_gather(outcomes):
+            shared.update(part)
         failed = {g: o for g, o in shared.items() if o.error is not None}
         if failed and self.on_failure == "raise":
             g, outcome = min(failed.items())
@@ -320,16 +330,16 @@ class GroupScorer:
     def _unscorable(self, members: list[int], samples: list[tuple[str, str | None, bytes]]) -> str | None:
         prompt = samples[members[0]][0][:80]
         n = len(members)
-        if n < 2:
-            return (
-                f"prompt {prompt!r} has a single sample; a pairwise judge needs its whole group "
-                "(check that every rank calls the reward with all of its samples, or use mode='pointwise')"
-            )
         if self.samples_per_prompt and n % self.samples_per_prompt:
             return (
                 f"prompt {prompt!r} has {n} samples, not a multiple of samples_per_prompt="
                 f"{self.samples_per_prompt}: the group is fragmented (its other samples are in another "
                 "reward call, e.g. another sampling batch)"
+            )
+        if n < 2:
+            return (
+                f"prompt {prompt!r} has a single sample; a pairwise judge needs its whole group "
+                "(check that every rank calls the reward with all of its samples, or use mode='pointwise')"
             )
         if n > self.max_group_images and not self.split_large_groups:
             return too_large(n, self.max_group_images) + f" (prompt {prompt!r})"
