@@ -320,7 +320,8 @@ class GroupScorer:
                 out.unjudged += local
             elif outcome.error:
                 out.failed_groups += 1
-                out.errors.append(f"group {local}: {outcome.error[2]}")
+                status, code, message = outcome.error
+                out.errors.append(f"group {local}: service answered {status} ({code}): {message}")
             elif not any(outcome.mask):
                 out.masked_groups += 1
             for winner, count in outcome.verdicts.items():
