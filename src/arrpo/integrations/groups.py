@@ -48,6 +48,14 @@ SERVICE_MAX_IMAGES = 16
 _REWARD_OPTIONS = ("preset", "win", "lose", "scale", "on_bad_verdict")
 
 
+#: The scorer's own options (everything else is a request option checked against the protocol).
+SCORER_OPTIONS = (
+    "token", "mode", "score", "group_size", "samples_per_prompt", "on_failure", "max_group_images",
+    "split_large_groups", "max_parallel_groups", "timeout", "max_retries", "backoff", "max_wait",
+    "distributed", "exchange", "exchange_timeout",
+)
+
+
 class RewardGroupError(ValueError):
     """Samples that cannot be judged as asked: a single-sample or fragmented group, a group over
     the service's image limit, a sample without an anchor."""
@@ -175,12 +183,14 @@ class GroupScorer:
             raise ValueError("max_group_images must be at least 2")
         if mode == "group" and group_size is not None and group_size > max_group_images and not split_large_groups:
             raise RewardGroupError(too_large(group_size, max_group_images))
-        if mode == "pointwise":
-            compare_options = {k: v for k, v in request.items() if k not in _REWARD_OPTIONS}
-            validate_options("compare", compare_options)
-            validate_options("group_rewards", {k: v for k, v in request.items() if k in _REWARD_OPTIONS})
-        else:
-            validate_options("group_rewards", request)
+        try:
+            if mode == "pointwise":
+                validate_options("compare", {k: v for k, v in request.items() if k not in _REWARD_OPTIONS})
+                validate_options("group_rewards", {k: v for k, v in request.items() if k in _REWARD_OPTIONS})
+            else:
+                validate_options("group_rewards", request)
+        except ValueError as exc:
+            raise ValueError(f"{exc}; adapter options: {', '.join(SCORER_OPTIONS)}") from None
         self.url = url
         self.token = token
         self.mode = mode
