@@ -35,37 +35,10 @@ class Exchange(Protocol):
     def turn(self, ticket: int) -> contextlib.AbstractContextManager[None]: ...
 
 
-class LocalExchange:
-    """One process: nothing to exchange, no turns to wait for."""
+class Turns:
+    """Tickets in the order calls start; :meth:`turn` lets them through one at a time, in order."""
 
-    rank = 0
-    world_size = 1
-
-    def all_gather(self, obj: Any) -> list[Any]:
-        return [obj]
-
-    def ticket(self) -> int:
-        return 0
-
-    @contextlib.contextmanager
-    def turn(self, ticket: int) -> Iterator[None]:
-        yield
-
-
-class TorchExchange:
-    """All-gather of picklable objects over a gloo group of the initialised default group's ranks.
-
-    Building it is a collective (``new_group``): every rank must build it, in the same order.
-    A rank that never arrives makes the others fail after ``timeout`` seconds instead of hanging.
-    """
-
-    def __init__(self, timeout: float = 600.0):
-        import torch.distributed as dist
-
-        self._dist = dist
-        self.rank = dist.get_rank()
-        self.world_size = dist.get_world_size()
-        self.group = dist.new_group(backend="gloo", timeout=datetime.timedelta(seconds=timeout))
+    def __init__(self) -> None:
         self._tickets = itertools.count()
         self._ticket_lock = threading.Lock()
         self._serving = 0
@@ -87,6 +60,33 @@ class TorchExchange:
             with self._turns:
                 self._serving = ticket + 1
                 self._turns.notify_all()
+
+
+class LocalExchange(Turns):
+    """One process: nothing to exchange (calls still take turns, which costs nothing)."""
+
+    rank = 0
+    world_size = 1
+
+    def all_gather(self, obj: Any) -> list[Any]:
+        return [obj]
+
+
+class TorchExchange(Turns):
+    """All-gather of picklable objects over a gloo group of the initialised default group's ranks.
+
+    Building it is a collective (``new_group``): every rank must build it, in the same order.
+    A rank that never arrives makes the others fail after ``timeout`` seconds instead of hanging.
+    """
+
+    def __init__(self, timeout: float = 600.0):
+        import torch.distributed as dist
+
+        self._dist = dist
+        self.rank = dist.get_rank()
+        self.world_size = dist.get_world_size()
+        self.group = dist.new_group(backend="gloo", timeout=datetime.timedelta(seconds=timeout))
+        super().__init__()
 
     def all_gather(self, obj: Any) -> list[Any]:
         gathered: list[Any] = [None] * self.world_size
