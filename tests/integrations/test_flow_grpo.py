@@ -157,3 +157,16 @@ def test_service_down_fails_the_step_after_retries():
     details, meta = masked(gray_tensor([1, 2]), ["p", "p"], [{}, {}])
     assert details["avg"] == [0.0, 0.0] and meta["arrpo"]["failed_groups"] == 1
     assert masked.stats["failed_groups"] == 1 and masked.stats["masked_samples"] == 2
+
+
+@pytest.mark.parametrize("form", ["nchw_float_tensor", "nhwc_uint8_numpy", "pil_list"])
+def test_image_forms_flow_grpo_reward_fns_accept(env, form):
+    np = pytest.importorskip("numpy")
+    values = [40, 220, 130]
+    images = {
+        "nchw_float_tensor": gray_tensor(values),
+        "nhwc_uint8_numpy": np.stack([np.full((8, 8, 3), v, dtype=np.uint8) for v in values]),
+        "pil_list": [gray_pil(v) for v in values],
+    }[form]
+    details, _ = ArrpoRewardFn()(images, ["p"] * 3, [{}] * 3)
+    assert details["avg"] == pytest.approx([-0.1, 1.0, 0.45])

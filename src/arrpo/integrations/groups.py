@@ -152,7 +152,9 @@ class GroupScorer:
             split into near-equal sub-groups judged separately with ``split_large_groups=True``.
         max_parallel_groups: requests in flight from this rank; default: what fits the
             service's admission capacity (from ``/health``) shared by all ranks.
-        max_retries, backoff, max_wait, timeout: retry budget for 503s and connection errors.
+        max_retries, backoff, max_wait, timeout: retry budget for 503s and connection errors
+            (default: 20 retries, waits doubling from 0.5 s up to 30 s, about 10 minutes in all,
+            so a briefly saturated or restarting service does not stop a training run).
         distributed: ``None`` (auto), ``True`` or ``False``; or pass ``exchange``.
         request: further request options (``preset``, ``order``, ``rubric``, ``win``, ...), checked
             against the protocol here, before any request.
@@ -163,7 +165,7 @@ class GroupScorer:
         group_size: int | None = None, samples_per_prompt: int | None = None,
         on_failure: FailurePolicy = "raise", max_group_images: int = SERVICE_MAX_IMAGES,
         split_large_groups: bool = False, max_parallel_groups: int | None = None, timeout: float = 600.0,
-        max_retries: int = 5, backoff: float = 0.5, max_wait: float = 30.0,
+        max_retries: int = 20, backoff: float = 0.5, max_wait: float = 30.0,
         distributed: bool | None = None, exchange: Exchange | None = None, exchange_timeout: float = 600.0,
         **request: Any,
     ):
