@@ -5,6 +5,7 @@ arguments only, ``.rewards`` read), for t2i and edits."""
 from __future__ import annotations
 
 import importlib
+import json
 import sys
 import types
 from dataclasses import dataclass
@@ -123,3 +124,15 @@ def test_configuration_errors_at_construction(service, monkeypatch):
         flow_factory.ArrpoReward(config=reward_arguments(None), accelerator=ACCELERATOR)
     with pytest.raises(ValueError, match="ordr"):
         flow_factory.ArrpoReward(config=reward_arguments(service.url, ordr="both"), accelerator=ACCELERATOR)
+
+
+def test_pointwise_mode_reads_anchors_from_dataset_metadata(service, tmp_path):
+    anchor = tmp_path / "reference.png"
+    gray_pil(100).save(anchor)
+    config = reward_arguments(service.url, mode="pointwise")
+    model = flow_factory.ArrpoReward(config=config, accelerator=ACCELERATOR)
+    assert "metadata" in model.required_fields
+    meta = json.dumps({"anchor_image": str(anchor)})
+    samples = [{"prompt": "p", "image": gray_pil(g), "unique_id": "u", "metadata": meta} for g in (50, 150)]
+    per_rank = flow_factory_groupwise(model, [samples[:1], samples[1:]])
+    assert torch.cat(per_rank).tolist() == pytest.approx([-0.1, 1.0])

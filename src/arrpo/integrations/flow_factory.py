@@ -20,11 +20,14 @@ When Flow-Factory is installed, :class:`ArrpoReward` subclasses its ``GroupwiseR
 the processor routes it down the groupwise path and the base ``__init__`` runs); without it, a
 stand-in base with the same constructor semantics is used, so the class can be tested and used
 on its own. For edits, ``condition_images`` (the first one of each sample is the source image)
-is a required field, so it is gathered with the samples.
+is a required field, so it is gathered with the samples. With ``mode: pointwise`` each sample is
+judged against the anchor image named in its dataset metadata (``anchor_image``, a path), and
+``metadata`` becomes a required field too.
 """
 
 from __future__ import annotations
 
+import json
 import os
 from dataclasses import dataclass
 from typing import Any
@@ -90,10 +93,15 @@ class ArrpoReward(_Base):
         url = settings.pop("url", None) or os.environ.get(URL_ENV)
         if not url:
             raise ValueError(f"no reward service URL: set `url:` in the reward's config or ${URL_ENV}")
+        self.anchor_key = settings.pop("anchor_key", "anchor_image")
         # Flow-Factory gathers each group onto one rank itself: no exchange between ranks here.
         self.scorer = GroupScorer(url, exchange=LocalExchange(), **settings)
+        if self.scorer.mode == "pointwise":  # anchors come from each sample's dataset metadata
+            self.required_fields = (*type(self).required_fields, "metadata")
 
-    def __call__(self, prompt: list[str], image: Any = None, condition_images: Any = None) -> Any:
+    def __call__(
+        self, prompt: list[str], image: Any = None, condition_images: Any = None, metadata: Any = None,
+    ) -> Any:
         if image is None:
             raise ValueError("the arrpo reward judges images; this group has none")
         if len(image) < 2 and self.scorer.mode == "group" and self.scorer.on_failure == "raise":
@@ -105,7 +113,10 @@ class ArrpoReward(_Base):
         sources = None
         if condition_images is not None:  # per sample: a list (or stacked tensor) of condition images
             sources = [_first(c) for c in condition_images]
-        result = self.scorer.score_batch(list(image), [str(p) for p in prompt], sources)
+        anchors = None
+        if self.scorer.mode == "pointwise":
+            anchors = [_metadata(m).get(self.anchor_key) for m in (metadata or [None] * len(image))]
+        result = self.scorer.score_batch(list(image), [str(p) for p in prompt], sources, anchors)
         rewards: Any = result.scores
         try:
             import torch
@@ -114,6 +125,16 @@ class ArrpoReward(_Base):
         except ImportError:
             pass
         return RewardModelOutput(rewards=rewards, extra_info=result.info())
+
+
+def _metadata(value: Any) -> dict[str, Any]:
+    """Flow-Factory hands dataset metadata as one JSON string per sample."""
+    if isinstance(value, dict):
+        return value
+    if not value:
+        return {}
+    parsed = json.loads(value)
+    return parsed if isinstance(parsed, dict) else {}
 
 
 def _first(conditions: Any) -> Any:
