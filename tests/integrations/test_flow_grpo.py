@@ -96,6 +96,9 @@ def test_eval_call_marks_single_samples_with_flow_grpos_no_value(env, caplog):
         details, _ = reward_fn(gray_tensor([10, 20, 30]), ["a", "b", "b"], [{}] * 3, only_strict=False)
     assert details["avg"] == pytest.approx([FLOW_GRPO_NO_VALUE, -0.1, 1.0])
     assert "masked" in caplog.text
+    weighted = with_arrpo(flow_grpo_multi_score)("cpu", {"arrpo": 0.5, "jpeg_size": 1.0})
+    details, _ = weighted(gray_tensor([10, 20, 30]), ["a", "b", "b"], [{}] * 3, only_strict=False)
+    assert details["avg"][0] == FLOW_GRPO_NO_VALUE and details["arrpo"][0] == FLOW_GRPO_NO_VALUE
 
 
 def test_single_sample_groups_fail_the_training_step(env):

@@ -137,6 +137,10 @@ def with_arrpo(multi_score: Callable[..., Any]) -> Callable[..., Any]:
                 details[NAME] = scores
                 weighted = [weight * s for s in scores]
                 total = weighted if total is None else [a + b for a, b in zip(total, weighted, strict=True)]
+            if scorer is not None and not only_strict and total is not None:
+                # evaluation: a sample the judge could not score stays "no value" in the sum too
+                total = [FLOW_GRPO_NO_VALUE if s == FLOW_GRPO_NO_VALUE else t
+                         for s, t in zip(details[NAME], total, strict=True)]
             details["avg"] = total if total is not None else []
             return details, {NAME: info} if info else {}
 
