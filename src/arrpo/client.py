@@ -3,8 +3,12 @@
 
 Images may be bytes, client-side file paths, PIL images, :class:`~arrpo.images.ImageData`, numpy
 arrays (HWC uint8 or float in [0, 1]) or torch tensors (CHW in [0, 1]); they are sent as base64.
-A 503 from a saturated service is retried after its ``Retry-After``; other errors raise
-:class:`RewardServiceError` carrying the service's status, code and message.
+A 503 from a saturated service is retried after its ``Retry-After``, and a connection that cannot
+be made or drops is retried with exponential backoff, both within a retry budget
+(``max_retries``, ``backoff``, ``max_wait``); other errors, and an exhausted budget, raise
+:class:`RewardServiceError` carrying the service's status, code and message (status ``0`` and
+code ``unreachable`` when no answer came at all). :func:`validate_options` checks request options
+on the client before anything is sent.
 """
 
 from __future__ import annotations
@@ -19,7 +23,9 @@ from typing import Any
 import httpx
 
 from arrpo.server.protocol import (
+    CompareRequest,
     CompareResponse,
+    GroupRewardsRequest,
     GroupRewardsResponse,
     Health,
     OnBadVerdict,
@@ -41,6 +47,37 @@ class RewardServiceError(RuntimeError):
         self.code = code
         self.message = message
         self.retry_after = retry_after
+
+
+_PLACEHOLDER_IMAGE = "AA=="  # any text passes the schema; only the options are being checked
+
+
+def validate_options(endpoint: str, options: dict[str, Any]) -> None:
+    """Check request options against the protocol before anything is sent.
+
+    ``endpoint`` is ``group_rewards`` or ``compare``. Raises ``ValueError`` naming each unknown
+    option (with the accepted ones) or bad value, so a typo fails at start-up, not mid-run.
+    """
+    import pydantic
+
+    model = {"group_rewards": GroupRewardsRequest, "compare": CompareRequest}[endpoint]
+    reserved = {"prompt", "images", "image_a", "image_b", "source"}
+    accepted = sorted(set(model.model_fields) - reserved)
+    unknown = sorted(set(options) - set(accepted))
+    if unknown:
+        raise ValueError(f"unknown {endpoint} option(s) {unknown}; accepted: {accepted}")
+    body: dict[str, Any] = {"prompt": "option check", **options}
+    if endpoint == "group_rewards":
+        body["images"] = [_PLACEHOLDER_IMAGE, _PLACEHOLDER_IMAGE]
+    else:
+        body["image_a"] = body["image_b"] = _PLACEHOLDER_IMAGE
+    try:
+        model.model_validate(body)
+    except pydantic.ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()[:10]
+        )
+        raise ValueError(f"invalid {endpoint} option(s): {problems}") from None
 
 
 def encode_image(image: Any) -> str:
@@ -96,34 +133,60 @@ def _error(response: httpx.Response) -> RewardServiceError:
     return RewardServiceError(response.status_code, code, message, seconds)
 
 
+#: Transport failures worth retrying: no connection, or one that dropped before an answer. A read
+#: timeout is not retried (the judge call may still be running; resending doubles the load).
+RETRYABLE_TRANSPORT_ERRORS: tuple[type[Exception], ...] = (
+    httpx.ConnectError, httpx.ConnectTimeout, httpx.RemoteProtocolError, httpx.ReadError,
+    httpx.WriteError, httpx.PoolTimeout,
+)
+
+
+def unreachable(base_url: str, exc: Exception, attempts: int) -> RewardServiceError:
+    """The error for a service that gave no answer after ``attempts`` tries."""
+    return RewardServiceError(
+        0, "unreachable",
+        f"no answer from {base_url} after {attempts} attempt(s): {type(exc).__name__}: {exc}. "
+        "Is `arrpo serve` running there, and is the URL right?",
+    )
+
+
 class _Settings:
-    def __init__(self, base_url: str, token: str | None, timeout: float, max_retries: int, max_wait: float):
+    def __init__(
+        self, base_url: str, token: str | None, timeout: float, max_retries: int, max_wait: float,
+        backoff: float = 0.5,
+    ):
+        if max_retries < 0 or max_wait < 0 or backoff < 0:
+            raise ValueError("max_retries, max_wait and backoff must not be negative")
         self.base_url = base_url.rstrip("/")
         self.token = token if token is not None else os.environ.get(TOKEN_ENV) or None
         self.timeout = timeout
         self.max_retries = max_retries
         self.max_wait = max_wait
+        self.backoff = backoff
 
     def headers(self) -> dict[str, str]:
         return {"Authorization": f"Bearer {self.token}"} if self.token else {}
 
     def wait_for(self, error: RewardServiceError, attempt: int) -> float | None:
         """Seconds to wait before retrying, or None when the error is final."""
-        if error.status != 503 or attempt >= self.max_retries:
+        if error.status not in (0, 503) or attempt >= self.max_retries:
             return None
-        wait = error.retry_after if error.retry_after is not None else 2.0 ** attempt
+        backoff = self.backoff * 2.0 ** attempt
+        wait = error.retry_after if error.retry_after is not None else backoff
         return max(0.0, min(self.max_wait, wait))  # a proxy's negative Retry-After means "now"
 
 
 class RewardClient:
     """Blocking client. Args: ``base_url`` (``http://host:port``), ``token`` (default from
-    ``ARRPO_SERVE_TOKEN``), ``timeout`` per request, ``max_retries`` for 503s, ``max_wait`` cap."""
+    ``ARRPO_SERVE_TOKEN``), ``timeout`` per request, ``max_retries`` for 503s and connection
+    errors, ``backoff`` (first wait when no ``Retry-After`` is given; doubles each try), ``max_wait``
+    cap on any single wait."""
 
     def __init__(
         self, base_url: str, *, token: str | None = None, timeout: float = 600.0,
-        max_retries: int = 5, max_wait: float = 30.0, max_connections: int = 32,
+        max_retries: int = 5, max_wait: float = 30.0, max_connections: int = 32, backoff: float = 0.5,
     ):
-        self.settings = _Settings(base_url, token, timeout, max_retries, max_wait)
+        self.settings = _Settings(base_url, token, timeout, max_retries, max_wait, backoff)
         self._http = httpx.Client(
             base_url=self.settings.base_url, timeout=timeout, headers=self.settings.headers(),
             limits=httpx.Limits(max_connections=max_connections),
@@ -132,10 +195,15 @@ class RewardClient:
     def _post(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
         attempt = 0
         while True:
-            response = self._http.post(path, json=body)
-            if response.status_code == 200:
-                return response.json()
-            error = _error(response)
+            try:
+                response = self._http.post(path, json=body)
+            except RETRYABLE_TRANSPORT_ERRORS as exc:
+                error = unreachable(self.settings.base_url, exc, attempt + 1)
+                error.__cause__ = exc
+            else:
+                if response.status_code == 200:
+                    return response.json()
+                error = _error(response)
             wait = self.settings.wait_for(error, attempt)
             if wait is None:
                 raise error
@@ -151,7 +219,10 @@ class RewardClient:
         return GroupRewardsResponse.model_validate(self._post("/v1/group_rewards", group_payload(prompt, images, **options)))
 
     def health(self) -> Health:
-        response = self._http.get("/health")
+        try:
+            response = self._http.get("/health")
+        except httpx.TransportError as exc:
+            raise unreachable(self.settings.base_url, exc, 1) from exc
         if response.status_code != 200:
             raise _error(response)
         return Health.model_validate(response.json())
@@ -171,9 +242,9 @@ class AsyncRewardClient:
 
     def __init__(
         self, base_url: str, *, token: str | None = None, timeout: float = 600.0,
-        max_retries: int = 5, max_wait: float = 30.0, max_connections: int = 64,
+        max_retries: int = 5, max_wait: float = 30.0, max_connections: int = 64, backoff: float = 0.5,
     ):
-        self.settings = _Settings(base_url, token, timeout, max_retries, max_wait)
+        self.settings = _Settings(base_url, token, timeout, max_retries, max_wait, backoff)
         self._http = httpx.AsyncClient(
             base_url=self.settings.base_url, timeout=timeout, headers=self.settings.headers(),
             limits=httpx.Limits(max_connections=max_connections),
@@ -182,10 +253,15 @@ class AsyncRewardClient:
     async def _post(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
         attempt = 0
         while True:
-            response = await self._http.post(path, json=body)
-            if response.status_code == 200:
-                return response.json()
-            error = _error(response)
+            try:
+                response = await self._http.post(path, json=body)
+            except RETRYABLE_TRANSPORT_ERRORS as exc:
+                error = unreachable(self.settings.base_url, exc, attempt + 1)
+                error.__cause__ = exc
+            else:
+                if response.status_code == 200:
+                    return response.json()
+                error = _error(response)
             wait = self.settings.wait_for(error, attempt)
             if wait is None:
                 raise error
@@ -201,7 +277,10 @@ class AsyncRewardClient:
         return GroupRewardsResponse.model_validate(await self._post("/v1/group_rewards", body))
 
     async def health(self) -> Health:
-        response = await self._http.get("/health")
+        try:
+            response = await self._http.get("/health")
+        except httpx.TransportError as exc:
+            raise unreachable(self.settings.base_url, exc, 1) from exc
         if response.status_code != 200:
             raise _error(response)
         return Health.model_validate(response.json())
@@ -214,3 +293,23 @@ class AsyncRewardClient:
 
     async def __aexit__(self, *exc: object) -> None:
         await self.aclose()
+
+
+_shared: dict[tuple, AsyncRewardClient] = {}
+
+
+def shared_async_client(
+    base_url: str, *, token: str | None = None, timeout: float = 600.0, max_retries: int = 5,
+    max_wait: float = 30.0, backoff: float = 0.5,
+) -> AsyncRewardClient:
+    """One :class:`AsyncRewardClient` per process and setting, reused by every adapter call (its
+    connection pool stays warm). Use it only from arrpo's shared event loop
+    (:func:`arrpo._sync.run_sync`), where the adapters run their requests."""
+    key = (base_url.rstrip("/"), token, timeout, max_retries, max_wait, backoff)
+    client = _shared.get(key)
+    if client is None:
+        client = _shared[key] = AsyncRewardClient(
+            base_url, token=token, timeout=timeout, max_retries=max_retries, max_wait=max_wait,
+            backoff=backoff,
+        )
+    return client

@@ -115,7 +115,7 @@ def test_client_and_adapters_import_without_torch_numpy_or_fastapi():
 
     code = (
         "import sys, arrpo.client, arrpo.server.protocol, arrpo.integrations.flow_grpo, "
-        "arrpo.integrations.flow_factory\n"
+        "arrpo.integrations.flow_factory, arrpo.integrations.dance_grpo, arrpo.integrations.groups\n"
         "heavy = [m for m in ('torch', 'numpy', 'fastapi', 'uvicorn') if m in sys.modules]\n"
         "assert not heavy, heavy"
     )

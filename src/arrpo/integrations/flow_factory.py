@@ -1,71 +1,147 @@
-"""A Flow-Factory-style *groupwise* reward model backed by the arrpo service.
+"""The arrpo reward as a Flow-Factory (X-GenGroup/Flow-Factory) groupwise reward model.
 
-Flow-Factory hands a groupwise model all samples of one group at once:
-``model(prompt=[...], image=[...], condition_images=[...])`` and reads ``.rewards`` from the
-result. This class has that interface without depending on Flow-Factory; to register it there,
-subclass it together with their ``GroupwiseRewardModel`` (see ``docs/serving.md``).
+Flow-Factory loads a reward named in the YAML config by import path and builds it as
+``cls(config=RewardArguments, accelerator=accelerator)``; its ``BaseRewardModel.__init__`` sets
+``.accelerator``, ``.config``, ``.device``, ``.dtype`` and ``.model``. Its ``RewardProcessor``
+gathers, across ranks, only the sample fields named in ``required_fields``, groups the samples by
+their sampler-assigned id, hands each whole group to one rank, passes only the arguments that
+``__call__`` declares (media converted to PIL images), and reads ``.rewards`` from the result.
+Extra YAML keys of a reward entry arrive in ``config.extra_kwargs``.
 
-Settings come from keyword arguments, else from attributes of the ``config`` object Flow-Factory
-passes (``arrpo_url``, ``arrpo_preset``, ...), else from ``ARRPO_SERVICE_URL``.
+One line of config registers it::
+
+    rewards:
+      - name: arrpo
+        reward_model: arrpo.integrations.flow_factory.ArrpoReward
+        url: http://judge-host:8080          # else $ARRPO_SERVICE_URL
+        preset: official                     # any GroupScorer option
+
+When Flow-Factory is installed, :class:`ArrpoReward` subclasses its ``GroupwiseRewardModel`` (so
+the processor routes it down the groupwise path and the base ``__init__`` runs); without it, a
+stand-in base with the same constructor semantics is used, so the class can be tested and used
+on its own. For edits, ``condition_images`` (the first one of each sample is the source image)
+is a required field, so it is gathered with the samples. With ``mode: pointwise`` each sample is
+judged against the anchor image named in its dataset metadata (``anchor_image``, a path), and
+``metadata`` becomes a required field too.
 """
 
 from __future__ import annotations
 
+import json
 import os
-import sys
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
-from arrpo.integrations.groups import GroupScorer
+from arrpo.integrations.exchange import LocalExchange
+from arrpo.integrations.groups import GroupScorer, RewardGroupError
+
+URL_ENV = "ARRPO_SERVICE_URL"
+
+try:  # pragma: no cover - exercised only where Flow-Factory is installed
+    from flow_factory.rewards.abc import GroupwiseRewardModel as _Base
+    from flow_factory.rewards.abc import RewardModelOutput as _Output
+
+    FLOW_FACTORY = True
+except ImportError:
+    FLOW_FACTORY = False
+
+    @dataclass
+    class _Output:  # type: ignore[no-redef]
+        """Flow-Factory's ``RewardModelOutput`` shape: ``rewards`` and ``extra_info``."""
+
+        rewards: Any
+        extra_info: dict[str, Any] | None = None
+
+    class _Base:  # type: ignore[no-redef]
+        """Flow-Factory's ``BaseRewardModel`` constructor semantics, without Flow-Factory."""
+
+        required_fields: tuple[str, ...] = ()
+        use_tensor_inputs: bool = False
+
+        def __init__(self, config: Any, accelerator: Any):
+            self.accelerator = accelerator
+            self.config = config
+            device = getattr(config, "device", "cpu")
+            if str(device) == "cuda" and accelerator is not None:
+                device = accelerator.device
+            self.device = device
+            self.dtype = getattr(config, "dtype", None)
+            self.model = None
+
+        def to(self, device: Any) -> Any:
+            self.device = device
+            return self
 
 
-@dataclass
-class GroupRewardOutput:
-    """``rewards``: a torch tensor when torch is loaded, else a list; ``extra``: what stands behind them."""
-
-    rewards: Any
-    extra: dict[str, Any] = field(default_factory=dict)
+RewardModelOutput = _Output
 
 
-class ArrpoGroupwiseReward:
-    """Groupwise reward: one call per group of samples for the same prompt."""
+def _settings(config: Any) -> dict[str, Any]:
+    extra = getattr(config, "extra_kwargs", None)
+    return dict(extra) if isinstance(extra, dict) else {}
 
-    required_fields = ("prompt", "image")
-    use_tensor_inputs = False  # tensors in [0, 1] work too
 
-    def __init__(self, config: Any = None, accelerator: Any = None, *, url: str | None = None, **options: Any):
-        def setting(name: str, default: Any = None) -> Any:
-            return options.pop(name, getattr(config, f"arrpo_{name}", default))
+class ArrpoReward(_Base):
+    """Groupwise reward: one call per whole group of samples of one prompt (and source image)."""
 
-        url = url or getattr(config, "arrpo_url", None) or os.environ.get("ARRPO_SERVICE_URL")
+    required_fields = ("prompt", "image", "condition_images")
+    use_tensor_inputs = False
+
+    def __init__(self, config: Any, accelerator: Any = None):
+        super().__init__(config, accelerator)
+        settings = _settings(config)
+        url = settings.pop("url", None) or os.environ.get(URL_ENV)
         if not url:
-            raise ValueError("no reward service URL: pass url=..., set config.arrpo_url or ARRPO_SERVICE_URL")
-        self.config = config
-        self.accelerator = accelerator
-        self.scorer = GroupScorer(
-            url,
-            token=setting("token"),
-            score=setting("score", "reward"),
-            preset=setting("preset", "official"),
-            **options,
-        )
+            raise ValueError(f"no reward service URL: set `url:` in the reward's config or ${URL_ENV}")
+        self.anchor_key = settings.pop("anchor_key", "anchor_image")
+        # Flow-Factory gathers each group onto one rank itself: no exchange between ranks here.
+        self.scorer = GroupScorer(url, exchange=LocalExchange(), **settings)
+        if self.scorer.mode == "pointwise":  # anchors come from each sample's dataset metadata
+            self.required_fields = (*type(self).required_fields, "metadata")
 
     def __call__(
-        self, prompt: list[str], image: Any = None, video: Any = None,
-        condition_images: Any = None, condition_videos: Any = None,
-    ) -> GroupRewardOutput:
+        self, prompt: list[str], image: Any = None, condition_images: Any = None, metadata: Any = None,
+    ) -> Any:
         if image is None:
-            raise ValueError("ArrpoGroupwiseReward judges images; no images were given")
-        if video is not None or condition_videos is not None:
-            raise ValueError("video rewards are not supported by the arrpo service")
+            raise ValueError("the arrpo reward judges images; this group has none")
+        if len(image) < 2 and self.scorer.mode == "group" and self.scorer.on_failure == "raise":
+            raise RewardGroupError(
+                f"Flow-Factory handed a group of {len(image)} sample for prompt {str(prompt[0])[:80]!r}; "
+                "a pairwise reward needs the group's samples together: set the sampler's group_size "
+                "(samples per prompt) to 2 or more"
+            )
         sources = None
-        if condition_images is not None:  # one list of condition images per sample: the first is the source
-            sources = [c[0] if isinstance(c, (list, tuple)) or getattr(c, "ndim", 3) == 4 else c
-                       for c in condition_images]
-        result = self.scorer.score_batch(image, list(prompt), sources)
+        if condition_images is not None:  # per sample: a list (or stacked tensor) of condition images
+            sources = [_first(c) for c in condition_images]
+        anchors = None
+        if self.scorer.mode == "pointwise":
+            anchors = [_metadata(m).get(self.anchor_key) for m in (metadata or [None] * len(image))]
+        result = self.scorer.score_batch(list(image), [str(p) for p in prompt], sources, anchors)
         rewards: Any = result.scores
-        if "torch" in sys.modules:
+        try:
             import torch
 
             rewards = torch.tensor(rewards, dtype=torch.float32)
-        return GroupRewardOutput(rewards=rewards, extra=result.info())
+        except ImportError:
+            pass
+        return RewardModelOutput(rewards=rewards, extra_info=result.info())
+
+
+def _metadata(value: Any) -> dict[str, Any]:
+    """Flow-Factory hands dataset metadata as one JSON string per sample."""
+    if isinstance(value, dict):
+        return value
+    if not value:
+        return {}
+    parsed = json.loads(value)
+    return parsed if isinstance(parsed, dict) else {}
+
+
+def _first(conditions: Any) -> Any:
+    if isinstance(conditions, (list, tuple)):
+        if not conditions:
+            raise ValueError("a sample has an empty list of condition images")
+        return conditions[0]
+    if getattr(conditions, "ndim", 3) == 4:  # (num_conditions, C, H, W)
+        return conditions[0]
+    return conditions

@@ -1,0 +1,120 @@
+"""No silent zero reward: service down, 413, 422, 503 storms and single-sample groups fail the
+step by default (after the retry budget), or are masked, logged and counted when opted in."""
+
+from __future__ import annotations
+
+import logging
+
+import httpx
+import pytest
+from PIL import Image
+
+from arrpo.client import RewardClient, RewardServiceError
+from arrpo.integrations.groups import GroupScorer, RewardGroupError
+from arrpo.server import ServiceConfig
+from tests.serve.helpers import slow_brighter_wins
+
+
+def grays(*values: int) -> list[Image.Image]:
+    return [Image.new("RGB", (8, 8), (v, v, v)) for v in values]
+
+
+def test_connection_errors_are_retried_with_backoff_then_reported():
+    attempts = []
+
+    def refuse(request: httpx.Request) -> httpx.Response:
+        attempts.append(request)
+        raise httpx.ConnectError("connection refused", request=request)
+
+    with RewardClient("http://reward.test", max_retries=3, backoff=0.001) as client:
+        client._http = httpx.Client(base_url="http://reward.test", transport=httpx.MockTransport(refuse))
+        with pytest.raises(RewardServiceError) as caught:
+            client.compare("p", *grays(1, 2))
+    assert len(attempts) == 4 and caught.value.status == 0 and caught.value.code == "unreachable"
+
+
+def test_a_dropped_connection_then_success_is_transparent():
+    calls = []
+
+    def flaky(request: httpx.Request) -> httpx.Response:
+        calls.append(request)
+        if len(calls) == 1:
+            raise httpx.RemoteProtocolError("server disconnected", request=request)
+        return httpx.Response(200, json={"id": None, "rubric": {"mode": "none"}, "verdict": {"winner": "A", "reason": "r"}})
+
+    with RewardClient("http://reward.test", backoff=0.001) as client:
+        client._http = httpx.Client(base_url="http://reward.test", transport=httpx.MockTransport(flaky))
+        assert client.compare("p", *grays(1, 2)).verdict.winner == "A"
+    assert len(calls) == 2
+
+
+def test_413_body_too_large(start_service):
+    service = start_service(config=ServiceConfig(max_body_bytes=2_000))
+    big = [Image.effect_noise((64, 64), 100).convert("RGB") for _ in range(2)]
+    with pytest.raises(RewardServiceError) as caught:
+        GroupScorer(service.url).score_batch(big, ["p", "p"])
+    assert caught.value.status == 413 and caught.value.code == "body_too_large"
+    masked = GroupScorer(service.url, on_failure="mask")
+    out = masked.score_batch(big, ["p", "p"])
+    assert out.scores == [0.0, 0.0] and out.mask == [False, False] and out.failed_groups == 1
+    assert masked.stats["failed_groups"] == 1 and "413" in out.errors[0]
+
+
+def test_413_too_many_images_refused_before_sending_when_the_limit_is_known(start_service):
+    service = start_service(config=ServiceConfig(max_images=4))
+    with pytest.raises(RewardGroupError, match="limit of 4"):
+        GroupScorer(service.url, max_group_images=4).score_batch(grays(*range(6)), ["p"] * 6)
+    assert not service.vlm.seen
+    with pytest.raises(RewardServiceError) as caught:  # the client was told 16; the service says 413
+        GroupScorer(service.url).score_batch(grays(*range(6)), ["p"] * 6)
+    assert caught.value.status == 413 and caught.value.code == "too_many_images"
+
+
+def test_422_invalid_request(start_service):
+    service = start_service(config=ServiceConfig(max_prompt_chars=20))
+    with pytest.raises(RewardServiceError) as caught:
+        GroupScorer(service.url).score_batch(grays(1, 2), ["a prompt far longer than twenty characters"] * 2)
+    assert caught.value.status == 422 and "prompt" in caught.value.message
+    out = GroupScorer(service.url, on_failure="mask").score_batch(grays(1, 2, 3, 4), ["x" * 30] * 2 + ["ok"] * 2)
+    assert out.scores == pytest.approx([0.0, 0.0, -0.1, 1.0]) and out.failed_groups == 1
+
+
+def test_503_storm_exhausts_the_retry_budget(start_service, caplog):
+    service = start_service(slow_brighter_wins(0.3), concurrency=1, config=ServiceConfig(max_pending=1))
+    prompts = [f"p{k}" for k in range(4) for _ in range(2)]
+    storm = GroupScorer(service.url, max_parallel_groups=4, max_retries=1, backoff=0.01, max_wait=0.01)
+    with pytest.raises(RewardServiceError) as caught:
+        storm.score_batch(grays(*range(8)), prompts)
+    assert caught.value.status == 503 and caught.value.code == "saturated"
+    masked = GroupScorer(service.url, max_parallel_groups=4, max_retries=1, backoff=0.01, max_wait=0.01,
+                         on_failure="mask")
+    with caplog.at_level(logging.WARNING, logger="arrpo.integrations"):
+        out = masked.score_batch(grays(*range(8)), prompts)
+    assert out.failed_groups >= 1 and out.masked_samples == 2 * out.failed_groups
+    assert masked.stats["failed_groups"] == out.failed_groups
+    assert "failed request" in caplog.text
+
+
+def test_default_parallelism_stays_within_the_admission_gate(start_service):
+    """capacity 12 judge calls, groups of 4 (6 pairs): two groups in flight, never a 503."""
+    service = start_service(slow_brighter_wins(0.05), concurrency=16, config=ServiceConfig(max_pending=12))
+    prompts = [f"p{k}" for k in range(6) for _ in range(4)]
+    out = GroupScorer(service.url, max_retries=0).score_batch(grays(*range(0, 240, 10)), prompts)
+    assert all(out.mask) and service.state.gate.rejected == 0
+    assert service.vlm.max_in_flight <= 12
+
+
+def test_single_sample_groups(service):
+    with pytest.raises(RewardGroupError, match="single sample"):
+        GroupScorer(service.url).score_batch(grays(1, 2, 3), ["a", "b", "b"])
+    out = GroupScorer(service.url, on_failure="mask").score_batch(grays(1, 2, 3), ["a", "b", "b"])
+    assert out.scores == pytest.approx([0.0, -0.1, 1.0]) and out.unscorable_groups == 1
+
+
+def test_option_typos_fail_at_construction(service):
+    with pytest.raises(ValueError, match="on_bad_verdic"):
+        GroupScorer(service.url, on_bad_verdic="drop_pair")
+    with pytest.raises(ValueError, match="on_failure"):
+        GroupScorer(service.url, on_failure="ignore")
+    with pytest.raises(ValueError, match="order"):
+        GroupScorer(service.url, mode="pointwise", order="sideways")
