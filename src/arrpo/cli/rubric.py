@@ -117,7 +117,7 @@ def learn_command(
     guide: Annotated[Optional[Path], typer.Option("--guide", help="Guide exemplars (JSONL) shown to the generator.")] = None,
     k: Annotated[int, typer.Option("--k", min=1, help="Criteria generated per pair.")] = 5,
     t_max: Annotated[int, typer.Option("--t-max", min=0, help="Refinements per pair before dropping it.")] = 5,
-    verify_order: Annotated[str, typer.Option("--verify-order", help="random | both (both orders must agree).")] = "random",
+    verify_order: Annotated[str, typer.Option("--verify-order", help="both (the verifier must pick the preferred image in both orders) | random (one order per pair, kept for its refinements).")] = "both",
     seed: Annotated[int, typer.Option("--seed", help="Salt for the verifier's order and the MJ-Bench A/B coin.")] = 0,
     max_themes: MaxThemes = 10,
     max_tips: MaxTips = 4,
@@ -220,13 +220,13 @@ def _print_summary(result, backend) -> None:
 
     s = result.summary
     table = Table(title="rubric learning")
-    for name in ("pairs", "passed first", "refined", "dropped", "bad input", "failed", "first-pass rate",
-                 "refined rate", "dropped rate", "mean verifications"):
+    for name in ("pairs", "verified first pass", "verified after refinement", "dropped", "bad input", "failed",
+                 "first-pass rate", "refined rate", "dropped rate", "mean verifications", "order disagreements"):
         table.add_column(name, justify="right")
     table.add_row(
         str(s.pairs), str(s.passed_first), str(s.refined), str(s.dropped), str(s.bad_input), str(s.failed),
         f"{s.rate(s.passed_first):.1%}", f"{s.rate(s.refined):.1%}", f"{s.rate(s.dropped):.1%}",
-        f"{s.mean_attempts:.2f}",
+        f"{s.mean_attempts:.2f}", f"{s.order_disagreements} of {s.failed_verifications} failed",
     )
     console.print(table)
     totals = getattr(backend, "totals", None)
