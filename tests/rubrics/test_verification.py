@@ -60,3 +60,39 @@ async def test_verifier_uses_the_learn_configs_sampling(seed_dir, seeing, backen
     verifications = [r for r in server.seen if '"rank"' in r.text]
     assert verifications
     assert {(r.body["temperature"], r.body["max_tokens"]) for r in verifications} == {(0.7, 777)}
+
+
+class ExplodesOn:
+    """Backend wrapper raising an unexpected (non-backend) error for requests mentioning ``text``."""
+
+    def __init__(self, inner, text: str):
+        self.inner, self.text = inner, text
+
+    @property
+    def model_id(self):
+        return self.inner.model_id
+
+    async def complete(self, request):
+        if any(self.text in getattr(p, "text", "") for m in request.messages for p in m.parts):
+            raise KeyError("a bug in some layer")
+        return await self.inner.complete(request)
+
+    async def aclose(self):
+        await self.inner.aclose()
+
+
+async def test_an_unexpected_failure_of_one_pair_is_recorded_and_learning_goes_on(
+    seed_dir, seeing, backend_for, tmp_path
+):
+    _, server = seeing()
+    seeds = read_seeds(seed_dir(["first", "first", "refine"]), task="t2i")
+    state = tmp_path / "s.jsonl"
+    backend = ExplodesOn(backend_for(server), "caption number 1 ")
+    result = await RubricLearner(backend, LearnConfig(task="t2i", k=2, t_max=1)).learn(
+        seeds, state, allow_incomplete=True
+    )
+    assert set(result.errors) == {"first-1"} and "KeyError" in result.errors["first-1"]
+    assert sorted(o.id for o in result.outcomes) == ["first-0", "refine-2"]
+    assert result.summary.failed == 1 and result.rubric is not None
+    records = [json.loads(line) for line in state.read_text().splitlines()]
+    assert {"kind": "error", "id": "first-1", "message": result.errors["first-1"]} in records
