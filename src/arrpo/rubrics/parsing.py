@@ -22,18 +22,36 @@ _LIST_LINE = re.compile(r"^\s*(?:[-*•]|\d+[.)]|\(\d+\))\s+(.+?)\s*$")
 _PREFIX = re.compile(r"^\s*(?:(?:criterion|rubric|rule|tip)\s*\d*\s*[:.)-]\s*|\d+[.)]\s+|[-*•]\s+)", re.I)
 _MAX_ITEM_CHARS = 600
 
-#: Wording that refers to a candidate by position or by its label. A criterion that says "the
-#: preferred image" or "Image 2" carries the label into the verifier, so it is rejected.
-_LABEL_REFERENCE = re.compile(
-    r"\b(?:image|picture|photo|candidate|output|edit(?:ed)? image)\s*(?:#\s*)?(?:1|2|one|two)\b"
-    r"|\b(?:first|second|left|right|top|bottom)\s+(?:image|picture|photo|candidate|one|output)\b"
-    r"|\b(?:preferred|dispreferred|non-preferred|chosen|rejected|winning|losing|winner|loser"
-    r"|selected|favou?red|labell?ed|expected|ground[- ]truth)\s+(?:image|picture|photo|candidate|one|output|edit)\b"
-    r"|\bthe other (?:image|picture|photo|candidate|one|output|edit)\b",
-    re.I,
+#: Words that name a candidate (or stand for one, like "one" in "the left one").
+_CANDIDATE = r"(?:image|picture|photo(?:graph)?|candidate|output|version|option|edit(?:ed image)?|one)"
+#: A noun right after "... image" that makes it a part of one image ("the top image region"), not a
+#: candidate named by position.
+_NOT_A_CANDIDATE = (
+    r"(?!\s*(?:region|area|quality|content|detail|part|portion|side|edge|corner|half|border|background"
+    r"|foreground|frame|boundar|composition|resolution|plane|space)\w*)"
+)
+_POSITION = (
+    r"(?:first|second|1st|2nd|former|latter|leftmost|rightmost|top|bottom"
+    r"|(?:left|right)(?:[- ]hand)?(?:[- ]side)?)"
+)
+_RANKING = r"(?:better|worse|best|worst|superior|inferior|stronger|weaker)"
+_ROLE = (
+    r"(?:preferred|dispreferred|non-preferred|chosen|rejected|winning|losing|winner|loser"
+    r"|selected|favou?red|labell?ed|expected|ground[- ]truth)"
 )
 
-
+#: Wording that refers to a candidate by position, by rank or by its label. A criterion that says
+#: "the preferred image", "Image 2" or "the image on the left" carries the label into the verifier,
+#: so it is rejected.
+_LABEL_REFERENCE = re.compile(
+    r"\b(?:image|picture|photo|candidate|output|edit(?:ed)? image)\s*(?:#\s*|no\.?\s*)?(?:1|2|one|two)\b"
+    rf"|\b{_POSITION}\s+{_CANDIDATE}\b{_NOT_A_CANDIDATE}"
+    r"|\b(?:image|picture|photo|candidate|output|version|edit)\s+(?:on|to)\s+the\s+(?:left|right)\b"
+    rf"|\bthe\s+{_RANKING}\s+{_CANDIDATE}\b{_NOT_A_CANDIDATE}"
+    rf"|\b{_ROLE}\s+{_CANDIDATE}\b"
+    rf"|\bthe other {_CANDIDATE}\b",
+    re.I,
+)
 _LETTER_REFERENCE = re.compile(r"\b(?:[Ii]mage|[Cc]andidate|[Oo]ption)\s+[AB]\b")
 
 
