@@ -27,6 +27,7 @@ from pydantic import BaseModel, Field
 
 from arrpo._sync import run_sync
 from arrpo.images import ImageError
+from arrpo.jsonl import JsonlWriter
 from arrpo.judge import IMAGE_LABELS, PairwiseJudge, combine_orders, random_order
 from arrpo.prompts import render, template_sha256
 from arrpo.rubric import Provenance, Rubric
@@ -36,7 +37,7 @@ from arrpo.rubrics.mcr import Embedder, select_diverse
 from arrpo.rubrics.parsing import CriteriaReply, parse_criteria
 from arrpo.rubrics.seeds import LoadedPair, SeedPair, SeedSet
 from arrpo.rubrics.state import open_state, read_state
-from arrpo.rubrics.structure import pool_criteria, structure_criteria
+from arrpo.rubrics.structure import normalise_criterion, pool_criteria, structure_criteria
 from arrpo.schema import Comparison, Order, Task, Usage, Verdict, Winner
 from arrpo.vlm.base import BackendError, Message, VLMBackend
 
@@ -191,6 +192,7 @@ class LearnResult:
     errors: dict[str, str] = field(default_factory=dict)
     resumed: int = 0
     message: str | None = None
+    structure: dict[str, object] | None = None
 
 
 class RubricLearner:
@@ -387,7 +389,9 @@ class RubricLearner:
         if not any(o.status in VERIFIED for o in outcomes):
             result.message = "no pair was verified, so there are no criteria to build a rubric from"
             return result
-        result.rubric = await self.build_rubric(outcomes, seeds, summary)
+        result.rubric, result.structure = await self.build(outcomes, seeds, summary)
+        with JsonlWriter(state_path) as structure_writer:
+            await asyncio.to_thread(structure_writer.write, result.structure)
         return result
 
     def learn_sync(self, seeds: SeedSet, state_path: str | Path, **kwargs) -> LearnResult:
@@ -405,8 +409,24 @@ class RubricLearner:
 
     async def build_rubric(self, outcomes: list[PairOutcome], seeds: SeedSet, summary: LearnSummary) -> Rubric:
         """Pool the verified criteria (seed order), optionally select by MCR², and structure them."""
+        rubric, _ = await self.build(outcomes, seeds, summary)
+        return rubric
+
+    async def build(
+        self, outcomes: list[PairOutcome], seeds: SeedSet, summary: LearnSummary
+    ) -> tuple[Rubric, dict[str, object]]:
+        """:meth:`build_rubric`, plus the ``structure`` record: the numbered criteria given to the
+        structurer with the seed pairs each came from, and the criterion numbers behind every
+        theme and tip (None where the structurer did not say)."""
         cfg = self.config
-        pool = [text for text, _ in pool_criteria([o.criteria for o in outcomes if o.status in VERIFIED])]
+        verified = [o for o in outcomes if o.status in VERIFIED]
+        pairs_of: dict[str, list[str]] = {}
+        for outcome in verified:
+            for text in outcome.criteria:
+                ids = pairs_of.setdefault(normalise_criterion(text), [])
+                if outcome.id not in ids:
+                    ids.append(outcome.id)
+        pool = [text for text, _ in pool_criteria([o.criteria for o in verified])]
         selected = pool
         if cfg.mcr_select and len(pool) > cfg.mcr_select:
             indices = await asyncio.to_thread(select_diverse, pool, cfg.mcr_select, self.embedder)
@@ -438,8 +458,32 @@ class RubricLearner:
             structure_problem=structured.problem,
             max_themes=cfg.max_themes,
             max_tips=cfg.max_tips,
+            tips=sum(len(t.tips) for t in structured.themes),
+            tips_with_sources=structured.tips_with_sources,
+            structure_calls=structured.attempts,
+            learn_calls=summary.calls,
+            learn_tokens=summary.prompt_tokens + summary.completion_tokens,
         )
-        return Rubric(themes=structured.themes, task=cfg.task, scope="task", provenance=provenance)
+        rubric = Rubric(themes=structured.themes, task=cfg.task, scope="task", provenance=provenance)
+        record: dict[str, object] = {
+            "kind": "structure",
+            "method": structured.method,
+            "problem": structured.problem,
+            "usage": structured.usage.model_dump(),
+            "calls": structured.attempts,
+            "criteria": [{"n": i + 1, "text": text, "pairs": pairs_of.get(normalise_criterion(text), [])}
+                         for i, text in enumerate(selected)],
+            "themes": [
+                {"theme": theme.theme, "sources": structured.theme_sources[i] if i < len(structured.theme_sources) else None,
+                 "tips": [{"tip": tip, "sources": _at(structured.tip_sources, i, j)} for j, tip in enumerate(theme.tips)]}
+                for i, theme in enumerate(structured.themes)
+            ],
+        }
+        return rubric, record
+
+
+def _at(table: list[list[list[int] | None]], i: int, j: int) -> list[int] | None:
+    return table[i][j] if i < len(table) and j < len(table[i]) else None
 
 
 def _backend_failed(verdict: Verdict) -> bool:

@@ -15,7 +15,7 @@ from arrpo.rubric import Theme
 
 _LIST_KEYS = ("criteria", "rubrics", "rubric", "rules", "items", "checks")
 _THEME_LIST_KEYS = ("themes", "categories", "rubrics", "rubric", "dimensions", "items")
-_ITEM_TEXT_KEYS = ("criterion", "text", "description", "rubric", "rule", "check", "content")
+_ITEM_TEXT_KEYS = ("tip", "criterion", "text", "description", "rubric", "rule", "check", "content")
 _THEME_KEYS = ("theme", "title", "name", "category", "dimension")
 _TIP_KEYS = ("tips", "details", "items", "checks", "guidance", "criteria")
 _LIST_LINE = re.compile(r"^\s*(?:[-*•]|\d+[.)]|\(\d+\))\s+(.+?)\s*$")
@@ -206,3 +206,53 @@ def parse_themes(text: str | None, max_themes: int, max_tips: int) -> ThemesRepl
         return ThemesReply(problem='no themes found; expected {"themes": [{"theme": "...", "tips": ["..."]}]}')
     truncated = truncated or len(themes) > max_themes
     return ThemesReply(themes=themes[:max_themes], truncated=truncated)
+
+
+_SOURCE_KEYS = ("from", "sources", "source", "criteria_ids", "ids")
+
+
+def _source_numbers(item: Any, count: int) -> list[int] | None:
+    """The criterion numbers a tip object names, or None when absent or not all valid (1..count)."""
+    if not isinstance(item, dict):
+        return None
+    value = _lookup(item, _SOURCE_KEYS)
+    if isinstance(value, (int, str)) and not isinstance(value, bool):
+        value = [value]
+    if not isinstance(value, list) or not value:
+        return None
+    numbers = []
+    for entry in value:
+        if isinstance(entry, str) and entry.strip().isdigit():
+            entry = int(entry.strip())
+        if not isinstance(entry, int) or isinstance(entry, bool) or not 1 <= entry <= count:
+            return None
+        numbers.append(entry)
+    return sorted(set(numbers))
+
+
+def parse_tip_sources(text: str | None, count: int) -> dict[tuple[str, str], list[int] | None]:
+    """(theme, tip) → the criterion numbers (1..``count``) the structurer said the tip came from.
+
+    Keys are lower-cased cleaned texts, as :func:`parse_themes` cleans them. A tip whose ``from``
+    is missing or names a number outside 1..count maps to None (the model did not say, or said
+    something impossible).
+    """
+    found: dict[tuple[str, str], list[int] | None] = {}
+    for obj in reversed(extract_json_objects(text or "")):
+        value = _lookup(obj, _THEME_LIST_KEYS)
+        if not isinstance(value, list):
+            continue
+        for item in value:
+            if not isinstance(item, dict):
+                continue
+            theme = _lookup(item, _THEME_KEYS)
+            tips = _lookup(item, _TIP_KEYS) or []
+            if not isinstance(theme, str) or not isinstance(tips, list):
+                continue
+            for tip in tips:
+                tip_text = _item_text(tip)
+                if tip_text:
+                    found[(_clean(theme).lower(), _clean(tip_text).lower())] = _source_numbers(tip, count)
+        if found:
+            return found
+    return found
