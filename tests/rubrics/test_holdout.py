@@ -126,3 +126,24 @@ def test_validate_an_existing_rubric(seed_dir, seeing, tmp_path):
     bad = runner.invoke(app, ["rubric", "validate", str(out), "--pairs", str(seeds), "--against", "oracle",
                               *_backend(server, tmp_path)])
     assert bad.exit_code == 2 and "--against" in bad.output
+
+
+def test_a_failed_holdout_comparison_keeps_the_rubric_and_resumes(seed_dir, seeing, tmp_path):
+    from arrpo.testing.scripted_server import Reply
+
+    broken = {"on": True}
+
+    def write(request, default):
+        return Reply(text=None, status=500) if broken["on"] else default
+
+    _, server = seeing({"write": write})
+    out = tmp_path / "rubric.json"
+    _, result = _learn(seed_dir, server, tmp_path, out, "--retries", "0")
+    assert result.exit_code == 1, result.output
+    assert "held-out comparison failed" in result.output.replace("\n", " ")
+    assert Rubric.load(out).provenance.model_dump().get("holdout") is None
+    assert (tmp_path / "report.html").exists()
+    broken["on"] = False
+    _, again = _learn(seed_dir, server, tmp_path, out)
+    assert again.exit_code == 0, again.output
+    assert Rubric.load(out).provenance.holdout["pairs"] == 3

@@ -187,8 +187,8 @@ def learn_command(
         "holdout_dir": str(_holdout_dir(out).resolve()) if heldout else None,
     }
     try:
-        result = asyncio.run(_learn(learner, seeds, state_path, allow_incomplete, run_record,
-                                    heldout, baselines, out, resamples))
+        result, validation_error = asyncio.run(_learn(learner, seeds, state_path, allow_incomplete, run_record,
+                                                      heldout, baselines, out, resamples))
     except LearnStateError as exc:
         raise fail(str(exc)) from None
     except BackendError as exc:
@@ -197,7 +197,7 @@ def learn_command(
         raise fail(str(exc), 1) from None
     _print_summary(result, backend)
     if result.rubric is not None:
-        result.rubric.save(out)
+        result.rubric.save(out)  # now with the held-out result in its provenance
     report = write_learn_report(state_path)
     if result.rubric is None:
         console.print(f"learning report: {report}", highlight=False)
@@ -209,6 +209,9 @@ def learn_command(
     if held:
         _print_validation(held["judges"], f"held-out pairs ({held['pairs']})")
     console.print(f"learning report: {report}", highlight=False)
+    if validation_error:
+        raise fail(f"the held-out comparison failed ({validation_error}); the rubric is saved without it. "
+                   f"Run the same command again to resume it (verdicts so far are in {_holdout_dir(out)}).", 1)
 
 
 def _holdout_dir(out: Path) -> Path:
@@ -268,29 +271,39 @@ async def _learn(learner, seeds, state_path: Path, allow_incomplete: bool, run_r
         except BaseException:
             await learner.backend.aclose()
             raise
+    validation_error = None
     try:
-        if result.rubric is not None and heldout:
-            result.rubric = await _validate_heldout(learner, result.rubric, heldout, baselines, out, resamples)
+        if result.rubric is not None:
+            result.rubric.save(out)  # kept even if the held-out comparison fails below
+            if heldout:
+                result.rubric, validation_error = await _validate_heldout(
+                    learner, result.rubric, heldout, baselines, out, resamples)
     finally:
         await learner.backend.aclose()
-    return result
+    return result, validation_error
 
 
 async def _validate_heldout(learner, rubric, heldout: list, baselines: list[str], out: Path, resamples: int):
     """Measure the learned rubric on the held-out pairs; returns it with the result in its provenance."""
+    from arrpo.eval.config import ConfigError
     from arrpo.rubrics.validate import JudgeSampling, validate_rubric
+    from arrpo.rubrics.write import RubricWriteError
+    from arrpo.vlm import BackendError
 
     cfg = learner.config
     console.print(f"validating on {len(heldout)} held-out pairs: {', '.join([*baselines, 'learned'])}", highlight=False)
-    result = await validate_rubric(
-        rubric, heldout, learner.backend, _holdout_dir(out), against=baselines,
-        sampling=JudgeSampling(temperature=cfg.temperature, max_tokens=cfg.max_tokens),
-        max_pixels=cfg.max_pixels, resamples=resamples, seed=cfg.seed,
-        on_note=lambda note: console.print(note, highlight=False),
-    )
+    try:
+        result = await validate_rubric(
+            rubric, heldout, learner.backend, _holdout_dir(out), against=baselines,
+            sampling=JudgeSampling(temperature=cfg.temperature, max_tokens=cfg.max_tokens),
+            max_pixels=cfg.max_pixels, resamples=resamples, seed=cfg.seed,
+            on_note=lambda note: console.print(note, highlight=False),
+        )
+    except (BackendError, RubricWriteError, ConfigError, ValueError) as exc:
+        return rubric, f"{type(exc).__name__}: {exc}"
     held = result.provenance(split_seed=cfg.seed, held_out_ids=[p.id for p in heldout])
     provenance = rubric.provenance.model_copy(update={"holdout": held})
-    return rubric.model_copy(update={"provenance": provenance})
+    return rubric.model_copy(update={"provenance": provenance}), None
 
 
 def _print_summary(result, backend) -> None:

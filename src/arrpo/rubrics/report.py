@@ -157,7 +157,9 @@ def _seed_pairs(run: dict[str, Any] | None) -> tuple[dict[str, Any], str | None]
     return {p.id: p for p in seeds.pairs}, None
 
 
-def _thumb(path: Any) -> str | None:
+def thumbnail_url(path: Any) -> str | None:
+    """A JPEG thumbnail (at most :data:`THUMB_SIZE` pixels on its longer side) as a data URL; None
+    when the image cannot be read."""
     if path is None:
         return None
     from arrpo.eval.thumbs import thumbnail_bytes
@@ -219,9 +221,9 @@ def build_context(state: LearnState, rubric: Rubric | None) -> dict[str, Any]:
             "subset": str(getattr(seed, "subset", None) or "all") if seed else "all",
             "prompt": seed.prompt if seed else None,
             "preferred": seed.preferred if seed else None,
-            "thumb_a": _thumb(seed.image_a) if seed else None,
-            "thumb_b": _thumb(seed.image_b) if seed else None,
-            "thumb_source": _thumb(seed.source) if seed and seed.source else None,
+            "thumb_a": thumbnail_url(seed.image_a) if seed else None,
+            "thumb_b": thumbnail_url(seed.image_b) if seed else None,
+            "thumb_source": thumbnail_url(seed.source) if seed and seed.source else None,
             "attempts": _attempt_rows(outcome) if outcome else [],
             "criteria": outcome.criteria if outcome else [],
             "rejected": outcome.rejected if outcome else [],
