@@ -147,3 +147,22 @@ def test_a_failed_holdout_comparison_keeps_the_rubric_and_resumes(seed_dir, seei
     _, again = _learn(seed_dir, server, tmp_path, out)
     assert again.exit_code == 0, again.output
     assert Rubric.load(out).provenance.holdout["pairs"] == 3
+
+
+def test_a_changed_rubric_sets_its_old_verdicts_aside(seed_dir, seeing, tmp_path):
+    _, server = seeing()
+    seeds = seed_dir(KINDS[:4])
+    first, second = tmp_path / "bright.json", tmp_path / "red.json"
+    Rubric.from_criteria(["The image is bright."], task="t2i").save(first)
+    Rubric.from_criteria(["The image is a saturated red."], task="t2i").save(second)
+    run_dir = tmp_path / "v"
+    for rubric in (first, second):
+        result = runner.invoke(app, ["rubric", "validate", str(rubric), "--pairs", str(seeds), "--against", "direct",
+                                     "--out", str(run_dir), "--bootstrap", "0", *_backend(server, tmp_path)],
+                               env={"COLUMNS": "200"})
+        assert result.exit_code == 0, result.output
+    assert "'learned' changed since the last validation" in result.output.replace("\n", " ")
+    stale = list((run_dir / "verdicts").glob("learned.stale-*.jsonl"))
+    assert len(stale) == 1 and len(stale[0].read_text().splitlines()) == 4
+    assert not list((run_dir / "verdicts").glob("direct.stale-*"))  # the unchanged judge is resumed
+    assert len((run_dir / "verdicts" / "learned.jsonl").read_text().splitlines()) == 4
