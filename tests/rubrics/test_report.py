@@ -150,3 +150,20 @@ def test_report_in_headless_chromium(learned):
             assert widths and max(widths) <= 160
         finally:
             browser.close()
+
+
+async def test_report_from_the_python_api_for_edits(seed_dir, seeing, backend_for, tmp_path):
+    from arrpo.rubrics import LearnConfig, RubricLearner, read_seeds
+    from arrpo.rubrics.report import write_learn_report
+
+    _, server = seeing()
+    seeds = read_seeds(seed_dir(["first", "refine", "drop"], task="edit"), task="edit")
+    state = tmp_path / "edit.state.jsonl"
+    result = await RubricLearner(backend_for(server), LearnConfig(task="edit", k=2, t_max=1)).learn(seeds, state)
+    report = write_learn_report(state, rubric=result.rubric, seeds=seeds, out=tmp_path / "edit-report.html")
+    html = report.read_text()
+    assert html.count('<article class="card"') == 3 and html.count('alt="source of ') == 3
+    assert "Instruction:</b> caption number 1 (refine)" in html
+    assert "could not read the seed file" not in html and "does not name its seed file" not in html
+    bare = write_learn_report(state, out=tmp_path / "bare.html").read_text()  # no seeds: says so, still works
+    assert bare.count('<article class="card"') == 3 and "does not name its seed file" in bare

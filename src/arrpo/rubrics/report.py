@@ -23,6 +23,7 @@ import jinja2
 from arrpo.jsonl import iter_records
 from arrpo.rubric import Rubric
 from arrpo.rubrics.learn import LearnSummary, PairOutcome
+from arrpo.rubrics.seeds import SeedSet
 
 #: Kind of the state record in which ``arrpo rubric learn`` says what a run learned from.
 RUN_RECORD = "run"
@@ -143,8 +144,10 @@ def read_learn_state(path: str | Path) -> LearnState:
     return state
 
 
-def _seed_pairs(run: dict[str, Any] | None) -> tuple[dict[str, Any], str | None]:
-    """Seed pairs by id, read again from the file the run learned from (or a note why not)."""
+def _seed_pairs(run: dict[str, Any] | None, given: SeedSet | None = None) -> tuple[dict[str, Any], str | None]:
+    """Seed pairs by id: ``given``, or read again from the file the run learned from (or a note why not)."""
+    if given is not None:
+        return {p.id: p for p in given.pairs}, None
     if not run or not run.get("seed_file"):
         return {}, "the state does not name its seed file (written by an older arrpo or the Python API)"
     from arrpo.rubrics.seeds import read_seeds
@@ -198,18 +201,23 @@ def _attempt_rows(outcome: PairOutcome) -> list[dict[str, Any]]:
     return rows
 
 
-def build_context(state: LearnState, rubric: Rubric | None) -> dict[str, Any]:
-    """The values the report template shows (public so tests and other tools can use them)."""
+def build_context(state: LearnState, rubric: Rubric | None, seeds: SeedSet | None = None) -> dict[str, Any]:
+    """The values the report template shows (public so tests and other tools can use them).
+
+    ``seeds``: the pairs learned from (default: read again from the seed file the state names).
+    """
     run = state.run or {}
-    seeds, seed_note = _seed_pairs(state.run)
+    by_id, seed_note = _seed_pairs(state.run, seeds)
     ids: list[str] = list(run.get("learn_ids") or [])
-    if not ids:
+    if not ids and seeds is not None:
+        ids = [p.id for p in seeds.pairs]
+    elif not ids:
         known = set(state.outcomes) | set(state.errors)
-        ids = [i for i in seeds if i in known] + sorted(known - set(seeds))
+        ids = [i for i in by_id if i in known] + sorted(known - set(by_id))
     anchors = {pair_id: _anchor(i) for i, pair_id in enumerate(ids)}
     cards = []
     for pair_id in ids:
-        seed = seeds.get(pair_id)
+        seed = by_id.get(pair_id)
         outcome = state.outcomes.get(pair_id)
         status = outcome.status if outcome else ("failed" if pair_id in state.errors else "not_run")
         cards.append({
@@ -302,17 +310,27 @@ def _pct(value: Any) -> str:
     return f"{100 * value:.1f}"
 
 
-def render_report(state: LearnState, rubric: Rubric | None) -> str:
+def render_report(state: LearnState, rubric: Rubric | None, seeds: SeedSet | None = None) -> str:
     """The report's HTML."""
-    return _environment().get_template("learn_report.html.j2").render(pct=_pct, **build_context(state, rubric))
+    context = build_context(state, rubric, seeds)
+    return _environment().get_template("learn_report.html.j2").render(pct=_pct, **context)
 
 
-def write_learn_report(state_path: str | Path, *, out: str | Path | None = None) -> Path:
-    """Write ``report.html`` beside the rubric the state belongs to (or ``out``); returns its path."""
+def write_learn_report(
+    state_path: str | Path,
+    *,
+    out: str | Path | None = None,
+    rubric: Rubric | None = None,
+    seeds: SeedSet | None = None,
+) -> Path:
+    """Write ``report.html`` beside the rubric the state belongs to (or to ``out``); returns its path.
+
+    After ``arrpo rubric learn`` the state names the rubric and the seed file. From the Python API
+    (:meth:`RubricLearner.learn`) pass ``rubric`` and ``seeds`` (and ``out``) yourself.
+    """
     state = read_learn_state(state_path)
     rubric_path = Path(state.run["rubric"]) if state.run and state.run.get("rubric") else None
-    rubric = None
-    if rubric_path is not None and rubric_path.exists():
+    if rubric is None and rubric_path is not None and rubric_path.exists():
         try:
             rubric = Rubric.load(rubric_path)
         except ValueError:
@@ -320,6 +338,6 @@ def write_learn_report(state_path: str | Path, *, out: str | Path | None = None)
     target = Path(out) if out else (rubric_path.parent if rubric_path else state.path.parent) / REPORT_NAME
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = target.with_suffix(".html.tmp")
-    tmp.write_text(render_report(state, rubric), encoding="utf-8")
+    tmp.write_text(render_report(state, rubric, seeds), encoding="utf-8")
     tmp.replace(target)
     return target
