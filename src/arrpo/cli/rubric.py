@@ -118,7 +118,7 @@ def learn_command(
     k: Annotated[int, typer.Option("--k", min=1, help="Criteria generated per pair.")] = 5,
     t_max: Annotated[int, typer.Option("--t-max", min=0, help="Refinements per pair before dropping it.")] = 5,
     verify_order: Annotated[str, typer.Option("--verify-order", help="both (the verifier must pick the preferred image in both orders) | random (one order per pair, kept for its refinements).")] = "both",
-    seed: Annotated[int, typer.Option("--seed", help="Salt for the verifier's order and the MJ-Bench A/B coin.")] = 0,
+    seed: Annotated[int, typer.Option("--seed", help="Seed of the verifier's random order, the held-out split and the MJ-Bench A/B coin.")] = 0,
     max_themes: MaxThemes = 10,
     max_tips: MaxTips = 4,
     mcr_select: Annotated[Optional[int], typer.Option("--mcr-select", min=1, help="Keep this many criteria by MCR² diversity before structuring (needs the 'mcr' extra).")] = None,
