@@ -162,17 +162,28 @@ def _seed_pairs(run: dict[str, Any] | None, given: SeedSet | None = None) -> tup
 
 def thumbnail_url(path: Any) -> str | None:
     """A JPEG thumbnail (at most :data:`THUMB_SIZE` pixels on its longer side) as a data URL; None
-    when the image cannot be read."""
+    when the image cannot be read. JPEGs are decoded at a reduced scale (PIL's draft mode), which
+    makes a 100-pair report several times faster to write than decoding full-size images."""
     if path is None:
         return None
-    from arrpo.eval.thumbs import thumbnail_bytes
-    from arrpo.images import load_image
+    import io
+
+    from PIL import Image
+
+    from arrpo.images import DEFAULT_MAX_IMAGE_PIXELS
 
     try:
-        data = thumbnail_bytes(load_image(Path(path)), THUMB_SIZE)
-    except Exception:
+        with Image.open(Path(path)) as image:
+            if image.width * image.height > DEFAULT_MAX_IMAGE_PIXELS:
+                return None  # a decompression bomb is not thumbnailed
+            image.draft("RGB", (THUMB_SIZE, THUMB_SIZE))
+            small = image.convert("RGB")
+            small.thumbnail((THUMB_SIZE, THUMB_SIZE), Image.Resampling.LANCZOS, reducing_gap=2.0)
+        buffer = io.BytesIO()
+        small.save(buffer, format="JPEG", quality=78, optimize=True)
+    except Exception:  # a missing, truncated or unreadable file shows as "no image"
         return None
-    return "data:image/jpeg;base64," + base64.b64encode(data).decode("ascii")
+    return "data:image/jpeg;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
 
 
 def _anchor(index: int) -> str:
