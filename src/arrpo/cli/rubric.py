@@ -195,7 +195,6 @@ def learn_command(
         raise fail(f"a model call failed: {exc}. The pairs are saved in {state_path}; run again to resume.", 1) from None
     except RuntimeError as exc:  # MCR² model/extra missing
         raise fail(str(exc), 1) from None
-    _print_summary(result, backend)
     if result.rubric is not None:
         result.rubric.save(out)  # now with the held-out result in its provenance
     report = write_learn_report(state_path)
@@ -271,6 +270,7 @@ async def _learn(learner, seeds, state_path: Path, allow_incomplete: bool, run_r
         except BaseException:
             await learner.backend.aclose()
             raise
+    _print_summary(result, learner.backend)  # before the held-out comparison adds its own requests
     validation_error = None
     try:
         if result.rubric is not None:
