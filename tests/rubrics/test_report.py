@@ -167,3 +167,16 @@ async def test_report_from_the_python_api_for_edits(seed_dir, seeing, backend_fo
     assert "could not read the seed file" not in html and "does not name its seed file" not in html
     bare = write_learn_report(state, out=tmp_path / "bare.html").read_text()  # no seeds: says so, still works
     assert bare.count('<article class="card"') == 3 and "does not name its seed file" in bare
+
+
+def test_a_run_without_a_rubric_still_gets_a_report(seed_dir, seeing, tmp_path):
+    _, server = seeing()
+    seeds = seed_dir(["drop", "drop"])
+    out = tmp_path / "none" / "rubric.json"
+    result = runner.invoke(app, ["rubric", "learn", "--pairs", str(seeds), "--task", "t2i", "--k", "2", "--t-max", "0",
+                                 "--out", str(out), "--endpoint", server.base_url, "--model", "seeing",
+                                 "--cache-path", str(tmp_path / "c.sqlite")], env={"COLUMNS": "200"})
+    assert result.exit_code == 1 and "no pair was verified" in result.output
+    html = (out.parent / "report.html").read_text()
+    assert "No rubric was built yet" in html and html.count('<article class="card"') == 2
+    assert html.count('data-status="dropped"') == 2
