@@ -6,7 +6,8 @@ answers generation, refinement, verification, structuring and writing requests a
 * Generator (label visible): first proposes brightness criteria, whatever the images show.
 * Refiner: proposes the feature on which the preferred image beats the other most; when there is
   none it repeats brightness (so such pairs are dropped).
-* Structurer: one theme per feature mentioned, tips = the criteria mentioning it.
+* Structurer: one theme per feature mentioned, tips = the criteria mentioning it (with their numbers
+  under "from"); the other criteria go to "General craft" as plain strings (no sources).
 * Writer: a fixed two-theme rubric naming the caption.
 """
 
@@ -160,11 +161,11 @@ class SeeingVLM:
         listed = re.findall(r"^\d+\. (.+)$", text.split("Criteria:", 1)[1].split("Consolidate")[0], re.M)
         themes = []
         for feature in FEATURES:
-            tips = [c for c in listed if feature in mentioned(c)]
+            tips = [{"tip": c, "from": [n]} for n, c in enumerate(listed, start=1) if feature in mentioned(c)]
             if tips:
                 themes.append({"theme": f"{feature.capitalize()} quality", "tips": tips})
         others = [c for c in listed if not mentioned(c)]
-        if others:
+        if others:  # plain strings: the structurer does not say where these tips came from
             themes.append({"theme": "General craft", "tips": others})
         return json.dumps({"themes": themes, "reason": "grouped by feature"})
 

@@ -55,7 +55,7 @@ async def test_flipping_every_label_leaves_verification_requests_identical(
         learner = RubricLearner(backend_for(server), LearnConfig(task="t2i", k=2, t_max=0))
         await learner.learn(seeds, tmp_path / f"{path.stem}.state.jsonl")
         requests.append(sorted(_signature(r) for r in _verifications(server)))
-    assert len(requests[0]) == 8
+    assert len(requests[0]) == 16  # 8 pairs, both orders (the default)
     assert requests[0] == requests[1]
 
 
@@ -109,8 +109,8 @@ async def test_shown_order_is_not_tied_to_the_label(seed_dir, seeing, backend_fo
     path.write_text("\n".join(lines) + "\n")
     _, server = seeing({"generate": lambda r, d: FIXED})
     seeds = read_seeds(path, task="t2i")
-    learner = RubricLearner(backend_for(server), LearnConfig(task="t2i", k=2, t_max=0))
-    result = await learner.learn(seeds, tmp_path / "state.jsonl")
+    config = LearnConfig(task="t2i", k=2, t_max=0, verify_order="random")
+    result = await RubricLearner(backend_for(server), config).learn(seeds, tmp_path / "state.jsonl")
     shown_first = [o.attempts[0].orders[0] for o in result.outcomes]
     assert 3 <= shown_first.count("AB") <= 13, shown_first
 

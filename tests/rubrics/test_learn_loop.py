@@ -35,7 +35,7 @@ async def test_learn_loop_counts_and_rubric(seed_dir, seeing, backend_for, tmp_p
     # drop = gen + (t_max + 1) verifications + t_max refinements; then one structuring call
     assert vlm.kinds["generate"] == 8
     assert vlm.kinds["refine"] == 2 * 1 + 2 * t_max
-    assert vlm.kinds["judge"] == 4 * 1 + 2 * 2 + 2 * (t_max + 1)
+    assert vlm.kinds["judge"] == 2 * (4 * 1 + 2 * 2 + 2 * (t_max + 1))  # both orders (the default)
     assert vlm.kinds["structure"] == 1
     assert server.requests == sum(vlm.kinds.values())
 
@@ -99,3 +99,39 @@ def test_feedback_maps_shown_positions_to_roles():
     assert "chose the other image" in text and "Image 1 was the preferred image" in text
     tie = verifier_feedback(Verdict(winner="tie", answers=[answer, answer]), "A", "t2i")
     assert "order" in tie
+
+
+async def test_structuring_records_which_pairs_each_tip_came_from(seed_dir, seeing, backend_for, tmp_path):
+    _vlm, server = seeing()
+    seeds = read_seeds(seed_dir(["first", "refine", "first", "drop"]), task="t2i")
+    state = tmp_path / "state.jsonl"
+    result = await RubricLearner(backend_for(server), LearnConfig(task="t2i", k=2, t_max=1)).learn(seeds, state)
+    record = result.structure
+    assert record is not None and record["method"] == "model"
+    criteria = {c["n"]: c for c in record["criteria"]}
+    bright = next(c for c in criteria.values() if "bright" in c["text"])
+    assert bright["pairs"] == ["first-0", "first-2"]
+    red = next(c for c in criteria.values() if "saturated red" in c["text"])
+    assert red["pairs"] == ["refine-1"]
+    themes = {t["theme"]: t for t in record["themes"]}
+    assert themes["Red quality"]["tips"][0]["sources"] == [red["n"]]
+    assert themes["Red quality"]["sources"] == [red["n"]]
+    assert all(tip["sources"] is None for tip in themes["General craft"]["tips"])  # the model did not say
+    p = result.rubric.provenance
+    assert p.tips == sum(len(t.tips) for t in result.rubric.themes)
+    assert p.tips_with_sources == 2 and p.tips > 2
+    stored = [json.loads(line) for line in state.read_text().splitlines() if '"structure"' in line]
+    assert stored[-1] == json.loads(json.dumps(record))
+
+
+def test_tip_sources_are_validated():
+    from arrpo.rubrics.parsing import parse_tip_sources
+
+    reply = json.dumps({"themes": [{"theme": "Light", "tips": [
+        {"tip": "Bright.", "from": [2, "1"]}, {"tip": "No haze.", "from": [9]}, {"tip": "Even.", "from": []},
+        {"tip": "Warm.", "from": [True]}, "Plain tip."]}]})
+    found = parse_tip_sources(reply, 3)
+    assert found[("light", "bright.")] == [1, 2]
+    assert found[("light", "no haze.")] is None  # criterion 9 does not exist
+    assert found[("light", "even.")] is None and found[("light", "warm.")] is None
+    assert found[("light", "plain tip.")] is None

@@ -119,8 +119,8 @@ def learn_command(
     guide: Annotated[Optional[Path], typer.Option("--guide", help="Guide exemplars (JSONL) shown to the generator.")] = None,
     k: Annotated[int, typer.Option("--k", min=1, help="Criteria generated per pair.")] = 5,
     t_max: Annotated[int, typer.Option("--t-max", min=0, help="Refinements per pair before dropping it.")] = 5,
-    verify_order: Annotated[str, typer.Option("--verify-order", help="random | both (both orders must agree).")] = "random",
-    seed: Annotated[int, typer.Option("--seed", help="Salt for the verifier's order and the MJ-Bench A/B coin.")] = 0,
+    verify_order: Annotated[str, typer.Option("--verify-order", help="both (the verifier must pick the preferred image in both orders) | random (one order per pair, kept for its refinements).")] = "both",
+    seed: Annotated[int, typer.Option("--seed", help="Seed of the verifier's random order, the held-out split and the MJ-Bench A/B coin.")] = 0,
     max_themes: MaxThemes = 10,
     max_tips: MaxTips = 4,
     mcr_select: Annotated[Optional[int], typer.Option("--mcr-select", min=1, help="Keep this many criteria by MCR² diversity before structuring (needs the 'mcr' extra).")] = None,
@@ -130,6 +130,9 @@ def learn_command(
     allow_incomplete: Annotated[bool, typer.Option("--allow-incomplete", help="Build the rubric even if some pairs failed with backend errors.")] = False,
     pair_concurrency: Annotated[int, typer.Option("--pair-concurrency", min=1, help="Pairs learned at once.")] = 8,
     max_pixels: Annotated[Optional[int], typer.Option("--max-pixels", help="Downscale images above this many pixels.")] = None,
+    holdout: Annotated[Optional[str], typer.Option("--holdout", help="Keep N pairs (or a fraction: 0.2, 20%) out of learning and measure the rubric on them against the direct judge and a zero-shot rubric.")] = None,
+    against: Annotated[str, typer.Option("--against", help="Baselines of the held-out comparison: zero-shot,direct.")] = "zero-shot,direct",
+    resamples: Annotated[int, typer.Option("--bootstrap", min=0, help="Bootstrap resamples for the held-out 95% intervals.")] = 1000,
     endpoint: Endpoint = None,
     model: Model = None,
     api_key_env: ApiKeyEnv = None,
@@ -139,9 +142,9 @@ def learn_command(
     no_cache: NoCache = False,
     cache_path: CachePath = None,
 ) -> None:
-    """Learn a verified Theme-Tips rubric from labelled pairs (resumable).
+    """Learn a verified Theme-Tips rubric from labelled pairs (resumable); writes report.html beside it.
 
-    arrpo rubric learn --pairs seeds.jsonl --task t2i --out rubric.json --endpoint URL --model NAME
+    arrpo rubric learn --pairs seeds.jsonl --task t2i --out rubric.json --holdout 20% --endpoint URL --model NAME
     """
     from arrpo.rubrics.guide import GuideFileError, read_guide
     from arrpo.rubrics.learn import LearnConfig, RubricLearner
@@ -171,6 +174,8 @@ def learn_command(
         seeds.pairs = seeds.pairs[:limit]
     for note in seeds.skipped[:5]:
         console.print(f"skipped {note}", highlight=False)
+    heldout = _split(seeds, holdout, seed)
+    baselines = _against(against)
     state_path = state or out.with_name(out.name + ".state.jsonl")
     if restart and state_path.exists():
         state_path.unlink()
@@ -182,24 +187,73 @@ def learn_command(
     backend = _open(backend_settings(endpoint, model, api_key_env, timeout, concurrency, retries, no_cache, cache_path))
     learner = RubricLearner(backend, config, guide=loaded_guide)
 
+    from arrpo.rubrics.report import RUN_RECORD, write_learn_report
+
+    run_record = {
+        "kind": RUN_RECORD, "rubric": str(out.resolve()), "seed_file": str(pairs.resolve()),
+        "format": seed_format, "images": str(images.resolve()) if images else None, "task": task, "seed": seed,
+        "limit": limit, "holdout": holdout, "learn_ids": [p.id for p in seeds.pairs],
+        "heldout_ids": [p.id for p in heldout],
+        "holdout_dir": str(_holdout_dir(out).resolve()) if heldout else None,
+    }
     try:
-        result = asyncio.run(_learn(learner, seeds, state_path, allow_incomplete))
+        result, validation_error = asyncio.run(_learn(learner, seeds, state_path, allow_incomplete, run_record,
+                                                      heldout, baselines, out, resamples))
     except LearnStateError as exc:
         raise fail(str(exc)) from None
     except BackendError as exc:
-        raise fail(f"structuring failed: {exc}. The pairs are saved in {state_path}; run again to resume.", 1) from None
+        raise fail(f"a model call failed: {exc}. The pairs are saved in {state_path}; run again to resume.", 1) from None
     except RuntimeError as exc:  # MCR² model/extra missing
         raise fail(str(exc), 1) from None
-    _print_summary(result, backend)
+    if result.rubric is not None:
+        result.rubric.save(out)  # now with the held-out result in its provenance
+    report = write_learn_report(state_path)
     if result.rubric is None:
+        console.print(f"learning report: {report}", highlight=False)
         raise fail(f"{result.message}. Progress is saved in {state_path}.", code=1)
-    result.rubric.save(out)
     provenance = result.rubric.provenance
     how = "model" if getattr(provenance, "structure", "model") == "model" else "fallback list (model output unusable)"
     console.print(f"wrote {len(result.rubric.themes)} themes to {out} (structured by {how})", highlight=False)
+    held = getattr(provenance, "holdout", None)
+    if held:
+        _print_validation(held["judges"], f"held-out pairs ({held['pairs']})")
+    console.print(f"learning report: {report}", highlight=False)
+    if validation_error:
+        raise fail(f"the held-out comparison failed ({validation_error}); the rubric is saved without it. "
+                   f"Run the same command again to resume it (verdicts so far are in {_holdout_dir(out)}).", 1)
 
 
-async def _learn(learner, seeds, state_path: Path, allow_incomplete: bool):
+def _holdout_dir(out: Path) -> Path:
+    """Where the held-out comparison of a rubric lives: beside it."""
+    return out.with_name(out.stem + ".holdout")
+
+
+def _split(seeds, holdout: str | None, seed: int) -> list:
+    """Take the held-out pairs out of ``seeds`` (in place); returns them."""
+    from arrpo.rubrics.holdout import HoldoutError, parse_holdout, split_holdout
+
+    if holdout is None:
+        return []
+    try:
+        seeds.pairs, held = split_holdout(seeds.pairs, parse_holdout(holdout), seed)
+    except HoldoutError as exc:
+        raise fail(str(exc)) from None
+    console.print(f"holding out {len(held)} of {len(seeds.pairs) + len(held)} pairs (seed {seed})", highlight=False)
+    return held
+
+
+def _against(text: str) -> list[str]:
+    from arrpo.rubrics.validate import ValidationError, parse_against
+
+    try:
+        return parse_against(text)
+    except ValidationError as exc:
+        raise fail(str(exc)) from None
+
+
+async def _learn(learner, seeds, state_path: Path, allow_incomplete: bool, run_record: dict,
+                 heldout: list, baselines: list[str], out: Path, resamples: int):
+    from arrpo.jsonl import JsonlWriter
     from arrpo.progress import CountingProgress
     from arrpo.rubrics.state import read_state
 
@@ -215,14 +269,51 @@ async def _learn(learner, seeds, state_path: Path, allow_incomplete: bool):
 
         try:
             already = len(set(read_state(state_path, learner.fingerprint(seeds))) & {p.id for p in seeds.pairs})
+            with JsonlWriter(state_path) as writer:  # the state is ours: say what this run learns from
+                writer.write(run_record)
             if already:
                 bar.console.print(f"resuming: {already} of {len(seeds.pairs)} pairs already done in {state_path}")
                 bar.advance(steps=already)
-            return await learner.learn(
+            result = await learner.learn(
                 seeds, state_path, on_outcome=on_outcome, on_error=on_error, allow_incomplete=allow_incomplete
             )
-        finally:
+        except BaseException:
             await learner.backend.aclose()
+            raise
+    _print_summary(result, learner.backend)  # before the held-out comparison adds its own requests
+    validation_error = None
+    try:
+        if result.rubric is not None:
+            result.rubric.save(out)  # kept even if the held-out comparison fails below
+            if heldout:
+                result.rubric, validation_error = await _validate_heldout(
+                    learner, result.rubric, heldout, baselines, out, resamples)
+    finally:
+        await learner.backend.aclose()
+    return result, validation_error
+
+
+async def _validate_heldout(learner, rubric, heldout: list, baselines: list[str], out: Path, resamples: int):
+    """Measure the learned rubric on the held-out pairs; returns it with the result in its provenance."""
+    from arrpo.eval.config import ConfigError
+    from arrpo.rubrics.validate import JudgeSampling, validate_rubric
+    from arrpo.rubrics.write import RubricWriteError
+    from arrpo.vlm import BackendError
+
+    cfg = learner.config
+    console.print(f"validating on {len(heldout)} held-out pairs: {', '.join([*baselines, 'learned'])}", highlight=False)
+    try:
+        result = await validate_rubric(
+            rubric, heldout, learner.backend, _holdout_dir(out), against=baselines,
+            sampling=JudgeSampling(temperature=cfg.temperature, max_tokens=cfg.max_tokens),
+            max_pixels=cfg.max_pixels, resamples=resamples, seed=cfg.seed,
+            on_note=lambda note: console.print(note, highlight=False),
+        )
+    except (BackendError, RubricWriteError, ConfigError, ValueError) as exc:
+        return rubric, f"{type(exc).__name__}: {exc}"
+    held = result.provenance(split_seed=cfg.seed, held_out_ids=[p.id for p in heldout])
+    provenance = rubric.provenance.model_copy(update={"holdout": held})
+    return rubric.model_copy(update={"provenance": provenance}), None
 
 
 def _print_summary(result, backend) -> None:
@@ -230,15 +321,19 @@ def _print_summary(result, backend) -> None:
 
     s = result.summary
     table = Table(title="rubric learning")
-    for name in ("pairs", "passed first", "refined", "dropped", "bad input", "failed", "first-pass rate",
-                 "refined rate", "dropped rate", "mean verifications"):
+    for name in ("pairs", "verified first pass", "verified after refinement", "dropped", "bad input", "failed",
+                 "first-pass rate", "refined rate", "dropped rate", "mean verifications", "order disagreements"):
         table.add_column(name, justify="right")
     table.add_row(
         str(s.pairs), str(s.passed_first), str(s.refined), str(s.dropped), str(s.bad_input), str(s.failed),
         f"{s.rate(s.passed_first):.1%}", f"{s.rate(s.refined):.1%}", f"{s.rate(s.dropped):.1%}",
-        f"{s.mean_attempts:.2f}",
+        f"{s.mean_attempts:.2f}", f"{s.order_disagreements} of {s.failed_verifications} failed",
     )
     console.print(table)
+    console.print(
+        f"learning spent {s.calls} model calls, {s.prompt_tokens} prompt + {s.completion_tokens} completion tokens",
+        highlight=False,
+    )
     totals = getattr(backend, "totals", None)
     if totals is not None:
         console.print(
@@ -246,6 +341,120 @@ def _print_summary(result, backend) -> None:
             f"tokens: {totals.usage.prompt_tokens} in / {totals.usage.completion_tokens} out",
             highlight=False,
         )
+
+
+def _print_validation(judges: dict, title: str) -> None:
+    from rich.table import Table
+
+    from arrpo.rubrics.validate import table_rows
+
+    table = Table(title=title)
+    for name in ("judge", "n", "forward", "reverse", "mean [95% CI]", "Δ", "swap consistency", "ties", "invalid"):
+        table.add_column(name, justify="left" if name == "judge" else "right")
+
+    def pct(value) -> str:
+        return "–" if value is None else f"{value:.1f}"
+
+    for row in table_rows(judges):
+        ci = f" [{row['mean_ci'][0]:.1f}, {row['mean_ci'][1]:.1f}]" if row["mean_ci"] else ""
+        table.add_row(row["judge"], str(row["n"]), pct(row["forward"]), pct(row["reverse"]), pct(row["mean"]) + ci,
+                      pct(row["delta"]), pct(row["consistency"]), pct(row["tie_rate"]), pct(row["invalid_rate"]))
+    console.print(table)
+
+
+@rubric_app.command("validate")
+def validate_command(
+    rubric_file: Annotated[Path, typer.Argument(help="Rubric JSON file to measure.")],
+    pairs: Annotated[Path, typer.Option("--pairs", help="Labelled pairs (any seed format of 'rubric learn').")] = ...,  # type: ignore[assignment]
+    against: Annotated[str, typer.Option("--against", help="Baselines: zero-shot,direct (either or both).")] = "zero-shot,direct",
+    out: Annotated[Optional[Path], typer.Option("--out", help="Run directory (default: RUBRIC.validation/ beside the rubric; an existing one is resumed).")] = None,
+    task: Annotated[Optional[str], typer.Option("--task", help="t2i | edit (default: the rubric's task).")] = None,
+    seed_format: Annotated[str, typer.Option("--format", help="auto | jsonl | authors | mjbench.")] = "auto",
+    images: Annotated[Optional[Path], typer.Option("--images", help="Root for relative image paths.")] = None,
+    seed: Annotated[int, typer.Option("--seed", help="Seed of the MJ-Bench A/B coin and the bootstrap.")] = 0,
+    record: Annotated[bool, typer.Option("--record", help="Store the result in the rubric file's provenance ('validation').")] = False,
+    temperature: Annotated[float, typer.Option("--temperature", help="Judges' sampling temperature.")] = 0.0,
+    max_tokens: Annotated[int, typer.Option("--max-tokens", min=1, help="Judges' answer limit.")] = 1024,
+    resamples: Annotated[int, typer.Option("--bootstrap", min=0, help="Bootstrap resamples for the 95% intervals.")] = 1000,
+    max_pixels: Annotated[Optional[int], typer.Option("--max-pixels", help="Downscale images above this many pixels.")] = None,
+    endpoint: Endpoint = None,
+    model: Model = None,
+    api_key_env: ApiKeyEnv = None,
+    timeout: Timeout = 120.0,
+    concurrency: Concurrency = 16,
+    retries: Retries = 4,
+    no_cache: NoCache = False,
+    cache_path: CachePath = None,
+) -> None:
+    """Measure a rubric on labelled pairs against the direct judge and a zero-shot rubric, both orders.
+
+    arrpo rubric validate rubric.json --pairs heldout.jsonl --against zero-shot,direct --endpoint URL --model NAME
+    """
+    from arrpo.rubric import Rubric
+    from arrpo.rubrics.seeds import SeedFileError, read_seeds
+    from arrpo.rubrics.validate import JudgeSampling, ValidationError, validate_rubric
+    from arrpo.vlm import BackendError
+
+    try:
+        rubric = Rubric.load(rubric_file)
+    except (OSError, ValueError) as exc:
+        raise fail(f"cannot read rubric {rubric_file}: {exc}") from None
+    task = _check_task(task or rubric.task or "t2i")
+    baselines = _against(against)
+    try:
+        seeds = read_seeds(pairs, task=task, format=seed_format, images_root=images, seed=seed)  # type: ignore[arg-type]
+    except SeedFileError as exc:
+        raise fail(str(exc)) from None
+    run_dir = out or rubric_file.with_name(rubric_file.stem + ".validation")
+    backend = _open(backend_settings(endpoint, model, api_key_env, timeout, concurrency, retries, no_cache, cache_path))
+
+    async def run():
+        try:
+            return await validate_rubric(
+                rubric, seeds.pairs, backend, run_dir, against=baselines,
+                sampling=JudgeSampling(temperature=temperature, max_tokens=max_tokens), max_pixels=max_pixels,
+                resamples=resamples, seed=seed, on_note=lambda note: console.print(note, highlight=False),
+            )
+        finally:
+            await backend.aclose()
+
+    try:
+        result = asyncio.run(run())
+    except ValidationError as exc:
+        raise fail(str(exc)) from None
+    except BackendError as exc:
+        raise fail(f"a model call failed: {exc}; run again to resume ({run_dir})", 1) from None
+    except Exception as exc:  # the eval pipeline's own errors (bad rubric file, config)
+        from arrpo.eval.config import ConfigError
+        from arrpo.rubrics.write import RubricWriteError
+
+        if isinstance(exc, (ConfigError, RubricWriteError)):
+            raise fail(str(exc), 1) from None
+        raise
+    _print_validation(result.judges, f"{rubric_file.name} on {result.pairs} pairs from {pairs.name}")
+    if record:
+        provenance = rubric.provenance.model_copy(update={"validation": result.provenance(pairs_file=str(pairs))})
+        rubric.model_copy(update={"provenance": provenance}).save(rubric_file)
+        console.print(f"recorded the result in {rubric_file}", highlight=False)
+    console.print(f"run directory: {run_dir} (report.html, metrics.json; judges.yaml + heldout.jsonl to rerun with arrpo eval)",
+                  highlight=False)
+
+
+@rubric_app.command("report")
+def report_command(
+    state_dir: Annotated[Path, typer.Argument(help="Folder of a learned rubric and its .state.jsonl (or the state file).")],
+) -> None:
+    """Rewrite the learning report (report.html beside the rubric) from a learning state.
+
+    arrpo rubric report runs/t2i-rubric/
+    """
+    from arrpo.rubrics.report import ReportError, find_state, write_learn_report
+
+    try:
+        path = write_learn_report(find_state(state_dir))
+    except ReportError as exc:
+        raise fail(str(exc)) from None
+    typer.echo(str(path))
 
 
 @rubric_app.command("show")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from functools import lru_cache
 from typing import Any
 
@@ -31,3 +32,14 @@ def render(name: str, **context: Any) -> str:
 def template_names() -> list[str]:
     """Names of all packaged templates (without ``.j2``)."""
     return sorted(n[:-3] for n in _environment().list_templates() if n.endswith(".j2"))
+
+
+def template_sha256(*names: str) -> str:
+    """Hash of the source of the named templates (with their includes listed by name): a state or
+    cache keyed on it is not reused after the wording of a prompt changed."""
+    env = _environment()
+    digest = hashlib.sha256()
+    for name in names:
+        source, _, _ = env.loader.get_source(env, f"{name}.j2")  # type: ignore[union-attr]
+        digest.update(name.encode() + b"\x00" + source.encode("utf-8") + b"\x00")
+    return digest.hexdigest()

@@ -19,6 +19,7 @@ T = TypeVar("T")
 
 CRITERIA_SHAPE = '{"criteria": ["<criterion>", ...], "reason": "<short reason>"}'
 THEMES_SHAPE = '{"themes": [{"theme": "<title>", "tips": ["<tip>", ...]}, ...]}'
+STRUCTURE_SHAPE = '{"themes": [{"theme": "<title>", "tips": [{"tip": "<tip>", "from": [<criterion number>, ...]}, ...]}, ...]}'
 
 CRITERIA_SCHEMA: dict[str, Any] = {
     "type": "object",
@@ -33,6 +34,34 @@ THEMES_SCHEMA: dict[str, Any] = {
             "items": {
                 "type": "object",
                 "properties": {"theme": {"type": "string"}, "tips": {"type": "array", "items": {"type": "string"}}},
+                "required": ["theme", "tips"],
+            },
+        },
+        "reason": {"type": "string"},
+    },
+    "required": ["themes"],
+}
+
+#: The structurer's reply: tips carry the numbers of the criteria they were drawn from.
+STRUCTURE_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "properties": {
+        "themes": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "properties": {
+                    "theme": {"type": "string"},
+                    "tips": {
+                        "type": "array",
+                        "items": {
+                            "type": "object",
+                            "properties": {"tip": {"type": "string"},
+                                           "from": {"type": "array", "items": {"type": "integer"}}},
+                            "required": ["tip", "from"],
+                        },
+                    },
+                },
                 "required": ["theme", "tips"],
             },
         },

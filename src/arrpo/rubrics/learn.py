@@ -2,10 +2,12 @@
 
 For each seed pair the generator sees both images and which one people preferred and writes K
 criteria explaining the preference. The verifier is the ordinary :class:`~arrpo.judge.PairwiseJudge`
-given only those criteria as a flat rubric and the *unlabelled* pair (A/B exactly as in the seed
-file, shown in an order the judge picks from the content hash, or in both orders). If it does not
-reproduce the preference, the refiner gets the old criteria and what the verifier decided and
-writes new ones, up to ``t_max`` times; then the pair is dropped. Verified criteria of all pairs
+given only those criteria as a flat rubric and the *unlabelled* pair. By default
+(``verify_order="both"``) it is asked in both orders and must pick the preferred image in each, so
+a verifier that always answers "Image 1" verifies nothing; ``"random"`` asks one order, drawn once
+per pair from the pair's content (never from the criteria), so refinements cannot re-draw it. If
+the verifier does not reproduce the preference, the refiner gets the old criteria and what the
+verifier decided and writes new ones, up to ``t_max`` times; then the pair is dropped. Verified criteria of all pairs
 are consolidated into one Theme-Tips rubric (:mod:`arrpo.rubrics.structure`), optionally after
 MCR² diversity selection (:mod:`arrpo.rubrics.mcr`).
 
@@ -25,8 +27,9 @@ from pydantic import BaseModel, Field
 
 from arrpo._sync import run_sync
 from arrpo.images import ImageError
-from arrpo.judge import IMAGE_LABELS, PairwiseJudge
-from arrpo.prompts import render
+from arrpo.jsonl import JsonlWriter
+from arrpo.judge import IMAGE_LABELS, PairwiseJudge, combine_orders, random_order
+from arrpo.prompts import render, template_sha256
 from arrpo.rubric import Provenance, Rubric
 from arrpo.rubrics.ask import CRITERIA_SCHEMA, CRITERIA_SHAPE, ask_json, model_name
 from arrpo.rubrics.guide import Guide
@@ -34,8 +37,8 @@ from arrpo.rubrics.mcr import Embedder, select_diverse
 from arrpo.rubrics.parsing import CriteriaReply, parse_criteria
 from arrpo.rubrics.seeds import LoadedPair, SeedPair, SeedSet
 from arrpo.rubrics.state import open_state, read_state
-from arrpo.rubrics.structure import pool_criteria, structure_criteria
-from arrpo.schema import Order, Task, Usage, Verdict, Winner
+from arrpo.rubrics.structure import normalise_criterion, pool_criteria, structure_criteria
+from arrpo.schema import Comparison, Order, Task, Usage, Verdict, Winner
 from arrpo.vlm.base import BackendError, Message, VLMBackend
 
 PairStatus = Literal["passed_first", "refined", "dropped", "bad_input"]
@@ -54,7 +57,9 @@ class LearnConfig(BaseModel):
     k: int = Field(5, ge=1, description="Criteria generated per pair.")
     t_max: int = Field(5, ge=0, description="Refinements per pair before it is dropped.")
     verify_order: Literal["random", "both"] = Field(
-        "random", description="'random': one order from the content hash; 'both': both orders must agree."
+        "both",
+        description="'both': the verifier must pick the preferred image in both orders; 'random': one "
+        "order per pair, drawn once from the pair's content and kept for all its refinements.",
     )
     seed: int = Field(0, description="Salt of the verifier's random order.")
     max_themes: int = Field(10, ge=1)
@@ -72,6 +77,20 @@ class LearnConfig(BaseModel):
                                         "temperature", "max_tokens", "max_pixels"})
 
 
+#: Templates whose wording decides a pair's outcome; their hash is part of the resume fingerprint,
+#: so a state written under other prompts is not silently continued under new ones.
+LEARN_TEMPLATES = ("rubric_generate", "rubric_refine", "_rubric_rules", "rubric_repair", "judge", "judge_retry")
+
+
+class VerifyAnswer(BaseModel):
+    """What the verifier answered when shown the pair in one order."""
+
+    order: Order = Field(description="'AB': the seed file's A was shown as Image 1; 'BA': B was.")
+    winner: Winner = Field(description="Its choice in the seed file's A/B terms.")
+    reason: str | None = None
+    invalid_reason: str | None = None
+
+
 class VerifyAttempt(BaseModel):
     """One label-blind verification of a set of criteria."""
 
@@ -81,6 +100,13 @@ class VerifyAttempt(BaseModel):
     orders: list[Order] = Field(default_factory=list, description="Orders the pair was shown in.")
     reason: str | None = None
     invalid_reason: str | None = None
+    answers: list[VerifyAnswer] = Field(default_factory=list, description="The answer in each order shown.")
+    orders_agree: bool | None = Field(None, description="With both orders: whether the two answers agreed.")
+
+    @property
+    def order_disagreement(self) -> bool:
+        """A failure because the two orders gave different winners (position bias or vague criteria)."""
+        return self.orders_agree is False
 
 
 class PairOutcome(BaseModel):
@@ -95,6 +121,7 @@ class PairOutcome(BaseModel):
     )
     note: str | None = None
     usage: Usage = Field(default_factory=Usage)
+    calls: int = Field(0, description="Model requests spent on the pair (repairs and both orders counted).")
 
     @property
     def refinements(self) -> int:
@@ -106,7 +133,12 @@ class PairBackendError(RuntimeError):
 
 
 class LearnSummary(BaseModel):
-    """Counts of a run; rates are over pairs that reached a verdict (passed, refined, dropped)."""
+    """Counts of a run; rates are over pairs that reached a verdict (passed, refined, dropped).
+
+    ``passed_first``: verified on the first pass; ``refined``: verified after refinement;
+    ``dropped``: never verified. ``failed_verifications`` counts every verification that did not
+    reproduce the preference, ``order_disagreements`` those of them where the two orders disagreed.
+    """
 
     pairs: int
     passed_first: int = 0
@@ -115,6 +147,16 @@ class LearnSummary(BaseModel):
     bad_input: int = 0
     failed: int = 0
     mean_attempts: float = 0.0
+    verifications: int = 0
+    failed_verifications: int = 0
+    order_disagreements: int = 0
+    calls: int = 0
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+
+    @property
+    def verified(self) -> int:
+        return self.passed_first + self.refined
 
     @property
     def decided(self) -> int:
@@ -128,7 +170,16 @@ class LearnSummary(BaseModel):
         counts = {status: sum(o.status == status for o in outcomes) for status in PairStatus.__args__}  # type: ignore[attr-defined]
         decided = [o for o in outcomes if o.status != "bad_input"]
         mean = sum(len(o.attempts) for o in decided) / len(decided) if decided else 0.0
-        return cls(pairs=total, failed=failed, mean_attempts=mean, **counts)
+        attempts = [a for o in outcomes for a in o.attempts]
+        return cls(
+            pairs=total, failed=failed, mean_attempts=mean, **counts,
+            verifications=len(attempts),
+            failed_verifications=sum(not a.correct for a in attempts),
+            order_disagreements=sum(a.order_disagreement for a in attempts),
+            calls=sum(o.calls for o in outcomes),
+            prompt_tokens=sum(o.usage.prompt_tokens for o in outcomes),
+            completion_tokens=sum(o.usage.completion_tokens for o in outcomes),
+        )
 
 
 @dataclass
@@ -141,6 +192,7 @@ class LearnResult:
     errors: dict[str, str] = field(default_factory=dict)
     resumed: int = 0
     message: str | None = None
+    structure: dict[str, object] | None = None
 
 
 class RubricLearner:
@@ -166,7 +218,8 @@ class RubricLearner:
         self.guide = guide
         self.embedder = embedder
         self.verifier = PairwiseJudge(
-            backend, order=config.verify_order, on_disagree="tie", seed=config.seed, parse_retries=1
+            backend, order="given", on_disagree="tie", seed=config.seed, parse_retries=1,
+            temperature=config.temperature, max_tokens=config.max_tokens,
         )
 
     # --------------------------------------------------------------- one pair
@@ -187,7 +240,7 @@ class RubricLearner:
 
     async def _criteria(
         self, pair: LoadedPair, previous: list[str] | None, feedback: str | None
-    ) -> tuple[CriteriaReply, Usage]:
+    ) -> tuple[CriteriaReply, Usage, int]:
         asked = await ask_json(
             self.backend,
             self.generation_messages(pair, previous, feedback),
@@ -199,12 +252,31 @@ class RubricLearner:
             temperature=self.config.temperature,
             max_tokens=self.config.max_tokens,
         )
-        return asked.parsed, asked.usage
+        return asked.parsed, asked.usage, asked.attempts
+
+    def verify_orders(self, comparison: Comparison) -> list[Order]:
+        """The orders every verification of a pair uses: both, or one coin drawn from the pair's
+        content (task, prompt, images, source; never the criteria), the same for all refinements."""
+        if self.config.verify_order == "both":
+            return ["AB", "BA"]
+        return [random_order(comparison.model_copy(update={"rubric": None}), self.config.seed)]
 
     async def verify(self, pair: LoadedPair, criteria: list[str]) -> Verdict:
-        """Judge the unlabelled pair with only ``criteria`` as the rubric."""
-        rubric = Rubric.from_criteria(criteria, task=pair.pair.task)
-        return await self.verifier.judge(pair.comparison(rubric))
+        """Judge the unlabelled pair with only ``criteria`` as the rubric, in :meth:`verify_orders`."""
+        comparison = pair.comparison(Rubric.from_criteria(criteria, task=pair.pair.task))
+        orders = self.verify_orders(comparison)
+        answers = list(await asyncio.gather(*(self.verifier.ask(comparison, o) for o in orders)))
+        if len(answers) == 1:
+            winner, agree, invalid = answers[0].winner, None, answers[0].invalid_reason
+        else:
+            winner, agree, invalid = combine_orders(answers[0], answers[1], "tie")
+        usage = Usage()
+        for answer in answers:
+            usage = usage + answer.usage
+        return Verdict(
+            winner=winner, reason=next((a.reason for a in answers if a.reason), None), answers=answers,
+            orders_agree=agree, invalid_reason=invalid if winner == "invalid" else None, usage=usage,
+        )
 
     async def learn_pair(self, pair: SeedPair) -> PairOutcome:
         """Generate, verify and refine one pair.
@@ -216,7 +288,7 @@ class RubricLearner:
             loaded = await asyncio.to_thread(pair.load, self.config.max_pixels)
         except ImageError as exc:
             return PairOutcome(id=pair.id, status="bad_input", note=str(exc))
-        usage = Usage()
+        usage, calls = Usage(), 0
         attempts: list[VerifyAttempt] = []
         rejected: list[str] = []
         previous: list[str] | None = None
@@ -224,17 +296,17 @@ class RubricLearner:
         for round_ in range(self.config.t_max + 1):
             stage = "generator" if previous is None else "refiner"
             try:
-                reply, used = await self._criteria(loaded, previous, feedback)
+                reply, used, asked = await self._criteria(loaded, previous, feedback)
             except BackendError as exc:
                 raise PairBackendError(f"{stage}: {exc}") from exc
-            usage = usage + used
+            usage, calls = usage + used, calls + asked
             rejected += reply.rejected
             if reply.problem is not None:
                 note = f"{stage} gave no usable criteria: {reply.problem}"
                 return PairOutcome(id=pair.id, status="dropped", attempts=attempts, rejected=rejected,
-                                   note=note, usage=usage)
+                                   note=note, usage=usage, calls=calls)
             verdict = await self.verify(loaded, reply.criteria)
-            usage = usage + verdict.usage
+            usage, calls = usage + verdict.usage, calls + sum(a.attempts for a in verdict.answers)
             if _backend_failed(verdict):
                 raise PairBackendError(f"verifier: {verdict.invalid_reason}")
             correct = verdict.winner == pair.preferred
@@ -242,17 +314,19 @@ class RubricLearner:
                 VerifyAttempt(
                     criteria=reply.criteria, winner=verdict.winner, correct=correct,
                     orders=[a.order for a in verdict.answers], reason=verdict.reason,
-                    invalid_reason=verdict.invalid_reason,
+                    invalid_reason=verdict.invalid_reason, orders_agree=verdict.orders_agree,
+                    answers=[VerifyAnswer(order=a.order, winner=a.winner, reason=a.reason,
+                                          invalid_reason=a.invalid_reason) for a in verdict.answers],
                 )
             )
             if correct:
                 status: PairStatus = "passed_first" if round_ == 0 else "refined"
                 return PairOutcome(id=pair.id, status=status, attempts=attempts, criteria=reply.criteria,
-                                   rejected=rejected, usage=usage)
+                                   rejected=rejected, usage=usage, calls=calls)
             previous, feedback = reply.criteria, verifier_feedback(verdict, pair.preferred, pair.task)
         note = f"not verified after {self.config.t_max} refinement(s)"
         return PairOutcome(id=pair.id, status="dropped", attempts=attempts, rejected=rejected, note=note,
-                           usage=usage)
+                           usage=usage, calls=calls)
 
     # ---------------------------------------------------------------- the run
     async def learn(
@@ -266,8 +340,10 @@ class RubricLearner:
     ) -> LearnResult:
         """Learn every pair not yet in ``state_path``, then build the rubric.
 
-        Pairs whose backend calls failed stay unfinished (listed in ``errors``); the rubric is built
-        only when every pair is finished, unless ``allow_incomplete``.
+        A pair whose backend calls failed, or that failed in any other unexpected way, stays
+        unfinished: the failure is listed in ``errors`` and appended to the state file as an
+        ``error`` record, and the other pairs go on. The rubric is built only when every pair is
+        finished, unless ``allow_incomplete``.
         """
         fingerprint = self.fingerprint(seeds)
         done_records = read_state(state_path, fingerprint)
@@ -283,10 +359,12 @@ class RubricLearner:
             async with gate:
                 try:
                     outcome = await self.learn_pair(pair)
-                except PairBackendError as exc:
-                    errors[pair.id] = str(exc)
+                except Exception as exc:  # one pair's failure must not end the run
+                    message = str(exc) if isinstance(exc, PairBackendError) else f"{type(exc).__name__}: {exc}"
+                    errors[pair.id] = message
+                    await asyncio.to_thread(writer.write, {"kind": "error", "id": pair.id, "message": message})
                     if on_error:
-                        on_error(pair, str(exc))
+                        on_error(pair, message)
                     return
             await asyncio.to_thread(writer.write, {"kind": "pair", **outcome.model_dump(mode="json")})
             done[pair.id] = outcome
@@ -311,7 +389,9 @@ class RubricLearner:
         if not any(o.status in VERIFIED for o in outcomes):
             result.message = "no pair was verified, so there are no criteria to build a rubric from"
             return result
-        result.rubric = await self.build_rubric(outcomes, seeds, summary)
+        result.rubric, result.structure = await self.build(outcomes, seeds, summary)
+        with JsonlWriter(state_path) as structure_writer:
+            await asyncio.to_thread(structure_writer.write, result.structure)
         return result
 
     def learn_sync(self, seeds: SeedSet, state_path: str | Path, **kwargs) -> LearnResult:
@@ -324,12 +404,29 @@ class RubricLearner:
             "model": model_name(self.backend),
             "seed_file_sha256": seeds.sha256,
             "guide_sha256": self.guide.sha256 if self.guide else None,
+            "prompts_sha256": template_sha256(*LEARN_TEMPLATES),
         }
 
     async def build_rubric(self, outcomes: list[PairOutcome], seeds: SeedSet, summary: LearnSummary) -> Rubric:
         """Pool the verified criteria (seed order), optionally select by MCR², and structure them."""
+        rubric, _ = await self.build(outcomes, seeds, summary)
+        return rubric
+
+    async def build(
+        self, outcomes: list[PairOutcome], seeds: SeedSet, summary: LearnSummary
+    ) -> tuple[Rubric, dict[str, object]]:
+        """:meth:`build_rubric`, plus the ``structure`` record: the numbered criteria given to the
+        structurer with the seed pairs each came from, and the criterion numbers behind every
+        theme and tip (None where the structurer did not say)."""
         cfg = self.config
-        pool = [text for text, _ in pool_criteria([o.criteria for o in outcomes if o.status in VERIFIED])]
+        verified = [o for o in outcomes if o.status in VERIFIED]
+        pairs_of: dict[str, list[str]] = {}
+        for outcome in verified:
+            for text in outcome.criteria:
+                ids = pairs_of.setdefault(normalise_criterion(text), [])
+                if outcome.id not in ids:
+                    ids.append(outcome.id)
+        pool = [text for text, _ in pool_criteria([o.criteria for o in verified])]
         selected = pool
         if cfg.mcr_select and len(pool) > cfg.mcr_select:
             indices = await asyncio.to_thread(select_diverse, pool, cfg.mcr_select, self.embedder)
@@ -351,6 +448,8 @@ class RubricLearner:
             bad_input=summary.bad_input,
             seed_format=seeds.format,
             verify_order=cfg.verify_order,
+            order_disagreements=summary.order_disagreements,
+            failed_verifications=summary.failed_verifications,
             guide_sha256=self.guide.sha256 if self.guide else None,
             criteria_pool=len(pool),
             criteria_structured=len(selected),
@@ -359,8 +458,32 @@ class RubricLearner:
             structure_problem=structured.problem,
             max_themes=cfg.max_themes,
             max_tips=cfg.max_tips,
+            tips=sum(len(t.tips) for t in structured.themes),
+            tips_with_sources=structured.tips_with_sources,
+            structure_calls=structured.attempts,
+            learn_calls=summary.calls,
+            learn_tokens=summary.prompt_tokens + summary.completion_tokens,
         )
-        return Rubric(themes=structured.themes, task=cfg.task, scope="task", provenance=provenance)
+        rubric = Rubric(themes=structured.themes, task=cfg.task, scope="task", provenance=provenance)
+        record: dict[str, object] = {
+            "kind": "structure",
+            "method": structured.method,
+            "problem": structured.problem,
+            "usage": structured.usage.model_dump(),
+            "calls": structured.attempts,
+            "criteria": [{"n": i + 1, "text": text, "pairs": pairs_of.get(normalise_criterion(text), [])}
+                         for i, text in enumerate(selected)],
+            "themes": [
+                {"theme": theme.theme, "sources": structured.theme_sources[i] if i < len(structured.theme_sources) else None,
+                 "tips": [{"tip": tip, "sources": _at(structured.tip_sources, i, j)} for j, tip in enumerate(theme.tips)]}
+                for i, theme in enumerate(structured.themes)
+            ],
+        }
+        return rubric, record
+
+
+def _at(table: list[list[list[int] | None]], i: int, j: int) -> list[int] | None:
+    return table[i][j] if i < len(table) and j < len(table[i]) else None
 
 
 def _backend_failed(verdict: Verdict) -> bool:

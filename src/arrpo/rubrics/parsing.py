@@ -15,25 +15,43 @@ from arrpo.rubric import Theme
 
 _LIST_KEYS = ("criteria", "rubrics", "rubric", "rules", "items", "checks")
 _THEME_LIST_KEYS = ("themes", "categories", "rubrics", "rubric", "dimensions", "items")
-_ITEM_TEXT_KEYS = ("criterion", "text", "description", "rubric", "rule", "check", "content")
+_ITEM_TEXT_KEYS = ("tip", "criterion", "text", "description", "rubric", "rule", "check", "content")
 _THEME_KEYS = ("theme", "title", "name", "category", "dimension")
 _TIP_KEYS = ("tips", "details", "items", "checks", "guidance", "criteria")
 _LIST_LINE = re.compile(r"^\s*(?:[-*•]|\d+[.)]|\(\d+\))\s+(.+?)\s*$")
 _PREFIX = re.compile(r"^\s*(?:(?:criterion|rubric|rule|tip)\s*\d*\s*[:.)-]\s*|\d+[.)]\s+|[-*•]\s+)", re.I)
 _MAX_ITEM_CHARS = 600
 
-#: Wording that refers to a candidate by position or by its label. A criterion that says "the
-#: preferred image" or "Image 2" carries the label into the verifier, so it is rejected.
-_LABEL_REFERENCE = re.compile(
-    r"\b(?:image|picture|photo|candidate|output|edit(?:ed)? image)\s*(?:#\s*)?(?:1|2|one|two)\b"
-    r"|\b(?:first|second|left|right|top|bottom)\s+(?:image|picture|photo|candidate|one|output)\b"
-    r"|\b(?:preferred|dispreferred|non-preferred|chosen|rejected|winning|losing|winner|loser"
-    r"|selected|favou?red|labell?ed|expected|ground[- ]truth)\s+(?:image|picture|photo|candidate|one|output|edit)\b"
-    r"|\bthe other (?:image|picture|photo|candidate|one|output|edit)\b",
-    re.I,
+#: Words that name a candidate (or stand for one, like "one" in "the left one").
+_CANDIDATE = r"(?:image|picture|photo(?:graph)?|candidate|output|version|option|edit(?:ed image)?|one)"
+#: A noun right after "... image" that makes it a part of one image ("the top image region"), not a
+#: candidate named by position.
+_NOT_A_CANDIDATE = (
+    r"(?!\s*(?:region|area|quality|content|detail|part|portion|side|edge|corner|half|border|background"
+    r"|foreground|frame|boundar|composition|resolution|plane|space)\w*)"
+)
+_POSITION = (
+    r"(?:first|second|1st|2nd|former|latter|leftmost|rightmost|top|bottom"
+    r"|(?:left|right)(?:[- ]hand)?(?:[- ]side)?)"
+)
+_RANKING = r"(?:better|worse|best|worst|superior|inferior|stronger|weaker)"
+_ROLE = (
+    r"(?:preferred|dispreferred|non-preferred|chosen|rejected|winning|losing|winner|loser"
+    r"|selected|favou?red|labell?ed|expected|ground[- ]truth)"
 )
 
-
+#: Wording that refers to a candidate by position, by rank or by its label. A criterion that says
+#: "the preferred image", "Image 2" or "the image on the left" carries the label into the verifier,
+#: so it is rejected.
+_LABEL_REFERENCE = re.compile(
+    r"\b(?:image|picture|photo|candidate|output|edit(?:ed)? image)\s*(?:#\s*|no\.?\s*)?(?:1|2|one|two)\b"
+    rf"|\b{_POSITION}\s+{_CANDIDATE}\b{_NOT_A_CANDIDATE}"
+    r"|\b(?:image|picture|photo|candidate|output|version|edit)\s+(?:on|to)\s+the\s+(?:left|right)\b"
+    rf"|\bthe\s+{_RANKING}\s+{_CANDIDATE}\b{_NOT_A_CANDIDATE}"
+    rf"|\b{_ROLE}\s+{_CANDIDATE}\b"
+    rf"|\bthe other {_CANDIDATE}\b",
+    re.I,
+)
 _LETTER_REFERENCE = re.compile(r"\b(?:[Ii]mage|[Cc]andidate|[Oo]ption)\s+[AB]\b")
 
 
@@ -188,3 +206,53 @@ def parse_themes(text: str | None, max_themes: int, max_tips: int) -> ThemesRepl
         return ThemesReply(problem='no themes found; expected {"themes": [{"theme": "...", "tips": ["..."]}]}')
     truncated = truncated or len(themes) > max_themes
     return ThemesReply(themes=themes[:max_themes], truncated=truncated)
+
+
+_SOURCE_KEYS = ("from", "sources", "source", "criteria_ids", "ids")
+
+
+def _source_numbers(item: Any, count: int) -> list[int] | None:
+    """The criterion numbers a tip object names, or None when absent or not all valid (1..count)."""
+    if not isinstance(item, dict):
+        return None
+    value = _lookup(item, _SOURCE_KEYS)
+    if isinstance(value, (int, str)) and not isinstance(value, bool):
+        value = [value]
+    if not isinstance(value, list) or not value:
+        return None
+    numbers = []
+    for entry in value:
+        if isinstance(entry, str) and entry.strip().isdigit():
+            entry = int(entry.strip())
+        if not isinstance(entry, int) or isinstance(entry, bool) or not 1 <= entry <= count:
+            return None
+        numbers.append(entry)
+    return sorted(set(numbers))
+
+
+def parse_tip_sources(text: str | None, count: int) -> dict[tuple[str, str], list[int] | None]:
+    """(theme, tip) → the criterion numbers (1..``count``) the structurer said the tip came from.
+
+    Keys are lower-cased cleaned texts, as :func:`parse_themes` cleans them. A tip whose ``from``
+    is missing or names a number outside 1..count maps to None (the model did not say, or said
+    something impossible).
+    """
+    found: dict[tuple[str, str], list[int] | None] = {}
+    for obj in reversed(extract_json_objects(text or "")):
+        value = _lookup(obj, _THEME_LIST_KEYS)
+        if not isinstance(value, list):
+            continue
+        for item in value:
+            if not isinstance(item, dict):
+                continue
+            theme = _lookup(item, _THEME_KEYS)
+            tips = _lookup(item, _TIP_KEYS) or []
+            if not isinstance(theme, str) or not isinstance(tips, list):
+                continue
+            for tip in tips:
+                tip_text = _item_text(tip)
+                if tip_text:
+                    found[(_clean(theme).lower(), _clean(tip_text).lower())] = _source_numbers(tip, count)
+        if found:
+            return found
+    return found

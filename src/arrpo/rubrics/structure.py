@@ -1,21 +1,23 @@
 """Consolidate verified criteria into one Theme-Tips rubric (ARR's hierarchical structuring).
 
 One model call groups the criteria pool into at most ``max_themes`` themes of at most
-``max_tips`` tips, ordered by diagnostic value. When the model's reply stays unusable after the
-repair retries, :func:`fallback_themes` builds the rubric deterministically from the criteria.
+``max_tips`` tips, ordered by diagnostic value; for every tip the model also names the numbers of
+the criteria it drew it from (validated: a missing or impossible number leaves the tip's sources
+unknown). When the model's reply stays unusable after the repair retries,
+:func:`fallback_themes` builds the rubric deterministically from the criteria.
 """
 
 from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Literal
 
 from arrpo.prompts import render
 from arrpo.rubric import Theme
-from arrpo.rubrics.ask import THEMES_SCHEMA, THEMES_SHAPE, ask_json
-from arrpo.rubrics.parsing import ThemesReply, parse_themes
+from arrpo.rubrics.ask import STRUCTURE_SCHEMA, STRUCTURE_SHAPE, ask_json
+from arrpo.rubrics.parsing import ThemesReply, parse_themes, parse_tip_sources
 from arrpo.schema import Task, Usage
 from arrpo.vlm.base import BackendError, Message, VLMBackend
 
@@ -51,11 +53,32 @@ def fallback_themes(criteria: Sequence[str], max_themes: int, max_tips: int) -> 
 
 @dataclass
 class Structured:
+    """The themes, how they were made, and for every theme the criterion numbers (1-based, into the
+    criteria given) behind it and behind each of its tips (None: the model did not say)."""
+
     themes: list[Theme]
     method: StructureMethod
     problem: str | None
     usage: Usage
     attempts: int
+    theme_sources: list[list[int] | None] = field(default_factory=list)
+    tip_sources: list[list[list[int] | None]] = field(default_factory=list)
+
+    @property
+    def tips_with_sources(self) -> int:
+        return sum(s is not None for tips in self.tip_sources for s in tips)
+
+
+def _sources(themes: list[Theme], raw: str, count: int) -> tuple[list[list[int] | None], list[list[list[int] | None]]]:
+    by_text = parse_tip_sources(raw, count)
+    theme_sources: list[list[int] | None] = []
+    tip_sources: list[list[list[int] | None]] = []
+    for theme in themes:
+        tips = [by_text.get((theme.theme.lower(), tip.lower())) for tip in theme.tips]
+        known = [n for numbers in tips if numbers for n in numbers]
+        tip_sources.append(tips)
+        theme_sources.append(sorted(set(known)) if known else None)
+    return theme_sources, tip_sources
 
 
 async def structure_criteria(
@@ -81,17 +104,20 @@ async def structure_criteria(
         [Message.user(text)],
         lambda reply: parse_themes(reply, max_themes, max_tips),
         lambda parsed: parsed.problem,
-        shape=THEMES_SHAPE,
-        schema=THEMES_SCHEMA,
+        shape=STRUCTURE_SHAPE,
+        schema=STRUCTURE_SCHEMA,
         retries=retries,
         temperature=temperature,
         max_tokens=max_tokens,
     )
     reply: ThemesReply = asked.parsed
     if reply.problem is None:
-        return Structured(reply.themes, "model", None, asked.usage, asked.attempts)
+        theme_sources, tip_sources = _sources(reply.themes, asked.raw[-1], len(criteria))
+        return Structured(reply.themes, "model", None, asked.usage, asked.attempts, theme_sources, tip_sources)
+    themes = fallback_themes(criteria, max_themes, max_tips)
     return Structured(
-        fallback_themes(criteria, max_themes, max_tips), "fallback", reply.problem, asked.usage, asked.attempts
+        themes, "fallback", reply.problem, asked.usage, asked.attempts,
+        theme_sources=[[i + 1] for i in range(len(themes))], tip_sources=[[] for _ in themes],
     )
 
 
