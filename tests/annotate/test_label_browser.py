@@ -4,6 +4,7 @@ a restart that resumes, and saved labels that name the input's A/B whatever side
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 from arrpo.annotate.labels import log_path_for
 from arrpo.jsonl import iter_records
@@ -96,7 +97,7 @@ def test_label_with_keyboard_kill_restart_and_finish(tmp_path, page_server):
     seeds = read_seeds(out)                           # what `arrpo rubric learn --pairs` reads
     assert {p.id: p.preferred for p in seeds.pairs} == {k: v for k, v in intended.items() if k != "p2"}
     edit = next(p for p in seeds.pairs if p.id == "p7")
-    assert edit.task == "edit" and edit.source is not None and edit.source.name == "src.png"
+    assert edit.task == "edit" and edit.source is not None and Path(edit.source.path).name == "src.png"
 
     log = list(iter_records(log_path_for(out)))
     assert [r["event"] for r in log].count("undo") == 1

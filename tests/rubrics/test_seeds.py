@@ -272,5 +272,7 @@ def test_cli_learns_from_a_dataset_spec(seeing, shared_data, tmp_path):
         "--endpoint", server.base_url, "--model", "seeing", "--no-cache"])
     assert result.exit_code == 0, result.output
     assert Rubric.load(out).themes and server.seen
+    report = (tmp_path / "report.html").read_text(encoding="utf-8")  # the report re-reads the dataset
+    assert "could not read the seed file" not in report and "data:image/jpeg;base64," in report
     both = CliRunner().invoke(app, ["rubric", "learn", "--dataset", "mjbench:x", "--pairs", "y", "--out", "z"])
     assert both.exit_code == 2 and "exactly one of --pairs" in both.output

@@ -159,12 +159,13 @@ def learn_command(
         raise fail(f"--format must be auto, jsonl, authors or mjbench (got {seed_format!r})")
     if (pairs is None) == (dataset is None):
         raise fail("give the seed pairs with exactly one of --pairs FILE and --dataset KIND:PATH")
+    from arrpo.cli.eval import _options
+
+    dataset_options = _options(dataset_option or [])
     try:
         if dataset is not None:
-            from arrpo.cli.eval import _options
-
             seeds = read_seed_dataset(dataset, task=task, images_root=images,  # type: ignore[arg-type]
-                                      options=_options(dataset_option or []), seed=seed)
+                                      options=dataset_options, seed=seed)
         else:
             seeds = read_seeds(pairs, task=task, format=seed_format, images_root=images, seed=seed)  # type: ignore[arg-type]
         loaded_guide = read_guide(guide, task, max_pixels=max_pixels) if guide else None  # type: ignore[arg-type]
@@ -190,7 +191,8 @@ def learn_command(
     from arrpo.rubrics.report import RUN_RECORD, write_learn_report
 
     run_record = {
-        "kind": RUN_RECORD, "rubric": str(out.resolve()), "seed_file": str(pairs.resolve()),
+        "kind": RUN_RECORD, "rubric": str(out.resolve()), "seed_file": str(pairs.resolve()) if pairs else None,
+        "dataset": dataset, "dataset_options": dataset_options,
         "format": seed_format, "images": str(images.resolve()) if images else None, "task": task, "seed": seed,
         "limit": limit, "holdout": holdout, "learn_ids": [p.id for p in seeds.pairs],
         "heldout_ids": [p.id for p in heldout],

@@ -148,23 +148,27 @@ def _seed_pairs(run: dict[str, Any] | None, given: SeedSet | None = None) -> tup
     """Seed pairs by id: ``given``, or read again from the file the run learned from (or a note why not)."""
     if given is not None:
         return {p.id: p for p in given.pairs}, None
-    if not run or not run.get("seed_file"):
+    if not run or not (run.get("seed_file") or run.get("dataset")):
         return {}, "the state does not name its seed file (written by an older arrpo or the Python API)"
-    from arrpo.rubrics.seeds import read_seeds
+    from arrpo.rubrics.seeds import read_seed_dataset, read_seeds
 
     try:
-        seeds = read_seeds(run["seed_file"], task=run.get("task"), format=run.get("format") or "auto",
-                           images_root=run.get("images"), seed=run.get("seed") or 0, check_files=False)
+        if run.get("dataset"):
+            seeds = read_seed_dataset(run["dataset"], task=run.get("task"), images_root=run.get("images"),
+                                      options=run.get("dataset_options") or {}, seed=run.get("seed") or 0)
+        else:
+            seeds = read_seeds(run["seed_file"], task=run.get("task"), format=run.get("format") or "auto",
+                               images_root=run.get("images"), seed=run.get("seed") or 0, check_files=False)
     except Exception as exc:  # a moved or edited seed file must not stop the report
         return {}, f"could not read the seed file again ({exc}); images and prompts are missing"
     return {p.id: p for p in seeds.pairs}, None
 
 
-def thumbnail_url(path: Any) -> str | None:
+def thumbnail_url(image: Any) -> str | None:
     """A JPEG thumbnail (at most :data:`THUMB_SIZE` pixels on its longer side) as a data URL; None
     when the image cannot be read. JPEGs are decoded at a reduced scale (PIL's draft mode), which
     makes a 100-pair report several times faster to write than decoding full-size images."""
-    if path is None:
+    if image is None:
         return None
     import io
 
@@ -173,11 +177,13 @@ def thumbnail_url(path: Any) -> str | None:
     from arrpo.images import DEFAULT_MAX_IMAGE_PIXELS
 
     try:
-        with Image.open(Path(path)) as image:
-            if image.width * image.height > DEFAULT_MAX_IMAGE_PIXELS:
+        data = getattr(image, "data", None)  # an ImageRef with embedded bytes, a path, or an ImageRef path
+        source = io.BytesIO(data) if data is not None else Path(getattr(image, "path", None) or image)
+        with Image.open(source) as opened:
+            if opened.width * opened.height > DEFAULT_MAX_IMAGE_PIXELS:
                 return None  # a decompression bomb is not thumbnailed
-            image.draft("RGB", (THUMB_SIZE, THUMB_SIZE))
-            small = image.convert("RGB")
+            opened.draft("RGB", (THUMB_SIZE, THUMB_SIZE))
+            small = opened.convert("RGB")
             small.thumbnail((THUMB_SIZE, THUMB_SIZE), Image.Resampling.LANCZOS, reducing_gap=2.0)
         buffer = io.BytesIO()
         small.save(buffer, format="JPEG", quality=78, optimize=True)

@@ -83,21 +83,36 @@ def parse_against(text: str) -> list[str]:
     return [name for name in BASELINES if name in names]
 
 
-def pair_row(pair: SeedPair) -> dict[str, Any]:
+def _image_path(ref: Any, images: Path) -> str:
+    """An absolute path for an image reference; embedded bytes (Hub datasets) are written once into
+    ``images``, named by their hash, so the generic JSONL dataset can point at them."""
+    data = getattr(ref, "data", None)
+    if data is not None:
+        digest = hashlib.sha256(data).hexdigest()
+        target = images / digest
+        if not target.exists():
+            images.mkdir(parents=True, exist_ok=True)
+            target.write_bytes(data)
+        return str(target.resolve())
+    return str(Path(getattr(ref, "path", None) or ref).resolve())
+
+
+def pair_row(pair: SeedPair, images: Path) -> dict[str, Any]:
     """A seed pair as a row of the generic JSONL dataset (``arrpo eval --dataset jsonl:FILE``)."""
     row: dict[str, Any] = {
         "id": pair.id, "task": pair.task, "prompt": pair.prompt,
-        "image_a": str(Path(pair.image_a).resolve()), "image_b": str(Path(pair.image_b).resolve()),
+        "image_a": _image_path(pair.image_a, images), "image_b": _image_path(pair.image_b, images),
         "label": pair.preferred, "subset": str(getattr(pair, "subset", None) or "all"),
     }
     if pair.source is not None:
-        row["source"] = str(Path(pair.source).resolve())
+        row["source"] = _image_path(pair.source, images)
     return row
 
 
 def write_pairs(pairs: Sequence[SeedPair], path: Path) -> str:
     """Write the pairs as generic JSONL; returns the file's sha256."""
-    text = "".join(json.dumps(pair_row(p), ensure_ascii=False) + "\n" for p in pairs)
+    images = path.parent / "images"
+    text = "".join(json.dumps(pair_row(p, images), ensure_ascii=False) + "\n" for p in pairs)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(text, encoding="utf-8")
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
