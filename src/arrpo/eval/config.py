@@ -20,13 +20,14 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from arrpo.errors import ArrpoError
 from arrpo.vlm.settings import BackendSettings
 
 JudgeKind = Literal["direct", "task_rubric", "prompt_rubrics", "guide"]
 ForwardOrder = Literal["preferred_first", "given"]
 
 
-class ConfigError(ValueError):
+class ConfigError(ArrpoError, ValueError, kind="config"):
     """A judge configuration is unusable; the message names the file and field."""
 
 

@@ -26,10 +26,11 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
+from arrpo.errors import ArrpoError
 from arrpo.eval.pairs import ImageRef, Label, PreferencePair, randomise_ab
 
 
-class DatasetError(ValueError):
+class DatasetError(ArrpoError, ValueError, kind="dataset"):
     """A dataset file cannot be read as the kind it was given as; the message says why."""
 
 

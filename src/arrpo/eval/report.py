@@ -14,6 +14,7 @@ from typing import Any
 
 import jinja2
 
+from arrpo.errors import ArrpoError
 from arrpo.eval.metrics import Summary, by_subset, outcome_from_record, summarize
 from arrpo.eval.plots import grouped_bars
 from arrpo.eval.runner import latest_records, verdict_path
@@ -22,7 +23,7 @@ from arrpo.jsonl import iter_records
 from arrpo.rubric import Rubric
 
 
-class ReportError(ValueError):
+class ReportError(ArrpoError, ValueError, kind="bad_input"):
     """The run directory has nothing to report."""
 
 

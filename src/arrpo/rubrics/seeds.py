@@ -32,6 +32,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict
 
+from arrpo.errors import ArrpoError
 from arrpo.images import ImageData, load_image
 from arrpo.rubric import Rubric
 from arrpo.schema import Comparison, Task
@@ -45,7 +46,7 @@ _EDIT_IMAGE_KEYS = ("edited_images", "target_images", "output_images", "result_i
 _SOURCE_KEYS = ("source_image", "base_image", "original_image", "input_image", "reference_image")
 
 
-class SeedFileError(ValueError):
+class SeedFileError(ArrpoError, ValueError, kind="bad_input"):
     """A seed file cannot be used; the message names the file and the item."""
 
 

@@ -5,10 +5,11 @@ from __future__ import annotations
 import hmac
 import ipaddress
 
+from arrpo.errors import ArrpoError
 from arrpo.server.errors import ApiError
 
 
-class UnsafeBindError(RuntimeError):
+class UnsafeBindError(ArrpoError, RuntimeError, kind="unsafe"):
     """Refusal to serve on a non-loopback address without a token."""
 
 
