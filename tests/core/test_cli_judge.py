@@ -177,7 +177,7 @@ def test_retry_invalid_asks_again(pair_dir, scripted_server):
             "--no-cache", "--order", "given", "--retries", "0"]
     first = arrpo(*args)
     assert first.returncode == 1  # every verdict invalid: the run failed, after writing them all
-    assert "3 of 3 verdicts are invalid" in first.stderr and "server answered 500" in first.stderr
+    assert "4 of 4 verdicts are invalid" in first.stderr and "server answered 500" in first.stderr
     assert "Traceback" not in first.stderr
     assert {r["winner"] for r in latest(out).values()} == {"invalid"}
     failing["on"] = False
