@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 
 from fastapi import FastAPI, Request
@@ -37,9 +38,20 @@ class ApiError(ArrpoError):
         return cls(HTTP_STATUS.get(exc.kind, 500), code or exc.kind, message or str(exc))
 
 
+class Utf8JSONResponse(JSONResponse):
+    """JSON responses that are always valid UTF-8: text UTF-8 cannot hold (a lone surrogate in a
+    model's answer) is sent as a ``\\u`` escape instead of failing the response."""
+
+    def render(self, content) -> bytes:
+        try:
+            return super().render(content)
+        except UnicodeEncodeError:
+            return json.dumps(content, ensure_ascii=True, allow_nan=False, separators=(",", ":")).encode("ascii")
+
+
 def error_response(status: int, code: str, message: str, headers: dict[str, str] | None = None):
     body = {"error": {"status": status, "code": code, "message": message}}
-    return JSONResponse(body, status_code=status, headers=headers)
+    return Utf8JSONResponse(body, status_code=status, headers=headers)
 
 
 def _location(loc: tuple) -> str:
