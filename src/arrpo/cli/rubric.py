@@ -40,13 +40,9 @@ def _check_task(task: str) -> str:
 
 
 def _open(settings):
-    from arrpo.vlm import BackendUnavailable
     from arrpo.vlm.settings import open_backend
 
-    try:
-        return open_backend(settings)
-    except BackendUnavailable as exc:
-        raise fail(str(exc)) from None
+    return open_backend(settings)  # BackendUnavailable is reported by the one CLI error handler
 
 
 @rubric_app.command("write")
@@ -71,7 +67,7 @@ def write_command(
 
     arrpo rubric write --task t2i --out t2i.json --endpoint URL --model NAME
     """
-    from arrpo.images import ImageError, load_image
+    from arrpo.images import load_image
     from arrpo.rubrics.write import RubricWriteError, RubricWriter
     from arrpo.vlm import BackendError
 
@@ -84,10 +80,7 @@ def write_command(
         raise fail("--source is for --task edit")
     loaded = None
     if source is not None:
-        try:
-            loaded = load_image(source)
-        except ImageError as exc:
-            raise fail(str(exc)) from None
+        loaded = load_image(source)
     backend = _open(backend_settings(endpoint, model, api_key_env, timeout, concurrency, retries, no_cache, cache_path))
     writer = RubricWriter(backend, max_themes=max_themes, max_tips=max_tips, cache_dir=rubric_cache)
 
@@ -141,10 +134,9 @@ def learn_command(
 
     arrpo rubric learn --pairs seeds.jsonl --task t2i --out rubric.json --endpoint URL --model NAME
     """
-    from arrpo.rubrics.guide import GuideFileError, read_guide
+    from arrpo.rubrics.guide import read_guide
     from arrpo.rubrics.learn import LearnConfig, RubricLearner
-    from arrpo.rubrics.seeds import SeedFileError, read_seeds
-    from arrpo.rubrics.state import LearnStateError
+    from arrpo.rubrics.seeds import read_seeds
     from arrpo.vlm import BackendError
 
     _check_task(task)
@@ -152,11 +144,8 @@ def learn_command(
         raise fail(f"--verify-order must be random or both (got {verify_order!r})")
     if seed_format not in ("auto", "jsonl", "authors", "mjbench"):
         raise fail(f"--format must be auto, jsonl, authors or mjbench (got {seed_format!r})")
-    try:
-        seeds = read_seeds(pairs, task=task, format=seed_format, images_root=images, seed=seed)  # type: ignore[arg-type]
-        loaded_guide = read_guide(guide, task, max_pixels=max_pixels) if guide else None  # type: ignore[arg-type]
-    except (SeedFileError, GuideFileError) as exc:
-        raise fail(str(exc)) from None
+    seeds = read_seeds(pairs, task=task, format=seed_format, images_root=images, seed=seed)  # type: ignore[arg-type]
+    loaded_guide = read_guide(guide, task, max_pixels=max_pixels) if guide else None  # type: ignore[arg-type]
     if limit is not None:
         seeds.pairs = seeds.pairs[:limit]
     for note in seeds.skipped[:5]:
@@ -174,8 +163,6 @@ def learn_command(
 
     try:
         result = asyncio.run(_learn(learner, seeds, state_path, allow_incomplete))
-    except LearnStateError as exc:
-        raise fail(str(exc)) from None
     except BackendError as exc:
         raise fail(f"structuring failed: {exc}. The pairs are saved in {state_path}; run again to resume.", 1) from None
     except RuntimeError as exc:  # MCR² model/extra missing

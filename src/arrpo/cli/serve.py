@@ -30,21 +30,27 @@ def register(app: typer.Typer) -> None:
 
 
 def parse_rubric_option(value: str):
-    """``t2i=FILE``, ``edit=FILE`` or ``FILE`` (task read from the rubric) → (task, Rubric)."""
+    """``t2i=FILE``, ``edit=FILE`` or ``FILE`` (task read from the rubric) → (task, Rubric).
+
+    Raises :class:`arrpo.errors.BadInputError` (a ``ValueError``) naming the option.
+    """
+    from arrpo.errors import BadInputError
     from arrpo.rubric import Rubric
 
     task, sep, path = value.partition("=")
     if not sep:
         task, path = "", value
     if task and task not in ("t2i", "edit"):
-        raise ValueError(f"--rubric {value}: the task before '=' must be t2i or edit")
+        raise BadInputError(f"--rubric {value}: the task before '=' must be t2i or edit")
     try:
         rubric = Rubric.load(Path(path))
     except FileNotFoundError:
-        raise ValueError(f"--rubric {value}: no such file {path}") from None
+        raise BadInputError(f"--rubric {value}: no such file {path}", kind="not_found") from None
+    except (OSError, ValueError) as exc:
+        raise BadInputError(f"--rubric {value}: not a rubric file ({exc})") from None
     task = task or rubric.task
     if task not in ("t2i", "edit"):
-        raise ValueError(f"--rubric {value}: the rubric names no task; write t2i={path} or edit={path}")
+        raise BadInputError(f"--rubric {value}: the rubric names no task; write t2i={path} or edit={path}")
     return task, rubric
 
 
@@ -96,10 +102,7 @@ def serve_command(
     check_bind(host, token)
     task_rubrics = {}
     for value in rubric or []:
-        try:
-            task, loaded = parse_rubric_option(value)
-        except ValueError as exc:
-            raise fail(str(exc)) from None
+        task, loaded = parse_rubric_option(value)
         task_rubrics[task] = loaded
     config = ServiceConfig(
         token=token, max_body_bytes=int(max_body_mb * 1024 * 1024), max_images=max_images,
