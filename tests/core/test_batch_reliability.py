@@ -15,6 +15,7 @@ import pytest
 from PIL import Image
 
 from arrpo.jsonl import JsonlWriter, iter_records
+from arrpo.testing.scripted_server import ChatRequest, Reply
 from tests.core.test_cli_judge import arrpo, brighter_wins, latest
 
 
@@ -189,3 +190,47 @@ def test_image_paths_that_are_not_files_say_what_they_are(pair_dir, scripted_ser
     assert device.returncode == 2 and "/dev/null: is a character device" in device.stderr
     for result in (folder, device):
         assert "no such image file" not in result.stderr and "Traceback" not in result.stderr
+
+
+HOSTILE = {
+    "surrogate": '{"rank": [2, 1], "reason": "\\ud800 x"}',
+    "huge rank": '{"rank": [' + "9" * 5000 + ', 1], "reason": "huge"}',
+    "deep": '{"rank": [2, 1], "reason": ' + "[" * 50_000 + "]" * 50_000 + "}",
+    "malformed": '{"rank": [2, 1], "reason": "unterminated',
+    "empty": "",
+    "refusal": "I'm sorry, I can't help with comparing these images.",
+    "out of range": '{"rank": [5, 9], "reason": "?"}',
+}
+
+
+def test_hostile_answers_each_end_in_one_verdict_line(pair_dir, scripted_server):
+    """Every pair gets exactly one line, the run never stops, nothing is printed as a traceback."""
+    answers = list(HOSTILE.values())
+
+    def handler(request: ChatRequest) -> Reply:
+        index = next(i for i in range(len(answers)) if f"hostile-{i}-" in request.text)
+        return Reply(text=answers[index])
+
+    server = scripted_server(handler)
+    extra = [{"id": f"h{i}", "prompt": f"hostile-{i}-", "image_a": "bright.png", "image_b": "dark.png"}
+             for i in range(len(answers))]
+    pairs = write_pairs(pair_dir, 0, extra=extra)
+    out = pair_dir / "verdicts.jsonl"
+    result = batch(server, pairs, out, "--max-invalid-share", "1")
+    assert "Traceback" not in result.stderr
+    records = verdict_lines(out)  # every line parses, and is valid UTF-8 (read_text would fail otherwise)
+    assert sorted(r["id"] for r in records) == sorted(e["id"] for e in extra)
+    assert all(r["winner"] in ("A", "B", "tie", "invalid") for r in records)
+    rerun = batch(server, pairs, out, "--max-invalid-share", "1")
+    assert "already judged" in rerun.stderr and len(verdict_lines(out)) == len(extra)
+
+
+def test_single_pair_with_a_lone_surrogate_prints_valid_utf8(pair_dir, scripted_server):
+    server = scripted_server(lambda request: Reply(text=HOSTILE["surrogate"]))
+    common = [str(pair_dir / "bright.png"), str(pair_dir / "dark.png"), "-p", "x", "--order", "given",
+              "--endpoint", server.base_url, "--model", "m", "--no-cache"]
+    shown = arrpo("judge", *common)
+    assert "Traceback" not in shown.stderr and shown.returncode in (0, 1)
+    as_json = arrpo("judge", *common, "--json")
+    assert "Traceback" not in as_json.stderr and as_json.returncode in (0, 1)
+    assert json.loads(as_json.stdout)["winner"] in ("A", "B", "invalid")

@@ -82,8 +82,13 @@ def fail(message: str, code: int = 2) -> typer.Exit:
     from rich.markup import escape
 
     # escaped: messages contain brackets (pip install 'arrpo[vllm]') that rich would eat as markup
-    console.print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
+    console.print(f"[bold red]error:[/] {escape(terminal_text(message))}", highlight=False, soft_wrap=True)
     return typer.Exit(code)
+
+
+def terminal_text(text: str) -> str:
+    """``text`` made printable as UTF-8: what UTF-8 cannot hold (a lone surrogate) becomes ``\\udXXX``."""
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")
 
 
 def common_cause(reasons: Sequence[str]) -> tuple[str, int]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 from collections import Counter
 from dataclasses import dataclass, field
@@ -28,6 +29,7 @@ from arrpo.cli._common import (
     check_invalid_share,
     console,
     fail,
+    terminal_text,
 )
 
 
@@ -141,8 +143,8 @@ async def _judge_one(judge, image_a: Path, image_b: Path, prompt: str, source: P
         verdict = await judge.judge(comparison)
     finally:
         await judge.backend.aclose()
-    if as_json:
-        typer.echo(verdict.model_dump_json(indent=2))
+    if as_json:  # ensure_ascii=False then escaped: valid UTF-8 JSON whatever the model wrote
+        typer.echo(terminal_text(json.dumps(verdict.model_dump(mode="json"), indent=2, ensure_ascii=False)))
     else:
         _print_verdict(verdict, image_a, image_b)
     if verdict.winner == "invalid":
@@ -151,16 +153,19 @@ async def _judge_one(judge, image_a: Path, image_b: Path, prompt: str, source: P
 
 def _print_verdict(verdict, image_a: Path, image_b: Path) -> None:
     names = {"A": f"A ({image_a})", "B": f"B ({image_b})"}
+    lines = []
     if verdict.winner in names:
-        typer.echo(f"winner: {names[verdict.winner]}")
+        lines.append(f"winner: {names[verdict.winner]}")
     elif verdict.winner == "tie":
-        typer.echo("winner: tie (the two orders disagreed)" if verdict.orders_agree is False else "winner: tie")
+        lines.append("winner: tie (the two orders disagreed)" if verdict.orders_agree is False else "winner: tie")
     else:
-        typer.echo(f"winner: invalid — {verdict.invalid_reason}")
+        lines.append(f"winner: invalid — {verdict.invalid_reason}")
     for answer in verdict.answers:
         shown = "A first" if answer.order == "AB" else "B first"
         detail = answer.reason or answer.invalid_reason or ""
-        typer.echo(f"  [{shown}] {answer.winner}: {detail}")
+        lines.append(f"  [{shown}] {answer.winner}: {detail}")
+    for line in lines:
+        typer.echo(terminal_text(line))
 
 
 @dataclass
@@ -310,6 +315,7 @@ def _judge_batch_on_ray(settings, options: dict, plan: BatchPlan, images_root: P
 
 
 def _print_summary(out: Path, latest: dict[str, dict]) -> None:
+    from rich.markup import escape
     from rich.table import Table
 
     counts = Counter(r.get("winner") for r in latest.values())
@@ -320,6 +326,6 @@ def _print_summary(out: Path, latest: dict[str, dict]) -> None:
     agree = f"{sum(bool(r['orders_agree']) for r in both) / len(both):.1%}" if both else "n/a"
     table.add_row(str(len(latest)), *(str(counts.get(k, 0)) for k in ("A", "B", "tie", "invalid")), agree)
     console.print(table)
-    reasons = Counter((r.get("invalid_reason") or "")[:80] for r in latest.values() if r.get("winner") == "invalid")
+    reasons = Counter(str(r.get("invalid_reason") or "")[:80] for r in latest.values() if r.get("winner") == "invalid")
     for reason, n in reasons.most_common(3):
-        console.print(f"  invalid x{n}: {reason}", highlight=False)
+        console.print(escape(terminal_text(f"  invalid x{n}: {reason}")), highlight=False)
