@@ -142,3 +142,24 @@ def test_a_pair_that_raises_is_recorded_invalid_and_the_run_goes_on(tmp_path):
     assert records["p2"]["forward"]["winner"] == "invalid"
     assert "KeyError" in records["p2"]["error"] and "surprise" in records["p2"]["error"]
     assert all(records[p]["forward"]["winner"] != "invalid" for p in ("p0", "p1", "p3"))
+
+
+def test_hostile_answers_are_recorded_and_the_eval_completes(tmp_path, scripted_server):
+    answers = {
+        "prompt 0": '{"rank": [' + "9" * 5000 + ', 1], "reason": "huge"}',
+        "prompt 1": '{"rank": [2, 1], "reason": "\\ud800 x"}',
+        "prompt 2": "[" * 50_000 + "]" * 50_000,
+    }
+
+    def handler(request) -> Reply:
+        hostile = next((text for prompt, text in answers.items() if prompt in request.text), None)
+        return Reply(text=hostile) if hostile is not None else red_is_better(request)
+
+    server = scripted_server(handler)
+    result, out = run_eval(tmp_path, server.base_url, "--max-invalid-share", "1", n=6)
+    assert result.returncode == 0, result.stderr
+    assert "Traceback" not in result.stderr
+    records = [json.loads(line) for line in verdict_file(out).read_bytes().decode("utf-8").splitlines()]
+    assert sorted(r["id"] for r in records) == [f"p{i}" for i in range(6)]
+    again, _ = run_eval(tmp_path, server.base_url, "--max-invalid-share", "1", n=6)
+    assert again.returncode == 0 and "0 to judge" in again.stderr

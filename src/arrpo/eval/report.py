@@ -182,7 +182,8 @@ def write_report(run_dir: str | Path, *, resamples: int = 1000, seed: int = 0) -
         "report.html": render_html(run_dir, metrics, charts),
     }
     for name, text in targets.items():
-        (run_dir / name).write_text(text, encoding="utf-8")
+        # a model's answer may hold text UTF-8 cannot encode (a lone surrogate): escape it, never fail
+        (run_dir / name).write_text(text, encoding="utf-8", errors="backslashreplace")
         written[name] = run_dir / name
     return written
 
