@@ -137,15 +137,17 @@ def test_service_config_refuses_unworkable_settings(settings):
     assert isinstance(caught.value, ArrpoError) and caught.value.kind == "config"
 
 
-def test_error_kinds_map_to_statuses(service):
+def test_error_kinds_map_to_statuses():
     """The status comes from the error's kind, not from words in its message."""
     import asyncio
 
     from fastapi.testclient import TestClient
 
     from arrpo.images import ImageError
+    from arrpo.server import create_app
+    from arrpo.vlm import build_backend
 
-    app = service.app
+    app = create_app(build_backend("http://127.0.0.1:9/v1", "m", cache_path=False), ServiceConfig())
 
     @app.get("/kind-probe/{kind}")
     async def probe(kind: str):
