@@ -190,6 +190,8 @@ def plan_batch(pairs_path: Path, out: Path, retry_invalid: bool) -> BatchPlan:
     from arrpo.jsonl import iter_records
     from arrpo.pairs import PairFileError, read_pairs
 
+    if out.parent.exists() and not out.parent.is_dir():
+        raise BadInputError(f"--out {out}: {out.parent} is not a directory")
     if out.exists() and not out.is_file():
         raise BadInputError(f"--out {out}: is a directory, not a file; give the verdict file's path"
                             if out.is_dir() else f"--out {out}: not a regular file")

@@ -120,7 +120,7 @@ def learn_command(
     restart: Annotated[bool, typer.Option("--restart", help="Discard the state file and start over.")] = False,
     allow_incomplete: Annotated[bool, typer.Option("--allow-incomplete", help="Build the rubric even if some pairs failed with backend errors.")] = False,
     pair_concurrency: Annotated[int, typer.Option("--pair-concurrency", min=1, help="Pairs learned at once.")] = 8,
-    max_pixels: Annotated[Optional[int], typer.Option("--max-pixels", help="Downscale images above this many pixels.")] = None,
+    max_pixels: Annotated[Optional[int], typer.Option("--max-pixels", min=1, help="Downscale images above this many pixels.")] = None,
     endpoint: Endpoint = None,
     model: Model = None,
     api_key_env: ApiKeyEnv = None,

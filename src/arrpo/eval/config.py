@@ -88,7 +88,7 @@ class EvalConfig(BaseModel):
         "preferred_first",
         description="What 'forward' means: the human-preferred image shown first, or the dataset's A first.",
     )
-    max_pixels: int | None = Field(None, description="Downscale images above this many pixels before judging.")
+    max_pixels: int | None = Field(None, gt=0, description="Downscale images above this many pixels before judging.")
     base_dir: str = Field(".", description="Folder relative paths are resolved against (the YAML's folder).")
 
     @field_validator("judges")
