@@ -163,3 +163,10 @@ def test_hostile_answers_are_recorded_and_the_eval_completes(tmp_path, scripted_
     assert sorted(r["id"] for r in records) == [f"p{i}" for i in range(6)]
     again, _ = run_eval(tmp_path, server.base_url, "--max-invalid-share", "1", n=6)
     assert again.returncode == 0 and "0 to judge" in again.stderr
+
+
+def test_a_negative_max_pixels_is_a_config_error(tmp_path):
+    config = tmp_path / "judges.yaml"
+    config.write_text("max_pixels: -5\njudges:\n  - {name: direct, kind: direct}\n")
+    result = cli("eval", "--dataset", "jsonl:nope.jsonl", "--judge", str(config), "--out", str(tmp_path / "run"))
+    assert result.returncode == 2 and "max_pixels" in result.stderr and "Traceback" not in result.stderr
