@@ -115,7 +115,8 @@ def judge_command(
     if plan is not None and not plan.todo:
         finish_batch(plan, max_invalid_share)
         return
-    opened = open_backend(settings)
+    comparison = None if plan is not None else _load_comparison(image_a, image_b, prompt or "", source, max_pixels)
+    opened = open_backend(settings)  # after the inputs are checked: a local model takes long to load
     judge = PairwiseJudge(opened, order=order, on_disagree=on_disagree, rubric=loaded_rubric,  # type: ignore[arg-type]
                           max_tokens=max_tokens)
 
@@ -123,23 +124,26 @@ def judge_command(
         asyncio.run(_judge_batch(judge, plan, images or plan.pairs_path.parent, max_pixels, concurrency))
         finish_batch(plan, max_invalid_share)
         return
-    asyncio.run(_judge_one(judge, image_a, image_b, prompt or "", source, max_pixels, as_json))  # type: ignore[arg-type]
+    asyncio.run(_judge_one(judge, comparison, image_a, image_b, as_json))  # type: ignore[arg-type]
 
 
-async def _judge_one(judge, image_a: Path, image_b: Path, prompt: str, source: Path | None,
-                     max_pixels: int | None, as_json: bool) -> None:
+def _load_comparison(image_a: Path, image_b: Path, prompt: str, source: Path | None, max_pixels: int | None):
+    """The one pair to judge; an unusable image raises ImageError (exit 2, saying what is wrong)."""
     from arrpo.images import load_image
     from arrpo.schema import Comparison
 
+    return Comparison(
+        task="edit" if source else "t2i",
+        prompt=prompt,
+        image_a=load_image(image_a, max_pixels=max_pixels),
+        image_b=load_image(image_b, max_pixels=max_pixels),
+        source=load_image(source, max_pixels=max_pixels) if source else None,
+        id="pair",
+    )
+
+
+async def _judge_one(judge, comparison, image_a: Path, image_b: Path, as_json: bool) -> None:
     try:
-        comparison = Comparison(
-            task="edit" if source else "t2i",
-            prompt=prompt,
-            image_a=load_image(image_a, max_pixels=max_pixels),
-            image_b=load_image(image_b, max_pixels=max_pixels),
-            source=load_image(source, max_pixels=max_pixels) if source else None,
-            id="pair",
-        )
         verdict = await judge.judge(comparison)
     finally:
         await judge.backend.aclose()
