@@ -22,6 +22,7 @@ from typing import Any
 
 import httpx
 
+from arrpo.errors import ArrpoError
 from arrpo.server.protocol import (
     CompareRequest,
     CompareResponse,
@@ -38,7 +39,7 @@ from arrpo.server.protocol import (
 TOKEN_ENV = "ARRPO_SERVE_TOKEN"
 
 
-class RewardServiceError(RuntimeError):
+class RewardServiceError(ArrpoError, RuntimeError, kind="backend"):
     """The service refused or failed a request. ``status``/``code`` as sent by the service."""
 
     def __init__(self, status: int, code: str, message: str, retry_after: float | None = None):

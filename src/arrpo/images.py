@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import io
+import stat
 import warnings
 from functools import cached_property
 from pathlib import Path
@@ -17,13 +18,17 @@ from typing import Union
 
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from arrpo.errors import ArrpoError
+
 #: Images larger than this many pixels are refused as possible decompression bombs.
 DEFAULT_MAX_IMAGE_PIXELS = 64_000_000
+#: Image files larger than this many bytes are not read.
+DEFAULT_MAX_IMAGE_BYTES = 256 * 1024 * 1024
 #: Formats we pass through byte for byte when no conversion is needed.
 _PASSTHROUGH_FORMATS = {"JPEG": "image/jpeg", "PNG": "image/png", "WEBP": "image/webp"}
 
 
-class ImageError(ValueError):
+class ImageError(ArrpoError, ValueError, kind="image"):
     """An image could not be used. The message says which image and why."""
 
 
@@ -116,6 +121,7 @@ def load_image(
     *,
     max_pixels: int | None = None,
     max_image_pixels: int = DEFAULT_MAX_IMAGE_PIXELS,
+    max_image_bytes: int = DEFAULT_MAX_IMAGE_BYTES,
 ) -> ImageData:
     """Load and validate an image from a path, bytes, a PIL image or an existing ImageData.
 
@@ -123,10 +129,16 @@ def load_image(
         source: file path, raw encoded bytes, ``PIL.Image.Image`` or ``ImageData``.
         max_pixels: optional pixel budget; larger images are downscaled (aspect kept).
         max_image_pixels: decompression-bomb limit; larger images are refused.
+        max_image_bytes: largest image file read from disk.
 
     Raises:
-        ImageError: missing or empty file, unknown format, truncated data, bomb.
+        ImageError: its ``kind`` says why: ``not_found`` (no such file), ``not_a_file`` (a
+            directory, device or pipe), ``too_large`` (file size or pixel count over the limit,
+            bombs included), ``not_an_image``, ``corrupt_image`` (truncated or corrupt data),
+            ``bad_input`` (a bad argument) or ``image`` (empty).
     """
+    if max_pixels is not None and max_pixels < 1:
+        raise ImageError(f"max_pixels must be a positive number of pixels (got {max_pixels})", kind="bad_input")
     if isinstance(source, ImageData):
         if max_pixels and source.width * source.height > max_pixels:
             return load_image(source.data, max_pixels=max_pixels, max_image_pixels=max_image_pixels)
@@ -136,14 +148,11 @@ def load_image(
 
     if isinstance(source, (str, Path)):
         origin = str(source)
-        path = Path(source)
-        if not path.is_file():
-            raise ImageError(f"{origin}: no such image file")
-        raw = path.read_bytes()
+        raw = _read_image_file(Path(source), max_image_bytes)
     elif isinstance(source, (bytes, bytearray)):
         origin, raw = "<bytes>", bytes(source)
     else:
-        raise ImageError(f"unsupported image source type {type(source).__name__}")
+        raise ImageError(f"unsupported image source type {type(source).__name__}", kind="bad_input")
 
     if not raw:
         raise ImageError(f"{origin}: empty image (0 bytes)")
@@ -157,7 +166,8 @@ def load_image(
             if im.width * im.height > max_image_pixels:
                 raise ImageError(
                     f"{origin}: {im.width}x{im.height} exceeds the {max_image_pixels:,}-pixel limit "
-                    "(possible decompression bomb)"
+                    "(possible decompression bomb)",
+                    kind="too_large",
                 )
             fmt = im.format
             im.load()
@@ -165,11 +175,39 @@ def load_image(
     except ImageError:
         raise
     except Image.DecompressionBombError as exc:
-        raise ImageError(f"{origin}: refused as a possible decompression bomb ({exc})") from exc
+        raise ImageError(f"{origin}: refused as a possible decompression bomb ({exc})", kind="too_large") from exc
     except UnidentifiedImageError as exc:
-        raise ImageError(f"{origin}: not a recognised image format") from exc
+        raise ImageError(f"{origin}: not a recognised image format", kind="not_an_image") from exc
     except (OSError, SyntaxError, ValueError) as exc:
-        raise ImageError(f"{origin}: corrupt or truncated image ({exc})") from exc
+        raise ImageError(f"{origin}: corrupt or truncated image ({exc})", kind="corrupt_image") from exc
+
+
+def _read_image_file(path: Path, max_bytes: int) -> bytes:
+    """The bytes of a regular image file; anything else is refused with what it is."""
+    try:
+        info = path.stat()
+    except FileNotFoundError:
+        raise ImageError(f"{path}: no such image file", kind="not_found") from None
+    except OSError as exc:
+        raise ImageError(f"{path}: cannot read ({exc.strerror or exc})", kind="bad_input") from None
+    if not stat.S_ISREG(info.st_mode):
+        raise ImageError(f"{path}: is {_file_type(info.st_mode)}, not an image file", kind="not_a_file")
+    if info.st_size > max_bytes:
+        raise ImageError(f"{path}: {info.st_size:,} bytes, over the {max_bytes:,}-byte limit per image",
+                         kind="too_large")
+    try:
+        return path.read_bytes()
+    except OSError as exc:
+        raise ImageError(f"{path}: cannot read ({exc.strerror or exc})", kind="bad_input") from None
+
+
+def _file_type(mode: int) -> str:
+    for test, name in ((stat.S_ISDIR, "a directory"), (stat.S_ISCHR, "a character device"),
+                       (stat.S_ISBLK, "a block device"), (stat.S_ISFIFO, "a named pipe"),
+                       (stat.S_ISSOCK, "a socket")):
+        if test(mode):
+            return name
+    return "a special file"
 
 
 def _from_pil(

@@ -1,8 +1,11 @@
 """Append-only JSON Lines files: the crash-safe record of every long run.
 
 Each record is written as one line and flushed (and fsynced) at once, so a killed run loses at
-most the line being written; a torn last line is ignored on read and truncated before the next
-append. Resuming = reading the ids already present and skipping them.
+most the line being written. On reopening, a last line left without its newline is kept (the
+newline is added) when it is a complete JSON value, and cut off only when it is torn, so resuming
+never drops a finished record; torn lines are ignored on read. Resuming = reading the ids already
+present and skipping them. Lines are always valid UTF-8: text that cannot be encoded (a lone
+surrogate) is written as a JSON ``\\u`` escape instead, so the value reads back unchanged.
 """
 
 from __future__ import annotations
@@ -18,16 +21,17 @@ from typing import Any
 def iter_records(path: str | Path) -> Iterator[dict[str, Any]]:
     """Every complete JSON object line of ``path`` (missing file: nothing; torn lines: skipped)."""
     path = Path(path)
-    if not path.exists():
+    if not path.is_file():
         return
-    with path.open("r", encoding="utf-8") as handle:
-        for line in handle:
-            line = line.strip()
+    with path.open("rb") as handle:
+        for raw in handle:
+            # a line torn inside a multi-byte character must not stop the reading
+            line = raw.decode("utf-8", "replace").strip()
             if not line:
                 continue
             try:
                 record = json.loads(line)
-            except json.JSONDecodeError:
+            except (json.JSONDecodeError, RecursionError):
                 continue
             if isinstance(record, dict):
                 yield record
@@ -45,12 +49,12 @@ class JsonlWriter:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         _drop_torn_tail(self.path)
-        self._handle = self.path.open("a", encoding="utf-8")
+        self._handle = self.path.open("ab")
         self._fsync = fsync
         self._lock = threading.Lock()
 
     def write(self, record: dict[str, Any]) -> None:
-        line = json.dumps(record, ensure_ascii=False, separators=(",", ":")) + "\n"
+        line = encode_line(record)
         with self._lock:
             self._handle.write(line)
             self._handle.flush()
@@ -68,16 +72,42 @@ class JsonlWriter:
         self.close()
 
 
+def encode_line(record: dict[str, Any]) -> bytes:
+    """One JSONL line as UTF-8 bytes; text UTF-8 cannot hold (lone surrogates) is ``\\u``-escaped."""
+    text = json.dumps(record, ensure_ascii=False, separators=(",", ":"))
+    try:
+        return text.encode("utf-8") + b"\n"
+    except UnicodeEncodeError:
+        return json.dumps(record, ensure_ascii=True, separators=(",", ":")).encode("ascii") + b"\n"
+
+
 def _drop_torn_tail(path: Path) -> None:
-    """Cut a last line that a killed writer left without its newline."""
-    if not path.exists() or path.stat().st_size == 0:
+    """Repair the end of a file a killed writer may have left without its last newline.
+
+    A last line that is a complete JSON value was fully written (only its newline is missing):
+    the newline is added so the next record starts on its own line. A last line that does not
+    parse was torn mid-write: it is cut off, and its record is redone.
+    """
+    if not path.is_file() or path.stat().st_size == 0:
         return
     with path.open("rb+") as handle:
-        handle.seek(0, os.SEEK_END)
-        size = handle.tell()
-        handle.seek(max(0, size - 1))
+        handle.seek(-1, os.SEEK_END)
         if handle.read(1) == b"\n":
             return
         data = path.read_bytes()
-        cut = data.rfind(b"\n") + 1
-        handle.truncate(cut)
+        start = data.rfind(b"\n") + 1
+        if _is_complete(data[start:]):
+            handle.seek(0, os.SEEK_END)
+            handle.write(b"\n")
+        else:
+            handle.truncate(start)
+        handle.flush()
+        os.fsync(handle.fileno())
+
+
+def _is_complete(line: bytes) -> bool:
+    try:
+        json.loads(line.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError, RecursionError):
+        return False
+    return bool(line.strip())

@@ -29,6 +29,7 @@ from typing import Any, Literal
 
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field, ValidationError
 
+from arrpo.errors import ArrpoError
 from arrpo.images import ImageData, ImageError, load_image
 from arrpo.rubric import Rubric
 from arrpo.schema import Comparison
@@ -169,7 +170,7 @@ def randomise_ab(pair: PreferencePair, seed: int | str = 0) -> PreferencePair:
     return pair.flipped() if coin(seed, pair.id) else pair
 
 
-class PairFileError(ValueError):
+class PairFileError(ArrpoError, ValueError, kind="bad_input"):
     """A line of a pair file is not a valid pair; the message names the file and line."""
 
 
@@ -210,21 +211,46 @@ class PairRecord(BaseModel):
 
 
 def read_pairs(path: str | Path) -> Iterator[PairRecord]:
-    """Parse a pair file lazily; raises :class:`PairFileError` naming the bad line."""
+    """Parse a pair file lazily; raises :class:`PairFileError` naming the bad line.
+
+    Pair ids must be unique: a repeated id is refused with both line numbers.
+    """
     path = Path(path)
-    with path.open("r", encoding="utf-8") as handle:
-        for number, line in enumerate(handle, start=1):
-            if not line.strip():
-                continue
-            try:
-                data = json.loads(line)
-                if not isinstance(data, dict):
-                    raise ValueError("not a JSON object")
-                data.setdefault("id", f"line-{number}")
-                data["id"] = str(data["id"])
-                yield PairRecord.model_validate(data)
-            except (ValueError, ValidationError) as exc:
-                raise PairFileError(f"{path}:{number}: {_short(exc)}") from exc
+    first_line: dict[str, int] = {}
+    for number, line in _lines(path):
+        if not line.strip():
+            continue
+        try:
+            data = json.loads(line)
+            if not isinstance(data, dict):
+                raise ValueError("not a JSON object")
+            data.setdefault("id", f"line-{number}")
+            data["id"] = str(data["id"])
+            record = PairRecord.model_validate(data)
+        except (ValueError, ValidationError, RecursionError) as exc:
+            raise PairFileError(f"{path}:{number}: {_short(exc)}") from exc
+        if record.id in first_line:
+            raise PairFileError(
+                f"{path}:{number}: duplicate pair id {record.id!r} (also on line {first_line[record.id]}); "
+                "every pair needs its own id, or its verdicts would overwrite each other"
+            )
+        first_line[record.id] = number
+        yield record
+
+
+def _lines(path: Path) -> Iterator[tuple[int, str]]:
+    """Numbered lines of a pair file; a missing or unreadable file is a :class:`PairFileError`."""
+    try:
+        with path.open("r", encoding="utf-8") as handle:
+            yield from enumerate(handle, start=1)
+    except FileNotFoundError:
+        raise PairFileError(f"{path}: no such pair file", kind="not_found") from None
+    except IsADirectoryError:
+        raise PairFileError(f"{path}: is a directory, not a pair file") from None
+    except UnicodeDecodeError as exc:
+        raise PairFileError(f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
+    except OSError as exc:
+        raise PairFileError(f"{path}: cannot read ({exc.strerror or exc})") from None
 
 
 def _short(exc: Exception) -> str:

@@ -22,10 +22,13 @@ The RL trainer and the reward service share this module; it must stay free of to
 from __future__ import annotations
 
 import itertools
+import math
 import random
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Literal
+
+from arrpo.errors import ArrpoError, BadInputError
 
 Preset = Literal["official", "symmetric", "zscore"]
 OnBadVerdict = Literal["mask_group", "drop_pair"]
@@ -59,6 +62,41 @@ class GroupRewards:
     def masked(self) -> bool:
         """True when no sample of the group is trained on."""
         return not any(self.mask)
+
+
+class NonFiniteRewardError(ArrpoError, ArithmeticError, kind="error"):
+    """A reward or advantage came out NaN or infinite (never returned, never trained on)."""
+
+
+def check_reward_parameters(
+    *, win: float = 1.0, lose: float = 0.1, scale: float = 1.0, clip: float | None = None, eps: float = 1e-6
+) -> None:
+    """Refuse reward parameters that are not finite or would invert the preference.
+
+    ``win`` and ``lose`` must be finite with ``win + lose > 0`` (the winner gets ``+win``, the loser
+    ``-lose``, so the winner's reward is above the loser's) and a finite sum; ``scale`` finite and
+    positive; ``clip`` (if given) finite and positive; ``eps`` finite and non-negative.
+
+    Raises:
+        BadInputError: naming the parameter and what is wrong with it.
+    """
+    for name, value in (("win", win), ("lose", lose), ("scale", scale), ("eps", eps)):
+        if not isinstance(value, (int, float)) or not math.isfinite(value):
+            raise BadInputError(f"{name}: must be a finite number, got {value!r}")
+    spread = win + lose
+    if not math.isfinite(spread):
+        raise BadInputError(f"win + lose overflows ({win!r} + {lose!r}); use smaller rewards")
+    if spread <= 0:
+        raise BadInputError(
+            f"win + lose must be positive (got {win!r} + {lose!r} = {spread!r}): the winner gets +win and "
+            "the loser -lose, so this would not reward the preferred image above the other"
+        )
+    if scale <= 0:
+        raise BadInputError(f"scale: must be positive, got {scale!r}")
+    if eps < 0:
+        raise BadInputError(f"eps: must not be negative, got {eps!r}")
+    if clip is not None and (not isinstance(clip, (int, float)) or not math.isfinite(clip) or clip <= 0):
+        raise BadInputError(f"clip: must be a finite positive number, got {clip!r}")
 
 
 def plan_pairs(
@@ -109,8 +147,11 @@ def group_rewards(
         eps: added to the standard deviation by ``zscore``.
 
     Raises:
-        ValueError: mismatched lengths, out-of-range indices, unknown preset or policy.
+        ValueError: mismatched lengths, out-of-range indices, unknown preset or policy, reward
+            parameters that are not finite or would rank the loser above the winner
+            (:class:`arrpo.errors.BadInputError`, a ``ValueError``).
     """
+    check_reward_parameters(win=win, lose=lose, scale=scale, clip=clip, eps=eps)
     if preset not in PRESETS:
         raise ValueError(f"unknown reward preset {preset!r}; choose one of {', '.join(PRESETS)}")
     if on_bad_verdict not in ("mask_group", "drop_pair"):
@@ -165,9 +206,14 @@ def group_rewards(
     notes = []
     if not all(mask):
         notes.append(f"{mask.count(False)} sample(s) without a valid comparison masked")
+    rewards = [r if m else 0.0 for r, m in zip(rewards, mask, strict=True)]
+    advantages = [a if m else 0.0 for a, m in zip(advantages, mask, strict=True)]
+    if not all(math.isfinite(v) for v in (*rewards, *advantages)):
+        # unreachable with checked parameters; a last guard so no NaN/inf reward ever trains a model
+        raise NonFiniteRewardError(f"non-finite reward computed (rewards {rewards}, advantages {advantages})")
     return GroupRewards(
-        rewards=[r if m else 0.0 for r, m in zip(rewards, mask, strict=True)],
-        advantages=[a if m else 0.0 for a, m in zip(advantages, mask, strict=True)],
+        rewards=rewards,
+        advantages=advantages,
         mask=mask,
         win_rates=rates,
         n_pairs=len(pairs),

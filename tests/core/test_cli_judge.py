@@ -175,7 +175,10 @@ def test_retry_invalid_asks_again(pair_dir, scripted_server):
     pairs, out = write_pairs(pair_dir, 2), pair_dir / "verdicts.jsonl"
     args = ["judge", "--pairs", str(pairs), "--out", str(out), "--endpoint", server.base_url, "--model", "m",
             "--no-cache", "--order", "given", "--retries", "0"]
-    assert arrpo(*args).returncode == 0
+    first = arrpo(*args)
+    assert first.returncode == 1  # every verdict invalid: the run failed, after writing them all
+    assert "4 of 4 verdicts are invalid" in first.stderr and "server answered 500" in first.stderr
+    assert "Traceback" not in first.stderr
     assert {r["winner"] for r in latest(out).values()} == {"invalid"}
     failing["on"] = False
     assert arrpo(*args, "--retry-invalid").returncode == 0

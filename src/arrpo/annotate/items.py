@@ -26,6 +26,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
+from arrpo.errors import ArrpoError
 from arrpo.eval.pairs import ImageRef
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp")
@@ -33,7 +34,7 @@ SOURCE_STEM = "source"
 PROMPT_FILE = "prompt.txt"
 
 
-class LabelInputError(ValueError):
+class LabelInputError(ArrpoError, ValueError, kind="bad_input"):
     """The pairs to label cannot be read or their images are missing; the message says which."""
 
 

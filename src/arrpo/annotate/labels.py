@@ -30,6 +30,7 @@ from typing import Any
 
 from arrpo.annotate.items import LabelInputError, LabelItem
 from arrpo.annotate.stats import PositionBias, position_bias
+from arrpo.errors import ArrpoError
 from arrpo.eval.pairs import ImageRef, coin
 from arrpo.jsonl import JsonlWriter, iter_records
 
@@ -37,7 +38,7 @@ CHOICES = ("left", "right", "tie", "skip")
 MAX_SECONDS = 24 * 3600.0
 
 
-class LabelStateError(ValueError):
+class LabelStateError(ArrpoError, ValueError, kind="conflict"):
     """An answer cannot be recorded (unknown pair, already answered, ties not allowed)."""
 
 

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from arrpo.errors import ArrpoError
 from arrpo.eval.pairs import ImageRef
 from arrpo.eval.runner import is_invalid, latest_records
 from arrpo.jsonl import JsonlWriter, iter_records
@@ -30,11 +31,11 @@ MAX_RATIONALE = 2000
 _THUMB = re.compile(r"^[0-9a-f]{8,64}\.jpg$")
 
 
-class ReviewInputError(ValueError):
+class ReviewInputError(ArrpoError, ValueError, kind="bad_input"):
     """The run directory or the exemplar file cannot be used; the message says why."""
 
 
-class ExemplarError(ValueError):
+class ExemplarError(ArrpoError, ValueError, kind="bad_input"):
     """A pair cannot be marked (already marked, tie, no original images, bad rationale)."""
 
 

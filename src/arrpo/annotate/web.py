@@ -21,6 +21,7 @@ from functools import lru_cache
 from importlib import resources
 from typing import Any
 
+from arrpo.errors import ArrpoError
 from arrpo.eval.pairs import ImageRef
 from arrpo.images import ImageData, ImageError, load_image
 from arrpo.server.auth import check_bind, is_loopback
@@ -31,7 +32,7 @@ TOKEN_ENV = "ARRPO_ANNOTATE_TOKEN"
 MAX_IMAGE_PIXELS = 64_000_000
 
 
-class PortInUseError(OSError):
+class PortInUseError(ArrpoError, OSError, kind="conflict"):
     """The port to bind is taken; the message says which and what to do."""
 
 

@@ -6,7 +6,10 @@ command functions, never at module level, so ``arrpo --help`` and ``arrpo judge`
 
 from __future__ import annotations
 
+import functools
 import importlib
+from collections.abc import Callable
+from typing import Any
 
 import typer
 
@@ -47,8 +50,42 @@ def _root(
     """Auto-Rubric as Reward: rubric-conditioned VLM judges and RPO training for image generators."""
 
 
+def reporting_errors(command: Callable[..., Any]) -> Callable[..., Any]:
+    """Wrap a command so any :class:`arrpo.errors.ArrpoError` ends it with one line and exit 2.
+
+    The one place the command line turns the project's errors into messages: commands raise,
+    they do not catch and print.
+    """
+
+    @functools.wraps(command)
+    def run(*args: Any, **kwargs: Any) -> Any:
+        from arrpo.cli._common import fail
+        from arrpo.errors import ArrpoError, RunFailedError
+
+        try:
+            return command(*args, **kwargs)
+        except RunFailedError as exc:
+            raise fail(str(exc), code=1) from None
+        except ArrpoError as exc:
+            raise fail(str(exc)) from None
+
+    return run
+
+
 for _name in COMMAND_MODULES:
     importlib.import_module(f"arrpo.cli.{_name}").register(app)
+
+
+def _wrap_all(group: typer.Typer) -> None:
+    for command in group.registered_commands:
+        if command.callback is not None:
+            command.callback = reporting_errors(command.callback)
+    for sub in group.registered_groups:
+        if sub.typer_instance is not None:
+            _wrap_all(sub.typer_instance)
+
+
+_wrap_all(app)
 
 
 def main() -> None:

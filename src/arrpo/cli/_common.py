@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import re
+from collections import Counter
+from collections.abc import Sequence
 from typing import Annotated, Optional
 
 import typer
@@ -37,6 +40,12 @@ Ray = Annotated[
                  help="Judge on a Ray cluster (auto = the cluster this machine is in, local = start one)."),
 ]
 CachePath = Annotated[Optional[str], typer.Option("--cache-path", help="Response cache file (SQLite).")]
+MaxInvalidShare = Annotated[
+    float,
+    typer.Option("--max-invalid-share", min=0.0, max=1.0,
+                 help="Exit with status 1 when more than this share of the verdicts is invalid "
+                      "(a run with every verdict invalid always fails)."),
+]
 
 
 def backend_settings(
@@ -73,5 +82,39 @@ def fail(message: str, code: int = 2) -> typer.Exit:
     from rich.markup import escape
 
     # escaped: messages contain brackets (pip install 'arrpo[vllm]') that rich would eat as markup
-    console.print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
+    console.print(f"[bold red]error:[/] {escape(terminal_text(message))}", highlight=False, soft_wrap=True)
     return typer.Exit(code)
+
+
+def terminal_text(text: str) -> str:
+    """``text`` made printable as UTF-8: what UTF-8 cannot hold (a lone surrogate) becomes ``\\udXXX``."""
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
+def common_cause(reasons: Sequence[str]) -> tuple[str, int]:
+    """The most frequent of ``reasons`` once paths and long numbers are blanked out, with its count."""
+    counts = Counter(_generic(r) for r in reasons)
+    return counts.most_common(1)[0] if counts else ("", 0)
+
+
+def _generic(reason: str) -> str:
+    text = re.sub(r"\S*/\S*", "<path>", " ".join(reason.split())[:300])
+    return re.sub(r"\d+\.\d+|\d{4,}", "N", text)[:160]  # sizes, times; keeps statuses like 500
+
+
+def check_invalid_share(total: int, invalid_reasons: Sequence[str], max_share: float, what: str) -> None:
+    """Raise :class:`arrpo.errors.RunFailedError` (exit 1) when the run's verdicts are mostly invalid.
+
+    Fails when every one of ``total`` verdicts is invalid, or more than ``max_share`` of them; the
+    message names the most common cause (server down, images missing, ...).
+    """
+    from arrpo.errors import RunFailedError
+
+    invalid = len(invalid_reasons)
+    if total == 0 or invalid == 0 or (invalid < total and invalid / total <= max_share):
+        return
+    cause, count = common_cause(invalid_reasons)
+    raise RunFailedError(
+        f"{invalid} of {total} {what} are invalid ({invalid / total:.0%}, over --max-invalid-share "
+        f"{max_share:.0%}); most common cause ({count}x): {cause}"
+    )

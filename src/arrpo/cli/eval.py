@@ -12,9 +12,11 @@ from arrpo.cli._common import (
     ApiKeyEnv,
     CachePath,
     Endpoint,
+    MaxInvalidShare,
     Model,
     NoCache,
     Ray,
+    check_invalid_share,
     console,
     fail,
 )
@@ -47,6 +49,7 @@ def eval_command(
     limit: Annotated[Optional[int], typer.Option("--limit", min=1, help="Only the first N pairs.")] = None,
     sample: Annotated[Optional[int], typer.Option("--sample", min=1, help="A seeded random sample of N pairs.")] = None,
     retry_invalid: Annotated[bool, typer.Option("--retry-invalid", help="Ask again pairs with an invalid answer.")] = False,
+    max_invalid_share: MaxInvalidShare = 0.5,
     resamples: Annotated[int, typer.Option("--bootstrap", min=0, help="Bootstrap resamples for the 95% intervals.")] = 1000,
     no_progress: Annotated[bool, typer.Option("--no-progress", help="No progress bar.")] = False,
     endpoint: Endpoint = None,
@@ -62,15 +65,20 @@ def eval_command(
     """Evaluate judge configurations on a preference benchmark, forward and reversed.
 
     arrpo eval --dataset mjbench:data/mjbench --judge judges.yaml --out runs/mj --endpoint URL --model NAME
+
+    Exit status: 0 done; 1 more than --max-invalid-share of a judge's answers are invalid (the
+    report is written first); 2 a usage, configuration or dataset error.
     """
     from arrpo._sync import run_sync
+    from arrpo.errors import BadInputError
     from arrpo.eval.config import ConfigError, load_config
     from arrpo.eval.datasets import DatasetError, load_dataset
     from arrpo.eval.report import write_report
     from arrpo.eval.runner import EvalRunner, build_setups
-    from arrpo.vlm import BackendUnavailable
     from arrpo.vlm.settings import open_backend
 
+    if out.exists() and not out.is_dir():
+        raise BadInputError(f"--out {out}: is a file; --out names the run directory (created if missing)")
     if forward is not None and forward not in ("preferred_first", "given"):
         raise fail(f"--forward must be preferred_first or given (got {forward!r})")
     try:
@@ -89,7 +97,7 @@ def eval_command(
                       f"images (first: {first})", highlight=False)
     pairs = loaded.pairs
     if not pairs:
-        raise fail(f"{dataset}: no pairs")
+        raise DatasetError(f"{dataset}: no pairs")
     overrides = {k: v for k, v in {
         "endpoint": endpoint, "model": model, "api_key_env": api_key_env, "timeout": timeout,
         "max_concurrency": concurrency, "max_retries": retries, "cache_path": cache_path,
@@ -99,16 +107,13 @@ def eval_command(
     config = config.model_copy(update={"backend": config.backend.model_copy(update=overrides)})
 
     backends, opened = {}, {}
-    try:
-        for spec in config.judges:
-            settings = config.backend_for(spec)
-            key = settings.model_dump_json()
-            if key not in opened:
-                opened[key] = open_backend(settings)
-            backends[spec.name] = opened[key]
-        setups = build_setups(config, out, backends)
-    except (BackendUnavailable, ConfigError) as exc:
-        raise fail(str(exc)) from None
+    for spec in config.judges:
+        settings = config.backend_for(spec)
+        key = settings.model_dump_json()
+        if key not in opened:
+            opened[key] = open_backend(settings)
+        backends[spec.name] = opened[key]
+    setups = build_setups(config, out, backends)
 
     pools = []
     if ray is not None:
@@ -126,8 +131,6 @@ def eval_command(
     info = {"dataset": dataset, "images": str(images) if images else None, "options": dataset_option or []}
     try:
         run_sync(runner.run(pairs, info=info, on_record=bar.advance if bar else None))
-    except (ConfigError, BackendUnavailable) as exc:
-        raise fail(str(exc)) from None
     finally:
         if bar:
             bar.close()
@@ -139,6 +142,18 @@ def eval_command(
     written = write_report(out, resamples=resamples)
     console.print((out / "summary.md").read_text(encoding="utf-8").split("\n\n![")[0], soft_wrap=True)
     console.print(f"report: {written['report.html']}")
+    for setup in setups:
+        _check_judge(out, setup.name, {p.id for p in pairs}, max_invalid_share)
+
+
+def _check_judge(run_dir: Path, judge: str, ids: set[str], max_share: float) -> None:
+    """Fail (exit 1) when more than ``max_share`` of a judge's order answers on these pairs are invalid."""
+    from arrpo.eval.runner import latest_records, verdict_path
+
+    records = [r for pid, r in latest_records(verdict_path(run_dir, judge)).items() if pid in ids]
+    sides = [r[side] for r in records for side in ("forward", "reverse") if isinstance(r.get(side), dict)]
+    reasons = [str(s.get("invalid_reason") or "no reason given") for s in sides if s.get("winner") == "invalid"]
+    check_invalid_share(len(sides), reasons, max_share, f"answers of judge {judge!r}")
 
 
 def _judge_on_ray(setups, config, address: str) -> list:
@@ -164,12 +179,9 @@ def report_command(
     seed: Annotated[int, typer.Option("--seed", help="Bootstrap seed.")] = 0,
 ) -> None:
     """Write metrics.json, summary.md, plots and the self-contained report.html of a run."""
-    from arrpo.eval.report import ReportError, write_report
+    from arrpo.eval.report import write_report
 
-    try:
-        written = write_report(run_dir, resamples=resamples, seed=seed)
-    except ReportError as exc:
-        raise fail(str(exc)) from None
+    written = write_report(run_dir, resamples=resamples, seed=seed)
     console.print((run_dir / "summary.md").read_text(encoding="utf-8").split("\n\n![")[0], soft_wrap=True)
     for name in ("report.html", "summary.md", "metrics.json"):
         typer.echo(str(written[name]))

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import json
+import os
 from collections import Counter
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -16,14 +19,17 @@ from arrpo.cli._common import (
     Concurrency,
     Device,
     Endpoint,
+    MaxInvalidShare,
     Model,
     NoCache,
     Ray,
     Retries,
     Timeout,
     backend_settings,
+    check_invalid_share,
     console,
     fail,
+    terminal_text,
 )
 
 
@@ -43,7 +49,8 @@ def judge_command(
     out: Annotated[Optional[Path], typer.Option("--out", help="Batch mode: verdicts JSONL (appended, resumable).")] = None,
     images: Annotated[Optional[Path], typer.Option("--images", help="Batch mode: root for relative image paths.")] = None,
     retry_invalid: Annotated[bool, typer.Option("--retry-invalid", help="Batch mode: ask again pairs whose verdict was invalid.")] = False,
-    max_pixels: Annotated[Optional[int], typer.Option("--max-pixels", help="Downscale images above this many pixels.")] = None,
+    max_invalid_share: MaxInvalidShare = 0.5,
+    max_pixels: Annotated[Optional[int], typer.Option("--max-pixels", min=1, help="Downscale images above this many pixels.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the verdict as JSON.")] = False,
     max_tokens: Annotated[int, typer.Option("--max-tokens", min=16, help="Longest answer the model may write.")] = 1024,
     endpoint: Endpoint = None,
@@ -63,10 +70,12 @@ def judge_command(
     One pair:   arrpo judge A.png B.png --prompt "a red bicycle" --endpoint URL --model NAME
 
     Batch:      arrpo judge --pairs pairs.jsonl --out verdicts.jsonl --endpoint URL --model NAME
+
+    Exit status: 0 done; 1 the verdict is invalid (one pair) or more than --max-invalid-share of
+    the batch's verdicts are invalid; 2 a usage or input error.
     """
     from arrpo.judge import PairwiseJudge
     from arrpo.rubric import Rubric
-    from arrpo.vlm import BackendUnavailable
     from arrpo.vlm.settings import open_backend
 
     if order not in ("given", "random", "both"):
@@ -78,8 +87,10 @@ def judge_command(
         raise fail("give either two images or --pairs, not both")
     if batch and out is None:
         raise fail("--pairs needs --out FILE for the verdicts")
-    if not batch and (image_a is None or image_b is None or not prompt):
+    if not batch and (image_a is None or image_b is None or prompt is None):
         raise fail("give two images and --prompt (or --pairs FILE --out FILE for a batch)")
+    if not batch and not (prompt or "").strip():
+        raise fail("--prompt: the prompt is empty; give the T2I prompt or the edit instruction")
 
     loaded_rubric = None
     if rubric is not None:
@@ -88,51 +99,56 @@ def judge_command(
         except (OSError, ValueError) as exc:
             raise fail(f"cannot read rubric {rubric}: {exc}") from None
 
+    plan = None
+    if batch:
+        assert pairs is not None and out is not None
+        plan = plan_batch(pairs, out, retry_invalid)
     settings = backend_settings(endpoint, model, api_key_env, timeout, concurrency, retries, no_cache, cache_path,
                                 backend, device)
     if ray is not None:
-        if not batch:
+        if plan is None:
             raise fail("--ray works with --pairs (batch mode)")
-        assert pairs is not None and out is not None
         options = {"order": order, "on_disagree": on_disagree, "rubric": loaded_rubric, "max_tokens": max_tokens}
-        _judge_batch_on_ray(settings, options, pairs, out, images or pairs.parent, retry_invalid, max_pixels, ray)
+        _judge_batch_on_ray(settings, options, plan, images or plan.pairs_path.parent, max_pixels, ray)
+        finish_batch(plan, max_invalid_share)
         return
-    try:
-        backend = open_backend(settings)
-    except BackendUnavailable as exc:
-        raise fail(str(exc)) from None
-    judge = PairwiseJudge(backend, order=order, on_disagree=on_disagree, rubric=loaded_rubric,  # type: ignore[arg-type]
+    if plan is not None and not plan.todo:
+        finish_batch(plan, max_invalid_share)
+        return
+    comparison = None if plan is not None else _load_comparison(image_a, image_b, prompt or "", source, max_pixels)
+    opened = open_backend(settings)  # after the inputs are checked: a local model takes long to load
+    judge = PairwiseJudge(opened, order=order, on_disagree=on_disagree, rubric=loaded_rubric,  # type: ignore[arg-type]
                           max_tokens=max_tokens)
 
-    if batch:
-        assert pairs is not None and out is not None
-        asyncio.run(_judge_batch(judge, pairs, out, images or pairs.parent, retry_invalid, max_pixels, concurrency))
+    if plan is not None:
+        asyncio.run(_judge_batch(judge, plan, images or plan.pairs_path.parent, max_pixels, concurrency))
+        finish_batch(plan, max_invalid_share)
         return
-    asyncio.run(_judge_one(judge, image_a, image_b, prompt or "", source, max_pixels, as_json))  # type: ignore[arg-type]
+    asyncio.run(_judge_one(judge, comparison, image_a, image_b, as_json))  # type: ignore[arg-type]
 
 
-async def _judge_one(judge, image_a: Path, image_b: Path, prompt: str, source: Path | None,
-                     max_pixels: int | None, as_json: bool) -> None:
-    from arrpo.images import ImageError, load_image
+def _load_comparison(image_a: Path, image_b: Path, prompt: str, source: Path | None, max_pixels: int | None):
+    """The one pair to judge; an unusable image raises ImageError (exit 2, saying what is wrong)."""
+    from arrpo.images import load_image
     from arrpo.schema import Comparison
 
-    try:
-        comparison = Comparison(
-            task="edit" if source else "t2i",
-            prompt=prompt,
-            image_a=load_image(image_a, max_pixels=max_pixels),
-            image_b=load_image(image_b, max_pixels=max_pixels),
-            source=load_image(source, max_pixels=max_pixels) if source else None,
-            id="pair",
-        )
-    except ImageError as exc:
-        raise fail(str(exc)) from None
+    return Comparison(
+        task="edit" if source else "t2i",
+        prompt=prompt,
+        image_a=load_image(image_a, max_pixels=max_pixels),
+        image_b=load_image(image_b, max_pixels=max_pixels),
+        source=load_image(source, max_pixels=max_pixels) if source else None,
+        id="pair",
+    )
+
+
+async def _judge_one(judge, comparison, image_a: Path, image_b: Path, as_json: bool) -> None:
     try:
         verdict = await judge.judge(comparison)
     finally:
         await judge.backend.aclose()
-    if as_json:
-        typer.echo(verdict.model_dump_json(indent=2))
+    if as_json:  # ensure_ascii=False then escaped: valid UTF-8 JSON whatever the model wrote
+        typer.echo(terminal_text(json.dumps(verdict.model_dump(mode="json"), indent=2, ensure_ascii=False)))
     else:
         _print_verdict(verdict, image_a, image_b)
     if verdict.winner == "invalid":
@@ -141,128 +157,181 @@ async def _judge_one(judge, image_a: Path, image_b: Path, prompt: str, source: P
 
 def _print_verdict(verdict, image_a: Path, image_b: Path) -> None:
     names = {"A": f"A ({image_a})", "B": f"B ({image_b})"}
+    lines = []
     if verdict.winner in names:
-        typer.echo(f"winner: {names[verdict.winner]}")
+        lines.append(f"winner: {names[verdict.winner]}")
     elif verdict.winner == "tie":
-        typer.echo("winner: tie (the two orders disagreed)" if verdict.orders_agree is False else "winner: tie")
+        lines.append("winner: tie (the two orders disagreed)" if verdict.orders_agree is False else "winner: tie")
     else:
-        typer.echo(f"winner: invalid — {verdict.invalid_reason}")
+        lines.append(f"winner: invalid — {verdict.invalid_reason}")
     for answer in verdict.answers:
         shown = "A first" if answer.order == "AB" else "B first"
         detail = answer.reason or answer.invalid_reason or ""
-        typer.echo(f"  [{shown}] {answer.winner}: {detail}")
+        lines.append(f"  [{shown}] {answer.winner}: {detail}")
+    for line in lines:
+        typer.echo(terminal_text(line))
 
 
-async def _judge_batch(judge, pairs_path: Path, out: Path, images_root: Path, retry_invalid: bool,
-                       max_pixels: int | None, concurrency: int) -> None:
-    from arrpo.images import ImageError
-    from arrpo.jsonl import JsonlWriter, iter_records
-    from arrpo.judge import ProgressBar
+@dataclass
+class BatchPlan:
+    """A checked batch: the pair file, the verdict file and the pairs still to judge."""
+
+    pairs_path: Path
+    out: Path
+    ids: list[str]
+    todo: list = field(default_factory=list)
+    done: int = 0
+
+
+def plan_batch(pairs_path: Path, out: Path, retry_invalid: bool) -> BatchPlan:
+    """Check the pair and verdict files and list the pairs still to judge.
+
+    Raises :class:`arrpo.errors.BadInputError` (exit 2) for an ``--out`` that is the pair file or
+    a directory, and :class:`arrpo.pairs.PairFileError` for a missing, malformed or empty pair
+    file (or one with a repeated id).
+    """
+    from arrpo.errors import BadInputError
+    from arrpo.jsonl import iter_records
     from arrpo.pairs import PairFileError, read_pairs
-    from arrpo.schema import Verdict
 
+    if out.parent.exists() and not out.parent.is_dir():
+        raise BadInputError(f"--out {out}: {out.parent} is not a directory")
+    if out.exists() and not out.is_file():
+        raise BadInputError(f"--out {out}: is a directory, not a file; give the verdict file's path"
+                            if out.is_dir() else f"--out {out}: not a regular file")
+    same = out.resolve() == pairs_path.resolve() or (
+        out.exists() and pairs_path.exists() and os.path.samefile(out, pairs_path)
+    )
+    if same:
+        raise BadInputError(f"--out {out} is the pair file itself; write the verdicts to another file")
+    records = list(read_pairs(pairs_path))
+    if not records:
+        raise PairFileError(f"{pairs_path}: no pairs in the file (it is empty)")
     latest = {str(r["id"]): r.get("winner") for r in iter_records(out) if r.get("id") is not None}
     done = {i for i, w in latest.items() if not (retry_invalid and w == "invalid")}
-    try:
-        todo = [p for p in read_pairs(pairs_path) if p.id not in done]
-        total = len(todo) + len(done)
-    except (OSError, PairFileError) as exc:
-        raise fail(str(exc)) from None
-    if not todo:
-        console.print(f"all {total} pairs already judged in {out}")
-        _print_summary(out)
-        return
-    if done:
-        console.print(f"resuming: {len(done)} of {total} pairs already in {out}")
+    todo = [p for p in records if p.id not in done]
+    return BatchPlan(pairs_path, out, [p.id for p in records], todo, len(records) - len(todo))
+
+
+def finish_batch(plan: BatchPlan, max_invalid_share: float) -> None:
+    """Print the summary; raise :class:`RunFailedError` (exit 1) when too many verdicts are invalid."""
+    from arrpo.jsonl import iter_records
+
+    wanted = set(plan.ids)
+    latest = {str(r["id"]): r for r in iter_records(plan.out) if str(r.get("id")) in wanted}
+    if not plan.todo:
+        console.print(f"all {len(plan.ids)} pairs already judged in {plan.out}")
+    _print_summary(plan.out, latest)
+    reasons = [str(r.get("invalid_reason") or "no reason given") for r in latest.values() if r.get("winner") == "invalid"]
+    check_invalid_share(len(latest), reasons, max_invalid_share, "verdicts")
+
+
+async def _judge_batch(judge, plan: BatchPlan, images_root: Path, max_pixels: int | None, concurrency: int) -> None:
+    from arrpo.jsonl import JsonlWriter
+    from arrpo.judge import ProgressBar
+    from arrpo.schema import Verdict
+    from arrpo.vlm import BackendUnavailable
+
+    if plan.done:
+        console.print(f"resuming: {plan.done} of {len(plan.ids)} pairs already in {plan.out}")
     gate = asyncio.Semaphore(max(2 * concurrency, 8))
-    bar = ProgressBar(len(todo))
-    writer = JsonlWriter(out)
+    bar = ProgressBar(len(plan.todo))
+    writer = JsonlWriter(plan.out)
+
+    async def verdict_for(record) -> Verdict:
+        try:
+            comparison = await asyncio.to_thread(
+                record.to_comparison, images_root, rubric=judge.rubric, max_pixels=max_pixels
+            )
+        except ValueError as exc:  # ImageError included
+            return Verdict(id=record.id, winner="invalid", invalid_reason=f"bad input: {exc}")
+        return await judge.judge(comparison)
 
     async def one(record) -> None:
         try:
             try:
-                comparison = await asyncio.to_thread(
-                    record.to_comparison, images_root, rubric=judge.rubric, max_pixels=max_pixels
-                )
-            except (ImageError, ValueError) as exc:
-                verdict = Verdict(id=record.id, winner="invalid", invalid_reason=f"bad input: {exc}")
-            else:
-                verdict = await judge.judge(comparison)
-            await asyncio.to_thread(writer.write, verdict.model_dump(mode="json"))
+                verdict = await verdict_for(record)
+            except BackendUnavailable:
+                raise  # no backend at all: every pair would fail the same way
+            except Exception as exc:  # one pair's failure, whatever it is, is that pair's verdict
+                verdict = failed_verdict(record.id, exc)
+            write_verdict(writer, verdict)
             bar.advance(verdict)
         finally:
             gate.release()
 
-    tasks = []
+    tasks: list[asyncio.Task] = []
     try:
-        for record in todo:
+        for record in plan.todo:
             await gate.acquire()
             tasks.append(asyncio.create_task(one(record)))
         await asyncio.gather(*tasks)
     finally:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
         bar.close()
         writer.close()
         await judge.backend.aclose()
-    _print_summary(out)
 
 
-def _judge_batch_on_ray(settings, options: dict, pairs_path: Path, out: Path, images_root: Path,
-                        retry_invalid: bool, max_pixels: int | None, address: str) -> None:
+def failed_verdict(pair_id: str, exc: BaseException):
+    """The ``invalid`` verdict of a pair whose judging raised ``exc``."""
+    from arrpo.schema import Verdict
+
+    return Verdict(id=pair_id, winner="invalid", invalid_reason=f"failed: {type(exc).__name__}: {exc}"[:2000])
+
+
+def write_verdict(writer, verdict) -> None:
+    """Append a verdict; one that cannot be written is recorded as an invalid verdict instead."""
+    try:
+        writer.write(verdict.model_dump(mode="json"))
+    except Exception as exc:
+        writer.write(failed_verdict(verdict.id, exc).model_dump(mode="json"))
+
+
+def _judge_batch_on_ray(settings, options: dict, plan: BatchPlan, images_root: Path,
+                        max_pixels: int | None, address: str) -> None:
     """Batch mode on a Ray cluster: same pair file, same resumable verdict file."""
-    from arrpo.images import ImageError
-    from arrpo.jsonl import JsonlWriter, iter_records
+    from arrpo.jsonl import JsonlWriter
     from arrpo.judge import ProgressBar
-    from arrpo.pairs import PairFileError, read_pairs
     from arrpo.scale.ray_runner import judge_on_ray
     from arrpo.schema import Verdict
-    from arrpo.vlm import BackendUnavailable
 
-    latest = {str(r["id"]): r.get("winner") for r in iter_records(out) if r.get("id") is not None}
-    done = {i for i, w in latest.items() if not (retry_invalid and w == "invalid")}
-    try:
-        todo = [p for p in read_pairs(pairs_path) if p.id not in done]
-    except (OSError, PairFileError) as exc:
-        raise fail(str(exc)) from None
-    if done:
-        console.print(f"resuming: {len(done)} of {len(todo) + len(done)} pairs already in {out}")
-    bar = ProgressBar(len(todo))
-    with JsonlWriter(out) as writer:
+    if plan.done:
+        console.print(f"resuming: {plan.done} of {len(plan.ids)} pairs already in {plan.out}")
+    bar = ProgressBar(len(plan.todo))
+    with JsonlWriter(plan.out) as writer:
         comparisons = []
-        for record in todo:
+        for record in plan.todo:
             try:
                 comparisons.append(record.to_comparison(images_root, rubric=options["rubric"], max_pixels=max_pixels))
-            except (ImageError, ValueError) as exc:
+            except ValueError as exc:  # ImageError included
                 verdict = Verdict(id=record.id, winner="invalid", invalid_reason=f"bad input: {exc}")
-                writer.write(verdict.model_dump(mode="json"))
+                write_verdict(writer, verdict)
                 bar.advance(verdict)
         try:
             for _, verdict in judge_on_ray(comparisons, settings, options, address=address):
-                writer.write(verdict.model_dump(mode="json"))
+                write_verdict(writer, verdict)
                 bar.advance(verdict)
-        except BackendUnavailable as exc:
-            bar.close()
-            raise fail(str(exc)) from None
         except ConnectionError as exc:
-            bar.close()
             raise fail(f"cannot reach the Ray cluster at {address!r}: {exc}") from None
-    bar.close()
-    _print_summary(out)
+        finally:
+            bar.close()
 
 
-def _print_summary(out: Path) -> None:
+def _print_summary(out: Path, latest: dict[str, dict]) -> None:
+    from rich.markup import escape
     from rich.table import Table
 
-    from arrpo.jsonl import iter_records
-
-    latest = {str(r["id"]): r for r in iter_records(out) if r.get("id") is not None}
     counts = Counter(r.get("winner") for r in latest.values())
     both = [r for r in latest.values() if r.get("orders_agree") is not None]
     table = Table(title=f"verdicts in {out}")
     for name in ("pairs", "A", "B", "tie", "invalid", "orders agree"):
         table.add_column(name, justify="right")
-    agree = f"{sum(r['orders_agree'] for r in both) / len(both):.1%}" if both else "n/a"
+    agree = f"{sum(bool(r['orders_agree']) for r in both) / len(both):.1%}" if both else "n/a"
     table.add_row(str(len(latest)), *(str(counts.get(k, 0)) for k in ("A", "B", "tie", "invalid")), agree)
     console.print(table)
-    reasons = Counter((r.get("invalid_reason") or "")[:80] for r in latest.values() if r.get("winner") == "invalid")
+    reasons = Counter(str(r.get("invalid_reason") or "")[:80] for r in latest.values() if r.get("winner") == "invalid")
     for reason, n in reasons.most_common(3):
-        console.print(f"  invalid x{n}: {reason}", highlight=False)
+        console.print(escape(terminal_text(f"  invalid x{n}: {reason}")), highlight=False)

@@ -40,13 +40,9 @@ def _check_task(task: str) -> str:
 
 
 def _open(settings):
-    from arrpo.vlm import BackendUnavailable
     from arrpo.vlm.settings import open_backend
 
-    try:
-        return open_backend(settings)
-    except BackendUnavailable as exc:
-        raise fail(str(exc)) from None
+    return open_backend(settings)  # BackendUnavailable is reported by the one CLI error handler
 
 
 @rubric_app.command("write")
@@ -71,7 +67,7 @@ def write_command(
 
     arrpo rubric write --task t2i --out t2i.json --endpoint URL --model NAME
     """
-    from arrpo.images import ImageError, load_image
+    from arrpo.images import load_image
     from arrpo.rubrics.write import RubricWriteError, RubricWriter
     from arrpo.vlm import BackendError
 
@@ -84,10 +80,7 @@ def write_command(
         raise fail("--source is for --task edit")
     loaded = None
     if source is not None:
-        try:
-            loaded = load_image(source)
-        except ImageError as exc:
-            raise fail(str(exc)) from None
+        loaded = load_image(source)
     backend = _open(backend_settings(endpoint, model, api_key_env, timeout, concurrency, retries, no_cache, cache_path))
     writer = RubricWriter(backend, max_themes=max_themes, max_tips=max_tips, cache_dir=rubric_cache)
 
@@ -129,7 +122,7 @@ def learn_command(
     restart: Annotated[bool, typer.Option("--restart", help="Discard the state file and start over.")] = False,
     allow_incomplete: Annotated[bool, typer.Option("--allow-incomplete", help="Build the rubric even if some pairs failed with backend errors.")] = False,
     pair_concurrency: Annotated[int, typer.Option("--pair-concurrency", min=1, help="Pairs learned at once.")] = 8,
-    max_pixels: Annotated[Optional[int], typer.Option("--max-pixels", help="Downscale images above this many pixels.")] = None,
+    max_pixels: Annotated[Optional[int], typer.Option("--max-pixels", min=1, help="Downscale images above this many pixels.")] = None,
     holdout: Annotated[Optional[str], typer.Option("--holdout", help="Keep N pairs (or a fraction: 0.2, 20%) out of learning and measure the rubric on them against the direct judge and a zero-shot rubric.")] = None,
     against: Annotated[str, typer.Option("--against", help="Baselines of the held-out comparison: zero-shot,direct.")] = "zero-shot,direct",
     resamples: Annotated[int, typer.Option("--bootstrap", min=0, help="Bootstrap resamples for the held-out 95% intervals.")] = 1000,
@@ -146,9 +139,9 @@ def learn_command(
 
     arrpo rubric learn --pairs seeds.jsonl --task t2i --out rubric.json --holdout 20% --endpoint URL --model NAME
     """
-    from arrpo.rubrics.guide import GuideFileError, read_guide
+    from arrpo.rubrics.guide import read_guide
     from arrpo.rubrics.learn import LearnConfig, RubricLearner
-    from arrpo.rubrics.seeds import SeedFileError, read_seed_dataset, read_seeds
+    from arrpo.rubrics.seeds import read_seed_dataset, read_seeds
     from arrpo.rubrics.state import LearnStateError
     from arrpo.vlm import BackendError
 
@@ -162,15 +155,13 @@ def learn_command(
     from arrpo.cli.eval import _options
 
     dataset_options = _options(dataset_option or [])
-    try:
-        if dataset is not None:
-            seeds = read_seed_dataset(dataset, task=task, images_root=images,  # type: ignore[arg-type]
-                                      options=dataset_options, seed=seed)
-        else:
-            seeds = read_seeds(pairs, task=task, format=seed_format, images_root=images, seed=seed)  # type: ignore[arg-type]
-        loaded_guide = read_guide(guide, task, max_pixels=max_pixels) if guide else None  # type: ignore[arg-type]
-    except (SeedFileError, GuideFileError) as exc:
-        raise fail(str(exc)) from None
+    # a SeedFileError / GuideFileError is an ArrpoError: the CLI's one handler prints it, exit 2
+    if dataset is not None:
+        seeds = read_seed_dataset(dataset, task=task, images_root=images,  # type: ignore[arg-type]
+                                  options=dataset_options, seed=seed)
+    else:
+        seeds = read_seeds(pairs, task=task, format=seed_format, images_root=images, seed=seed)  # type: ignore[arg-type]
+    loaded_guide = read_guide(guide, task, max_pixels=max_pixels) if guide else None  # type: ignore[arg-type]
     if limit is not None:
         seeds.pairs = seeds.pairs[:limit]
     for note in seeds.skipped[:5]:

@@ -30,21 +30,27 @@ def register(app: typer.Typer) -> None:
 
 
 def parse_rubric_option(value: str):
-    """``t2i=FILE``, ``edit=FILE`` or ``FILE`` (task read from the rubric) → (task, Rubric)."""
+    """``t2i=FILE``, ``edit=FILE`` or ``FILE`` (task read from the rubric) → (task, Rubric).
+
+    Raises :class:`arrpo.errors.BadInputError` (a ``ValueError``) naming the option.
+    """
+    from arrpo.errors import BadInputError
     from arrpo.rubric import Rubric
 
     task, sep, path = value.partition("=")
     if not sep:
         task, path = "", value
     if task and task not in ("t2i", "edit"):
-        raise ValueError(f"--rubric {value}: the task before '=' must be t2i or edit")
+        raise BadInputError(f"--rubric {value}: the task before '=' must be t2i or edit")
     try:
         rubric = Rubric.load(Path(path))
     except FileNotFoundError:
-        raise ValueError(f"--rubric {value}: no such file {path}") from None
+        raise BadInputError(f"--rubric {value}: no such file {path}", kind="not_found") from None
+    except (OSError, ValueError) as exc:
+        raise BadInputError(f"--rubric {value}: not a rubric file ({exc})") from None
     task = task or rubric.task
     if task not in ("t2i", "edit"):
-        raise ValueError(f"--rubric {value}: the rubric names no task; write t2i={path} or edit={path}")
+        raise BadInputError(f"--rubric {value}: the rubric names no task; write t2i={path} or edit={path}")
     return task, rubric
 
 
@@ -58,9 +64,9 @@ def serve_command(
     max_body_mb: Annotated[float, typer.Option("--max-body-mb", min=0.01, help="Largest request body in MiB.")] = 32.0,
     max_images: Annotated[int, typer.Option("--max-images", min=2, help="Most images in one group.")] = 16,
     max_image_pixels: Annotated[int, typer.Option("--max-image-pixels", min=1, help="Largest image (width x height) accepted.")] = 4096 * 4096,
-    max_pixels: Annotated[Optional[int], typer.Option("--max-pixels", help="Downscale images above this many pixels before judging.")] = None,
-    max_pending: Annotated[Optional[int], typer.Option("--max-pending", help="Judge calls admitted at once (default 4 x --concurrency); beyond: 503.")] = None,
-    graceful_timeout: Annotated[float, typer.Option("--graceful-timeout", help="Seconds to let in-flight requests finish on shutdown.")] = 60.0,
+    max_pixels: Annotated[Optional[int], typer.Option("--max-pixels", min=1, help="Downscale images above this many pixels before judging.")] = None,
+    max_pending: Annotated[Optional[int], typer.Option("--max-pending", min=1, help="Judge calls admitted at once (default 4 x --concurrency); beyond: 503.")] = None,
+    graceful_timeout: Annotated[float, typer.Option("--graceful-timeout", min=0.0, help="Seconds to let in-flight requests finish on shutdown.")] = 60.0,
     log_level: Annotated[str, typer.Option("--log-level", help="debug | info | warning | error.")] = "info",
     endpoint: Endpoint = None,
     model: Model = None,
@@ -84,38 +90,28 @@ def serve_command(
         import uvicorn  # noqa: F401
     except ImportError:
         raise fail("arrpo serve needs the serve extra: pip install 'arrpo[serve]'") from None
-    from arrpo.server import ServiceConfig, UnsafeBindError, create_app, run_server
+    from arrpo.server import ServiceConfig, create_app, run_server
     from arrpo.server.auth import check_bind
-    from arrpo.vlm import BackendUnavailable
     from arrpo.vlm.settings import open_backend
 
     if order not in ("given", "random", "both"):
         raise fail(f"--order must be given, random or both (got {order!r})")
+    if log_level.lower() not in ("critical", "error", "warning", "info", "debug", "trace"):
+        raise fail(f"--log-level must be debug, info, warning or error (got {log_level!r})")
     token = os.environ.get(token_env) or None
-    try:
-        check_bind(host, token)
-    except UnsafeBindError as exc:
-        raise fail(str(exc)) from None
+    check_bind(host, token)
     task_rubrics = {}
     for value in rubric or []:
-        try:
-            task, loaded = parse_rubric_option(value)
-        except ValueError as exc:
-            raise fail(str(exc)) from None
+        task, loaded = parse_rubric_option(value)
         task_rubrics[task] = loaded
-    try:
-        config = ServiceConfig(
-            token=token, max_body_bytes=int(max_body_mb * 1024 * 1024), max_images=max_images,
-            max_image_pixels=max_image_pixels, max_pixels=max_pixels,
-            max_pending=max_pending or 4 * concurrency, order=order, task_rubrics=task_rubrics,  # type: ignore[arg-type]
-        )
-    except ValueError as exc:
-        raise fail(str(exc)) from None
+    config = ServiceConfig(
+        token=token, max_body_bytes=int(max_body_mb * 1024 * 1024), max_images=max_images,
+        max_image_pixels=max_image_pixels, max_pixels=max_pixels,
+        max_pending=max_pending if max_pending is not None else 4 * concurrency, order=order,  # type: ignore[arg-type]
+        task_rubrics=task_rubrics,
+    )
     settings = backend_settings(endpoint, model, api_key_env, timeout, concurrency, retries, no_cache, cache_path)
-    try:
-        backend = open_backend(settings)
-    except BackendUnavailable as exc:
-        raise fail(str(exc)) from None
+    backend = open_backend(settings)
     writer = None
     if prompt_rubrics:
         from arrpo.server.rubrics import default_prompt_writer

@@ -20,13 +20,14 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from arrpo.errors import ArrpoError
 from arrpo.vlm.settings import BackendSettings
 
 JudgeKind = Literal["direct", "task_rubric", "prompt_rubrics", "guide"]
 ForwardOrder = Literal["preferred_first", "given"]
 
 
-class ConfigError(ValueError):
+class ConfigError(ArrpoError, ValueError, kind="config"):
     """A judge configuration is unusable; the message names the file and field."""
 
 
@@ -87,7 +88,7 @@ class EvalConfig(BaseModel):
         "preferred_first",
         description="What 'forward' means: the human-preferred image shown first, or the dataset's A first.",
     )
-    max_pixels: int | None = Field(None, description="Downscale images above this many pixels before judging.")
+    max_pixels: int | None = Field(None, gt=0, description="Downscale images above this many pixels before judging.")
     base_dir: str = Field(".", description="Folder relative paths are resolved against (the YAML's folder).")
 
     @field_validator("judges")

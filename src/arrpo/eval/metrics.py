@@ -54,11 +54,16 @@ def outcome_from_record(record: dict[str, Any]) -> PairOutcome:
         forward=fwd["winner"],
         reverse=rev["winner"],
         subset=record.get("subset", "all"),
-        calls=int(fwd.get("attempts", 0)) + int(rev.get("attempts", 0)),
+        calls=_calls(fwd) + _calls(rev),
         prompt_tokens=int(fwd.get("prompt_tokens", 0)) + int(rev.get("prompt_tokens", 0)),
         completion_tokens=int(fwd.get("completion_tokens", 0)) + int(rev.get("completion_tokens", 0)),
         wall_s=float(record.get("wall_s", 0.0)),
     )
+
+
+def _calls(side: dict[str, Any]) -> int:
+    """Model calls of one order: ``calls`` (HTTP retries included); older records only have ``attempts``."""
+    return int(side.get("calls", side.get("attempts", 0)))
 
 
 def _share(flags: Iterable[bool]) -> float:

@@ -17,12 +17,13 @@ import inspect
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
+from arrpo.errors import ArrpoError
 from arrpo.eval.config import ConfigError, EvalConfig, JudgeSpec
 from arrpo.eval.pairs import PreferencePair
 from arrpo.rubric import Rubric
 
 
-class RubricUnavailable(Exception):
+class RubricUnavailable(ArrpoError, kind="rubric_unavailable"):
     """No rubric could be had for a pair; the pair is recorded as invalid with this reason."""
 
 

@@ -14,6 +14,7 @@ from typing import Any
 
 import jinja2
 
+from arrpo.errors import ArrpoError
 from arrpo.eval.metrics import Summary, by_subset, outcome_from_record, summarize
 from arrpo.eval.plots import grouped_bars
 from arrpo.eval.runner import latest_records, verdict_path
@@ -22,7 +23,7 @@ from arrpo.jsonl import iter_records
 from arrpo.rubric import Rubric
 
 
-class ReportError(ValueError):
+class ReportError(ArrpoError, ValueError, kind="bad_input"):
     """The run directory has nothing to report."""
 
 
@@ -181,7 +182,8 @@ def write_report(run_dir: str | Path, *, resamples: int = 1000, seed: int = 0) -
         "report.html": render_html(run_dir, metrics, charts),
     }
     for name, text in targets.items():
-        (run_dir / name).write_text(text, encoding="utf-8")
+        # a model's answer may hold text UTF-8 cannot encode (a lone surrogate): escape it, never fail
+        (run_dir / name).write_text(text, encoding="utf-8", errors="backslashreplace")
         written[name] = run_dir / name
     return written
 

@@ -38,6 +38,8 @@ from arrpo.images import ImageData, ImageError
 from arrpo.jsonl import JsonlWriter, iter_records
 from arrpo.judge import PairwiseJudge
 from arrpo.schema import Comparison, Verdict
+from arrpo.vlm.base import BackendUnavailable
+from arrpo.vlm.wrappers import counting_retries
 
 
 @dataclass
@@ -82,11 +84,15 @@ def forward_shows_b_first(pair: PreferencePair, forward: str) -> bool:
 
 
 def _outcome(verdict: Verdict | None, *, shown_first: str, swapped: bool, label: str,
-             error: str | None = None) -> dict[str, Any]:
-    """One order's result in the original A/B terms."""
+             error: str | None = None, retries: int = 0) -> dict[str, Any]:
+    """One order's result in the original A/B terms.
+
+    ``attempts`` counts the answers asked for (parse re-asks included); ``calls`` every model call
+    made for them, HTTP retries included.
+    """
     if verdict is None:
         return {"shown_first": shown_first, "winner": "invalid", "correct": False, "invalid_reason": error,
-                "reason": None, "raw": None, "latency_s": 0.0, "attempts": 0,
+                "reason": None, "raw": None, "latency_s": 0.0, "attempts": 0, "calls": 0,
                 "prompt_tokens": 0, "completion_tokens": 0}
     winner = verdict.winner
     if swapped and winner in ("A", "B"):
@@ -101,6 +107,7 @@ def _outcome(verdict: Verdict | None, *, shown_first: str, swapped: bool, label:
         "invalid_reason": verdict.invalid_reason,
         "latency_s": round(verdict.latency_s, 4),
         "attempts": sum(a.attempts for a in verdict.answers),
+        "calls": sum(a.attempts for a in verdict.answers) + retries,
         "prompt_tokens": verdict.usage.prompt_tokens,
         "completion_tokens": verdict.usage.completion_tokens,
     }
@@ -199,18 +206,34 @@ class EvalRunner:
             nonlocal written
             async with gate:
                 pair = by_id[pair_id]
-                loaded = await asyncio.to_thread(self._load, pair)
+                try:
+                    loaded = await asyncio.to_thread(self._load, pair)
+                except Exception as exc:  # one pair's failure is that pair's record, never the run's end
+                    loaded = {"error": _failure(exc), "thumbs": {}}
                 for setup in (s for s in self.setups if s.name in names):
-                    record = await self.judge_pair(setup, pair, loaded)
-                    writers[setup.name].write(record)
+                    try:
+                        record = await self.judge_pair(setup, pair, loaded)
+                    except BackendUnavailable:
+                        raise  # no backend at all: every pair would fail the same way
+                    except Exception as exc:
+                        record = self.error_record(setup, pair, loaded, _failure(exc), time.perf_counter())
+                    try:
+                        writers[setup.name].write(record)
+                    except Exception as exc:
+                        record = self.error_record(setup, pair, {}, _failure(exc), time.perf_counter())
+                        writers[setup.name].write(record)
                     written += 1
                     if on_record is not None:
                         on_record(setup.name, record)
 
         started = time.perf_counter()
+        tasks = [asyncio.ensure_future(one(pid, names)) for pid, names in remaining.items()]
         try:
-            await asyncio.gather(*(one(pid, names) for pid, names in remaining.items()))
+            await asyncio.gather(*tasks)
         finally:
+            for task in tasks:  # on a fatal error, stop the others before the files close
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
             for writer in writers.values():
                 writer.close()
             self._log_session(written, time.perf_counter() - started)
@@ -247,28 +270,52 @@ class EvalRunner:
             except RubricUnavailable as exc:
                 error = f"no rubric: {exc}"
         if error is not None:
-            record["error"] = error
-            record["forward"] = _outcome(None, shown_first=fwd_first, swapped=False, label=pair.label, error=error)
-            record["reverse"] = _outcome(None, shown_first=rev_first, swapped=False, label=pair.label, error=error)
-            record["wall_s"] = round(time.perf_counter() - started, 4)
-            return record
+            return self.error_record(setup, pair, loaded, error, started, record.get("rubric_key"))
         images = loaded["images"]
         comparison = Comparison(
             id=pair.id, task=pair.task, prompt=pair.prompt, image_a=images["a"], image_b=images["b"],
             source=images["source"], rubric=rubric,
         )
         forward = comparison.swapped() if b_first else comparison
-        fwd, rev = await asyncio.gather(setup.judge.judge(forward), setup.judge.judge(forward.swapped()))
-        record["forward"] = _outcome(fwd, shown_first=fwd_first, swapped=b_first, label=pair.label)
-        record["reverse"] = _outcome(rev, shown_first=rev_first, swapped=not b_first, label=pair.label)
+        (fwd, fwd_retries), (rev, rev_retries) = await asyncio.gather(
+            _judge_counting(setup.judge, forward), _judge_counting(setup.judge, forward.swapped())
+        )
+        record["forward"] = _outcome(fwd, shown_first=fwd_first, swapped=b_first, label=pair.label,
+                                     retries=fwd_retries)
+        record["reverse"] = _outcome(rev, shown_first=rev_first, swapped=not b_first, label=pair.label,
+                                     retries=rev_retries)
         record["wall_s"] = round(time.perf_counter() - started, 4)
         return record
+
+    def error_record(self, setup: JudgeSetup, pair: PreferencePair, loaded: dict[str, Any], error: str,
+                     started: float, rubric_key: str | None = None) -> dict[str, Any]:
+        """The record of a pair that could not be judged: both orders invalid, ``error`` saying why."""
+        fwd_first, rev_first = ("B", "A") if forward_shows_b_first(pair, self.forward) else ("A", "B")
+        return {
+            "id": pair.id, "judge": setup.name, "subset": pair.subset, "label": pair.label,
+            "task": pair.task, "thumbs": loaded.get("thumbs", {}), "rubric_key": rubric_key,
+            "error": error,
+            "forward": _outcome(None, shown_first=fwd_first, swapped=False, label=pair.label, error=error),
+            "reverse": _outcome(None, shown_first=rev_first, swapped=False, label=pair.label, error=error),
+            "wall_s": round(time.perf_counter() - started, 4),
+        }
 
     def _log_session(self, written: int, wall_s: float) -> None:
         path = self.run_dir / "sessions.jsonl"
         with JsonlWriter(path, fsync=False) as writer:
             writer.write({"finished": time.strftime("%Y-%m-%dT%H:%M:%S"), "records": written,
                           "wall_s": round(wall_s, 3), "arrpo_version": __version__})
+
+
+async def _judge_counting(judge: Any, comparison: Comparison) -> tuple[Verdict, int]:
+    """Judge one order, with the HTTP retries its model calls needed."""
+    with counting_retries() as tally:
+        verdict = await judge.judge(comparison)
+    return verdict, tally.retries
+
+
+def _failure(exc: BaseException) -> str:
+    return f"failed: {type(exc).__name__}: {exc}"[:2000]
 
 
 def _rubric_texts(source: RubricSource) -> dict[str, str]:

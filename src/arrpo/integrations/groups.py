@@ -32,6 +32,7 @@ from typing import Any, Literal
 
 from arrpo._sync import run_sync
 from arrpo.client import RewardServiceError, shared_async_client, validate_options
+from arrpo.errors import ArrpoError
 from arrpo.integrations.convert import image_bytes, split_images
 from arrpo.integrations.exchange import Exchange, default_exchange
 from arrpo.rewards import group_rewards
@@ -56,7 +57,7 @@ SCORER_OPTIONS = (
 )
 
 
-class RewardGroupError(ValueError):
+class RewardGroupError(ArrpoError, ValueError, kind="bad_input"):
     """Samples that cannot be judged as asked: a single-sample or fragmented group, a group over
     the service's image limit, a sample without an anchor."""
 

@@ -21,13 +21,14 @@ from pathlib import Path
 
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field, ValidationError
 
+from arrpo.errors import ArrpoError
 from arrpo.images import ImageData, ImageError, load_image
 from arrpo.prompts import render
 from arrpo.schema import Task
 from arrpo.vlm.base import ImagePart, Part, TextPart
 
 
-class GuideFileError(ValueError):
+class GuideFileError(ArrpoError, ValueError, kind="bad_input"):
     """A guide file cannot be used; the message names the file and the exemplar."""
 
 

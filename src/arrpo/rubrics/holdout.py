@@ -13,8 +13,10 @@ import math
 from collections.abc import Sequence
 from typing import Protocol, TypeVar
 
+from arrpo.errors import ArrpoError
 
-class HoldoutError(ValueError):
+
+class HoldoutError(ArrpoError, ValueError, kind="bad_input"):
     """A held-out size that cannot be used (not a count or fraction, or leaves nothing to learn)."""
 
 

@@ -26,6 +26,7 @@ from typing import Literal
 from pydantic import BaseModel, Field
 
 from arrpo._sync import run_sync
+from arrpo.errors import ArrpoError
 from arrpo.images import ImageError
 from arrpo.jsonl import JsonlWriter
 from arrpo.judge import IMAGE_LABELS, PairwiseJudge, combine_orders, random_order
@@ -128,7 +129,7 @@ class PairOutcome(BaseModel):
         return max(0, len(self.attempts) - 1)
 
 
-class PairBackendError(RuntimeError):
+class PairBackendError(ArrpoError, RuntimeError, kind="backend"):
     """The backend failed for a pair (not the model's judgement): the pair stays unfinished."""
 
 

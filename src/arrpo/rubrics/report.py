@@ -20,6 +20,7 @@ from typing import Any
 
 import jinja2
 
+from arrpo.errors import ArrpoError
 from arrpo.jsonl import iter_records
 from arrpo.rubric import Rubric
 from arrpo.rubrics.learn import LearnSummary, PairOutcome
@@ -40,7 +41,7 @@ STATUS_TEXT = {
 }
 
 
-class ReportError(ValueError):
+class ReportError(ArrpoError, ValueError, kind="bad_input"):
     """There is no learning state to report on."""
 
 

@@ -45,6 +45,7 @@ from typing import Any, Literal
 
 from pydantic import ValidationError
 
+from arrpo.errors import ArrpoError
 from arrpo.pairs import ImageRef, LoadedPair, PairRecord, PreferencePair
 from arrpo.schema import Task
 
@@ -63,7 +64,7 @@ _EDIT_IMAGE_KEYS = (*_EDIT_ONLY_IMAGE_KEYS, *_T2I_IMAGE_KEYS)
 _SOURCE_KEYS = ("source_image", "base_image", "original_image", "input_image", "reference_image", "ref_image")
 
 
-class SeedFileError(ValueError):
+class SeedFileError(ArrpoError, ValueError, kind="bad_input"):
     """A seed file cannot be used; the message names the file and the item."""
 
 

@@ -11,10 +11,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from arrpo.errors import ArrpoError
 from arrpo.jsonl import JsonlWriter, iter_records
 
 
-class LearnStateError(ValueError):
+class LearnStateError(ArrpoError, ValueError, kind="conflict"):
     """The state file belongs to a run with different settings (or is not a state file)."""
 
 

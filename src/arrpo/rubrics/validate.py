@@ -28,6 +28,7 @@ from typing import Any
 
 import yaml
 
+from arrpo.errors import ArrpoError
 from arrpo.rubric import Rubric
 from arrpo.rubrics.ask import model_name
 from arrpo.rubrics.seeds import SeedPair
@@ -42,7 +43,7 @@ RUBRIC_JUDGE = "learned"
 REPORTED = ("forward", "reverse", "mean", "delta", "consistency", "tie_rate", "invalid_rate")
 
 
-class ValidationError(ValueError):
+class ValidationError(ArrpoError, ValueError, kind="bad_input"):
     """The comparison cannot be run (bad --against, mixed tasks, no pairs)."""
 
 

@@ -13,6 +13,7 @@ import hashlib
 from pathlib import Path
 
 from arrpo._sync import run_sync
+from arrpo.errors import ArrpoError
 from arrpo.images import ImageData
 from arrpo.prompts import render
 from arrpo.rubric import Provenance, Rubric
@@ -22,7 +23,7 @@ from arrpo.schema import Task
 from arrpo.vlm.base import Message, VLMBackend
 
 
-class RubricWriteError(RuntimeError):
+class RubricWriteError(ArrpoError, RuntimeError, kind="backend"):
     """The model's replies never held a usable rubric (after the repair retries)."""
 
 

@@ -22,13 +22,13 @@ from arrpo._version import __version__
 from arrpo.images import ImageData
 from arrpo.judge import PairwiseJudge
 from arrpo.rewards import group_rewards, plan_pairs
-from arrpo.schema import Comparison
-from arrpo.server.auth import check_token
+from arrpo.schema import Comparison, Verdict
+from arrpo.server.auth import AuthGuard, check_token
 from arrpo.server.config import ServiceConfig
-from arrpo.server.errors import ApiError, install_error_handlers
+from arrpo.server.errors import ApiError, Utf8JSONResponse, install_error_handlers
 from arrpo.server.inputs import decode_image_field
 from arrpo.server.limits import AdmissionGate, RequestGuard
-from arrpo.server.metrics import MetricsMiddleware, ServiceMetrics
+from arrpo.server.metrics import CONTENT_TYPE, MetricsMiddleware, ServiceMetrics
 from arrpo.server.protocol import (
     CompareRequest,
     CompareResponse,
@@ -39,7 +39,7 @@ from arrpo.server.protocol import (
     PairVerdict,
 )
 from arrpo.server.rubrics import PromptRubricWriter, RubricProvider
-from arrpo.vlm.base import VLMBackend
+from arrpo.vlm.base import BackendUnavailable, VLMBackend
 from arrpo.vlm.wrappers import Limited, Metered
 
 log = logging.getLogger("arrpo.server")
@@ -52,7 +52,8 @@ _ERRORS = {
         403: "Wrong bearer token.",
         413: "Body, image count or image pixels over the limit.",
         415: "Body is not JSON.",
-        422: "Missing or invalid fields, bad base64, not an image, a path where an image belongs.",
+        422: "Missing or invalid fields (reward parameters included), bad base64, not an image, a path "
+        "where an image belongs.",
         501: "Requested rubric not available on this server.",
         502: "A prompt rubric could not be written.",
         503: "Saturated: retry after the Retry-After header's seconds.",
@@ -81,9 +82,7 @@ class RewardService:
         self.gate = AdmissionGate(config.max_pending, backend_concurrency(backend))
         self.rubrics = RubricProvider(
             config.task_rubrics, writer, config.prompt_rubric_cache_size,
-            on_cache=lambda result: self.metrics.rubric_cache.__setitem__(
-                result, self.metrics.rubric_cache[result] + 1
-            ),
+            on_cache=self.metrics.count_rubric_lookup,
         )
         self.judges = {
             order: PairwiseJudge(self.backend, order=order) for order in ("given", "random", "both")
@@ -148,6 +147,20 @@ class RewardService:
     def units(self, order: str, pairs: int) -> int:
         return pairs * (2 if order == "both" else 1)
 
+    async def judge_safely(self, order: str, comparison: Comparison) -> Verdict:
+        """Judge one pair; a failure of any kind is that pair's ``invalid`` verdict, never a 500.
+
+        Only :class:`BackendUnavailable` (no usable backend at all) is raised, as a 503.
+        """
+        try:
+            return await self.judges[order].judge(comparison)
+        except BackendUnavailable:
+            raise
+        except Exception as exc:
+            log.warning("judging %s failed: %s: %s", comparison.id, type(exc).__name__, exc)
+            return Verdict(id=comparison.id, winner="invalid",
+                           invalid_reason=f"failed: {type(exc).__name__}: {exc}"[:2000])
+
     # ------------------------------------------------------------- endpoints
     async def compare(self, body: CompareRequest) -> CompareResponse:
         task = self.task_of(body)
@@ -161,7 +174,7 @@ class RewardService:
                 task=task, prompt=body.prompt, image_a=images["image_a"], image_b=images["image_b"],
                 source=images["source"], rubric=rubric, id=body.id,
             )
-            verdict = await self.judges[order].judge(comparison)
+            verdict = await self.judge_safely(order, comparison)
         self.metrics.count_verdict(verdict.winner)
         return CompareResponse(id=body.id, verdict=verdict, rubric=info)
 
@@ -190,10 +203,10 @@ class RewardService:
                 )
                 for i, j in pairs
             ]
-            verdicts = await self.judges[order].judge_many(comparisons)
+            verdicts = list(await asyncio.gather(*(self.judge_safely(order, c) for c in comparisons)))
         for verdict in verdicts:
             self.metrics.count_verdict(verdict.winner)
-        outcome = group_rewards(
+        outcome = group_rewards(  # parameters were validated with the body (422)
             n, pairs, [v.winner for v in verdicts], preset=body.preset, win=body.win,
             lose=body.lose, scale=body.scale, on_bad_verdict=body.on_bad_verdict,
         )
@@ -246,10 +259,13 @@ def create_app(
         description="Rubric-conditioned pairwise VLM judgements and group rewards (ARR). "
         "JSON only; images as base64. See docs/serving.md.",
         lifespan=lifespan,
+        default_response_class=Utf8JSONResponse,
     )
     app.state.service = service
     install_error_handlers(app)
+    # outermost last: metrics see every answer; the token is checked before any body is read
     app.add_middleware(RequestGuard, max_body_bytes=config.max_body_bytes)
+    app.add_middleware(AuthGuard, token=config.token)
     app.add_middleware(MetricsMiddleware, metrics=service.metrics)
 
     bearer = HTTPBearer(auto_error=False, description="Service token (required unless on loopback without one).")
@@ -277,6 +293,6 @@ def create_app(
     @app.get("/metrics", response_class=PlainTextResponse, dependencies=guarded)
     async def metrics() -> PlainTextResponse:
         """Prometheus text exposition format."""
-        return PlainTextResponse(service.metrics.render(), media_type="text/plain; version=0.0.4; charset=utf-8")
+        return PlainTextResponse(service.metrics.render(), media_type=CONTENT_TYPE)
 
     return app

@@ -5,10 +5,11 @@ from __future__ import annotations
 import hmac
 import ipaddress
 
+from arrpo.errors import ArrpoError
 from arrpo.server.errors import ApiError
 
 
-class UnsafeBindError(RuntimeError):
+class UnsafeBindError(ArrpoError, RuntimeError, kind="unsafe"):
     """Refusal to serve on a non-loopback address without a token."""
 
 
@@ -52,3 +53,32 @@ def check_token(authorization: str | None, token: str | None) -> None:
         raise ApiError(401, "unauthorized", "malformed Authorization header: expected 'Bearer <token>'", challenge)
     if not hmac.compare_digest(presented.strip().encode(), token.encode()):
         raise ApiError(403, "forbidden", "invalid bearer token")
+
+
+class AuthGuard:
+    """ASGI middleware checking the bearer token of ``/v1/*`` and ``/metrics`` requests first.
+
+    Runs before the body is read or parsed, so an unauthenticated caller gets 401/403 whatever it
+    sends (a malformed or huge body included) and costs the service no parsing.
+    """
+
+    def __init__(self, app, token: str | None):
+        self.app = app
+        self.token = token
+
+    @staticmethod
+    def guarded(path: str) -> bool:
+        return path.startswith("/v1/") or path == "/metrics"
+
+    async def __call__(self, scope, receive, send) -> None:
+        if self.token and scope["type"] == "http" and self.guarded(scope.get("path", "")):
+            headers = dict(scope.get("headers") or [])
+            raw = headers.get(b"authorization")
+            try:
+                check_token(raw.decode("latin-1") if raw is not None else None, self.token)
+            except ApiError as exc:
+                from arrpo.server.limits import send_error
+
+                await send_error(send, exc.status, exc.code, exc.message, exc.headers)
+                return
+        await self.app(scope, receive, send)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 
 from fastapi import FastAPI, Request
@@ -9,23 +10,48 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from arrpo.errors import HTTP_STATUS, ArrpoError
+
 log = logging.getLogger("arrpo.server")
 
 
-class ApiError(Exception):
+#: The kind an ApiError carries, by its status (the reverse of :data:`arrpo.errors.HTTP_STATUS`).
+_KIND_BY_STATUS = {401: "unauthorized", 403: "forbidden", 404: "not_found", 409: "conflict", 413: "too_large",
+                   422: "bad_input", 501: "rubric_unavailable", 502: "backend", 503: "saturated"}
+
+
+class ApiError(ArrpoError):
     """An error with its HTTP status, a stable code and a message that says what to do."""
 
     def __init__(self, status: int, code: str, message: str, headers: dict[str, str] | None = None):
-        super().__init__(message)
+        super().__init__(message, kind=_KIND_BY_STATUS.get(status, "error"))
         self.status = status
         self.code = code
         self.message = message
         self.headers = headers or {}
 
+    @classmethod
+    def from_error(cls, exc: ArrpoError, code: str | None = None, message: str | None = None) -> ApiError:
+        """The answer to a project error: the status of its kind, the kind as the code by default."""
+        if isinstance(exc, ApiError):
+            return exc
+        return cls(HTTP_STATUS.get(exc.kind, 500), code or exc.kind, message or str(exc))
+
+
+class Utf8JSONResponse(JSONResponse):
+    """JSON responses that are always valid UTF-8: text UTF-8 cannot hold (a lone surrogate in a
+    model's answer) is sent as a ``\\u`` escape instead of failing the response."""
+
+    def render(self, content) -> bytes:
+        try:
+            return super().render(content)
+        except UnicodeEncodeError:
+            return json.dumps(content, ensure_ascii=True, allow_nan=False, separators=(",", ":")).encode("ascii")
+
 
 def error_response(status: int, code: str, message: str, headers: dict[str, str] | None = None):
     body = {"error": {"status": status, "code": code, "message": message}}
-    return JSONResponse(body, status_code=status, headers=headers)
+    return Utf8JSONResponse(body, status_code=status, headers=headers)
 
 
 def _location(loc: tuple) -> str:
@@ -58,6 +84,13 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(ApiError)
     async def _api_error(_: Request, exc: ApiError):
         return error_response(exc.status, exc.code, exc.message, exc.headers)
+
+    @app.exception_handler(ArrpoError)
+    async def _project_error(request: Request, exc: ArrpoError):
+        error = ApiError.from_error(exc)
+        if error.status >= 500:
+            log.warning("%s on %s %s: %s", exc.kind, request.method, request.url.path, exc)
+        return error_response(error.status, error.code, error.message, error.headers)
 
     @app.exception_handler(RequestValidationError)
     async def _validation(_: Request, exc: RequestValidationError):

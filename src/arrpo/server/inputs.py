@@ -11,6 +11,7 @@ import base64
 import binascii
 import re
 
+from arrpo.errors import HTTP_STATUS
 from arrpo.images import ImageData, ImageError, load_image
 from arrpo.server.errors import ApiError
 
@@ -78,7 +79,7 @@ def decode_image_field(
         image = load_image(raw, max_pixels=max_pixels, max_image_pixels=max_image_pixels)
     except ImageError as exc:
         message = str(exc).replace("<bytes>", field, 1)
-        if "decompression bomb" in message or "pixel limit" in message:
+        if exc.kind == "too_large":
             raise ApiError(
                 413, "image_too_large",
                 f"{field}: larger than the {max_image_pixels:,}-pixel limit per image; send a smaller "
@@ -86,6 +87,6 @@ def decode_image_field(
             ) from exc
         if looks_like_path(value):
             raise _path_error(field) from exc
-        code = "not_an_image" if "not a recognised image" in message else "corrupt_image"
-        raise ApiError(422, code, message) from exc
+        code = exc.kind if exc.kind in ("not_an_image", "corrupt_image") else "invalid_image"
+        raise ApiError(HTTP_STATUS.get(exc.kind, 422), code, message) from exc
     return ImageData(image.data, image.mime, image.width, image.height, origin=field)

@@ -20,12 +20,15 @@ Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 
-async def _send_error(send: Send, status: int, code: str, message: str) -> None:
+async def send_error(send: Send, status: int, code: str, message: str,
+                     headers: dict[str, str] | None = None) -> None:
+    """Answer with the service's JSON error body straight from ASGI middleware."""
     body = json.dumps({"error": {"status": status, "code": code, "message": message}}).encode()
+    extra = [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in (headers or {}).items()]
     await send({
         "type": "http.response.start",
         "status": status,
-        "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())],
+        "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()), *extra],
     })
     await send({"type": "http.response.body", "body": body})
 
@@ -45,7 +48,7 @@ class RequestGuard:
         content_type = headers.get(b"content-type", b"").decode("latin-1").split(";")[0].strip().lower()
         if content_type != "application/json":
             shown = content_type or "none"
-            await _send_error(
+            await send_error(
                 send, 415, "unsupported_media_type",
                 f"request bodies must be JSON (Content-Type: application/json), not {shown}; "
                 "images go inside the JSON as base64 text",
@@ -58,7 +61,7 @@ class RequestGuard:
         )
         declared = headers.get(b"content-length")
         if declared is not None and declared.isdigit() and int(declared) > limit:
-            await _send_error(send, 413, "body_too_large", too_large)
+            await send_error(send, 413, "body_too_large", too_large)
             return
 
         received = 0
@@ -77,7 +80,7 @@ class RequestGuard:
                 if received > limit:
                     refused = True
                     if not started:
-                        await _send_error(send, 413, "body_too_large", too_large)
+                        await send_error(send, 413, "body_too_large", too_large)
                     return {"type": "http.disconnect"}
             return message
 

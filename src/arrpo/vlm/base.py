@@ -12,6 +12,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol, Union, runtime_checkable
 
+from arrpo.errors import ArrpoError
 from arrpo.images import ImageData
 from arrpo.schema import Usage
 
@@ -119,7 +120,7 @@ class VLMResponse:
     latency_s: float = 0.0
 
 
-class BackendError(Exception):
+class BackendError(ArrpoError, kind="backend"):
     """A backend call failed. ``retryable`` says whether trying again may help."""
 
     def __init__(
@@ -136,7 +137,7 @@ class BackendError(Exception):
         self.status = status
 
 
-class BackendUnavailable(BackendError):
+class BackendUnavailable(BackendError, kind="backend_unavailable"):
     """The backend cannot be used at all (not configured, weights missing): a user must act."""
 
 

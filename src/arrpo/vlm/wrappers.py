@@ -7,7 +7,10 @@ sits inside the retry so a request waiting out its backoff does not hold a slot.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import contextvars
 import random
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 from arrpo.schema import Usage
@@ -41,6 +44,32 @@ class Limited:
 
     async def aclose(self) -> None:
         await self.inner.aclose()
+
+
+@dataclass
+class RetryTally:
+    """Retries counted by :class:`Retrying` while a :func:`counting_retries` block is active."""
+
+    retries: int = 0
+
+
+_TALLY: contextvars.ContextVar[RetryTally | None] = contextvars.ContextVar("arrpo_retry_tally", default=None)
+
+
+@contextlib.contextmanager
+def counting_retries() -> Iterator[RetryTally]:
+    """Count the retries made by the requests awaited inside the block (this task and its children).
+
+    ``with counting_retries() as tally: verdict = await judge.judge(c)`` → ``tally.retries``:
+    the extra model calls the retry wrapper made beyond one per request, so callers can report
+    every call. Tasks started inside the block share the tally; others are not counted.
+    """
+    tally = RetryTally()
+    token = _TALLY.set(tally)
+    try:
+        yield tally
+    finally:
+        _TALLY.reset(token)
 
 
 class Retrying:
@@ -92,6 +121,9 @@ class Retrying:
                     raise
                 attempt += 1
                 self.retries += 1
+                tally = _TALLY.get()
+                if tally is not None:
+                    tally.retries += 1
                 await asyncio.sleep(self.delay_for(attempt, error))
 
     async def aclose(self) -> None:

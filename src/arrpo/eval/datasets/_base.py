@@ -10,10 +10,11 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from arrpo.errors import ArrpoError
 from arrpo.pairs import PreferencePair, randomise_ab
 
 
-class DatasetError(ValueError):
+class DatasetError(ArrpoError, ValueError, kind="dataset"):
     """A dataset cannot be read as the kind it was given as; the message says why and what to do."""
 
 
