@@ -7,8 +7,10 @@ sets on top overrides it, section by section. Presets:
   ε 0.2, β 0.01, LoRA r16 α32 on to_q/to_k/to_v/to_out.0, lr 5e-5, AdamW wd 1e-4, clip 1.0, 512 px.
   Per process 1 prompt × 2 samples per iteration and 4 samples per optimizer step: on 8 GPUs that
   is the paper's batch of 32.
-* ``official-qwen-edit`` — the paper's editing run: Qwen-Image-Edit, 10 steps, β 0.02, LoRA r32 α64,
-  lr 1e-5; 2 samples per optimizer step per process (16 on 8 GPUs).
+* ``official-qwen-edit`` — the paper's editing run: Qwen-Image-Edit, 10 steps, β 0.02, LoRA r32 α64
+  on to_q/to_k/to_v/to_out.0 (as the authors; the text-stream projections add_q/k/v_proj and
+  to_add_out are an option, see docs/training.md), lr 1e-5; 2 samples per optimizer step per
+  process (16 on 8 GPUs).
 * ``tiny-cpu`` — a tiny SD3 pipeline (see :mod:`arrpo.rl.tiny`) at 32 px, for tests and demos.
 """
 
@@ -71,6 +73,11 @@ class RewardConfig(_Section):
     pairing: Literal["all_pairs", "random_pairs"] = "all_pairs"
     on_bad_verdict: Literal["mask_group", "drop_pair"] = "mask_group"
     advantage_clip: float | None = 5.0
+    reward_image: Literal["predicted_x0", "final_sample"] = Field(
+        "predicted_x0",
+        description="What the judge sees: the last step's x̂0 prediction (the authors, DanceGRPO) or the "
+        "sample after the last SDE step (carries that step's noise, the largest std of the schedule).",
+    )
 
 
 class ObjectiveConfig(_Section):
@@ -201,7 +208,7 @@ PRESETS: dict[str, dict[str, Any]] = {
         "model": {"family": "qwen-image-edit", "pretrained": "Qwen/Qwen-Image-Edit", "dtype": "bfloat16",
                   "height": 512, "width": 512, "guidance": None, "max_sequence_length": 1024,
                   "gradient_checkpointing": True},
-        "lora": {"rank": 32, "alpha": 64},
+        "lora": {"rank": 32, "alpha": 64, "target_modules": ["to_q", "to_k", "to_v", "to_out.0"]},
         "sampling": {"num_steps": 10, "shift": 3.0, "sde": "dance", "eta": 0.3, "group_size": 2},
         "reward": {"preset": "official", "win": 1.0, "lose": 0.1},
         "objective": {"clip_eps": 0.2, "beta": 0.02, "kl": "k1"},

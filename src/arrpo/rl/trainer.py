@@ -143,7 +143,15 @@ class RPOTrainer:
         return batch
 
     def _decode(self, batch: Batch) -> None:
-        batch.images = [im for c in batch.chunks for im in self.policy.decode(c.latents[:, -1])]
+        which = self.cfg.reward.reward_image
+        images = []
+        for c in batch.chunks:
+            if which == "predicted_x0" and c.final_x0 is None:  # a batch from an older checkpoint
+                log.warning("iteration %d was rolled out without x̂0; judging its final sample", batch.iteration)
+                images.extend(self.policy.decode(c.latents[:, -1]))
+            else:
+                images.extend(self.policy.decode(c.final_latents(which)))
+        batch.images = images
 
     def submit(self, batch: Batch) -> None:
         """Start judging every planned pair of the batch in the background."""
@@ -458,15 +466,16 @@ class RPOTrainer:
 def _pack_batch(b: Batch) -> dict:
     return {
         "iteration": b.iteration, "items": [(i.prompt, i.source) for i in b.items], "pairs": b.pairs,
-        "chunks": [(c.latents.cpu(), c.log_probs.cpu(), c.sigmas.cpu(), {k: v.cpu() for k, v in c.cond.tensors.items()}) for c in b.chunks],
+        "chunks": [(c.latents.cpu(), c.log_probs.cpu(), c.sigmas.cpu(), {k: v.cpu() for k, v in c.cond.tensors.items()},
+                    None if c.final_x0 is None else c.final_x0.cpu()) for c in b.chunks],
     }  # fmt: skip
 
 
 def _unpack_batch(d: dict, device) -> Batch:
-    chunks = [
-        Trajectories(lat.to(device), lp.to(device), sig.to(device), Conditioning({k: v.to(device) for k, v in cond.items()}))
-        for lat, lp, sig, cond in d["chunks"]
-    ]
+    chunks = []
+    for lat, lp, sig, cond, *rest in d["chunks"]:  # checkpoints before x̂0 was recorded have 4 fields
+        x0 = rest[0].to(device) if rest and rest[0] is not None else None
+        chunks.append(Trajectories(lat.to(device), lp.to(device), sig.to(device), Conditioning({k: v.to(device) for k, v in cond.items()}), x0))
     return Batch(d["iteration"], [PromptItem(p, s) for p, s in d["items"]], chunks, d["pairs"])
 
 
