@@ -24,6 +24,7 @@ COMMAND_MODULES = [
     "rubric",
     "eval",
     "train",
+    "sample",
     "serve",
 ]
 

@@ -421,12 +421,14 @@ class RPOTrainer:
             self.submit(batch)
 
     def save_checkpoint(self, path: str | Path | None = None) -> Path:
-        """Write this process's state to ``output_dir/checkpoints/it<N>/rank<r>.pt`` (and prune old ones)."""
+        """Write this process's state to ``output_dir/checkpoints/it<N>/rank<r>.pt`` (and prune old ones);
+        the main process adds the config and the adapter in the diffusers LoRA format."""
         path = Path(path) if path else self.output_dir / "checkpoints" / f"it{self.iteration:06d}"
         path.mkdir(parents=True, exist_ok=True)
         torch.save(self.state(), path / f"rank{self.rank}.pt")
         if self.acc.is_main_process:
             (path / "config.json").write_text(self.cfg.model_dump_json(indent=1), encoding="utf-8")
+            self.export_lora(path)  # loadable with pipe.load_lora_weights(path), like final/
             keep = self.cfg.train.keep_checkpoints
             old = sorted(p for p in path.parent.glob("it*") if p.is_dir())[:-keep] if keep else []
             for stale in old:
@@ -452,15 +454,12 @@ class RPOTrainer:
         return directory
 
     def export_lora(self, path: str | Path) -> Path:
-        """Save the adapter as a plain safetensors file of peft weights (``lora.safetensors``)."""
-        from safetensors.torch import save_file
+        """Save the adapter in the diffusers LoRA format into folder ``path`` (returned):
+        ``pipe.load_lora_weights(path)`` loads it into a pipeline of the same family."""
+        from arrpo.rl.lora import save_diffusers_lora
 
-        from arrpo.rl.lora import lora_state_dict
-
-        path = Path(path)
-        path.mkdir(parents=True, exist_ok=True)
-        save_file({k: v.contiguous() for k, v in lora_state_dict(self.policy.transformer).items()}, path / "lora.safetensors")
-        return path
+        save_diffusers_lora(self.policy.pipe, path, transformer=self.policy.transformer)
+        return Path(path)
 
 
 def _pack_batch(b: Batch) -> dict:
