@@ -65,6 +65,8 @@ class RPOTrainer:
         self.acc = accelerator
         self.rank, self.world = accelerator.process_index, accelerator.num_processes
         torch.manual_seed(config.train.seed + self.rank)
+        # The judge first: a bad backend setting fails before minutes of loading the generator.
+        self.judge = judge if judge is not None else build_judge(config.judge)
         m = config.model
         if policy is None:
             policy = load_policy(
@@ -86,7 +88,6 @@ class RPOTrainer:
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, lambda s: min(1.0, (s + 1) / warmup) if warmup else 1.0)
         if self.world > 1:
             policy.model = accelerator.prepare_model(policy.transformer)
-        self.judge = judge if judge is not None else build_judge(config.judge)
         self.rubric = load_rubric(config.judge.rubric)
         self.task = "edit" if policy.needs_source else "t2i"
         if prompts is None:
