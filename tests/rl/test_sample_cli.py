@@ -74,3 +74,13 @@ def test_sample_refuses_a_folder_without_an_adapter(tmp_path, tiny_dirs):
             "--prompts", str(prompts), "--out", str(tmp_path / "o"), "--seeds", "1", "--device", "cpu"]  # fmt: skip
     result = CliRunner().invoke(app, args)
     assert result.exit_code == 2 and "pytorch_lora_weights.safetensors" in result.output
+
+
+def test_sample_reports_a_missing_pipeline_without_a_traceback(tmp_path, tiny_dirs):
+    lora = _adapter(tiny_dirs["sd3"], tmp_path / "final")
+    prompts = tmp_path / "p.txt"
+    prompts.write_text("a red apple\n")
+    args = ["sample", "--config", str(_config(tmp_path, tiny_dirs["sd3"])), "--pretrained", str(tmp_path / "nope"),
+            "--lora", str(lora), "--prompts", str(prompts), "--out", str(tmp_path / "o"), "--device", "cpu"]  # fmt: skip
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 2 and "cannot load sd3 pipeline" in result.output

@@ -47,16 +47,22 @@ def register(app: typer.Typer) -> None:
         if device == "auto":
             device = "cuda" if torch.cuda.is_available() else "cpu"
         m = cfg.model
-        policy = load_policy(
-            m.family, m.pretrained, dtype=m.dtype, device=device, revision=m.revision, height=m.height,
-            width=m.width, max_sequence_length=m.max_sequence_length, guidance=m.guidance,
-        )  # fmt: skip
+        try:
+            policy = load_policy(
+                m.family, m.pretrained, dtype=m.dtype, device=device, revision=m.revision, height=m.height,
+                width=m.width, max_sequence_length=m.max_sequence_length, guidance=m.guidance,
+            )  # fmt: skip
+        except (OSError, ValueError, ImportError, RuntimeError) as exc:  # no such pipeline, old diffusers, wrong dtype
+            raise fail(f"cannot load {m.family} pipeline {m.pretrained}: {exc}") from None
         sources = None
         if policy.needs_source:
             missing = [it.prompt for it in items if not it.source]
             if missing:
                 raise fail(f"{m.family} edits a source image: every row of {prompts} needs a 'source' (missing for {missing[:3]})")
-            sources = [load_image(it.source).to_pil() for it in items]
+            try:
+                sources = [load_image(it.source).to_pil() for it in items]
+            except (OSError, ValueError) as exc:
+                raise fail(f"{prompts}: {exc}") from None
         try:
             rows = render_comparison(
                 policy, lora, items, [seed + s for s in range(seeds)], out,

@@ -62,6 +62,8 @@ def register(app: typer.Typer) -> None:
             trainer = RPOTrainer(cfg)
         except BackendUnavailable as exc:
             raise fail(f"judge.backend: {exc}") from None
+        except (OSError, ValueError, ImportError) as exc:  # no such pipeline or prompts file, old diffusers
+            raise fail(str(exc)) from None
         try:
             resumed = trainer.resume()
             if resumed:
