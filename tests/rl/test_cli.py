@@ -30,7 +30,12 @@ def test_train_command_runs_end_to_end(tmp_path, tiny_dirs):
     result = CliRunner().invoke(_app(), ["train", "--config", str(config)])
     assert result.exit_code == 0, result.output
     assert "2 optimizer steps" in result.output
-    assert (tmp_path / "run" / "final" / "lora.safetensors").exists()
+    from diffusers import StableDiffusion3Pipeline
+
+    for folder in (tmp_path / "run" / "final", tmp_path / "run" / "checkpoints" / "it000002"):
+        pipe = StableDiffusion3Pipeline.from_pretrained(tiny_dirs["sd3"])  # what a user does next
+        pipe.load_lora_weights(str(folder))
+        assert pipe.get_active_adapters(), folder
     again = CliRunner().invoke(_app(), ["train", "--config", str(config), "--iterations", "3"])
     assert again.exit_code == 0, again.output
     assert "resumed from" in again.output and "3 iterations" in again.output

@@ -27,6 +27,7 @@ COMMAND_MODULES = [
     "rubric",
     "eval",
     "train",
+    "sample",
     "serve",
     "label",
     "review",

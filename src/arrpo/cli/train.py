@@ -45,14 +45,25 @@ def register(app: typer.Typer) -> None:
             train_over["resume"] = None
         if config is None and preset is None:
             raise typer.BadParameter("give --config FILE and/or --preset NAME")
-        cfg = load_config(config, preset, overrides)
+        from arrpo.cli._common import fail
+        from arrpo.vlm.base import BackendUnavailable
+
+        try:
+            cfg = load_config(config, preset, overrides)
+        except (OSError, ValueError) as exc:  # pydantic's ValidationError is a ValueError
+            raise fail(f"{config or preset}: {exc}") from None
         if print_config:
             typer.echo(cfg.model_dump_json(indent=2))
             return
         from arrpo.rl.trainer import RPOTrainer
 
         logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
-        trainer = RPOTrainer(cfg)
+        try:
+            trainer = RPOTrainer(cfg)
+        except BackendUnavailable as exc:
+            raise fail(f"judge.backend: {exc}") from None
+        except (OSError, ValueError, ImportError) as exc:  # no such pipeline or prompts file, old diffusers
+            raise fail(str(exc)) from None
         try:
             resumed = trainer.resume()
             if resumed:

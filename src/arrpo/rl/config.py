@@ -7,8 +7,10 @@ sets on top overrides it, section by section. Presets:
   ε 0.2, β 0.01, LoRA r16 α32 on to_q/to_k/to_v/to_out.0, lr 5e-5, AdamW wd 1e-4, clip 1.0, 512 px.
   Per process 1 prompt × 2 samples per iteration and 4 samples per optimizer step: on 8 GPUs that
   is the paper's batch of 32.
-* ``official-qwen-edit`` — the paper's editing run: Qwen-Image-Edit, 10 steps, β 0.02, LoRA r32 α64,
-  lr 1e-5; 2 samples per optimizer step per process (16 on 8 GPUs).
+* ``official-qwen-edit`` — the paper's editing run: Qwen-Image-Edit, 10 steps, β 0.02, LoRA r32 α64
+  on to_q/to_k/to_v/to_out.0 (as the authors; the text-stream projections add_q/k/v_proj and
+  to_add_out are an option, see docs/training.md), lr 1e-5; 2 samples per optimizer step per
+  process (16 on 8 GPUs).
 * ``tiny-cpu`` — a tiny SD3 pipeline (see :mod:`arrpo.rl.tiny`) at 32 px, for tests and demos.
 """
 
@@ -18,6 +20,8 @@ from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from arrpo.vlm.settings import BackendSettings
 
 Family = Literal["sd3", "flux", "flux-kontext", "qwen-image", "qwen-image-edit"]
 
@@ -71,6 +75,11 @@ class RewardConfig(_Section):
     pairing: Literal["all_pairs", "random_pairs"] = "all_pairs"
     on_bad_verdict: Literal["mask_group", "drop_pair"] = "mask_group"
     advantage_clip: float | None = 5.0
+    reward_image: Literal["predicted_x0", "final_sample"] = Field(
+        "predicted_x0",
+        description="What the judge sees: the last step's x̂0 prediction (the authors, DanceGRPO) or the "
+        "sample after the last SDE step (carries that step's noise, the largest std of the schedule).",
+    )
 
 
 class ObjectiveConfig(_Section):
@@ -99,12 +108,27 @@ class OptimConfig(_Section):
     micro_batch: int = Field(2, ge=1, description="Samples per forward pass (rollout and replay).")
 
 
-class JudgeConfig(_Section):
-    """The VLM judge (any OpenAI-compatible endpoint), built lazily from arrpo.judge / arrpo.vlm."""
+class JudgeBackend(BackendSettings):
+    """:class:`arrpo.vlm.settings.BackendSettings`, the settings every command opens its VLM with
+    (HTTP endpoint or in-process transformers/vLLM, JSON mode, ``extra_body``, cache, limits);
+    unknown keys are refused here, as everywhere in the training config."""
 
-    endpoint: str | None = Field(None, description="OpenAI-compatible base URL, e.g. http://localhost:8000/v1.")
-    model: str | None = None
-    api_key_env: str | None = Field(None, description="Name of the env variable holding the API key.")
+    model_config = ConfigDict(extra="forbid")
+
+
+#: Backend fields that older configs wrote directly under ``judge:``.
+_FLAT_BACKEND_KEYS = ("endpoint", "model", "api_key_env", "max_concurrency", "timeout", "max_retries", "cache_path")
+
+
+class JudgeConfig(_Section):
+    """The VLM judge: which backend (``backend``, shared with every other command) and how to judge."""
+
+    backend: JudgeBackend = Field(
+        default_factory=JudgeBackend,
+        description="Which VLM and how (docs/backends.md): kind, endpoint, model, api_key_env, json_mode, "
+        "extra_body, cache, limits. Unset endpoint/model fall back to ARRPO_ENDPOINT/ARRPO_MODEL; with no "
+        "endpoint at all the in-process transformers backend is opened.",
+    )
     rubric: str | None = Field(None, description="Rubric JSON file; None = direct (rubric-free) judge.")
     prompt_rubrics: bool = Field(
         False, description="Write a zero-shot rubric per prompt (edits: with the source image), asked once per "
@@ -113,13 +137,28 @@ class JudgeConfig(_Section):
     rubric_cache_dir: str | None = Field(None, description="Folder keeping prompt-level rubrics across runs.")
     order: Literal["random", "given", "both"] = "random"
     on_disagree: Literal["tie", "invalid"] = "tie"
-    max_concurrency: int = 16
-    timeout: float = 120.0
-    max_retries: int = 4
-    cache_path: str | None = None
     builtin: Literal["mean-red", "mean-red-reversed"] | None = Field(
-        None, description="A programmatic demo judge instead of a VLM (no endpoint needed)."
+        None, description="A programmatic demo judge instead of a VLM (no backend is opened)."
     )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _move_flat_backend_keys(cls, data: Any) -> Any:
+        """Configs written before ``judge.backend`` existed keep loading: their flat backend keys
+        (``judge.endpoint``, ``judge.model``, ...) move under ``backend``. Mixing both forms is an error."""
+        if not isinstance(data, dict):
+            return data
+        flat = [k for k in _FLAT_BACKEND_KEYS if k in data]
+        if not flat:
+            return data
+        if "backend" in data:
+            raise ValueError(
+                f"judge: {flat} belong under judge.backend (the same settings as `arrpo judge`); "
+                "move them there instead of mixing both forms"
+            )
+        data = dict(data)
+        data["backend"] = {k: data.pop(k) for k in flat}
+        return data
 
 
 class DataConfig(_Section):
@@ -201,7 +240,7 @@ PRESETS: dict[str, dict[str, Any]] = {
         "model": {"family": "qwen-image-edit", "pretrained": "Qwen/Qwen-Image-Edit", "dtype": "bfloat16",
                   "height": 512, "width": 512, "guidance": None, "max_sequence_length": 1024,
                   "gradient_checkpointing": True},
-        "lora": {"rank": 32, "alpha": 64},
+        "lora": {"rank": 32, "alpha": 64, "target_modules": ["to_q", "to_k", "to_v", "to_out.0"]},
         "sampling": {"num_steps": 10, "shift": 3.0, "sde": "dance", "eta": 0.3, "group_size": 2},
         "reward": {"preset": "official", "win": 1.0, "lose": 0.1},
         "objective": {"clip_eps": 0.2, "beta": 0.02, "kl": "k1"},

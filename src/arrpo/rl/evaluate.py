@@ -16,7 +16,8 @@ from arrpo.schema import Comparison
 
 @torch.no_grad()
 def sample_images(policy: FlowPolicy, prompts: list[str], seeds: list[int], *, num_steps: int, shift: float, sde: SDEParams, sources=None, reference: bool = False):
-    """One image per (prompt, seed), ``reference=True`` with LoRA disabled; noise fixed by the seed."""
+    """One image per (prompt, seed), ``reference=True`` with LoRA disabled; noise fixed by the seed.
+    The image is the last step's x̂0 prediction (identical to the final sample under the ODE)."""
     sigmas = sigma_schedule(num_steps, shift)
     images = []
     for k, (prompt, seed) in enumerate(zip(prompts, seeds, strict=True)):
@@ -28,7 +29,7 @@ def sample_images(policy: FlowPolicy, prompts: list[str], seeds: list[int], *, n
                 traj = rollout(policy, cond, noise, sigmas, sde, gen)
         else:
             traj = rollout(policy, cond, noise, sigmas, sde, gen)
-        images.extend(policy.decode(traj.latents[:, -1]))
+        images.extend(policy.decode(traj.final_latents()))
     return images
 
 

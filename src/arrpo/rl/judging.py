@@ -1,8 +1,8 @@
 """Judges as the trainer sees them, and the background thread that keeps judging off the critical path.
 
 Any object with ``async def judge(comparison) -> Verdict`` is a judge. :func:`build_judge` makes the
-real rubric-conditioned VLM judge from the config (imported lazily from ``arrpo.judge`` and
-``arrpo.vlm``); :class:`ChannelMeanJudge` is a deterministic programmatic judge for tests and demos.
+real rubric-conditioned VLM judge from the config (its backend opened like every other command's);
+:class:`ChannelMeanJudge` is a deterministic programmatic judge for tests and demos.
 :class:`BackgroundJudging` runs an asyncio loop in a thread; each batch of comparisons becomes a
 ``concurrent.futures.Future`` and never raises: an exception or timeout becomes an ``invalid`` verdict.
 """
@@ -10,7 +10,6 @@ real rubric-conditioned VLM judge from the config (imported lazily from ``arrpo.
 from __future__ import annotations
 
 import asyncio
-import os
 import threading
 import time
 from concurrent.futures import Future
@@ -58,20 +57,21 @@ class ChannelMeanJudge:
 
 
 def build_judge(cfg) -> Judge:
-    """The judge described by a :class:`arrpo.rl.config.JudgeConfig` (VLM judge built lazily)."""
+    """The judge described by a :class:`arrpo.rl.config.JudgeConfig`.
+
+    The VLM is opened by :func:`arrpo.vlm.settings.open_backend`, exactly as ``arrpo judge``,
+    ``rubric``, ``eval`` and ``serve`` open theirs.
+
+    Raises:
+        BackendUnavailable: the backend cannot be opened (no endpoint or model, an ``api_key_env``
+            that is not set, local weights missing); the message says what to do.
+    """
     if cfg.builtin is not None:
         return ChannelMeanJudge(channel=0, reverse=cfg.builtin.endswith("reversed"))
-    if not cfg.endpoint or not cfg.model:
-        raise ValueError("judge.endpoint and judge.model are required (or set judge.builtin for a demo judge)")
     from arrpo.judge import PairwiseJudge
-    from arrpo.vlm import build_backend
+    from arrpo.vlm.settings import open_backend
 
-    backend = build_backend(
-        endpoint=cfg.endpoint, model=cfg.model,
-        api_key=os.environ.get(cfg.api_key_env) if cfg.api_key_env else None,
-        timeout=cfg.timeout, max_concurrency=cfg.max_concurrency, max_retries=cfg.max_retries,
-        cache_path=cfg.cache_path,
-    )  # fmt: skip
+    backend = open_backend(cfg.backend)
     judge = PairwiseJudge(backend, order=cfg.order, on_disagree=cfg.on_disagree)
     if cfg.prompt_rubrics:
         from arrpo.rubrics import RubricWriter

@@ -68,7 +68,9 @@ def select_train_steps(
 ) -> list[int]:
     """Indices of the denoising steps that receive gradients, in the order they are trained.
 
-    ``all_but_last`` (default, as the authors: the final step's tiny std makes its ratio noisy),
+    ``all_but_last`` (default, as the authors; the last step, σ_{S-1} → 0, has the *largest*
+    Δσ of the shifted schedule and so the largest std of the dance SDE, and its sample is not what
+    the judge sees: the reward image is that step's x̂0 prediction, see ``reward.reward_image``),
     ``all``, ``random_fraction`` (a random ``fraction`` of all-but-last, at least one) or
     ``window`` (``[start, end)`` of step indices). The order is shuffled when ``rng`` is given.
     """

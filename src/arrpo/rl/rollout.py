@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import torch
 
 from arrpo.rl.policies.base import Conditioning, FlowPolicy
-from arrpo.rl.sde import SDEKind, SDEStep, sde_step
+from arrpo.rl.sde import SDEKind, SDEStep, predicted_x0, sde_step
 
 
 @dataclass(frozen=True)
@@ -39,13 +39,28 @@ class Trajectories:
     log_probs: torch.Tensor  # (B, S): log π_old(x_{t+1} | x_t), mean-reduced
     sigmas: torch.Tensor  # (S+1,)
     cond: Conditioning
+    #: (B, *latent_shape): the model's x̂0 prediction at the last step, x_{S-1} − σ_{S-1}·v. What the
+    #: judge sees by default: x[:, -1] adds that step's noise, the largest std of the schedule.
+    final_x0: torch.Tensor | None = None
 
     @property
     def num_steps(self) -> int:
         return self.log_probs.shape[1]
 
     def select(self, index) -> Trajectories:
-        return Trajectories(self.latents[index], self.log_probs[index], self.sigmas, self.cond.select(index))
+        x0 = None if self.final_x0 is None else self.final_x0[index]
+        return Trajectories(self.latents[index], self.log_probs[index], self.sigmas, self.cond.select(index), x0)
+
+    def final_latents(self, which: str = "predicted_x0") -> torch.Tensor:
+        """The latents to decode as the trajectory's image: ``predicted_x0`` (the last step's x̂0)
+        or ``final_sample`` (``x`` after the last SDE step)."""
+        if which == "final_sample":
+            return self.latents[:, -1]
+        if which != "predicted_x0":
+            raise ValueError(f"unknown reward image {which!r}; use 'predicted_x0' or 'final_sample'")
+        if self.final_x0 is None:
+            raise ValueError("these trajectories carry no x̂0 prediction (recorded by rollout())")
+        return self.final_x0
 
 
 @torch.no_grad()
@@ -61,15 +76,17 @@ def rollout(
     x = noise.float()
     sigmas = sigmas.to(x.device)
     states, log_probs = [x], []
+    x0 = x
     for t in range(len(sigmas) - 1):
         sigma = sigmas[t].expand(x.shape[0])
         v = policy.velocity(x, sigma, cond)
+        x0 = predicted_x0(v, x, sigma)
         eps = torch.randn(x.shape, generator=generator, device=generator.device).to(x.device)
         out = sde.step(v, x, sigmas, t, noise=eps)
         x = out.prev_sample
         states.append(x)
         log_probs.append(out.log_prob)
-    return Trajectories(torch.stack(states, 1), torch.stack(log_probs, 1), sigmas, cond)
+    return Trajectories(torch.stack(states, 1), torch.stack(log_probs, 1), sigmas, cond, x0)
 
 
 def replay_step(policy: FlowPolicy, traj: Trajectories, t: int, sde: SDEParams) -> SDEStep:

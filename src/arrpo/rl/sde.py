@@ -136,6 +136,12 @@ def sde_step(
     return SDEStep(prev_sample=prev.detach(), log_prob=log_prob, mean=mean, std=std)
 
 
+def predicted_x0(velocity: torch.Tensor, sample: torch.Tensor, sigma: torch.Tensor | float) -> torch.Tensor:
+    """The model's clean-image prediction ``x̂0 = x − σ·v`` at noise level ``sigma`` (float32)."""
+    x = sample.float()
+    return x - _bcast(sigma, x) * velocity.float()
+
+
 def gaussian_kl(mean_p: torch.Tensor, mean_q: torch.Tensor, std: torch.Tensor) -> torch.Tensor:
     """Closed-form KL(N(mean_p, std²) ‖ N(mean_q, std²)), mean-reduced like the log-prob."""
     safe = torch.where(std > 0, std, torch.ones_like(std))

@@ -65,6 +65,8 @@ class RPOTrainer:
         self.acc = accelerator
         self.rank, self.world = accelerator.process_index, accelerator.num_processes
         torch.manual_seed(config.train.seed + self.rank)
+        # The judge first: a bad backend setting fails before minutes of loading the generator.
+        self.judge = judge if judge is not None else build_judge(config.judge)
         m = config.model
         if policy is None:
             policy = load_policy(
@@ -86,7 +88,6 @@ class RPOTrainer:
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, lambda s: min(1.0, (s + 1) / warmup) if warmup else 1.0)
         if self.world > 1:
             policy.model = accelerator.prepare_model(policy.transformer)
-        self.judge = judge if judge is not None else build_judge(config.judge)
         self.rubric = load_rubric(config.judge.rubric)
         self.task = "edit" if policy.needs_source else "t2i"
         if prompts is None:
@@ -143,7 +144,15 @@ class RPOTrainer:
         return batch
 
     def _decode(self, batch: Batch) -> None:
-        batch.images = [im for c in batch.chunks for im in self.policy.decode(c.latents[:, -1])]
+        which = self.cfg.reward.reward_image
+        images = []
+        for c in batch.chunks:
+            if which == "predicted_x0" and c.final_x0 is None:  # a batch from an older checkpoint
+                log.warning("iteration %d was rolled out without x̂0; judging its final sample", batch.iteration)
+                images.extend(self.policy.decode(c.latents[:, -1]))
+            else:
+                images.extend(self.policy.decode(c.final_latents(which)))
+        batch.images = images
 
     def submit(self, batch: Batch) -> None:
         """Start judging every planned pair of the batch in the background."""
@@ -413,12 +422,14 @@ class RPOTrainer:
             self.submit(batch)
 
     def save_checkpoint(self, path: str | Path | None = None) -> Path:
-        """Write this process's state to ``output_dir/checkpoints/it<N>/rank<r>.pt`` (and prune old ones)."""
+        """Write this process's state to ``output_dir/checkpoints/it<N>/rank<r>.pt`` (and prune old ones);
+        the main process adds the config and the adapter in the diffusers LoRA format."""
         path = Path(path) if path else self.output_dir / "checkpoints" / f"it{self.iteration:06d}"
         path.mkdir(parents=True, exist_ok=True)
         torch.save(self.state(), path / f"rank{self.rank}.pt")
         if self.acc.is_main_process:
             (path / "config.json").write_text(self.cfg.model_dump_json(indent=1), encoding="utf-8")
+            self.export_lora(path)  # loadable with pipe.load_lora_weights(path), like final/
             keep = self.cfg.train.keep_checkpoints
             old = sorted(p for p in path.parent.glob("it*") if p.is_dir())[:-keep] if keep else []
             for stale in old:
@@ -444,29 +455,27 @@ class RPOTrainer:
         return directory
 
     def export_lora(self, path: str | Path) -> Path:
-        """Save the adapter as a plain safetensors file of peft weights (``lora.safetensors``)."""
-        from safetensors.torch import save_file
+        """Save the adapter in the diffusers LoRA format into folder ``path`` (returned):
+        ``pipe.load_lora_weights(path)`` loads it into a pipeline of the same family."""
+        from arrpo.rl.lora import save_diffusers_lora
 
-        from arrpo.rl.lora import lora_state_dict
-
-        path = Path(path)
-        path.mkdir(parents=True, exist_ok=True)
-        save_file({k: v.contiguous() for k, v in lora_state_dict(self.policy.transformer).items()}, path / "lora.safetensors")
-        return path
+        save_diffusers_lora(self.policy.pipe, path, transformer=self.policy.transformer)
+        return Path(path)
 
 
 def _pack_batch(b: Batch) -> dict:
     return {
         "iteration": b.iteration, "items": [(i.prompt, i.source) for i in b.items], "pairs": b.pairs,
-        "chunks": [(c.latents.cpu(), c.log_probs.cpu(), c.sigmas.cpu(), {k: v.cpu() for k, v in c.cond.tensors.items()}) for c in b.chunks],
+        "chunks": [(c.latents.cpu(), c.log_probs.cpu(), c.sigmas.cpu(), {k: v.cpu() for k, v in c.cond.tensors.items()},
+                    None if c.final_x0 is None else c.final_x0.cpu()) for c in b.chunks],
     }  # fmt: skip
 
 
 def _unpack_batch(d: dict, device) -> Batch:
-    chunks = [
-        Trajectories(lat.to(device), lp.to(device), sig.to(device), Conditioning({k: v.to(device) for k, v in cond.items()}))
-        for lat, lp, sig, cond in d["chunks"]
-    ]
+    chunks = []
+    for lat, lp, sig, cond, *rest in d["chunks"]:  # checkpoints before x̂0 was recorded have 4 fields
+        x0 = rest[0].to(device) if rest and rest[0] is not None else None
+        chunks.append(Trajectories(lat.to(device), lp.to(device), sig.to(device), Conditioning({k: v.to(device) for k, v in cond.items()}), x0))
     return Batch(d["iteration"], [PromptItem(p, s) for p, s in d["items"]], chunks, d["pairs"])
 
 

@@ -7,6 +7,10 @@ from arrpo.rl.policies.flux import FluxKontextPolicy, FluxPolicy
 from arrpo.rl.policies.qwen import QwenImageEditPolicy, QwenImagePolicy
 from arrpo.rl.policies.sd3 import SD3Policy
 
+#: What the policies need from diffusers: ``from_pretrained(dtype=...)`` (0.40; older releases
+#: ignore it and load fp32), FluxKontextPipeline (0.34) and the Qwen-Image(-Edit) pipelines (0.35).
+DIFFUSERS_REQUIREMENT = "arrpo needs diffusers>=0.40: pip install -U 'diffusers>=0.40'"
+
 #: family name → (adapter class, diffusers pipeline class name)
 FAMILIES: dict[str, tuple[type[FlowPolicy], str]] = {
     "sd3": (SD3Policy, "StableDiffusion3Pipeline"),
@@ -16,13 +20,21 @@ FAMILIES: dict[str, tuple[type[FlowPolicy], str]] = {
     "qwen-image-edit": (QwenImageEditPolicy, "QwenImageEditPipeline"),
 }
 
-#: LoRA target modules used by the presets of each family (attention projections).
+#: The authors' LoRA targets: the attention projections of the image stream (for FLUX and
+#: Qwen-Image these layers also see the joint text+image sequence).
+ATTENTION_TARGETS = ["to_q", "to_k", "to_v", "to_out.0"]
+
+#: A wider option for the dual-stream MM-DiTs (Qwen-Image, FLUX, SD3): also the text-stream
+#: projections of the joint attention. Not what the paper trained; set ``lora.target_modules`` to it.
+JOINT_ATTENTION_TARGETS = [*ATTENTION_TARGETS, "add_q_proj", "add_k_proj", "add_v_proj", "to_add_out"]
+
+#: LoRA target modules when ``lora.target_modules`` is unset: the authors' choice for every family.
 DEFAULT_LORA_TARGETS: dict[str, list[str]] = {
-    "sd3": ["to_q", "to_k", "to_v", "to_out.0"],
-    "flux": ["to_q", "to_k", "to_v", "to_out.0"],
-    "flux-kontext": ["to_q", "to_k", "to_v", "to_out.0"],
-    "qwen-image": ["to_q", "to_k", "to_v", "to_out.0", "add_q_proj", "add_k_proj", "add_v_proj", "to_add_out"],
-    "qwen-image-edit": ["to_q", "to_k", "to_v", "to_out.0", "add_q_proj", "add_k_proj", "add_v_proj", "to_add_out"],
+    "sd3": list(ATTENTION_TARGETS),
+    "flux": list(ATTENTION_TARGETS),
+    "flux-kontext": list(ATTENTION_TARGETS),
+    "qwen-image": list(ATTENTION_TARGETS),
+    "qwen-image-edit": list(ATTENTION_TARGETS),
 }
 
 
@@ -34,16 +46,26 @@ def load_policy(family: str, pretrained: str, *, dtype: str = "float32", device:
     if family not in FAMILIES:
         raise ValueError(f"unknown model family {family!r}; choose one of {sorted(FAMILIES)}")
     adapter, pipeline_name = FAMILIES[family]
-    pipeline_cls = getattr(diffusers, pipeline_name)
-    pipe = pipeline_cls.from_pretrained(pretrained, dtype=getattr(torch, dtype), revision=revision)
+    pipeline_cls = getattr(diffusers, pipeline_name, None)
+    if pipeline_cls is None:
+        raise ImportError(f"diffusers {diffusers.__version__} has no {pipeline_name}; {DIFFUSERS_REQUIREMENT}")
+    wanted = getattr(torch, dtype)
+    pipe = pipeline_cls.from_pretrained(pretrained, dtype=wanted, revision=revision)
+    if pipe.transformer.dtype != wanted:  # an older diffusers ignores dtype= with only a warning
+        raise RuntimeError(
+            f"{pretrained} loaded in {pipe.transformer.dtype}, not the configured {dtype} "
+            f"(diffusers {diffusers.__version__}); {DIFFUSERS_REQUIREMENT}"
+        )
     pipe.set_progress_bar_config(disable=True)
     pipe.to(device)
     return adapter(pipe, **kwargs)
 
 
 __all__ = [
+    "ATTENTION_TARGETS",
     "DEFAULT_LORA_TARGETS",
     "FAMILIES",
+    "JOINT_ATTENTION_TARGETS",
     "Conditioning",
     "FlowPolicy",
     "FluxKontextPolicy",

@@ -8,6 +8,9 @@ from PIL import Image
 
 from arrpo.rl.policies.base import Conditioning, PackedLatentPolicy
 
+#: Embedded guidance when the config leaves it unset (FLUX.1-dev's usual value, also the authors').
+DEFAULT_FLUX_GUIDANCE = 3.5
+
 
 class FluxPolicy(PackedLatentPolicy):
     """Adapter over ``FluxPipeline`` (FLUX.1-dev/schnell); no true CFG during rollouts."""
@@ -30,7 +33,8 @@ class FluxPolicy(PackedLatentPolicy):
     def _forward(self, tokens, img_ids, sigma, cond) -> torch.Tensor:
         guidance = None
         if self.transformer.config.guidance_embeds:
-            guidance = torch.full((tokens.shape[0],), self.guidance or 3.5, device=self.device)
+            value = DEFAULT_FLUX_GUIDANCE if self.guidance is None else self.guidance  # 0 is a valid guidance
+            guidance = torch.full((tokens.shape[0],), value, device=self.device)
         txt_ids = torch.zeros(cond["embeds"].shape[1], 3, device=self.device, dtype=self.dtype)
         return self.model(
             hidden_states=tokens.to(self.dtype),
