@@ -84,17 +84,6 @@ def test_judge_ends_every_pair_as_a_verdict(tiny_qwen3_vl_dir, make_image):
             assert verdict.invalid_reason
 
 
-def test_cpu_notice_is_shown_once(tiny_qwen3_vl_dir, capsys, monkeypatch):
-    import arrpo.vlm.transformers_local as module
-
-    monkeypatch.setattr(module, "_CPU_NOTICE_SHOWN", False)
-    TransformersBackend(str(tiny_qwen3_vl_dir), device="cpu").load()
-    TransformersBackend(str(tiny_qwen3_vl_dir), device="cpu").load()
-    err = capsys.readouterr().err
-    assert err.count("judging will be slow") == 1
-    assert "--endpoint http://HOST:8000/v1" in err
-
-
 def test_builder_uses_the_real_classes(tiny_qwen3_vl_dir):
     from transformers import AutoConfig, AutoProcessor
 

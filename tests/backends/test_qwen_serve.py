@@ -5,12 +5,12 @@ tokens; the random answers must end as verdicts without crashing anything."""
 from __future__ import annotations
 
 import pytest
+from tests.backends.serving import transformers_serve
 
 from arrpo._sync import run_sync
 from arrpo.judge import PairwiseJudge
 from arrpo.schema import Comparison
 from arrpo.vlm import Message, VLMRequest, build_backend
-from tests.backends.serving import transformers_serve
 
 
 @pytest.fixture(scope="module")

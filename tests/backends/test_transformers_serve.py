@@ -5,11 +5,11 @@ OpenAI-compatible client and the judge. Its answers are random text, so every ve
 from __future__ import annotations
 
 import pytest
+from tests.backends.serving import transformers_serve
 
 from arrpo.judge import PairwiseJudge
 from arrpo.schema import Comparison
 from arrpo.vlm import Message, VLMRequest, build_backend
-from tests.backends.serving import transformers_serve
 
 
 @pytest.fixture(scope="module")

@@ -138,6 +138,32 @@ def cached_on_disk(repo_id: str) -> bool:
         return False
 
 
+def missing_libraries(model: str) -> list[str]:
+    """The libraries ``model`` needs that are not installed (found without importing them): torch
+    and transformers always, torchvision for Qwen-VL models (their processors need it)."""
+    import importlib.util
+    import re
+
+    needed = ["torch", "transformers"]
+    if re.search(r"qwen.*vl", Path(model).name if Path(model).is_dir() else model, re.IGNORECASE):
+        needed.append("torchvision")
+    return [name for name in needed if importlib.util.find_spec(name) is None]
+
+
+def _raise_if_missing(model: str) -> None:
+    missing = missing_libraries(model)
+    if missing:
+        raise ImportError(f"No module named {missing[0]!r}")
+
+
+def _no_weights(model: str, reason: str) -> BackendUnavailable:
+    advice = load_advice(model, OSError(reason))
+    missing = missing_libraries(model)
+    if missing:
+        advice += f"\nAlso missing for the in-process backend: {', '.join(missing)} (pip install 'arrpo[local]')."
+    return BackendUnavailable(advice)
+
+
 #: Files a transformers model folder needs (weights in safetensors); other formats are skipped.
 MODEL_FILE_PATTERNS = ["*.json", "*.safetensors", "*.jinja", "*.txt", "*.model", "*.tiktoken", "*.py"]
 
@@ -245,31 +271,37 @@ class TransformersBackend:
                 self._load_error = BackendUnavailable(load_advice(self.model_name, exc))
                 raise self._load_error from exc
 
-    def _load_model(self) -> tuple[Any, Any]:
+    def _weights_source(self) -> tuple[str, bool]:
+        """Where to load from and whether offline: a folder, the cache, or a first download.
+        Checked before torch and transformers are imported, so a missing model is reported at once."""
         import os
-
-        from transformers import AutoModelForImageTextToText, AutoProcessor
 
         offline = self.local_files_only
         if offline is None:
             offline = os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes")
         source = self.model_name
-        if not Path(source).is_dir():
-            if offline:
-                pass  # from_pretrained(local_files_only=True) finds it in the cache or says it is not there
-            elif not hub_reachable():
-                # Without this check from_pretrained spends minutes retrying an unreachable hub.
-                if not cached_on_disk(source):
-                    raise BackendUnavailable(load_advice(
-                        source, OSError("not in the local Hugging Face cache, and the Hub is unreachable")
-                    ))
-                offline = True
-            else:
-                try:
-                    source = download_model(source)  # progress bars the first time; a cache check later
-                except Exception as exc:  # hub errors come in many types (HTTP, disk, auth)
-                    raise BackendUnavailable(load_advice(self.model_name, exc)) from exc
-                offline = True
+        if Path(source).is_dir():
+            return source, offline
+        if offline:
+            if not cached_on_disk(source):
+                raise _no_weights(source, "not in the local Hugging Face cache, and downloads are off (HF_HUB_OFFLINE)")
+            return source, True
+        if not hub_reachable():
+            # Without this check from_pretrained spends minutes retrying an unreachable hub.
+            if not cached_on_disk(source):
+                raise _no_weights(source, "not in the local Hugging Face cache, and the Hub is unreachable")
+            return source, True
+        _raise_if_missing(source)  # not after a download of gigabytes
+        try:
+            return download_model(source), True  # progress bars the first time; a cache check later
+        except Exception as exc:  # hub errors come in many types (HTTP, disk, auth)
+            raise BackendUnavailable(load_advice(self.model_name, exc)) from exc
+
+    def _load_model(self) -> tuple[Any, Any]:
+        source, offline = self._weights_source()
+        _raise_if_missing(self.model_name)
+        from transformers import AutoModelForImageTextToText, AutoProcessor
+
         device = pick_device(self.device)
         dtype = pick_dtype(self.dtype, device)
         common = {"local_files_only": offline, "trust_remote_code": self.trust_remote_code}
