@@ -116,3 +116,31 @@ def test_cpu_notice_is_shown_once(tiny_llava_dir, capsys, monkeypatch):
     err = capsys.readouterr().err
     assert err.count("judging will be slow") == 1
     assert "--endpoint http://HOST:8000/v1" in err
+
+
+
+def _fake_hub_cache(hf_home: Path, repo_id: str, folder: Path) -> None:
+    """Lay ``folder`` out as ``huggingface_hub`` caches a downloaded snapshot of ``repo_id``."""
+    import shutil
+
+    repo = hf_home / "hub" / f"models--{repo_id.replace('/', '--')}"
+    shutil.copytree(folder, repo / "snapshots" / ("0" * 40))
+    (repo / "refs").mkdir()
+    (repo / "refs" / "main").write_text("0" * 40)
+
+
+def test_a_cached_model_loads_without_touching_the_network(tiny_llava_dir, tmp_path):
+    _fake_hub_cache(tmp_path / "hf", "arrpo-test/tiny-llava", tiny_llava_dir)
+    script = (
+        "import arrpo.vlm.transformers_local as m\n"
+        "def no_network(*a, **k): raise SystemExit('the network was probed')\n"
+        "m.hub_reachable = no_network\n"
+        "import huggingface_hub; huggingface_hub.snapshot_download = no_network\n"
+        "m.TransformersBackend('arrpo-test/tiny-llava', device='cpu').load()\n"
+        "print('loaded')\n"
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("ARRPO_", "HF_"))}
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120,
+                            env={**env, "HF_HOME": str(tmp_path / "hf"), "PYTHONPATH": str(ROOT / "src")})
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.strip() == "loaded" and "downloading" not in result.stderr

@@ -129,11 +129,15 @@ def hub_reachable(timeout: float = 3.0) -> bool:
 
 
 def cached_on_disk(repo_id: str) -> bool:
-    """Whether the hub repository's ``config.json`` is already in the local Hugging Face cache."""
+    """Whether the hub repository's ``config.json`` and weights (``model.safetensors`` or its shard
+    index) are already in the local Hugging Face cache."""
     try:
         from huggingface_hub import try_to_load_from_cache
 
-        return isinstance(try_to_load_from_cache(repo_id, "config.json"), str)
+        def cached(name: str) -> bool:
+            return isinstance(try_to_load_from_cache(repo_id, name), str)
+
+        return cached("config.json") and (cached("model.safetensors") or cached("model.safetensors.index.json"))
     except Exception:
         return False
 
@@ -169,8 +173,9 @@ MODEL_FILE_PATTERNS = ["*.json", "*.safetensors", "*.jinja", "*.txt", "*.model",
 
 
 def download_model(repo_id: str) -> str:
-    """Download a hub model once into the Hugging Face cache, with ``huggingface_hub``'s progress
-    bars on stderr; returns the local folder. Later calls find every file cached and return at once."""
+    """Download a hub model into the Hugging Face cache, with ``huggingface_hub``'s progress bars on
+    stderr; returns the local folder. Called once: later loads find the model cached and use it
+    without any network access (an interrupted download is completed with ``hf download``)."""
     from huggingface_hub import snapshot_download
 
     print(f"arrpo: downloading {repo_id} once into the Hugging Face cache (later runs load it from disk)…",
@@ -282,15 +287,13 @@ class TransformersBackend:
         source = self.model_name
         if Path(source).is_dir():
             return source, offline
+        if cached_on_disk(source):
+            return source, True  # downloaded before: no network at all
         if offline:
-            if not cached_on_disk(source):
-                raise _no_weights(source, "not in the local Hugging Face cache, and downloads are off (HF_HUB_OFFLINE)")
-            return source, True
+            raise _no_weights(source, "not in the local Hugging Face cache, and downloads are off (HF_HUB_OFFLINE)")
         if not hub_reachable():
             # Without this check from_pretrained spends minutes retrying an unreachable hub.
-            if not cached_on_disk(source):
-                raise _no_weights(source, "not in the local Hugging Face cache, and the Hub is unreachable")
-            return source, True
+            raise _no_weights(source, "not in the local Hugging Face cache, and the Hub is unreachable")
         _raise_if_missing(source)  # not after a download of gigabytes
         try:
             return download_model(source), True  # progress bars the first time; a cache check later
