@@ -193,7 +193,7 @@ def cpu_notice(model: str) -> None:
         return
     _CPU_NOTICE_SHOWN = True
     print(
-        f"arrpo: no GPU found, running {model} on the CPU: judging will be slow (minutes per pair).\n"
+        f"arrpo: no GPU found, running {model} on the CPU: judging will be slow.\n"
         "       For speed, point arrpo at a VLM server: --endpoint http://HOST:8000/v1 --model NAME "
         "(e.g. vllm serve Qwen/Qwen3-VL-8B-Instruct; see docs/backends.md).",
         file=sys.stderr, flush=True,
