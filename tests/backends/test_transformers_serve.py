@@ -4,68 +4,18 @@ OpenAI-compatible client and the judge. Its answers are random text, so every ve
 
 from __future__ import annotations
 
-import os
-import shutil
-import socket
-import subprocess
-import sys
-import time
-from pathlib import Path
-
-import httpx
 import pytest
+from tests.backends.serving import transformers_serve
 
 from arrpo.judge import PairwiseJudge
 from arrpo.schema import Comparison
 from arrpo.vlm import Message, VLMRequest, build_backend
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _serve_command() -> list[str]:
-    cli = shutil.which("transformers") or str(Path(sys.executable).with_name("transformers"))
-    if not Path(cli).exists():
-        pytest.skip("the `transformers` CLI is not installed (pip install 'transformers[serving]')")
-    return [cli, "serve"]
-
-
 @pytest.fixture(scope="module")
 def served_tiny_llava(tiny_llava_dir):
-    port = _free_port()
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_VERBOSITY": "error"}
-    log = (tiny_llava_dir.parent / "serve.log").open("w+")
-    process = subprocess.Popen(
-        [*_serve_command(), str(tiny_llava_dir), "--host", "127.0.0.1", "--port", str(port), "--device", "cpu"],
-        stdout=log, stderr=subprocess.STDOUT, env=env,
-    )
-    base_url = f"http://127.0.0.1:{port}/v1"
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            if process.poll() is not None:
-                log.seek(0)
-                pytest.fail(f"transformers serve exited with {process.returncode}:\n{log.read()[-2000:]}")
-            try:
-                if httpx.get(f"{base_url}/models", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if time.monotonic() > deadline:
-                log.seek(0)
-                pytest.fail(f"transformers serve not ready after 60 s:\n{log.read()[-2000:]}")
-            time.sleep(0.5)
+    with transformers_serve(tiny_llava_dir) as base_url:
         yield base_url, str(tiny_llava_dir)
-    finally:
-        process.terminate()
-        try:
-            process.wait(10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-        log.close()
 
 
 def test_two_images_and_text_reach_the_served_model(served_tiny_llava, make_image):

@@ -111,7 +111,7 @@ async def test_concurrent_judgements_go_out_as_one_chat_call(monkeypatch, make_i
                    for i in range(3)]
     verdicts = await asyncio.gather(*(judge.judge(c) for c in comparisons))
     llm = _FakeLLM.instances[-1]
-    assert llm.engine_args["limit_mm_per_prompt"] == {"image": 3}
+    assert llm.engine_args["limit_mm_per_prompt"] == {"image": 3, "video": 0}
     assert backend.batches == 1 and len(llm.calls) == 1
     conversations, params, template_kwargs = llm.calls[0]
     assert len(conversations) == len(params) == 6  # 3 comparisons x 2 orders

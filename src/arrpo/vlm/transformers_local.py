@@ -8,12 +8,19 @@ batch that runs ``generate`` in a worker thread, so the event loop never blocks 
 The JSON-schema hint of a request is not enforced here (``transformers`` has no constrained
 decoding); the judge validates every answer itself, as it does for servers that ignore it.
 
-Needs the ``local`` extra (``pip install 'arrpo[local]'``): torch, transformers, accelerate, and
-torchvision for the Qwen-VL processors.
+Needs the ``local`` extra (``pip install 'arrpo[local]'``): torch, transformers, accelerate and
+torchvision. torchvision is not optional for the default model: in ``transformers`` 5 the
+Qwen3-VL / Qwen2.5-VL processors include a torchvision-only video processor, and the processor
+cannot be built without it (their image processor alone would fall back to PIL).
+
+On first use a hub model is downloaded once into the Hugging Face cache with
+``huggingface_hub``'s progress bars; on a CPU a one-time notice says that judging will be slow and
+how to use a server instead (``--endpoint``).
 """
 
 from __future__ import annotations
 
+import sys
 import threading
 import time
 from pathlib import Path
@@ -82,16 +89,24 @@ def pick_dtype(dtype: str, device: str) -> Any:
 def load_advice(model: str, error: BaseException) -> str:
     """The message shown when a model cannot be loaded: what happened and what to do."""
     reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+    if "torchvision" in str(error).lower():
+        return (
+            f"cannot load the local VLM {model!r}: {reason}\n"
+            "The Qwen-VL processors of transformers 5 need torchvision, built for the installed torch:\n"
+            "  pip install 'arrpo[local]'    (installs a matching torch + torchvision pair)\n"
+            "or, with a torch you installed yourself, the torchvision release made for it. "
+            "Or point arrpo at a VLM server instead: --endpoint http://HOST:8000/v1 --model NAME."
+        )
     if isinstance(error, ImportError):
         return (
             f"cannot load the local VLM {model!r}: a library is missing ({reason}).\n"
             "Install the in-process backend with: pip install 'arrpo[local]' (torch, transformers, "
-            "accelerate, torchvision)."
+            "accelerate, torchvision), or point arrpo at a VLM server: --endpoint http://HOST:8000/v1 --model NAME."
         )
     return (
         f"cannot load the local VLM {model!r}: {reason}\n"
-        "The in-process backend needs the model's weights on this machine. Either:\n"
-        f"  - download them once where there is network: hf download {model}\n"
+        "The in-process backend needs the model's weights on this machine: download them once, or use --endpoint.\n"
+        f"  - download once where there is network: hf download {model}\n"
         "    (then copy ~/.cache/huggingface here, or pass --model /path/to/the/downloaded/folder), or\n"
         "  - point arrpo at a VLM server instead: --endpoint http://HOST:8000/v1 --model NAME\n"
         "    (e.g. vllm serve Qwen/Qwen3-VL-8B-Instruct; see docs/backends.md)."
@@ -114,13 +129,75 @@ def hub_reachable(timeout: float = 3.0) -> bool:
 
 
 def cached_on_disk(repo_id: str) -> bool:
-    """Whether the hub repository's ``config.json`` is already in the local Hugging Face cache."""
+    """Whether the hub repository's ``config.json`` and weights (``model.safetensors`` or its shard
+    index) are already in the local Hugging Face cache."""
     try:
         from huggingface_hub import try_to_load_from_cache
 
-        return isinstance(try_to_load_from_cache(repo_id, "config.json"), str)
+        def cached(name: str) -> bool:
+            return isinstance(try_to_load_from_cache(repo_id, name), str)
+
+        return cached("config.json") and (cached("model.safetensors") or cached("model.safetensors.index.json"))
     except Exception:
         return False
+
+
+def missing_libraries(model: str) -> list[str]:
+    """The libraries ``model`` needs that are not installed (found without importing them): torch
+    and transformers always, torchvision for Qwen-VL models (their processors need it)."""
+    import importlib.util
+    import re
+
+    needed = ["torch", "transformers"]
+    if re.search(r"qwen.*vl", Path(model).name if Path(model).is_dir() else model, re.IGNORECASE):
+        needed.append("torchvision")
+    return [name for name in needed if importlib.util.find_spec(name) is None]
+
+
+def _raise_if_missing(model: str) -> None:
+    missing = missing_libraries(model)
+    if missing:
+        raise ImportError(f"No module named {missing[0]!r}")
+
+
+def _no_weights(model: str, reason: str) -> BackendUnavailable:
+    advice = load_advice(model, OSError(reason))
+    missing = missing_libraries(model)
+    if missing:
+        advice += f"\nAlso missing for the in-process backend: {', '.join(missing)} (pip install 'arrpo[local]')."
+    return BackendUnavailable(advice)
+
+
+#: Files a transformers model folder needs (weights in safetensors); other formats are skipped.
+MODEL_FILE_PATTERNS = ["*.json", "*.safetensors", "*.jinja", "*.txt", "*.model", "*.tiktoken", "*.py"]
+
+
+def download_model(repo_id: str) -> str:
+    """Download a hub model into the Hugging Face cache, with ``huggingface_hub``'s progress bars on
+    stderr; returns the local folder. Called once: later loads find the model cached and use it
+    without any network access (an interrupted download is completed with ``hf download``)."""
+    from huggingface_hub import snapshot_download
+
+    print(f"arrpo: downloading {repo_id} once into the Hugging Face cache (later runs load it from disk)…",
+          file=sys.stderr, flush=True)
+    return snapshot_download(repo_id, allow_patterns=MODEL_FILE_PATTERNS)
+
+
+_CPU_NOTICE_SHOWN = False
+
+
+def cpu_notice(model: str) -> None:
+    """Say once per process that judging on the CPU is slow and how to use a server instead."""
+    global _CPU_NOTICE_SHOWN
+    if _CPU_NOTICE_SHOWN:
+        return
+    _CPU_NOTICE_SHOWN = True
+    print(
+        f"arrpo: no GPU found, running {model} on the CPU: judging will be slow.\n"
+        "       For speed, point arrpo at a VLM server: --endpoint http://HOST:8000/v1 --model NAME "
+        "(e.g. vllm serve Qwen/Qwen3-VL-8B-Instruct; see docs/backends.md).",
+        file=sys.stderr, flush=True,
+    )
 
 
 class TransformersBackend:
@@ -199,26 +276,40 @@ class TransformersBackend:
                 self._load_error = BackendUnavailable(load_advice(self.model_name, exc))
                 raise self._load_error from exc
 
-    def _load_model(self) -> tuple[Any, Any]:
+    def _weights_source(self) -> tuple[str, bool]:
+        """Where to load from and whether offline: a folder, the cache, or a first download.
+        Checked before torch and transformers are imported, so a missing model is reported at once."""
         import os
-
-        from transformers import AutoModelForImageTextToText, AutoProcessor
 
         offline = self.local_files_only
         if offline is None:
             offline = os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes")
-        if not offline and not Path(self.model_name).is_dir() and not hub_reachable():
+        source = self.model_name
+        if Path(source).is_dir():
+            return source, offline
+        if cached_on_disk(source):
+            return source, True  # downloaded before: no network at all
+        if offline:
+            raise _no_weights(source, "not in the local Hugging Face cache, and downloads are off (HF_HUB_OFFLINE)")
+        if not hub_reachable():
             # Without this check from_pretrained spends minutes retrying an unreachable hub.
-            if not cached_on_disk(self.model_name):
-                raise BackendUnavailable(load_advice(
-                    self.model_name, OSError("not in the local Hugging Face cache, and the Hub is unreachable")
-                ))
-            offline = True
+            raise _no_weights(source, "not in the local Hugging Face cache, and the Hub is unreachable")
+        _raise_if_missing(source)  # not after a download of gigabytes
+        try:
+            return download_model(source), True  # progress bars the first time; a cache check later
+        except Exception as exc:  # hub errors come in many types (HTTP, disk, auth)
+            raise BackendUnavailable(load_advice(self.model_name, exc)) from exc
+
+    def _load_model(self) -> tuple[Any, Any]:
+        source, offline = self._weights_source()
+        _raise_if_missing(self.model_name)
+        from transformers import AutoModelForImageTextToText, AutoProcessor
+
         device = pick_device(self.device)
         dtype = pick_dtype(self.dtype, device)
         common = {"local_files_only": offline, "trust_remote_code": self.trust_remote_code}
-        processor = AutoProcessor.from_pretrained(self.model_name, **common)
-        model = AutoModelForImageTextToText.from_pretrained(self.model_name, dtype=dtype, **common)
+        processor = AutoProcessor.from_pretrained(source, **common)
+        model = AutoModelForImageTextToText.from_pretrained(source, dtype=dtype, **common)
         model.to(device)
         model.eval()
         tokenizer = getattr(processor, "tokenizer", processor)
@@ -229,6 +320,8 @@ class TransformersBackend:
             raise BackendUnavailable(
                 f"{self.model_name!r} has no chat template; use an instruct/chat VLM (e.g. {DEFAULT_LOCAL_MODEL})"
             )
+        if device == "cpu":
+            cpu_notice(self.model_name)
         return model, processor
 
     # ---------------------------------------------------------------- requests
@@ -239,13 +332,13 @@ class TransformersBackend:
         self.load()
         return self.generate(requests)
 
-    def generate(self, requests: list[VLMRequest]) -> list[VLMResponse]:
-        """Answer requests of one batch key in one padded ``generate`` call (blocking)."""
-        import torch
-
+    def prepare_inputs(self, requests: list[VLMRequest]) -> Any:
+        """The processor's batch for ``requests`` (on the model's device): prompts rendered with the
+        model's chat template, images (downscaled to ``max_pixels``) in message order, left padding.
+        For Qwen-VL models this holds ``pixel_values`` and ``image_grid_thw``, and each image's
+        ``<|image_pad|>`` run is widened to its grid."""
         self.load()
         processor, model = self._processor, self._model
-        started = time.perf_counter()
         texts = [
             processor.apply_chat_template(
                 chat_messages(r.messages), add_generation_prompt=True, tokenize=False,
@@ -263,6 +356,15 @@ class TransformersBackend:
         inputs = processor(**kwargs).to(model.device)
         if "pixel_values" in inputs and inputs["pixel_values"].is_floating_point():
             inputs["pixel_values"] = inputs["pixel_values"].to(model.dtype)
+        return inputs
+
+    def generate(self, requests: list[VLMRequest]) -> list[VLMResponse]:
+        """Answer requests of one batch key in one padded ``generate`` call (blocking)."""
+        import torch
+
+        started = time.perf_counter()
+        inputs = self.prepare_inputs(requests)
+        processor, model = self._processor, self._model
         first = requests[0]
         max_new = max(r.max_tokens for r in requests)
         tokenizer = getattr(processor, "tokenizer", processor)

@@ -75,6 +75,7 @@ class VLLMBackend:
         dtype: ``auto`` | ``bfloat16`` | ``float16`` | ``float32``.
         max_model_len: context length (smaller saves GPU memory).
         max_images: images allowed per prompt (``limit_mm_per_prompt``); the judge sends 2 or 3.
+            Videos are set to 0, so Qwen-VL models reserve no memory for video inputs.
         tensor_parallel_size, gpu_memory_utilization: passed to ``vllm.LLM``.
         max_pixels: pixel budget per image before it is sent.
         guided_json: enforce a request's JSON schema with structured outputs.
@@ -108,7 +109,8 @@ class VLLMBackend:
             "dtype": dtype,
             "tensor_parallel_size": tensor_parallel_size,
             "gpu_memory_utilization": gpu_memory_utilization,
-            "limit_mm_per_prompt": {"image": max_images},
+            # no videos: without "video": 0 vLLM reserves memory for the largest video the model takes
+            "limit_mm_per_prompt": {"image": max_images, "video": 0},
             **({"max_model_len": max_model_len} if max_model_len else {}),
             **(engine_kwargs or {}),
         }
