@@ -265,4 +265,4 @@ def _print_summary(out: Path) -> None:
     console.print(table)
     reasons = Counter((r.get("invalid_reason") or "")[:80] for r in latest.values() if r.get("winner") == "invalid")
     for reason, n in reasons.most_common(3):
-        console.print(f"  invalid x{n}: {reason}", highlight=False)
+        console.print(f"  invalid x{n}: {reason}", highlight=False, markup=False)
