@@ -1,6 +1,6 @@
 """Issue 10: no model answer, whatever its bytes, may stop a batch.
 
-Every case of :mod:`tests.hostile_answers` goes through the Python API, ``arrpo judge A B`` and
+Every case of :mod:`arrpo.testing.hostile` goes through the Python API, ``arrpo judge A B`` and
 ``arrpo judge --pairs`` against a scripted VLM: each pair ends with exactly one verdict, every
 output is valid UTF-8, nothing prints a traceback, and reruns (from the response cache too)
 complete the run.
@@ -21,12 +21,12 @@ from PIL import Image
 import arrpo.judge as judge_module
 from arrpo.judge import PARSE_INLINE_CHARS, PairwiseJudge
 from arrpo.schema import Comparison
+from arrpo.testing.hostile import CASES, GOOD, hostile_handler
 from arrpo.testing.scripted_server import Reply
 from arrpo.text import DEFAULT_MAX_ANSWER_CHARS
 from arrpo.vlm import build_backend
 from arrpo.vlm.cache import ResponseCache
 from tests.core.test_cli_judge import ENV
-from tests.hostile_answers import CASES, GOOD, hostile_handler
 
 #: Bound on one verdict's JSON: two answers of at most DEFAULT_MAX_ANSWER_CHARS, kept twice at most.
 MAX_VERDICT_BYTES = 6 * DEFAULT_MAX_ANSWER_CHARS * 4 + 10_000

@@ -10,9 +10,9 @@ import json
 from pathlib import Path
 
 from arrpo.jsonl import iter_records
+from arrpo.testing.hostile import CASES, hostile_handler
 from tests.eval.helpers import write_png
 from tests.eval.test_runner import cli, write_config
-from tests.hostile_answers import CASES, hostile_handler
 
 
 def write_dataset(root: Path, good: int) -> Path:

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import httpx
 
+from arrpo.testing.hostile import CASES, GOOD, case_of
 from arrpo.testing.scripted_server import ChatRequest, Reply
-from tests.hostile_answers import CASES, GOOD, case_of
 from tests.serve.helpers import b64_png
 
 #: Images of this gray level draw the hostile answer in group requests; other pairs get GOOD.

@@ -1,12 +1,14 @@
-"""A catalogue of hostile VLM answers for the end-to-end reliability tests (issue 10).
+"""A catalogue of hostile VLM answers, for reliability tests and ``benchmarks/hostile_answers.py``.
 
 Each case is what a real server can send back: answers that crashed arrpo before (a lone UTF-16
 surrogate, a rank with thousands of digits, 50,000-deep nesting), malformed and empty answers,
 refusals, ties, out-of-range ranks, megabytes of content, content of the wrong type, bodies
 that are not chat completions, dropped connections, and 500/429 with odd ``Retry-After``.
 
-A pair opts into a case through its prompt, ``case-<name>``; :func:`hostile_handler` serves the
-case to every request about that pair (retries included), and a plain correct answer otherwise.
+A pair opts into a case through its prompt, ``case-<name>``; :func:`hostile_handler` (a
+:mod:`arrpo.testing.scripted_server` handler) serves the case to every request about that pair,
+retries included, and a plain correct answer otherwise. ``CASES[name][1]`` says whether the
+answer may give a valid verdict (``False``: it must be ``invalid``).
 """
 
 from __future__ import annotations
