@@ -90,12 +90,14 @@ _AGAINST = re.compile(
     r"|^" + _IMAGE_NAME_NEG.replace("?P<a", "?P<c") + r"\s*,?\s*(?:is\s+not|isn't|is\s+not\s+the)\s+"
     r"(?:better|the\s+better(?:\s+one|\s+image)?|preferred|the\s+winner|best|the\s+best(?:\s+one|\s+image)?)$"
 )
-#: Words before an answer that say it is the one that counts, or that it does not.
-_FINAL_MARK = re.compile(r"\b(?:final(?:ly)?|revised|corrected|updated|in\s+conclusion)\b", re.I)
-_DRAFT_MARK = re.compile(r"\b(?:draft|initial(?:ly)?|preliminary|tentative(?:ly)?|first\s+guess)\b", re.I)
-_EXAMPLE_MARK = re.compile(
-    r"\b(?:example|e\.g\.|for\s+instance|template|schema|such\s+as|like\s+this|sample)\b|\be\.g\b", re.I
+#: Words before an answer that say it is the one that counts, or that it does not ("the final
+#: image", "the initial image" name images, not answers).
+_NOT_AN_IMAGE = r"\b(?!\s+(?:edited\s+|source\s+|input\s+)?(?:image|picture|photo|edit|input|source)\b)"
+_FINAL_MARK = re.compile(r"\b(?:final(?:ly)?|revised|corrected|updated|in\s+conclusion)" + _NOT_AN_IMAGE, re.I)
+_DRAFT_MARK = re.compile(
+    r"\b(?:draft|initial(?:ly)?|preliminary|tentative(?:ly)?|first\s+guess)" + _NOT_AN_IMAGE, re.I
 )
+_EXAMPLE_MARK = re.compile(r"\b(?:example|e\.g\.|for\s+instance|template|schema|such\s+as|like\s+this)\b|\be\.g\b", re.I)
 Mark = Literal["final", "draft", "example"] | None
 
 

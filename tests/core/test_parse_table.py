@@ -63,6 +63,11 @@ DRAFT_THEN_FINAL = [
         None,
     ),
     ('{"rank": [1, 2]}\nFinal: {"rank": [2, 1]}\nFor example {"rank": [1, 2]} would be wrong.', None, "after the final"),
+    ('Final output: {"rank": [2, 1]}\nExample: {"rank": [1, 2]}', None, "after the final"),
+    ('{"rank": [1, 2]}\nMy final output: {"rank": [2, 1]}', "2", None),
+    # "the final image", "the initial image" name images, not answers: still two unmarked answers
+    ('The final image is sharper: {"rank": [2, 1]}\nbut {"rank": [1, 2]}', None, "disagree"),
+    ('Versus the initial image: {"rank": [1, 2]}\nso {"rank": [2, 1]}', None, "disagree"),
     # two unmarked answers that disagree stay unusable
     ('{"rank": [1, 2]}\n{"rank": [2, 1]}', None, "disagree"),
     ("rank: [1, 2] ... rank: [2, 1]", None, "disagree"),
