@@ -67,7 +67,7 @@ def test_every_hostile_answer_ends_in_one_verdict(scripted_server, make_image, t
     long_reason = by_id["long-valid-reason"]
     assert long_reason.winner == "B" and "characters cut" in long_reason.reason
     assert len(long_reason.reason) < DEFAULT_MAX_ANSWER_CHARS + 100
-    assert by_id["content-parts"].winner == "B"
+    assert by_id["content-parts"].winner == "B" and by_id["body-not-utf8"].winner == "B"
     assert by_id["usage-garbage"].winner == "B" and by_id["usage-garbage"].usage.prompt_tokens == 0
 
 

@@ -57,6 +57,10 @@ CASES: dict[str, tuple[Callable[[], Reply], bool]] = {
                                                                          "completion_tokens": [1]}}), True),
     "body-not-completion": (lambda: Reply(body={"hello": "world"}), False),
     "body-deep": (lambda: Reply(raw=b"[" * 100_000 + b"]" * 100_000), False),
+    "body-html": (lambda: Reply(raw=b"<html><body>502 Bad Gateway</body></html>",
+                                headers={"Content-Type": "text/html"}), False),
+    "body-not-utf8": (lambda: Reply(raw=b'{"choices": [{"message": {"content": "\xff\xfe{\\"rank\\": [2, 1]}"}}]}'),
+                      True),
     # transport failures
     "connection-reset": (lambda: Reply(drop=True), False),
     "500-retry-after-soon": (lambda: Reply(status=500, headers={"Retry-After": "soon"}), False),

@@ -298,9 +298,11 @@ _REASONS = {200: "OK", 400: "Bad Request", 404: "Not Found", 429: "Too Many Requ
 
 async def _write(writer: asyncio.StreamWriter, status: int, body: Any, headers: dict | None = None):
     payload = body if isinstance(body, bytes) else json.dumps(body).encode("utf-8")
+    headers = dict(headers or {})
+    content_type = next((headers.pop(k) for k in list(headers) if k.lower() == "content-type"), "application/json")
     head = [f"HTTP/1.1 {status} {_REASONS.get(status, 'Status')}",
-            "Content-Type: application/json", f"Content-Length: {len(payload)}"]
-    head += [f"{k}: {v}" for k, v in (headers or {}).items()]
+            f"Content-Type: {content_type}", f"Content-Length: {len(payload)}"]
+    head += [f"{k}: {v}" for k, v in headers.items()]
     writer.write(("\r\n".join(head) + "\r\n\r\n").encode("latin-1") + payload)
     await writer.drain()
 

@@ -212,10 +212,14 @@ def _read_completion(raw: bytes, model: str, latency: float) -> VLMResponse:
     """Read a chat-completion body; a body that is not one is a retryable bad response.
 
     ``content`` may be text, a list of content parts (their text is joined) or, from a
-    misbehaving server, anything else (kept as its JSON text for the parser to refuse).
+    misbehaving server, anything else (kept as its JSON text for the parser to refuse). Bytes
+    that are not UTF-8 are read with U+FFFD in their place.
     """
     try:
-        data = json.loads(raw)
+        try:
+            data = json.loads(raw)
+        except UnicodeDecodeError:  # bytes that are not UTF-8: keep what can be read
+            data = json.loads(raw.decode("utf-8", "replace"))
         choice = data["choices"][0]
         content = choice["message"].get("content")
     except (ValueError, KeyError, IndexError, TypeError, AttributeError, RecursionError) as exc:
