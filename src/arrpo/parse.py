@@ -18,6 +18,7 @@ import ast
 import itertools
 import json
 import re
+import warnings
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -37,6 +38,11 @@ _MAX_LITERAL_EVAL_CHARS = 64_000
 _MAX_RANK_DIGITS = 9
 #: How far back (characters) from an answer the parser looks for "final", "draft", "example".
 _MARK_WINDOW = 60
+
+#: File name under which single-quoted answers are compiled as Python literals; the compiler's
+#: warnings about them ("invalid escape sequence") are model noise, not the user's business.
+_LITERAL_FILENAME = "<arrpo-answer>"
+warnings.filterwarnings("ignore", module=re.escape(_LITERAL_FILENAME))
 
 _THINK_TAG = re.compile(r"<(/?)think(?:ing)?>", re.I)
 _FENCE = re.compile(r"```(?:json|JSON)?(.*?)```", re.S)
@@ -198,7 +204,7 @@ def _loads_lenient(blob: str) -> Any:
     pythonish = re.sub(r"\bfalse\b", "False", pythonish)
     pythonish = re.sub(r"\bnull\b", "None", pythonish)
     try:
-        value = ast.literal_eval(pythonish)
+        value = ast.literal_eval(ast.parse(pythonish, filename=_LITERAL_FILENAME, mode="eval"))
     except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError):
         raise ValueError("not JSON") from None
     return value
