@@ -9,8 +9,11 @@ baseline), the prompt and the two images (plus the source image for edits) and r
 * ``both``: ask A|B and B|A; agreement gives the winner, disagreement gives ``on_disagree``.
 
 The judge never raises because a model misbehaved: backend failures, unparseable answers,
-forbidden ties and refusals end as ``invalid`` verdicts with the reason. Only
-:class:`~arrpo.vlm.base.BackendUnavailable` (nothing usable is configured) propagates.
+forbidden ties, refusals, and any unexpected exception while handling an answer end as
+``invalid`` verdicts with the reason. Only :class:`~arrpo.vlm.base.BackendUnavailable` (nothing
+usable is configured) propagates. What a verdict keeps of an answer is valid UTF-8 and at most
+``max_answer_chars`` long; long answers are parsed in a worker thread, so an event loop serving
+other requests never waits on one.
 """
 
 from __future__ import annotations
@@ -25,7 +28,9 @@ from arrpo._sync import run_sync
 from arrpo.parse import RankAnswer, parse_rank_answer
 from arrpo.prompts import render
 from arrpo.schema import Comparison, Order, OrderAnswer, Usage, Verdict, Winner
+from arrpo.text import DEFAULT_MAX_ANSWER_CHARS, clip, valid_utf8
 from arrpo.vlm.base import BackendError, BackendUnavailable, Message, VLMBackend, VLMRequest
+from arrpo.vlm.cache import forget_cached
 
 OrderPolicy = Literal["given", "random", "both"]
 DisagreePolicy = Literal["tie", "invalid", "first"]
@@ -44,6 +49,8 @@ RANK_SCHEMA = {
     },
     "required": ["rank", "reason"],
 }
+#: Answers longer than this (characters) are parsed in a worker thread, off the event loop.
+PARSE_INLINE_CHARS = 32_000
 
 
 def random_order(comparison: Comparison, seed: int = 0) -> Order:
@@ -81,6 +88,9 @@ class PairwiseJudge:
         rubric: default rubric for comparisons that carry none (``None``: the direct judge).
         parse_retries: how many times to ask again, quoting the problem, after an unusable answer.
         temperature, max_tokens: sampling parameters (the paper uses temperature 0).
+        max_answer_chars: most characters of an answer kept in a verdict (``raw`` keeps its
+            beginning and end, ``reason`` its beginning, each with a marker saying how much was
+            cut); ``None`` keeps everything.
     """
 
     def __init__(
@@ -95,11 +105,14 @@ class PairwiseJudge:
         parse_retries: int = 1,
         temperature: float = 0.0,
         max_tokens: int = 1024,
+        max_answer_chars: int | None = DEFAULT_MAX_ANSWER_CHARS,
     ):
         if order not in ("given", "random", "both"):
             raise ValueError(f"order must be 'given', 'random' or 'both', not {order!r}")
         if on_disagree not in ("tie", "invalid", "first"):
             raise ValueError(f"on_disagree must be 'tie', 'invalid' or 'first', not {on_disagree!r}")
+        if max_answer_chars is not None and max_answer_chars < 1:
+            raise ValueError(f"max_answer_chars must be at least 1 (or None), not {max_answer_chars!r}")
         self.backend = backend
         self.order: OrderPolicy = order
         self.on_disagree: DisagreePolicy = on_disagree
@@ -109,6 +122,7 @@ class PairwiseJudge:
         self.parse_retries = parse_retries
         self.temperature = temperature
         self.max_tokens = max_tokens
+        self.max_answer_chars = max_answer_chars
 
     # ----------------------------------------------------------------- requests
     def orders_for(self, comparison: Comparison) -> list[Order]:
@@ -155,7 +169,23 @@ class PairwiseJudge:
 
     # ------------------------------------------------------------------ judging
     async def ask(self, comparison: Comparison, order: Order) -> OrderAnswer:
-        """Ask one order; never raises for backend or model failures."""
+        """Ask one order; never raises for backend or model failures.
+
+        An unexpected exception while asking or handling the answer becomes an ``invalid``
+        answer naming it (only :class:`BackendUnavailable` propagates).
+        """
+        asked: list[VLMRequest] = []
+        try:
+            return await self._ask(comparison, order, asked)
+        except BackendUnavailable:
+            raise
+        except Exception as exc:  # a bug or a hostile answer must not end a batch
+            for request in asked:  # an answer that crashed is never served again from the cache
+                await forget_cached(self.backend, request)
+            return OrderAnswer(order=order, winner="invalid",
+                               invalid_reason=f"judge failed on this pair: {_exception_text(exc)}")
+
+    async def _ask(self, comparison: Comparison, order: Order, asked: list[VLMRequest]) -> OrderAnswer:
         messages = self.build_messages(comparison, order)
         usage, latency, attempts = Usage(), 0.0, 0
         raw: str | None = None
@@ -164,35 +194,38 @@ class PairwiseJudge:
         for attempt in range(self.parse_retries + 1):
             attempts += 1
             started = time.perf_counter()
+            request = self._request(messages)
+            asked.append(request)
             try:
-                response = await self.backend.complete(self._request(messages))
+                response = await self.backend.complete(request)
             except BackendUnavailable:
                 raise  # a configuration problem, not a model answer: the caller must act
             except BackendError as exc:
                 latency += time.perf_counter() - started
-                parsed, backend_failed = RankAnswer(None, None, f"backend error: {exc}"), True
+                parsed, backend_failed = RankAnswer(None, None, f"backend error: {_clipped(str(exc))}"), True
                 break
             except Exception as exc:  # a backend bug must not take the run down
                 latency += time.perf_counter() - started
-                parsed = RankAnswer(None, None, f"backend failed: {type(exc).__name__}: {exc}")
+                parsed = RankAnswer(None, None, f"backend failed: {_exception_text(exc)}")
                 backend_failed = True
                 break
             latency += time.perf_counter() - started
             usage = usage + response.usage
-            raw = response.text
-            parsed = parse_rank_answer(raw, allow_ties=self.allow_ties)
+            raw = response.text if isinstance(response.text, str) else None
+            parsed = await self._parse(raw, request)
             if parsed.ok:
                 break
             if response.finish_reason == "length":
                 parsed = RankAnswer(None, parsed.reason, f"{parsed.error} (answer cut at max_tokens)")
             if attempt < self.parse_retries:
                 retry_text = render("judge_retry", problem=parsed.error, allow_ties=self.allow_ties)
-                messages = [*messages, Message.assistant(raw), Message.user(retry_text)]
+                echoed = valid_utf8(clip(raw or "", self.max_answer_chars, keep="both"))
+                messages = [*messages, Message.assistant(echoed), Message.user(retry_text)]
         return OrderAnswer(
             order=order,
             winner=_to_winner(parsed, order),
-            raw=raw,
-            reason=parsed.reason,
+            raw=clip(raw, self.max_answer_chars, keep="both") if raw is not None else None,
+            reason=clip(parsed.reason, self.max_answer_chars) if parsed.reason is not None else None,
             invalid_reason=parsed.error if not parsed.ok else None,
             backend_failed=backend_failed,
             latency_s=latency,
@@ -200,9 +233,34 @@ class PairwiseJudge:
             attempts=attempts,
         )
 
+    async def _parse(self, raw: str | None, request: VLMRequest) -> RankAnswer:
+        """Parse one answer (in a worker thread when it is long). A parser exception is an
+        unusable answer naming it, and the cached copy of that answer is dropped."""
+        try:
+            if raw is not None and len(raw) > PARSE_INLINE_CHARS:
+                return await asyncio.to_thread(parse_rank_answer, raw, allow_ties=self.allow_ties)
+            return parse_rank_answer(raw, allow_ties=self.allow_ties)
+        except Exception as exc:
+            await forget_cached(self.backend, request)
+            return RankAnswer(None, None, f"the answer could not be parsed: {_exception_text(exc)}")
+
     async def judge(self, comparison: Comparison) -> Verdict:
-        """Judge one comparison under the order policy."""
+        """Judge one comparison under the order policy; never raises for a model's answer.
+
+        An unexpected exception ends as an ``invalid`` verdict naming it (only
+        :class:`BackendUnavailable` propagates).
+        """
         started = time.perf_counter()
+        try:
+            return await self._judge(comparison, started)
+        except BackendUnavailable:
+            raise
+        except Exception as exc:  # one pair must never end a batch
+            return Verdict(id=comparison.id, winner="invalid",
+                           invalid_reason=f"judge failed on this pair: {_exception_text(exc)}",
+                           latency_s=time.perf_counter() - started)
+
+    async def _judge(self, comparison: Comparison, started: float) -> Verdict:
         orders = self.orders_for(comparison)
         answers = list(await asyncio.gather(*(self.ask(comparison, o) for o in orders)))
         if len(answers) == 1:
@@ -268,6 +326,19 @@ class PairwiseJudge:
     def judge_many_sync(self, comparisons: Iterable[Comparison], **kwargs) -> list[Verdict]:
         """Blocking :meth:`judge_many`."""
         return run_sync(self.judge_many(comparisons, **kwargs))
+
+
+def _exception_text(exc: BaseException) -> str:
+    """``Type: message`` of an exception, short and printable, whatever the message holds."""
+    try:
+        message = str(exc)
+    except Exception:
+        message = ""
+    return f"{type(exc).__name__}: {_clipped(message)}" if message else type(exc).__name__
+
+
+def _clipped(text: str, limit: int = 500) -> str:
+    return valid_utf8(clip(text, limit))
 
 
 def _to_winner(parsed: RankAnswer, order: Order) -> Winner:

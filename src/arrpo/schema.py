@@ -5,10 +5,11 @@ from __future__ import annotations
 import hashlib
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from arrpo.images import ImageData
 from arrpo.rubric import Rubric
+from arrpo.text import valid_utf8
 
 Task = Literal["t2i", "edit"]
 Winner = Literal["A", "B", "tie", "invalid"]
@@ -32,6 +33,12 @@ class Usage(BaseModel):
         return self.prompt_tokens + self.completion_tokens
 
 
+def _utf8_or_none(value: str | None) -> str | None:
+    """Text from models and input files is kept as valid UTF-8 (see
+    :func:`arrpo.text.valid_utf8`), so every writer (JSONL, terminal, HTTP) can encode it."""
+    return None if value is None else valid_utf8(value)
+
+
 class Comparison(BaseModel):
     """Two candidate images for one prompt (and a source image for edits), to be judged.
 
@@ -47,6 +54,11 @@ class Comparison(BaseModel):
     source: ImageData | None = Field(None, description="Source image; required for edits.")
     rubric: Rubric | None = None
     id: str | None = Field(None, description="Caller's identifier, copied to the verdict.")
+
+    @field_validator("prompt", "id")
+    @classmethod
+    def _valid_utf8(cls, value: str | None) -> str | None:
+        return _utf8_or_none(value)
 
     @model_validator(mode="after")
     def _check_task(self) -> Comparison:
@@ -91,6 +103,11 @@ class OrderAnswer(BaseModel):
     usage: Usage = Field(default_factory=Usage)
     attempts: int = 1
 
+    @field_validator("raw", "reason", "invalid_reason")
+    @classmethod
+    def _valid_utf8(cls, value: str | None) -> str | None:
+        return _utf8_or_none(value)
+
 
 class Verdict(BaseModel):
     """The judge's decision on a comparison.
@@ -107,6 +124,11 @@ class Verdict(BaseModel):
     invalid_reason: str | None = None
     latency_s: float = 0.0
     usage: Usage = Field(default_factory=Usage)
+
+    @field_validator("id", "reason", "invalid_reason")
+    @classmethod
+    def _valid_utf8(cls, value: str | None) -> str | None:
+        return _utf8_or_none(value)
 
     @property
     def is_valid(self) -> bool:

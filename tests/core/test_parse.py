@@ -30,7 +30,8 @@ CORPUS = [
     ("[2, 1]", "2", None),
     ('Example: {"rank": [r1, r2]}\nAnswer: {"rank": [2, 1], "reason": "z"}', "2", None),
     ('{"rank": [1, 2], "winner": "Image 1", "reason": "consistent"}', "1", None),
-    ('{"result": {"rank": [1, 2]}}', None, "no 'rank'"),
+    ('{"result": {"rank": [1, 2]}}', "1", None),  # issue 11: a decision one level down is read
+    ('{"result": {"rank": [1, 2]}, "check": {"rank": [2, 1]}}', None, "disagree"),
     ("", None, "empty"),
     ("   \n\t ", None, "empty"),
     ("<think>still thinking about which is better", None, "unfinished reasoning"),

@@ -15,7 +15,8 @@ ADVERSARIAL = [
     ('{"rank": "(1; 2)"}', "1", None),
     # broken JSON whose reason quotes another rank before the real one
     ('{"reason": "I first thought "rank": [1, 2] but no", "rank": [2, 1]}', None, "disagree"),
-    ('Not "rank": [1, 2]. My final "rank": [2, 1]', None, "disagree"),
+    ('Not "rank": [1, 2]. My final "rank": [2, 1]', "2", None),  # issue 11: marked final wins
+    ('Not "rank": [1, 2]. My "rank": [2, 1]', None, "disagree"),
     ('Thinking aloud "rank": [2, 1] and settled: rank: [2, 1]', "2", None),
     # reasoning closed by a </think> whose opening tag was in the prompt (Qwen3 templates)
     ('Image 1 seems better, e.g. {"rank": [1, 2]}. Hmm, no.\n</think>\nFinal answer: Image 2', None, "no JSON"),

@@ -39,6 +39,7 @@ class Reply:
     status: int = 200
     headers: dict[str, str] = field(default_factory=dict)
     body: Any = None  # a raw JSON body overriding the chat-completion envelope
+    raw: bytes | None = None  # the exact bytes of the body (e.g. JSON no encoder would write)
     delay: float = 0.0
     drop: bool = False  # close the connection without any answer
     prompt_tokens: int = 100
@@ -235,7 +236,9 @@ class ScriptedVLMServer:
                 writer.transport.abort()
                 return False
             body = reply.body
-            if body is None and reply.status == 200:
+            if reply.raw is not None:
+                body = reply.raw
+            elif body is None and reply.status == 200:
                 body = _completion(request.model, reply)
             elif body is None:
                 body = {"error": {"message": f"scripted error {reply.status}", "code": reply.status}}
@@ -294,10 +297,12 @@ _REASONS = {200: "OK", 400: "Bad Request", 404: "Not Found", 429: "Too Many Requ
 
 
 async def _write(writer: asyncio.StreamWriter, status: int, body: Any, headers: dict | None = None):
-    payload = json.dumps(body).encode("utf-8")
+    payload = body if isinstance(body, bytes) else json.dumps(body).encode("utf-8")
+    headers = dict(headers or {})
+    content_type = next((headers.pop(k) for k in list(headers) if k.lower() == "content-type"), "application/json")
     head = [f"HTTP/1.1 {status} {_REASONS.get(status, 'Status')}",
-            "Content-Type: application/json", f"Content-Length: {len(payload)}"]
-    head += [f"{k}: {v}" for k, v in (headers or {}).items()]
+            f"Content-Type: {content_type}", f"Content-Length: {len(payload)}"]
+    head += [f"{k}: {v}" for k, v in headers.items()]
     writer.write(("\r\n".join(head) + "\r\n\r\n").encode("latin-1") + payload)
     await writer.drain()
 

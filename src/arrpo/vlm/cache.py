@@ -1,24 +1,34 @@
 """A persistent response cache in one SQLite file, safe for concurrent use.
 
 Keyed by :meth:`VLMRequest.fingerprint` (backend model id + messages with image hashes +
-sampling parameters). Only successful responses are stored. Many processes may share the file
-(WAL mode, busy timeout); inside one process calls are serialised by a lock and run in a thread
-so the event loop never blocks on disk.
+sampling parameters). Only successful responses are stored, as valid UTF-8. Many processes may
+share the file (WAL mode, busy timeout); inside one process calls are serialised by a lock and
+run in a thread so the event loop never blocks on disk.
+
+The cache is an optimisation and never fails a call: a row that cannot be read (written by an
+older version, damaged) is dropped and counted as a miss, a response that cannot be stored is
+returned unstored, and :func:`forget_cached` drops an answer the caller could not handle, so a
+rerun asks the model again instead of meeting the same answer.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import sqlite3
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 from platformdirs import user_cache_dir
 
 from arrpo.schema import Usage
+from arrpo.text import valid_utf8
 from arrpo.vlm.base import VLMBackend, VLMRequest, VLMResponse
+
+log = logging.getLogger(__name__)
 
 
 def default_cache_path() -> Path:
@@ -55,25 +65,37 @@ class ResponseCache:
         self.misses = 0
 
     def get(self, key: str) -> VLMResponse | None:
+        """The stored response, or ``None`` (a row that cannot be read is dropped: a miss)."""
         with self._lock:
             row = self._db.execute(
                 "SELECT text, usage, model, finish_reason FROM responses WHERE key = ?", (key,)
             ).fetchone()
+        if row is not None:
+            try:
+                response = _response_from_row(row)
+            except Exception as exc:  # written by another version, or damaged
+                log.warning("dropping an unreadable cached response (%s: %s)", type(exc).__name__, exc)
+                self.delete(key)
+                row = None
         if row is None:
             self.misses += 1
             return None
         self.hits += 1
-        text, usage, model, finish = row
-        return VLMResponse(text=text, usage=Usage(**json.loads(usage)), model=model or "",
-                           finish_reason=finish, cached=True)
+        return response
 
     def put(self, key: str, response: VLMResponse) -> None:
+        """Store ``response`` (its text as valid UTF-8)."""
         with self._lock:
             self._db.execute(
                 "INSERT OR REPLACE INTO responses VALUES (?, ?, ?, ?, ?)",
-                (key, response.text, response.usage.model_dump_json(), response.model,
+                (key, valid_utf8(response.text), response.usage.model_dump_json(), response.model,
                  response.finish_reason),
             )
+
+    def delete(self, key: str) -> None:
+        """Forget the response stored under ``key`` (nothing if there is none)."""
+        with self._lock:
+            self._db.execute("DELETE FROM responses WHERE key = ?", (key,))
 
     def __len__(self) -> int:
         with self._lock:
@@ -101,8 +123,42 @@ class Cached:
         if hit is not None:
             return hit
         response = await self.inner.complete(request)
-        await asyncio.to_thread(self.cache.put, key, response)
+        response.text = valid_utf8(response.text) if isinstance(response.text, str) else response.text
+        if not isinstance(response.text, str):
+            return response  # not an answer worth keeping; the caller reports it
+        try:
+            await asyncio.to_thread(self.cache.put, key, response)
+        except (sqlite3.Error, ValueError, TypeError) as exc:
+            log.warning("response not cached (%s: %s)", type(exc).__name__, exc)
         return response
+
+    async def forget(self, request: VLMRequest) -> None:
+        """Drop the cached answer to ``request`` (one the caller could not handle)."""
+        await asyncio.to_thread(self.cache.delete, request.fingerprint(self.inner.model_id))
 
     async def aclose(self) -> None:
         await self.inner.aclose()
+
+
+def _response_from_row(row: tuple[Any, ...]) -> VLMResponse:
+    text, usage, model, finish = row
+    if not isinstance(text, str):
+        raise TypeError(f"stored text is {type(text).__name__}")
+    return VLMResponse(text=text, usage=Usage(**json.loads(usage)), model=model or "",
+                       finish_reason=finish, cached=True)
+
+
+async def forget_cached(backend: Any, request: VLMRequest) -> None:
+    """Drop the answer to ``request`` from the first :class:`Cached` layer in a wrapper stack.
+
+    Never raises: forgetting is best effort (there may be no cache at all).
+    """
+    layer, depth = backend, 0
+    while layer is not None and depth < 16:
+        if isinstance(layer, Cached):
+            try:
+                await layer.forget(request)
+            except Exception as exc:
+                log.warning("could not drop a cached response (%s: %s)", type(exc).__name__, exc)
+            return
+        layer, depth = getattr(layer, "inner", None), depth + 1

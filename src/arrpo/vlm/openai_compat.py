@@ -209,25 +209,58 @@ class OpenAIBackend:
 
 
 def _read_completion(raw: bytes, model: str, latency: float) -> VLMResponse:
-    """Read a chat-completion body; a body that is not one is a retryable bad response."""
+    """Read a chat-completion body; a body that is not one is a retryable bad response.
+
+    ``content`` may be text, a list of content parts (their text is joined) or, from a
+    misbehaving server, anything else (kept as its JSON text for the parser to refuse). Bytes
+    that are not UTF-8 are read with U+FFFD in their place.
+    """
     try:
-        data = json.loads(raw)
+        try:
+            data = json.loads(raw)
+        except UnicodeDecodeError:  # bytes that are not UTF-8: keep what can be read
+            data = json.loads(raw.decode("utf-8", "replace"))
         choice = data["choices"][0]
-        text = choice["message"].get("content") or ""
-    except (ValueError, KeyError, IndexError, TypeError, AttributeError) as exc:
+        content = choice["message"].get("content")
+    except (ValueError, KeyError, IndexError, TypeError, AttributeError, RecursionError) as exc:
         preview = raw[:200].decode("utf-8", "replace")
         raise BackendError(f"not a chat completion ({type(exc).__name__}): {preview!r}", retryable=True) from exc
-    usage = data.get("usage") or {}
+    usage = data.get("usage") if isinstance(data.get("usage"), dict) else {}
+    finish = choice.get("finish_reason")
+    reported = data.get("model")
     return VLMResponse(
-        text=text if isinstance(text, str) else json.dumps(text),
-        usage=Usage(
-            prompt_tokens=int(usage.get("prompt_tokens") or 0),
-            completion_tokens=int(usage.get("completion_tokens") or 0),
-        ),
-        model=data.get("model") or model,
-        finish_reason=choice.get("finish_reason"),
+        text=_content_text(content),
+        usage=Usage(prompt_tokens=_token_count(usage.get("prompt_tokens")),
+                    completion_tokens=_token_count(usage.get("completion_tokens"))),
+        model=reported if isinstance(reported, str) and reported else model,
+        finish_reason=finish if isinstance(finish, str) else None,
         latency_s=latency,
     )
+
+
+def _content_text(content: Any) -> str:
+    """The text of a message's ``content`` (never raises)."""
+    if content is None or isinstance(content, str):
+        return content or ""
+    if isinstance(content, list) and all(isinstance(p, dict) for p in content):
+        texts = [p.get("text") for p in content if p.get("type") in ("text", "output_text")]
+        if texts and all(isinstance(t, str) for t in texts):
+            return "".join(texts)
+    try:
+        return json.dumps(content, ensure_ascii=False)
+    except (TypeError, ValueError, RecursionError):
+        return repr(type(content))
+
+
+def _token_count(value: Any) -> int:
+    """A token count from a server's ``usage``; anything but a sane count is 0."""
+    if isinstance(value, str) and value.strip().isdigit() and len(value) <= 12:
+        return int(value)
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return 0
+    if value != value or value < 0 or value > 2**40:  # NaN, negative, absurd
+        return 0
+    return int(value)
 
 
 def _message(exc: openai.APIStatusError) -> str:
