@@ -54,6 +54,15 @@ def test_single_pair_prints_winner_and_reason(pair_dir, scripted_server, tmp_pat
     assert server.seen[-1].body["max_tokens"] == 64
 
 
+def test_control_characters_in_a_reason_do_not_reach_the_terminal(pair_dir, scripted_server):
+    server = scripted_server(lambda request: Reply(text='{"rank": [2, 1], "reason": "\\u001b[2J\\u001b]0;pwned\\u0007 x \\ud800"}'))
+    result = arrpo("judge", str(pair_dir / "dark.png"), str(pair_dir / "bright.png"), "--prompt", "a lamp",
+                   "--endpoint", server.base_url, "--model", "m", "--no-cache")
+    assert result.returncode == 0, result.stderr
+    assert "winner: B" in result.stdout
+    assert "\x1b" not in result.stdout and "\x07" not in result.stdout and "\\x1b[2J" in result.stdout
+
+
 def test_single_edit_pair_as_json(pair_dir, scripted_server, tmp_path):
     server = scripted_server(brighter_wins())
     rubric = tmp_path / "rubric.json"

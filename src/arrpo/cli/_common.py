@@ -86,9 +86,15 @@ def fail(message: str, code: int = 2) -> typer.Exit:
     return typer.Exit(code)
 
 
+_CONTROL = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+
+
 def terminal_text(text: str) -> str:
-    """``text`` made printable as UTF-8: what UTF-8 cannot hold (a lone surrogate) becomes ``\\udXXX``."""
-    return text.encode("utf-8", "backslashreplace").decode("utf-8")
+    """``text`` made safe to print: what UTF-8 cannot hold (a lone surrogate) becomes ``\\udXXX``,
+    and control characters other than newline and tab (an ANSI escape in a model's reason could
+    clear or rewrite the user's terminal) become ``\\xNN``."""
+    printable = text.encode("utf-8", "backslashreplace").decode("utf-8")
+    return _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", printable)
 
 
 def common_cause(reasons: Sequence[str]) -> tuple[str, int]:
