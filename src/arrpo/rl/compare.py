@@ -16,6 +16,7 @@ from pathlib import Path
 
 from PIL import Image
 
+from arrpo.errors import ArrpoError
 from arrpo.rl.data import PromptItem
 from arrpo.rl.evaluate import sample_images
 from arrpo.rl.lora import DIFFUSERS_LORA_FILE
@@ -23,7 +24,7 @@ from arrpo.rl.policies.base import FlowPolicy
 from arrpo.rl.rollout import SDEParams
 
 
-class LoraLoadError(ValueError):
+class LoraLoadError(ArrpoError, ValueError, kind="bad_input"):
     """The adapter folder holds nothing diffusers can load into this pipeline."""
 
 
