@@ -24,6 +24,7 @@ import httpx
 
 from arrpo.errors import ArrpoError
 from arrpo.server.protocol import (
+    DEFAULT_LIMITS,
     CompareRequest,
     CompareResponse,
     GroupRewardsRequest,
@@ -33,6 +34,7 @@ from arrpo.server.protocol import (
     OrderPolicy,
     PresetName,
     RubricMode,
+    ServiceLimits,
 )
 
 #: Environment variable holding the service token (shared with ``arrpo serve``).
@@ -134,6 +136,12 @@ def _error(response: httpx.Response) -> RewardServiceError:
     return RewardServiceError(response.status_code, code, message, seconds)
 
 
+def _health(response: httpx.Response) -> Health:
+    if response.status_code != 200:
+        raise _error(response)
+    return Health.model_validate(response.json())
+
+
 #: Transport failures worth retrying: no connection, or one that dropped before an answer. A read
 #: timeout is not retried (the judge call may still be running; resending doubles the load).
 RETRYABLE_TRANSPORT_ERRORS: tuple[type[Exception], ...] = (
@@ -224,9 +232,12 @@ class RewardClient:
             response = self._http.get("/health")
         except httpx.TransportError as exc:
             raise unreachable(self.settings.base_url, exc, 1) from exc
-        if response.status_code != 200:
-            raise _error(response)
-        return Health.model_validate(response.json())
+        return _health(response)
+
+    def limits(self) -> ServiceLimits:
+        """The service's request limits from ``/health`` (:data:`DEFAULT_LIMITS` for a service too
+        old to report them): how many images a group request may hold, the largest body."""
+        return self.health().limits or DEFAULT_LIMITS
 
     def close(self) -> None:
         self._http.close()
@@ -282,9 +293,11 @@ class AsyncRewardClient:
             response = await self._http.get("/health")
         except httpx.TransportError as exc:
             raise unreachable(self.settings.base_url, exc, 1) from exc
-        if response.status_code != 200:
-            raise _error(response)
-        return Health.model_validate(response.json())
+        return _health(response)
+
+    async def limits(self) -> ServiceLimits:
+        """As :meth:`RewardClient.limits`."""
+        return (await self.health()).limits or DEFAULT_LIMITS
 
     async def aclose(self) -> None:
         await self._http.aclose()

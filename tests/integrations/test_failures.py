@@ -60,14 +60,32 @@ def test_413_body_too_large(start_service):
     assert masked.stats["failed_groups"] == 1 and "413" in out.errors[0]
 
 
-def test_413_too_many_images_refused_before_sending_when_the_limit_is_known(start_service):
+def test_too_many_images_refused_before_sending_by_the_limit_the_service_reports(start_service):
     service = start_service(config=ServiceConfig(max_images=4))
-    with pytest.raises(RewardGroupError, match="limit of 4"):
-        GroupScorer(service.url, max_group_images=4).score_batch(grays(*range(6)), ["p"] * 6)
+    for scorer in (GroupScorer(service.url), GroupScorer(service.url, max_group_images=8)):  # /health: 4
+        with pytest.raises(RewardGroupError, match="limit of 4"):
+            scorer.score_batch(grays(*range(6)), ["p"] * 6)
+        assert scorer.group_image_limit() == 4
+    with pytest.raises(RewardGroupError, match="limit of 3"):  # a lower limit of the caller's own holds
+        GroupScorer(service.url, max_group_images=3).score_batch(grays(*range(4)), ["p"] * 4)
     assert not service.vlm.seen
-    with pytest.raises(RewardServiceError) as caught:  # the client was told 16; the service says 413
-        GroupScorer(service.url).score_batch(grays(*range(6)), ["p"] * 6)
+    split = GroupScorer(service.url, split_large_groups=True).score_batch(grays(*range(10, 70, 10)), ["p"] * 6)
+    assert split.failed_groups == 0 and all(split.mask)  # two sub-groups of 3, no 413
+    assert len(service.vlm.seen) == 2 * 3
+
+
+def test_a_service_too_old_to_report_limits_is_assumed_to_take_16(start_service, monkeypatch):
+    service = start_service(config=ServiceConfig(max_images=4))
+    reported = service.state.health()
+    assert reported.limits is not None and reported.limits.max_images == 4
+    monkeypatch.setattr(service.state, "health", lambda: reported.model_copy(update={"limits": None}))
+    scorer = GroupScorer(service.url)
+    assert scorer.group_image_limit() == 16
+    with pytest.raises(RewardServiceError) as caught:  # sent, as before: the service answers 413
+        scorer.score_batch(grays(*range(6)), ["p"] * 6)
     assert caught.value.status == 413 and caught.value.code == "too_many_images"
+    with RewardClient(service.url) as client:
+        assert client.limits().max_images == 16
 
 
 def test_422_invalid_request(start_service):

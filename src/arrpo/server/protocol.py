@@ -120,6 +120,21 @@ class ErrorResponse(BaseModel):
     error: ErrorBody
 
 
+class ServiceLimits(BaseModel):
+    """What one request may hold (the ``arrpo serve`` limits); clients size their requests by it."""
+
+    max_images: int = Field(description="Most images in one group_rewards request (--max-images).")
+    max_body_bytes: int = Field(description="Largest request body in bytes (--max-body-mb); larger: 413.")
+    max_image_pixels: int = Field(description="Largest decoded image, width × height; larger: 413.")
+    max_prompt_chars: int = Field(description="Longest prompt accepted; longer: 422.")
+
+
+#: The service's default limits; a client assumes them for a service too old to report its own.
+DEFAULT_LIMITS = ServiceLimits(
+    max_images=16, max_body_bytes=32 * 1024 * 1024, max_image_pixels=4096 * 4096, max_prompt_chars=8000,
+)
+
+
 class Health(BaseModel):
     status: Literal["ok", "draining"]
     version: str
@@ -128,3 +143,6 @@ class Health(BaseModel):
     capacity: int
     task_rubrics: list[str]
     prompt_rubrics: bool
+    limits: ServiceLimits | None = Field(
+        None, description="The request limits (absent from services older than this field).",
+    )
