@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import itertools
 import os
 import time
 from collections.abc import Sequence
@@ -176,6 +177,25 @@ class _Settings:
     def headers(self) -> dict[str, str]:
         return {"Authorization": f"Bearer {self.token}"} if self.token else {}
 
+    def after(self, attempt: int, outcome: httpx.Response | Exception) -> dict[str, Any] | float:
+        """What follows attempt number ``attempt`` (from 0), given its response or transport
+        error: the answer's JSON body, or the seconds to wait before trying again.
+
+        Raises:
+            RewardServiceError: the error is final (not retryable, or the budget is spent).
+        """
+        if isinstance(outcome, Exception):
+            error = unreachable(self.base_url, outcome, attempt + 1)
+            error.__cause__ = outcome
+        elif outcome.status_code == 200:
+            return outcome.json()
+        else:
+            error = _error(outcome)
+        wait = self.wait_for(error, attempt)
+        if wait is None:
+            raise error
+        return wait
+
     def wait_for(self, error: RewardServiceError, attempt: int) -> float | None:
         """Seconds to wait before retrying, or None when the error is final."""
         if error.status not in (0, 503) or attempt >= self.max_retries:
@@ -202,22 +222,12 @@ class RewardClient:
         )
 
     def _post(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
-        attempt = 0
-        while True:
-            try:
-                response = self._http.post(path, json=body)
-            except RETRYABLE_TRANSPORT_ERRORS as exc:
-                error = unreachable(self.settings.base_url, exc, attempt + 1)
-                error.__cause__ = exc
-            else:
-                if response.status_code == 200:
-                    return response.json()
-                error = _error(response)
-            wait = self.settings.wait_for(error, attempt)
-            if wait is None:
-                raise error
-            attempt += 1
-            time.sleep(wait)
+        for attempt in itertools.count():
+            step = self.settings.after(attempt, self._send(path, body))
+            if isinstance(step, dict):
+                return step
+            time.sleep(step)
+        raise AssertionError("unreachable")  # pragma: no cover
 
     def compare(self, prompt: str, image_a: Any, image_b: Any, **options: Any) -> CompareResponse:
         """Judge one pair (options: ``source``, ``task``, ``order``, ``rubric``, ``id``)."""
@@ -233,6 +243,12 @@ class RewardClient:
         except httpx.TransportError as exc:
             raise unreachable(self.settings.base_url, exc, 1) from exc
         return _health(response)
+
+    def _send(self, path: str, body: dict[str, Any]) -> httpx.Response | Exception:
+        try:
+            return self._http.post(path, json=body)
+        except RETRYABLE_TRANSPORT_ERRORS as exc:  # judged by _Settings.after
+            return exc
 
     def limits(self) -> ServiceLimits:
         """The service's request limits from ``/health`` (:data:`DEFAULT_LIMITS` for a service too
@@ -263,22 +279,12 @@ class AsyncRewardClient:
         )
 
     async def _post(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
-        attempt = 0
-        while True:
-            try:
-                response = await self._http.post(path, json=body)
-            except RETRYABLE_TRANSPORT_ERRORS as exc:
-                error = unreachable(self.settings.base_url, exc, attempt + 1)
-                error.__cause__ = exc
-            else:
-                if response.status_code == 200:
-                    return response.json()
-                error = _error(response)
-            wait = self.settings.wait_for(error, attempt)
-            if wait is None:
-                raise error
-            attempt += 1
-            await asyncio.sleep(wait)
+        for attempt in itertools.count():
+            step = self.settings.after(attempt, await self._send(path, body))
+            if isinstance(step, dict):
+                return step
+            await asyncio.sleep(step)
+        raise AssertionError("unreachable")  # pragma: no cover
 
     async def compare(self, prompt: str, image_a: Any, image_b: Any, **options: Any) -> CompareResponse:
         body = await asyncio.to_thread(compare_payload, prompt, image_a, image_b, **options)
@@ -294,6 +300,12 @@ class AsyncRewardClient:
         except httpx.TransportError as exc:
             raise unreachable(self.settings.base_url, exc, 1) from exc
         return _health(response)
+
+    async def _send(self, path: str, body: dict[str, Any]) -> httpx.Response | Exception:
+        try:
+            return await self._http.post(path, json=body)
+        except RETRYABLE_TRANSPORT_ERRORS as exc:  # judged by _Settings.after
+            return exc
 
     async def limits(self) -> ServiceLimits:
         """As :meth:`RewardClient.limits`."""

@@ -48,6 +48,36 @@ def test_a_dropped_connection_then_success_is_transparent():
     assert len(calls) == 2
 
 
+def test_the_async_client_retries_a_dropped_connection_and_reports_a_service_that_stays_down():
+    import asyncio
+
+    from arrpo.client import AsyncRewardClient
+
+    calls = []
+    answer = {"id": None, "rubric": {"mode": "none"}, "verdict": {"winner": "B", "reason": "r"}}
+
+    def flaky(request: httpx.Request) -> httpx.Response:
+        calls.append(request)
+        if len(calls) == 1:
+            raise httpx.RemoteProtocolError("server disconnected", request=request)
+        if len(calls) >= 3:
+            raise httpx.ConnectError("connection refused", request=request)
+        return httpx.Response(200, json=answer)
+
+    async def run():
+        async with AsyncRewardClient("http://reward.test", max_retries=2, backoff=0.001) as client:
+            client._http = httpx.AsyncClient(base_url="http://reward.test", transport=httpx.MockTransport(flaky))
+            first = await client.compare("p", *grays(1, 2))
+            with pytest.raises(RewardServiceError) as caught:
+                await client.compare("p", *grays(1, 2))
+            return first, caught.value
+
+    first, error = asyncio.run(run())
+    assert first.verdict.winner == "B" and len(calls) == 2 + 3  # then 1 try + 2 retries, all refused
+    assert error.status == 0 and error.code == "unreachable" and "after 3 attempt(s)" in error.message
+    assert isinstance(error.__cause__, httpx.ConnectError)
+
+
 def test_413_body_too_large(start_service):
     service = start_service(config=ServiceConfig(max_body_bytes=2_000))
     big = [Image.effect_noise((64, 64), 100).convert("RGB") for _ in range(2)]
