@@ -79,7 +79,7 @@ def validate_options(endpoint: str, options: dict[str, Any]) -> None:
         model.model_validate(body)
     except pydantic.ValidationError as exc:
         problems = "; ".join(
-            f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()[:10]
+            f"{'.'.join(str(p) for p in e['loc']) + ': ' if e['loc'] else ''}{e['msg']}" for e in exc.errors()[:10]
         )
         raise ValueError(f"invalid {endpoint} option(s): {problems}") from None
 
