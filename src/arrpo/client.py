@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import itertools
 import os
 import time
 from collections.abc import Sequence
@@ -24,6 +25,7 @@ import httpx
 
 from arrpo.errors import ArrpoError
 from arrpo.server.protocol import (
+    DEFAULT_LIMITS,
     CompareRequest,
     CompareResponse,
     GroupRewardsRequest,
@@ -33,6 +35,7 @@ from arrpo.server.protocol import (
     OrderPolicy,
     PresetName,
     RubricMode,
+    ServiceLimits,
 )
 
 #: Environment variable holding the service token (shared with ``arrpo serve``).
@@ -76,7 +79,7 @@ def validate_options(endpoint: str, options: dict[str, Any]) -> None:
         model.model_validate(body)
     except pydantic.ValidationError as exc:
         problems = "; ".join(
-            f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()[:10]
+            f"{'.'.join(str(p) for p in e['loc']) + ': ' if e['loc'] else ''}{e['msg']}" for e in exc.errors()[:10]
         )
         raise ValueError(f"invalid {endpoint} option(s): {problems}") from None
 
@@ -134,6 +137,12 @@ def _error(response: httpx.Response) -> RewardServiceError:
     return RewardServiceError(response.status_code, code, message, seconds)
 
 
+def _health(response: httpx.Response) -> Health:
+    if response.status_code != 200:
+        raise _error(response)
+    return Health.model_validate(response.json())
+
+
 #: Transport failures worth retrying: no connection, or one that dropped before an answer. A read
 #: timeout is not retried (the judge call may still be running; resending doubles the load).
 RETRYABLE_TRANSPORT_ERRORS: tuple[type[Exception], ...] = (
@@ -168,6 +177,25 @@ class _Settings:
     def headers(self) -> dict[str, str]:
         return {"Authorization": f"Bearer {self.token}"} if self.token else {}
 
+    def after(self, attempt: int, outcome: httpx.Response | Exception) -> dict[str, Any] | float:
+        """What follows attempt number ``attempt`` (from 0), given its response or transport
+        error: the answer's JSON body, or the seconds to wait before trying again.
+
+        Raises:
+            RewardServiceError: the error is final (not retryable, or the budget is spent).
+        """
+        if isinstance(outcome, Exception):
+            error = unreachable(self.base_url, outcome, attempt + 1)
+            error.__cause__ = outcome
+        elif outcome.status_code == 200:
+            return outcome.json()
+        else:
+            error = _error(outcome)
+        wait = self.wait_for(error, attempt)
+        if wait is None:
+            raise error
+        return wait
+
     def wait_for(self, error: RewardServiceError, attempt: int) -> float | None:
         """Seconds to wait before retrying, or None when the error is final."""
         if error.status not in (0, 503) or attempt >= self.max_retries:
@@ -194,22 +222,12 @@ class RewardClient:
         )
 
     def _post(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
-        attempt = 0
-        while True:
-            try:
-                response = self._http.post(path, json=body)
-            except RETRYABLE_TRANSPORT_ERRORS as exc:
-                error = unreachable(self.settings.base_url, exc, attempt + 1)
-                error.__cause__ = exc
-            else:
-                if response.status_code == 200:
-                    return response.json()
-                error = _error(response)
-            wait = self.settings.wait_for(error, attempt)
-            if wait is None:
-                raise error
-            attempt += 1
-            time.sleep(wait)
+        for attempt in itertools.count():
+            step = self.settings.after(attempt, self._send(path, body))
+            if isinstance(step, dict):
+                return step
+            time.sleep(step)
+        raise AssertionError("unreachable")  # pragma: no cover
 
     def compare(self, prompt: str, image_a: Any, image_b: Any, **options: Any) -> CompareResponse:
         """Judge one pair (options: ``source``, ``task``, ``order``, ``rubric``, ``id``)."""
@@ -224,9 +242,18 @@ class RewardClient:
             response = self._http.get("/health")
         except httpx.TransportError as exc:
             raise unreachable(self.settings.base_url, exc, 1) from exc
-        if response.status_code != 200:
-            raise _error(response)
-        return Health.model_validate(response.json())
+        return _health(response)
+
+    def _send(self, path: str, body: dict[str, Any]) -> httpx.Response | Exception:
+        try:
+            return self._http.post(path, json=body)
+        except RETRYABLE_TRANSPORT_ERRORS as exc:  # judged by _Settings.after
+            return exc
+
+    def limits(self) -> ServiceLimits:
+        """The service's request limits from ``/health`` (:data:`DEFAULT_LIMITS` for a service too
+        old to report them): how many images a group request may hold, the largest body."""
+        return self.health().limits or DEFAULT_LIMITS
 
     def close(self) -> None:
         self._http.close()
@@ -252,22 +279,12 @@ class AsyncRewardClient:
         )
 
     async def _post(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
-        attempt = 0
-        while True:
-            try:
-                response = await self._http.post(path, json=body)
-            except RETRYABLE_TRANSPORT_ERRORS as exc:
-                error = unreachable(self.settings.base_url, exc, attempt + 1)
-                error.__cause__ = exc
-            else:
-                if response.status_code == 200:
-                    return response.json()
-                error = _error(response)
-            wait = self.settings.wait_for(error, attempt)
-            if wait is None:
-                raise error
-            attempt += 1
-            await asyncio.sleep(wait)
+        for attempt in itertools.count():
+            step = self.settings.after(attempt, await self._send(path, body))
+            if isinstance(step, dict):
+                return step
+            await asyncio.sleep(step)
+        raise AssertionError("unreachable")  # pragma: no cover
 
     async def compare(self, prompt: str, image_a: Any, image_b: Any, **options: Any) -> CompareResponse:
         body = await asyncio.to_thread(compare_payload, prompt, image_a, image_b, **options)
@@ -282,9 +299,17 @@ class AsyncRewardClient:
             response = await self._http.get("/health")
         except httpx.TransportError as exc:
             raise unreachable(self.settings.base_url, exc, 1) from exc
-        if response.status_code != 200:
-            raise _error(response)
-        return Health.model_validate(response.json())
+        return _health(response)
+
+    async def _send(self, path: str, body: dict[str, Any]) -> httpx.Response | Exception:
+        try:
+            return await self._http.post(path, json=body)
+        except RETRYABLE_TRANSPORT_ERRORS as exc:  # judged by _Settings.after
+            return exc
+
+    async def limits(self) -> ServiceLimits:
+        """As :meth:`RewardClient.limits`."""
+        return (await self.health()).limits or DEFAULT_LIMITS
 
     async def aclose(self) -> None:
         await self._http.aclose()

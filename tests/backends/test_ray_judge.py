@@ -9,20 +9,21 @@ import pytest
 from arrpo.scale.ray_judge import RayPoolJudge
 from arrpo.schema import Comparison, Verdict
 from arrpo.vlm import BackendUnavailable
+from arrpo.vlm.wrappers import counting_retries
 
 
 class FakeRunner:
     """Yields verdicts for the first ``ok`` comparisons of each batch, then fails (or not)."""
 
-    def __init__(self, ok: int | None = None, error: Exception | None = None):
-        self.ok, self.error, self.batches = ok, error, []
+    def __init__(self, ok: int | None = None, error: Exception | None = None, retries: int = 0):
+        self.ok, self.error, self.retries, self.batches = ok, error, retries, []
 
-    def run(self, comparisons):
+    def run_with_retries(self, comparisons):
         self.batches.append(len(comparisons))
         for index, c in enumerate(comparisons):
             if self.ok is not None and index >= self.ok:
                 raise self.error or RuntimeError("chunk lost 3 times")
-            yield index, Verdict(id=c.id, winner="A")
+            yield index, Verdict(id=c.id, winner="A"), self.retries + index
 
     def shutdown(self):
         pass
@@ -54,3 +55,18 @@ def test_an_unusable_backend_is_raised(make_image):
     judge = RayPoolJudge(FakeRunner(ok=0, error=BackendUnavailable("no API key")), window_s=0.01)
     with pytest.raises(BackendUnavailable, match="no API key"):
         asyncio.run(judge_all(judge, comparisons(make_image, 1)))
+
+
+def test_worker_retries_reach_the_callers_tally(make_image):
+    """A pair's ``calls`` (eval records) count the HTTP retries its worker needed."""
+    judge = RayPoolJudge(FakeRunner(ok=2, retries=3), window_s=0.05)
+
+    async def counted(c):
+        with counting_retries() as tally:
+            verdict = await judge.judge(c)
+        return verdict.winner, tally.retries
+
+    async def run():
+        return await asyncio.gather(*(counted(c) for c in comparisons(make_image, 3)))
+
+    assert asyncio.run(run()) == [("A", 3), ("A", 4), ("invalid", 0)]  # a lost one made no counted call

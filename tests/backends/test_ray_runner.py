@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import functools
 import os
 import signal
 
@@ -9,7 +11,7 @@ import pytest
 
 from arrpo.judge import PairwiseJudge
 from arrpo.rubric import Rubric, Theme
-from arrpo.scale.ray_runner import RayJudgeRunner, pack_chunk, unpack_chunk
+from arrpo.scale.ray_runner import JudgeWorker, RayJudgeRunner, pack_chunk, unpack_chunk
 from arrpo.schema import Comparison, Verdict
 from arrpo.testing.scripted_server import ChatRequest, Reply, ScriptedVLMServer
 from arrpo.vlm import build_backend
@@ -132,3 +134,53 @@ def test_a_worker_killed_mid_run_loses_no_comparisons(ray_local, make_image):
         assert [got[i].winner for i in range(16)] == expected
         assert runner.stats.resubmitted >= 1
         assert runner.stats.workers_replaced >= 1
+
+
+def _first_attempt_busy(judge):
+    """Answer 503 (Retry-After 0) to the first attempt of every distinct request, then ``judge``."""
+    seen: set[str] = set()
+
+    def handler(request: ChatRequest) -> Reply:
+        key = repr(request.body)
+        if key not in seen:
+            seen.add(key)
+            return Reply(status=503, headers={"Retry-After": "0"})
+        return judge(request)
+
+    return handler
+
+
+def test_a_worker_reports_retries_and_turns_a_failing_pair_into_its_invalid_verdict(make_image):
+    with ScriptedVLMServer(_first_attempt_busy(RedderWins())) as server:
+        settings = BackendSettings(endpoint=server.base_url, model="scripted", cache=False, max_retries=2)
+        worker = JudgeWorker(settings, {"order": "both"})
+        chunk = pack_chunk(list(enumerate(_comparisons(make_image, 3))))
+        chunk["rows"][1]["rubric"] = '{"themes": "not a list"}'  # this pair cannot even be rebuilt
+        results = asyncio.run(worker.judge_chunk(chunk))
+    assert [(index, retries) for index, _, retries in results] == [(0, 2), (1, 0), (2, 2)]  # 2 orders, 1 retry each
+    verdicts = [Verdict.model_validate_json(payload) for _, payload, _ in results]
+    assert [v.winner for v in verdicts] == ["B", "invalid", "B"]
+    assert verdicts[1].id == "c1" and verdicts[1].invalid_reason.startswith("judge failed on this pair: ValidationError")
+
+
+def test_a_failing_task_ends_as_its_pairs_invalid_verdicts_and_retries_are_counted(ray_local, make_image):
+    # a picklable factory that raises ValueError on the worker (not BackendUnavailable: no user action)
+    broken = functools.partial(int, "no backend here")
+    runner = RayJudgeRunner(broken, {"order": "given"}, num_workers=1, chunk_size=2)
+    try:
+        got = {index: verdict for index, verdict in runner.run(_comparisons(make_image, 3))}
+    finally:
+        runner.shutdown()
+    assert sorted(got) == [0, 1, 2] and {v.winner for v in got.values()} == {"invalid"}
+    assert all("ValueError" in v.invalid_reason and "no backend here" in v.invalid_reason for v in got.values())
+    assert [got[i].id for i in range(3)] == ["c0", "c1", "c2"]
+
+    with ScriptedVLMServer(_first_attempt_busy(RedderWins())) as server:
+        settings = BackendSettings(endpoint=server.base_url, model="scripted", cache=False, max_retries=2)
+        runner = RayJudgeRunner(settings, {"order": "given"}, num_workers=2, chunk_size=2)
+        try:
+            counted = {index: (v.winner, retries) for index, v, retries in runner.run_with_retries(
+                _comparisons(make_image, 4))}
+        finally:
+            runner.shutdown()
+    assert counted == {i: ("B", 1) for i in range(4)}  # image_a is the less red one

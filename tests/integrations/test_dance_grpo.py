@@ -51,6 +51,18 @@ def test_groups_over_the_service_limit_are_refused_up_front_or_split(service):
     assert len(service.vlm.seen) == 2 * 36  # two sub-groups of 9, all pairs each; no 413
 
 
+def test_chunks_are_checked_against_the_limit_the_service_reports(start_service):
+    from arrpo.server import ServiceConfig
+
+    service = start_service(config=ServiceConfig(max_images=4))
+    with pytest.raises(RewardGroupError, match="6 images is over the service's limit of 4"):
+        ChunkRewards(6, service.url)
+    collector = ChunkRewards(6, service.url, split_large_groups=True)
+    rewards, _ = dance_grpo_rollout(collector.add, ["p"], 6, decoder(list(range(10, 70, 10))))
+    assert rewards.tolist() == pytest.approx([-0.1, 0.45, 1.0] * 2)  # two sub-groups of 3, no 413
+    assert len(service.vlm.seen) == 2 * 3
+
+
 def test_incomplete_or_mixed_chunks_fail_loudly(service):
     collector = ChunkRewards(2, service.url)
     collector.add(torch.rand(1, 3, 8, 8), "a")

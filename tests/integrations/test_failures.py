@@ -48,6 +48,36 @@ def test_a_dropped_connection_then_success_is_transparent():
     assert len(calls) == 2
 
 
+def test_the_async_client_retries_a_dropped_connection_and_reports_a_service_that_stays_down():
+    import asyncio
+
+    from arrpo.client import AsyncRewardClient
+
+    calls = []
+    answer = {"id": None, "rubric": {"mode": "none"}, "verdict": {"winner": "B", "reason": "r"}}
+
+    def flaky(request: httpx.Request) -> httpx.Response:
+        calls.append(request)
+        if len(calls) == 1:
+            raise httpx.RemoteProtocolError("server disconnected", request=request)
+        if len(calls) >= 3:
+            raise httpx.ConnectError("connection refused", request=request)
+        return httpx.Response(200, json=answer)
+
+    async def run():
+        async with AsyncRewardClient("http://reward.test", max_retries=2, backoff=0.001) as client:
+            client._http = httpx.AsyncClient(base_url="http://reward.test", transport=httpx.MockTransport(flaky))
+            first = await client.compare("p", *grays(1, 2))
+            with pytest.raises(RewardServiceError) as caught:
+                await client.compare("p", *grays(1, 2))
+            return first, caught.value
+
+    first, error = asyncio.run(run())
+    assert first.verdict.winner == "B" and len(calls) == 2 + 3  # then 1 try + 2 retries, all refused
+    assert error.status == 0 and error.code == "unreachable" and "after 3 attempt(s)" in error.message
+    assert isinstance(error.__cause__, httpx.ConnectError)
+
+
 def test_413_body_too_large(start_service):
     service = start_service(config=ServiceConfig(max_body_bytes=2_000))
     big = [Image.effect_noise((64, 64), 100).convert("RGB") for _ in range(2)]
@@ -60,14 +90,32 @@ def test_413_body_too_large(start_service):
     assert masked.stats["failed_groups"] == 1 and "413" in out.errors[0]
 
 
-def test_413_too_many_images_refused_before_sending_when_the_limit_is_known(start_service):
+def test_too_many_images_refused_before_sending_by_the_limit_the_service_reports(start_service):
     service = start_service(config=ServiceConfig(max_images=4))
-    with pytest.raises(RewardGroupError, match="limit of 4"):
-        GroupScorer(service.url, max_group_images=4).score_batch(grays(*range(6)), ["p"] * 6)
+    for scorer in (GroupScorer(service.url), GroupScorer(service.url, max_group_images=8)):  # /health: 4
+        with pytest.raises(RewardGroupError, match="limit of 4"):
+            scorer.score_batch(grays(*range(6)), ["p"] * 6)
+        assert scorer.group_image_limit() == 4
+    with pytest.raises(RewardGroupError, match="limit of 3"):  # a lower limit of the caller's own holds
+        GroupScorer(service.url, max_group_images=3).score_batch(grays(*range(4)), ["p"] * 4)
     assert not service.vlm.seen
-    with pytest.raises(RewardServiceError) as caught:  # the client was told 16; the service says 413
-        GroupScorer(service.url).score_batch(grays(*range(6)), ["p"] * 6)
+    split = GroupScorer(service.url, split_large_groups=True).score_batch(grays(*range(10, 70, 10)), ["p"] * 6)
+    assert split.failed_groups == 0 and all(split.mask)  # two sub-groups of 3, no 413
+    assert len(service.vlm.seen) == 2 * 3
+
+
+def test_a_service_too_old_to_report_limits_is_assumed_to_take_16(start_service, monkeypatch):
+    service = start_service(config=ServiceConfig(max_images=4))
+    reported = service.state.health()
+    assert reported.limits is not None and reported.limits.max_images == 4
+    monkeypatch.setattr(service.state, "health", lambda: reported.model_copy(update={"limits": None}))
+    scorer = GroupScorer(service.url)
+    assert scorer.group_image_limit() == 16
+    with pytest.raises(RewardServiceError) as caught:  # sent, as before: the service answers 413
+        scorer.score_batch(grays(*range(6)), ["p"] * 6)
     assert caught.value.status == 413 and caught.value.code == "too_many_images"
+    with RewardClient(service.url) as client:
+        assert client.limits().max_images == 16
 
 
 def test_422_invalid_request(start_service):

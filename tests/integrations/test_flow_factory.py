@@ -17,7 +17,12 @@ torch = pytest.importorskip("torch")
 
 import arrpo.integrations.flow_factory as flow_factory  # noqa: E402
 from arrpo.integrations.groups import RewardGroupError  # noqa: E402
-from tests.integrations.trainers import closest_to_source_wins, flow_factory_groupwise, gray_pil  # noqa: E402
+from tests.integrations.trainers import (  # noqa: E402
+    closest_to_source_wins,
+    flow_factory_async_rewards,
+    flow_factory_groupwise,
+    gray_pil,
+)
 
 
 def reward_arguments(url: str | None, **extra) -> SimpleNamespace:
@@ -136,3 +141,60 @@ def test_pointwise_mode_reads_anchors_from_dataset_metadata(service, tmp_path):
     samples = [{"prompt": "p", "image": gray_pil(g), "unique_id": "u", "metadata": meta} for g in (50, 150)]
     per_rank = flow_factory_groupwise(model, [samples[:1], samples[1:]])
     assert torch.cat(per_rank).tolist() == pytest.approx([-0.1, 1.0])
+
+
+def test_async_reward_buffer_judges_each_group_as_it_completes(start_service):
+    """``async_reward: true``: groups are judged on Flow-Factory's worker thread, each as soon as its
+    k samples are sampled, while sampling goes on; the rewards equal the synchronous path's."""
+    service = start_service(closest_to_source_wins)
+    config = reward_arguments(service.url, samples_per_prompt=2)
+    config.async_reward = True
+    model = flow_factory.ArrpoReward(config=config, accelerator=ACCELERATOR)
+    meta = json.dumps({"caption": "from the dataset"})  # every sample carries its metadata here
+    samples = [{"prompt": "match it", "image": gray_pil(g), "unique_id": uid, "metadata": meta,
+                "condition_images": [gray_pil(source)], "latents": object()}
+               for uid, source in (("a", 0), ("b", 255), ("c", 0)) for g in (10, 200)]
+    judged_by_batch = []
+
+    def sampled(number):  # the main thread's next rollout; what the service had judged by then
+        judged_by_batch.append(len(service.vlm.seen))
+
+    batches = [samples[0:3], samples[3:5], samples[5:6]]  # group b completes in batch 2, c in 3
+    rewards = flow_factory_async_rewards(model, batches, group_size=2, on_sampled=sampled)
+    assert rewards.tolist() == pytest.approx([1.0, -0.1, -0.1, 1.0, 1.0, -0.1])
+    assert set(model.calls_on) == {"reward-buffer-worker"} and len(model.calls_on) == 3
+    assert len(service.vlm.seen) == 3  # one pair per group, each judged once
+    assert all(len(request.image_bytes) == 3 for request in service.vlm.seen)  # with its source
+    sync = flow_factory_groupwise(flow_factory.ArrpoReward(config=reward_arguments(service.url),
+                                                           accelerator=ACCELERATOR), [samples[:4], samples[4:]])
+    assert torch.cat(sync).tolist() == pytest.approx(rewards.tolist())
+
+
+def test_async_reward_buffer_failure_surfaces_on_the_main_thread_or_is_masked(start_service):
+    from arrpo.client import RewardServiceError
+
+    down = "http://127.0.0.1:9"  # no reward service there
+    config = reward_arguments(down, max_retries=0)
+    config.async_reward = True
+    samples = [{"prompt": "p", "image": gray_pil(g), "unique_id": "u"} for g in (10, 200)]
+    model = flow_factory.ArrpoReward(config=config, accelerator=ACCELERATOR)
+    with pytest.raises(RuntimeError, match="worker thread failed") as caught:
+        flow_factory_async_rewards(model, [samples, []], group_size=2)
+    assert isinstance(caught.value.__cause__, RewardServiceError) and caught.value.__cause__.code == "unreachable"
+    masked = flow_factory.ArrpoReward(config=reward_arguments(down, max_retries=0, on_failure="mask"),
+                                      accelerator=ACCELERATOR)
+    assert flow_factory_async_rewards(masked, [samples], group_size=2).tolist() == [0.0, 0.0]
+    assert masked.scorer.stats["failed_groups"] == 1
+
+
+def test_standalone_reward_has_the_torch_device_the_async_buffer_reads(service):
+    """Without Flow-Factory the stand-in base gives ``.device`` as torch does (the buffer reads
+    ``.device.type`` of every reward), also from a plain config."""
+    plain = SimpleNamespace(extra_kwargs={"url": service.url})  # no device, no dtype
+    model = flow_factory.ArrpoReward(config=plain, accelerator=None)
+    assert model.device == torch.device("cpu") and model.device.type == "cpu"
+    named = flow_factory.ArrpoReward(config=SimpleNamespace(extra_kwargs={"url": service.url}, device="cuda"),
+                                     accelerator=ACCELERATOR)
+    assert named.device == torch.device("cpu")  # "cuda" means the accelerator's device, as in Flow-Factory
+    samples = [{"prompt": "p", "image": gray_pil(g), "unique_id": "u"} for g in (10, 200)]
+    assert flow_factory_async_rewards(model, [samples], group_size=2).tolist() == pytest.approx([-0.1, 1.0])

@@ -130,6 +130,72 @@ def flow_factory_groupwise(model, rank_samples: list[list[dict]]) -> list[torch.
     return list(rewards.chunk(world))
 
 
+def flow_factory_async_rewards(model, batches: list[list[dict]], group_size: int,
+                               on_sampled=None) -> torch.Tensor:
+    """Flow-Factory's ``RewardBuffer`` with ``async_reward`` on one rank (its sampler keeps each
+    group's k samples on the same rank, so nothing is gathered): the buffer first reads every
+    reward's ``.device.type``; batches are added as they are sampled; as soon as all k samples of
+    a ``unique_id`` are in, that group is queued; one daemon thread takes the queue in order and
+    computes each group (the declared arguments every sample of the group has, media as PIL,
+    ``model(**input)``, ``torch.as_tensor(.rewards, cpu, float32)`` stored per sample) while the
+    main thread goes on sampling (``on_sampled(batch_number)`` stands for that work). A worker
+    error stops the thread and is raised as ``RuntimeError`` chained to it at the next batch or at
+    the end; the end also requires every group complete and stacks the rewards in sample order."""
+    import queue
+    import threading
+
+    needs_cuda_stream = model.device.type == "cuda"  # read for every reward before anything runs
+    assert not needs_cuda_stream, "the stand-in has no CUDA: give the reward a CPU accelerator"
+    samples: list[dict] = []
+    rewards: list[torch.Tensor | None] = []
+    waiting: dict[Any, list[int]] = {}
+    tasks: queue.Queue = queue.Queue()
+    failure: list[BaseException] = []
+    model.calls_on = []
+
+    def work() -> None:
+        try:
+            while (task := tasks.get()) is not None:
+                indices = task
+                group = [samples[i] for i in indices]
+                model.calls_on.append(threading.current_thread().name)
+                declared = filter_kwargs(model.__call__, **group[0])
+                group_input = {k: [s[k] for s in group] for k in declared
+                               if all(s.get(k) is not None for s in group)}
+                output = model(**group_input)
+                values = torch.as_tensor(getattr(output, "rewards", output), device="cpu", dtype=torch.float32)
+                for position, index in enumerate(indices):
+                    rewards[index] = values[position]
+        except Exception as exc:  # kept, raised on the main thread
+            failure.append(exc)
+
+    def raise_failure() -> None:
+        if failure:
+            raise RuntimeError("RewardBuffer worker thread failed") from failure[0]
+
+    worker = threading.Thread(target=work, name="reward-buffer-worker", daemon=True)
+    worker.start()
+    for number, batch in enumerate(batches):
+        raise_failure()
+        start = len(samples)
+        samples.extend(batch)
+        rewards.extend([None] * len(batch))
+        for index, sample in enumerate(batch, start):
+            waiting.setdefault(sample["unique_id"], []).append(index)
+        for uid, indices in list(waiting.items()):
+            if len(indices) >= group_size:
+                tasks.put(list(indices))
+                del waiting[uid]
+        if on_sampled is not None:
+            on_sampled(number)
+    tasks.put(None)
+    worker.join()
+    raise_failure()
+    assert not waiting, f"incomplete groups: {list(waiting)}"
+    assert all(r is not None for r in rewards)
+    return torch.stack(rewards)  # type: ignore[arg-type]
+
+
 # ----------------------------------------------------------------------------- DanceGRPO
 def dance_grpo_rollout(score_one, captions: list[str], num_generations: int, decode, sources=None):
     """DanceGRPO's sampling on one rank: prompts repeated ``num_generations`` times contiguously,

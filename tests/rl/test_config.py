@@ -37,3 +37,36 @@ def test_invalid_combinations_are_refused():
     with pytest.raises(ValueError, match="unknown preset"):
         build_config(preset="nope")
     assert set(PRESETS) >= {"official-flux", "official-qwen-edit", "tiny-cpu"}
+
+
+@pytest.mark.parametrize(("reward", "message"), [
+    ({"win": float("nan")}, "win: must be a finite number"),
+    ({"lose": float("-inf")}, "lose: must be a finite number"),
+    ({"scale": float("inf")}, "scale: must be a finite number"),
+    ({"win": -1.0}, r"win \+ lose must be positive"),
+    ({"win": 0.05, "lose": -0.1}, r"win \+ lose must be positive"),
+    ({"win": 1.5e308, "lose": 1.5e308}, "overflows"),
+    ({"scale": 0.0}, "scale: must be positive"),
+    ({"advantage_clip": 0.0}, "clip: must be a finite positive number"),
+])
+def test_reward_parameters_are_checked_when_the_config_is_read(reward, message):
+    """The reward service's rule (arrpo.rewards.check_reward_parameters), before any model is loaded."""
+    with pytest.raises(ValidationError, match=message):
+        build_config({"reward": reward}, preset="official-flux")
+
+
+def test_unusual_but_ordered_reward_parameters_are_accepted():
+    cfg = build_config({"reward": {"win": -0.05, "lose": 0.1, "advantage_clip": None}}, preset="official-flux")
+    assert (cfg.reward.win, cfg.reward.lose, cfg.reward.advantage_clip) == (-0.05, 0.1, None)
+
+
+def test_train_cli_refuses_bad_reward_parameters_before_loading_models(tmp_path):
+    from tests.rl.test_cli import _app
+    from typer.testing import CliRunner
+
+    config = tmp_path / "bad.yaml"
+    # a pipeline folder that does not exist: the run would fail there if the config were accepted
+    config.write_text(f"preset: tiny-cpu\nmodel: {{pretrained: {tmp_path / 'missing'}}}\nreward: {{win: .nan}}\n")
+    result = CliRunner().invoke(_app(), ["train", "--config", str(config)])
+    assert result.exit_code == 2, result.output
+    assert "win: must be a finite number" in result.output and "missing" not in result.output

@@ -64,3 +64,35 @@ def test_editing_adapter_requires_sources(make_policy):
     policy = make_policy("flux-kontext")
     with pytest.raises(ValueError, match="source"):
         policy.encode(["make it blue"])
+
+
+def test_qwen_image_edit_without_torchvision_says_what_to_install(tmp_path, monkeypatch):
+    import sys
+
+    from arrpo.errors import ArrpoError
+    from arrpo.rl.policies import MissingDependencyError, load_policy
+
+    monkeypatch.setitem(sys.modules, "torchvision", None)  # as if it were not installed
+    missing = tmp_path / "no-pipeline-here"  # refused before anything is read from it
+    with pytest.raises(MissingDependencyError, match=r"needs torchvision.*pip install 'arrpo\[train\]'") as caught:
+        load_policy("qwen-image-edit", str(missing))
+    assert isinstance(caught.value, ImportError) and isinstance(caught.value, ArrpoError)
+    assert "Qwen2VLProcessor" in str(caught.value)
+    with pytest.raises(ValueError, match="no-pipeline-here") as other:  # T2I has no processor: no torchvision
+        load_policy("qwen-image", str(missing))
+    assert not isinstance(other.value, MissingDependencyError)
+
+
+def test_train_cli_names_the_missing_torchvision(tmp_path, monkeypatch):
+    import sys
+
+    from tests.rl.test_cli import _app
+    from typer.testing import CliRunner
+
+    monkeypatch.setitem(sys.modules, "torchvision", None)
+    config = tmp_path / "edit.yaml"
+    config.write_text(f"preset: official-qwen-edit\nmodel: {{pretrained: {tmp_path / 'missing'}, dtype: float32}}\n"
+                      "judge: {builtin: mean-red}\n")
+    result = CliRunner().invoke(_app(), ["train", "--config", str(config)])
+    assert result.exit_code == 2, result.output
+    assert "needs torchvision" in result.output and "pip install" in result.output

@@ -111,3 +111,16 @@ def test_client_survives_odd_retry_after(retry_after):
         with pytest.raises(RewardServiceError) as caught:
             client.compare("p", gray(1), gray(2))
     assert caught.value.status == 503 and len(calls) == 3
+
+
+@pytest.mark.parametrize(("options", "message"), [
+    ({"win": float("nan")}, "invalid group_rewards option(s): Value error, win: must be a finite number"),
+    ({"win": 0.05, "lose": -0.1}, "win + lose must be positive"),
+    ({"scale": 0.0}, "scale: must be positive"),
+])
+def test_client_checks_reward_options_by_the_services_rule(options, message):
+    from arrpo.client import validate_options
+
+    with pytest.raises(ValueError) as caught:
+        validate_options("group_rewards", options)
+    assert message in str(caught.value)

@@ -233,3 +233,14 @@ def test_default_writer_writes_prompt_rubrics_with_the_vlm(start_service, make_i
     assert "Caption objects present" in judged[0].text and "Edit keeps the source" in judged[-1].text
     writes = [r for r in service.vlm.seen if "Evaluation Rubrics" not in r.text]
     assert len(writes) == 2 and writes[-1].image_bytes == [src.data]
+
+
+def test_health_reports_the_request_limits(start_service):
+    from arrpo.client import RewardClient
+
+    service = start_service(config=ServiceConfig(max_images=5, max_body_bytes=123_456, max_prompt_chars=99))
+    limits = httpx.get(service.url + "/health").json()["limits"]
+    assert limits == {"max_images": 5, "max_body_bytes": 123_456, "max_image_pixels": 4096 * 4096,
+                      "max_prompt_chars": 99}
+    with RewardClient(service.url) as client:
+        assert client.limits().max_images == 5

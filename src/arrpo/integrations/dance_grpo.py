@@ -36,8 +36,8 @@ class ChunkRewards:
     Args:
         num_generations: DanceGRPO's ``args.num_generations`` (the chunk size).
         url: service URL (default ``$ARRPO_SERVICE_URL``).
-        split_large_groups: judge a chunk over ``max_group_images`` as near-equal sub-groups
-            instead of refusing it at construction.
+        split_large_groups: judge a chunk over the service's image limit (``/health``, or
+            ``max_group_images``) as near-equal sub-groups instead of refusing it at construction.
         options: further :class:`~arrpo.integrations.groups.GroupScorer` options.
     """
 
@@ -47,9 +47,6 @@ class ChunkRewards:
             raise RewardGroupError(
                 f"num_generations={num_generations!r}: a pairwise reward needs at least 2 images per prompt"
             )
-        limit = options.get("max_group_images", 16)
-        if num_generations > limit and not split_large_groups:
-            raise RewardGroupError(too_large(num_generations, limit) + f" (num_generations={num_generations})")
         url = url or os.environ.get(URL_ENV)
         if not url:
             raise ValueError(f"no reward service URL: set ${URL_ENV} (or pass url=...)")
@@ -59,6 +56,9 @@ class ChunkRewards:
             url, group_size=num_generations, split_large_groups=split_large_groups, exchange=LocalExchange(),
             **options,
         )
+        limit = self.scorer.group_image_limit()  # the service's --max-images, from /health
+        if num_generations > limit and not split_large_groups:
+            raise RewardGroupError(too_large(num_generations, limit) + f" (num_generations={num_generations})")
         self._images: list[Any] = []
         self._prompts: list[str] = []
         self._sources: list[Any] = []

@@ -8,6 +8,16 @@ their sampler-assigned id, hands each whole group to one rank, passes only the a
 ``__call__`` declares (media converted to PIL images), and reads ``.rewards`` from the result.
 Extra YAML keys of a reward entry arrive in ``config.extra_kwargs``.
 
+With ``async_reward: true`` Flow-Factory computes rewards while it samples: its ``RewardBuffer``
+reads ``.device.type`` of every reward, its sampler keeps each group's k samples on one rank, and
+as soon as a group's k samples are in, one background thread (plain ``threading``, no event loop)
+calls the reward with that group, the declared arguments taken from the whole samples (so
+``metadata`` arrives too), and stores ``.rewards`` per sample. :class:`ArrpoReward` needs nothing
+else there: it keeps no per-thread state, judges from any thread through arrpo's own event loop,
+and each call is one whole local group. An error on that thread stops the buffer's worker;
+Flow-Factory raises it on the main thread (``RuntimeError`` chained to ours) at the next batch,
+so use ``on_failure: mask`` to keep a run going through an unreachable service.
+
 One line of config registers it::
 
     rewards:
@@ -61,10 +71,7 @@ except ImportError:
         def __init__(self, config: Any, accelerator: Any):
             self.accelerator = accelerator
             self.config = config
-            device = getattr(config, "device", "cpu")
-            if str(device) == "cuda" and accelerator is not None:
-                device = accelerator.device
-            self.device = device
+            self.device = _device(getattr(config, "device", "cpu"), accelerator)
             self.dtype = getattr(config, "dtype", None)
             self.model = None
 
@@ -74,6 +81,18 @@ except ImportError:
 
 
 RewardModelOutput = _Output
+
+
+def _device(configured: Any, accelerator: Any) -> Any:
+    """As Flow-Factory's base: ``cuda`` means the accelerator's device; a name becomes a
+    ``torch.device`` (its async reward buffer reads ``.device.type`` of every reward)."""
+    if str(configured) == "cuda" and accelerator is not None:
+        return accelerator.device
+    try:
+        import torch
+    except ImportError:  # pragma: no cover - the trainers all have torch
+        return configured
+    return torch.device(configured) if isinstance(configured, str) else configured
 
 
 def _settings(config: Any) -> dict[str, Any]:

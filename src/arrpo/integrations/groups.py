@@ -36,6 +36,7 @@ from arrpo.errors import ArrpoError
 from arrpo.integrations.convert import image_bytes, split_images
 from arrpo.integrations.exchange import Exchange, default_exchange
 from arrpo.rewards import group_rewards
+from arrpo.server.protocol import DEFAULT_LIMITS, Health
 
 log = logging.getLogger("arrpo.integrations")
 
@@ -43,8 +44,8 @@ ScoreField = Literal["reward", "advantage"]
 FailurePolicy = Literal["raise", "mask"]
 Mode = Literal["group", "pointwise"]
 
-#: The service's default ``--max-images``.
-SERVICE_MAX_IMAGES = 16
+#: The service's default ``--max-images``, assumed for a service too old to report its limits.
+SERVICE_MAX_IMAGES = DEFAULT_LIMITS.max_images
 #: Reward options that pointwise mode applies on the client (``/v1/compare`` has no rewards).
 _REWARD_OPTIONS = ("preset", "win", "lose", "scale", "on_bad_verdict")
 
@@ -149,8 +150,10 @@ class GroupScorer:
         samples_per_prompt: the k of the trainer; a gathered group whose size is not a multiple
             of it is a fragment and is refused.
         on_failure: ``raise`` (default) or ``mask`` (0.0, mask false, logged and counted).
-        max_group_images: the service's ``--max-images``; larger groups are refused up front, or
-            split into near-equal sub-groups judged separately with ``split_large_groups=True``.
+        max_group_images: most images per group request. Default: the limit the service reports in
+            ``/health`` (its ``--max-images``; 16 for a service too old to report it); a value given
+            here is capped by the service's. Larger groups are refused before any request, or split
+            into near-equal sub-groups judged separately with ``split_large_groups=True``.
         max_parallel_groups: requests in flight from this rank; default: what fits the
             service's admission capacity (from ``/health``) shared by all ranks.
         max_retries, backoff, max_wait, timeout: retry budget for 503s and connection errors
@@ -164,7 +167,7 @@ class GroupScorer:
     def __init__(
         self, url: str, *, token: str | None = None, mode: Mode = "group", score: ScoreField = "reward",
         group_size: int | None = None, samples_per_prompt: int | None = None,
-        on_failure: FailurePolicy = "raise", max_group_images: int = SERVICE_MAX_IMAGES,
+        on_failure: FailurePolicy = "raise", max_group_images: int | None = None,
         split_large_groups: bool = False, max_parallel_groups: int | None = None, timeout: float = 600.0,
         max_retries: int = 20, backoff: float = 0.5, max_wait: float = 30.0,
         distributed: bool | None = None, exchange: Exchange | None = None, exchange_timeout: float = 600.0,
@@ -182,9 +185,10 @@ class GroupScorer:
                             ("max_parallel_groups", max_parallel_groups)):
             if value is not None and (not isinstance(value, int) or value < 1):
                 raise ValueError(f"{name} must be a positive integer, not {value!r}")
-        if max_group_images < 2:
-            raise ValueError("max_group_images must be at least 2")
-        if mode == "group" and group_size is not None and group_size > max_group_images and not split_large_groups:
+        if max_group_images is not None and (not isinstance(max_group_images, int) or max_group_images < 2):
+            raise ValueError(f"max_group_images must be a whole number of at least 2, not {max_group_images!r}")
+        if (mode == "group" and group_size is not None and max_group_images is not None
+                and group_size > max_group_images and not split_large_groups):
             raise RewardGroupError(too_large(group_size, max_group_images))
         try:
             if mode == "pointwise":
@@ -212,7 +216,12 @@ class GroupScorer:
         if group_size is not None and self.exchange.world_size > 1:
             raise ValueError("group_size (fixed local chunks) cannot be used across ranks; use samples_per_prompt")
         self.stats: Counter[str] = Counter()
-        self._capacity: int | None = None
+        self._health: Health | None = None
+
+    def group_image_limit(self) -> int:
+        """Most images one group request may hold: the service's limit from ``/health`` (16 for a
+        service too old to report it, or one that cannot be asked now), capped by ``max_group_images``."""
+        return run_sync(self._group_image_limit())
 
     # ------------------------------------------------------------------ public
     def score_batch(
@@ -264,10 +273,12 @@ class GroupScorer:
         payload = {
             "samples": [(p, keys[k] if keys else None, encoded[k]) for k, p in enumerate(prompts)],
             "sources": {keys[k]: sources[k] for k in range(len(prompts))} if sources and keys else {},
+            "limit": self.group_image_limit(),
         }
         exchange = self.exchange
         # the caller holds this call's turn (see score_batch): exchanges pair up across ranks
         gathered = exchange.all_gather(payload)
+        limit = min(part["limit"] for part in gathered)  # every rank plans with the same limit
         samples: list[tuple[str, str | None, bytes]] = []
         owner_of_sample: list[tuple[int, int]] = []
         all_sources: dict[str, bytes] = {}
@@ -279,7 +290,7 @@ class GroupScorer:
         global_prompts = [s[0] for s in samples]
         global_keys = [s[1] for s in samples] if any(s[1] is not None for s in samples) else None
         groups = plan_groups(global_prompts, self.group_size, global_keys)
-        problems = {g: why for g, members in enumerate(groups) if (why := self._unscorable(members, samples))}
+        problems = {g: why for g, members in enumerate(groups) if (why := self._unscorable(members, samples, limit))}
         if exchange.world_size > 1 and not self.samples_per_prompt:
             sizes = sorted({len(m) for m in groups})
             if len(sizes) > 1:  # the trainer's k is the same for every prompt: these are fragments
@@ -293,7 +304,7 @@ class GroupScorer:
             raise RewardGroupError(f"{len(problems)} of {len(groups)} group(s) cannot be judged; first: {first}")
         mine = [g for g in range(len(groups)) if g % exchange.world_size == exchange.rank and g not in problems]
         outcomes = run_sync(self._judge_groups(
-            {g: groups[g] for g in mine}, samples, all_sources,
+            {g: groups[g] for g in mine}, samples, all_sources, limit,
         ))
         for g, why in problems.items():
             if g % exchange.world_size == exchange.rank:
@@ -341,7 +352,9 @@ class GroupScorer:
                 out.verdicts[winner] = out.verdicts.get(winner, 0) + count
         return out
 
-    def _unscorable(self, members: list[int], samples: list[tuple[str, str | None, bytes]]) -> str | None:
+    def _unscorable(
+        self, members: list[int], samples: list[tuple[str, str | None, bytes]], limit: int,
+    ) -> str | None:
         prompt = samples[members[0]][0][:80]
         n = len(members)
         if self.samples_per_prompt and n % self.samples_per_prompt:
@@ -355,16 +368,16 @@ class GroupScorer:
                 f"prompt {prompt!r} has a single sample; a pairwise judge needs its whole group "
                 "(check that every rank calls the reward with all of its samples, or use mode='pointwise')"
             )
-        if n > self.max_group_images and not self.split_large_groups:
-            return too_large(n, self.max_group_images) + f" (prompt {prompt!r})"
+        if n > limit and not self.split_large_groups:
+            return too_large(n, limit) + f" (prompt {prompt!r})"
         return None
 
     async def _judge_groups(
         self, groups: dict[int, list[int]], samples: list[tuple[str, str | None, bytes]],
-        sources: dict[str, bytes],
+        sources: dict[str, bytes], limit: int,
     ) -> dict[int, _Outcome]:
         client = shared_async_client(self.url, **self.client_settings)
-        parts = {g: (split_evenly(m, self.max_group_images) if len(m) > self.max_group_images else [m])
+        parts = {g: (split_evenly(m, limit) if len(m) > limit else [m])
                  for g, m in groups.items()}
         largest = max((len(p) for chunks in parts.values() for p in chunks), default=2)
         gate = asyncio.Semaphore(await self._parallelism(client, largest))
@@ -403,16 +416,33 @@ class GroupScorer:
         capacity (judge calls) that groups of this size can use without being refused."""
         if self.max_parallel_groups is not None:
             return self.max_parallel_groups
-        if self._capacity is None:
-            try:
-                self._capacity = (await client.health()).capacity
-            except Exception as exc:  # the requests themselves will report it
-                log.debug("arrpo: /health failed (%s); sending one group at a time", exc)
-                return 1
+        health = await self._service_health(client)
+        if health is None:
+            return 1
         pairs = largest_group * (largest_group - 1) // 2
         units = pairs * (2 if self.request.get("order") == "both" else 1)
-        share = self._capacity // max(1, self.exchange.world_size)
+        share = health.capacity // max(1, self.exchange.world_size)
         return max(1, share // max(1, units))
+
+    async def _service_health(self, client: Any) -> Health | None:
+        """The service's ``/health`` (asked once per scorer), or None when it cannot be asked now."""
+        if self._health is None:
+            try:
+                self._health = await client.health()
+            except Exception as exc:  # the requests themselves will report it
+                log.debug("arrpo: /health failed (%s); one group at a time, default limits", exc)
+                return None
+        return self._health
+
+    async def _group_image_limit(self) -> int:
+        health = await self._service_health(shared_async_client(self.url, **self.client_settings))
+        if health is None:
+            return self.max_group_images or SERVICE_MAX_IMAGES
+        reported = (health.limits or DEFAULT_LIMITS).max_images
+        if self.max_group_images is not None and self.max_group_images > reported:
+            log.info("arrpo: max_group_images=%d is over the service's --max-images %d; using %d",
+                     self.max_group_images, reported, reported)
+        return min(self.max_group_images or reported, reported)
 
     # ---------------------------------------------------------- pointwise mode
     def _pointwise(

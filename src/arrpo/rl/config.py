@@ -21,6 +21,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from arrpo.rewards import check_reward_parameters
 from arrpo.vlm.settings import BackendSettings
 
 Family = Literal["sd3", "flux", "flux-kontext", "qwen-image", "qwen-image-edit"]
@@ -69,9 +70,9 @@ class RewardConfig(_Section):
     """From verdicts to advantages (see arrpo.rewards)."""
 
     preset: Literal["official", "symmetric", "zscore"] = "official"
-    win: float = Field(1.0, description="λ: reward of the winner (official).")
-    lose: float = Field(0.1, description="γ: penalty of the loser (official).")
-    scale: float = Field(1.0, description="c of the symmetric preset.")
+    win: float = Field(1.0, description="λ: reward of the winner (official); finite, win + lose > 0.")
+    lose: float = Field(0.1, description="γ: penalty of the loser (official): the loser gets −lose.")
+    scale: float = Field(1.0, description="c of the symmetric preset (finite, > 0).")
     pairing: Literal["all_pairs", "random_pairs"] = "all_pairs"
     on_bad_verdict: Literal["mask_group", "drop_pair"] = "mask_group"
     advantage_clip: float | None = 5.0
@@ -80,6 +81,13 @@ class RewardConfig(_Section):
         description="What the judge sees: the last step's x̂0 prediction (the authors, DanceGRPO) or the "
         "sample after the last SDE step (carries that step's noise, the largest std of the schedule).",
     )
+
+    @model_validator(mode="after")
+    def _winner_above_loser(self) -> RewardConfig:
+        """The reward service's rule (:func:`arrpo.rewards.check_reward_parameters`), checked when the
+        config is read rather than at the first judged batch, after the models are loaded."""
+        check_reward_parameters(win=self.win, lose=self.lose, scale=self.scale, clip=self.advantage_clip)
+        return self
 
 
 class ObjectiveConfig(_Section):

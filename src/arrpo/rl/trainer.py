@@ -30,7 +30,12 @@ from arrpo.rl.config import RPOConfig
 from arrpo.rl.data import PromptItem, PromptStream, read_prompts
 from arrpo.rl.judging import BackgroundJudging, build_judge, load_rubric
 from arrpo.rl.loss import ppo_kl_loss, select_train_steps
-from arrpo.rl.policies import DEFAULT_LORA_TARGETS, FlowPolicy, load_policy
+from arrpo.rl.policies import (
+    DEFAULT_LORA_TARGETS,
+    FlowPolicy,
+    check_family_dependencies,
+    load_policy,
+)
 from arrpo.rl.policies.base import Conditioning
 from arrpo.rl.rollout import SDEParams, Trajectories, replay_step, rollout
 from arrpo.rl.sde import gaussian_kl, sigma_schedule
@@ -58,6 +63,8 @@ class RPOTrainer:
 
     def __init__(self, config: RPOConfig, *, policy: FlowPolicy | None = None, judge=None, prompts: list[PromptItem] | None = None, accelerator=None):
         self.cfg = config
+        if policy is None:  # a missing module is named before the judge or the generator loads
+            check_family_dependencies(config.model.family)
         if accelerator is None:
             from accelerate import Accelerator
 

@@ -3,7 +3,9 @@
 :class:`RayPoolJudge` has the judge interface (``async judge(comparison) -> Verdict``), so
 ``arrpo eval --ray`` (or any caller of a judge) scales out unchanged: concurrent calls are gathered
 into batches and each batch runs through :class:`~arrpo.scale.ray_runner.RayJudgeRunner`, which
-resends the chunks of workers that die. Comparisons of a batch that still fails end as ``invalid``
+resends the chunks of workers that die. The HTTP retries a worker needed for a comparison are
+added to the caller's :func:`~arrpo.vlm.wrappers.counting_retries` tally (a pair's ``calls``).
+Comparisons of a batch that still fails end as ``invalid``
 verdicts with the reason (those already judged keep their verdicts); :class:`~arrpo.vlm.base.BackendUnavailable` (workers cannot open the backend) is raised.
 """
 
@@ -14,6 +16,7 @@ from typing import Any
 from arrpo.schema import Comparison, Verdict
 from arrpo.vlm.base import BackendError, BackendUnavailable
 from arrpo.vlm.batching import MicroBatcher
+from arrpo.vlm.wrappers import add_retries
 
 
 class RayPoolJudge:
@@ -23,26 +26,30 @@ class RayPoolJudge:
         self.runner = runner
         self._batcher = MicroBatcher(self._run_batch, max_batch_size=max_batch_size, window_s=window_s)
 
-    def _run_batch(self, comparisons: list[Comparison]) -> list[Verdict]:  # type: ignore[override]
-        verdicts: dict[int, Verdict] = {}
+    def _run_batch(self, comparisons: list[Comparison]) -> list[tuple[Verdict, int]]:  # type: ignore[override]
+        done: dict[int, tuple[Verdict, int]] = {}
         reason = "ray: no verdict came back"
         try:
-            for index, verdict in self.runner.run(comparisons):
-                verdicts[index] = verdict
+            for index, verdict, retries in self.runner.run_with_retries(comparisons):
+                done[index] = (verdict, retries)
         except BackendUnavailable:
             raise
         except Exception as exc:  # lost chunks, cluster gone: the rest end invalid, the run goes on
             reason = f"ray: {type(exc).__name__}: {exc}"
-        return [verdicts.get(i) or Verdict(id=c.id, winner="invalid", invalid_reason=reason)
+        return [done.get(i) or (Verdict(id=c.id, winner="invalid", invalid_reason=reason), 0)
                 for i, c in enumerate(comparisons)]
 
     async def judge(self, comparison: Comparison) -> Verdict:
+        """Judge on the pool. The HTTP retries the worker needed are added to the caller's
+        :func:`~arrpo.vlm.wrappers.counting_retries` tally, so a pair's ``calls`` include them."""
         try:
-            return await self._batcher.submit(comparison)  # type: ignore[arg-type]
+            verdict, retries = await self._batcher.submit(comparison)  # type: ignore[arg-type,misc]
         except BackendUnavailable:
             raise
         except BackendError as exc:
             return Verdict(id=comparison.id, winner="invalid", invalid_reason=f"ray: {exc}")
+        add_retries(retries)
+        return verdict
 
     def shutdown(self) -> None:
         self.runner.shutdown()

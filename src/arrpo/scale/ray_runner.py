@@ -20,12 +20,14 @@ Usage (the CLIs' ``--ray ADDRESS``)::
 
 from __future__ import annotations
 
+import asyncio
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Union
 
 from arrpo.images import ImageData
+from arrpo.judge import _exception_text
 from arrpo.rubric import Rubric
 from arrpo.schema import Comparison, Verdict
 from arrpo.vlm.base import VLMBackend
@@ -57,17 +59,30 @@ def pack_chunk(items: Sequence[tuple[int, Comparison]]) -> dict[str, Any]:
 
 def unpack_chunk(chunk: Mapping[str, Any]) -> list[tuple[int, Comparison]]:
     """Inverse of :func:`pack_chunk` (image hashes are recomputed from the bytes)."""
-    images = {key: ImageData(data, mime, w, h, origin=f"<ray:{key[:12]}>")
-              for key, (data, mime, w, h) in chunk["images"].items()}
-    out = []
-    for row in chunk["rows"]:
-        out.append((row["index"], Comparison(
-            task=row["task"], prompt=row["prompt"], id=row["id"],
-            image_a=images[row["a"]], image_b=images[row["b"]],
-            source=images[row["source"]] if row["source"] else None,
-            rubric=Rubric.model_validate_json(row["rubric"]) if row["rubric"] else None,
-        )))
-    return out
+    images = chunk_images(chunk)
+    return [(row["index"], unpack_row(images, row)) for row in chunk["rows"]]
+
+
+def chunk_images(chunk: Mapping[str, Any]) -> dict[str, ImageData]:
+    """A packed chunk's images by hash."""
+    return {key: ImageData(data, mime, w, h, origin=f"<ray:{key[:12]}>")
+            for key, (data, mime, w, h) in chunk["images"].items()}
+
+
+def unpack_row(images: Mapping[str, ImageData], row: Mapping[str, Any]) -> Comparison:
+    """One packed row as a :class:`Comparison`."""
+    return Comparison(
+        task=row["task"], prompt=row["prompt"], id=row["id"],
+        image_a=images[row["a"]], image_b=images[row["b"]],
+        source=images[row["source"]] if row["source"] else None,
+        rubric=Rubric.model_validate_json(row["rubric"]) if row["rubric"] else None,
+    )
+
+
+def failed_verdict(comparison_id: str | None, exc: BaseException) -> Verdict:
+    """The ``invalid`` verdict of a pair that failed on a worker, worded as the local judge words it."""
+    return Verdict(id=comparison_id, winner="invalid",
+                   invalid_reason=f"judge failed on this pair: {_exception_text(exc)}")
 
 
 # --------------------------------------------------------------------- worker
@@ -92,17 +107,39 @@ class JudgeWorker:
             self._judge = PairwiseJudge(backend, **options)
         return self._judge
 
-    async def judge_chunk(self, chunk: Mapping[str, Any]) -> list[tuple[int, str]]:
-        """Judge a packed chunk; returns ``(index, verdict JSON)`` pairs."""
+    async def judge_chunk(self, chunk: Mapping[str, Any]) -> list[tuple[int, str, int]]:
+        """Judge a packed chunk; returns ``(index, verdict JSON, HTTP retries)`` per comparison.
+
+        A comparison that fails in any way (its data, the judge) ends as its own ``invalid``
+        verdict naming the exception, as in the single-process judge; only
+        :class:`~arrpo.vlm.base.BackendUnavailable` is reported for the whole chunk (index ``-1``).
+        """
         from arrpo.vlm.base import BackendUnavailable
 
+        rows = chunk["rows"]
         try:
             judge = self._ensure_judge()
+            images = chunk_images(chunk)
+            return list(await asyncio.gather(*(self._judge_row(judge, images, row) for row in rows)))
         except BackendUnavailable as exc:  # a user must act: report it, do not judge
-            return [(-1, str(exc))]
-        items = unpack_chunk(chunk)
-        verdicts = await judge.judge_many([c for _, c in items])
-        return [(index, v.model_dump_json()) for (index, _), v in zip(items, verdicts, strict=True)]
+            return [(-1, str(exc), 0)]
+        except Exception as exc:  # no judge or no images: every comparison of the chunk is invalid
+            return [(row["index"], failed_verdict(row.get("id"), exc).model_dump_json(), 0) for row in rows]
+
+    @staticmethod
+    async def _judge_row(judge: Any, images: Mapping[str, ImageData], row: Mapping[str, Any]) -> tuple[int, str, int]:
+        from arrpo.vlm.base import BackendUnavailable
+        from arrpo.vlm.wrappers import counting_retries
+
+        with counting_retries() as tally:
+            try:
+                verdict = await judge.judge(unpack_row(images, row))
+                payload = verdict.model_dump_json()
+            except BackendUnavailable:
+                raise
+            except Exception as exc:  # one comparison's failure is its own verdict, never the chunk's
+                payload = failed_verdict(row.get("id"), exc).model_dump_json()
+        return row["index"], payload, tally.retries
 
     def pid(self) -> int:
         import os
@@ -173,8 +210,18 @@ class RayJudgeRunner:
 
     def run(self, comparisons: Iterable[Comparison]) -> Iterator[tuple[int, Verdict]]:
         """Yield ``(index in comparisons, verdict)`` as verdicts arrive (completion order)."""
+        for index, verdict, _ in self.run_with_retries(comparisons):
+            yield index, verdict
+
+    def run_with_retries(self, comparisons: Iterable[Comparison]) -> Iterator[tuple[int, Verdict, int]]:
+        """As :meth:`run`, with the HTTP retries each comparison's model calls needed on its worker
+        (so callers can count every model call, as the single-process runs do).
+
+        A chunk whose task fails (an exception on the worker, not a lost worker) ends as ``invalid``
+        verdicts naming the exception for its comparisons; the run goes on.
+        """
         import ray
-        from ray.exceptions import ObjectLostError, RayActorError, WorkerCrashedError
+        from ray.exceptions import ObjectLostError, RayActorError, RayTaskError, WorkerCrashedError
 
         indexed = list(enumerate(comparisons))
         queue = deque(
@@ -209,14 +256,18 @@ class RayJudgeRunner:
                     queue.appendleft((number, chunk))
                     self.stats.resubmitted += 1
                     continue
+                except RayTaskError as exc:  # the task itself raised: its comparisons end invalid
+                    cause = exc.cause if isinstance(getattr(exc, "cause", None), BaseException) else exc
+                    results = [(row["index"], failed_verdict(row["id"], cause).model_dump_json(), 0)
+                               for row in chunk["rows"]]
                 if results and results[0][0] == -1:
                     from arrpo.vlm.base import BackendUnavailable
 
                     raise BackendUnavailable(results[0][1])
-                for index, payload in results:
+                for index, payload, retries in results:
                     if index not in yielded:
                         yielded.add(index)
-                        yield index, Verdict.model_validate_json(payload)
+                        yield index, Verdict.model_validate_json(payload), retries
 
     def _replace_if_dead(self, slot: int) -> None:
         import ray

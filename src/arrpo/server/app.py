@@ -223,7 +223,7 @@ class RewardService:
         return Health(
             status="ok", version=__version__, model=self.backend.model_id, in_flight=self.gate.in_use,
             capacity=self.gate.capacity, task_rubrics=sorted(self.config.task_rubrics),
-            prompt_rubrics=self.rubrics.writer is not None,
+            prompt_rubrics=self.rubrics.writer is not None, limits=self.config.limits(),
         )
 
 

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 
 from arrpo.errors import ConfigurationError
 from arrpo.rubric import Rubric
-from arrpo.server.protocol import OrderPolicy
+from arrpo.server.protocol import DEFAULT_LIMITS, OrderPolicy, ServiceLimits
 
 
 @dataclass
@@ -29,11 +29,11 @@ class ServiceConfig:
     """
 
     token: str | None = None
-    max_body_bytes: int = 32 * 1024 * 1024
-    max_images: int = 16
-    max_image_pixels: int = 4096 * 4096
+    max_body_bytes: int = DEFAULT_LIMITS.max_body_bytes
+    max_images: int = DEFAULT_LIMITS.max_images
+    max_image_pixels: int = DEFAULT_LIMITS.max_image_pixels
     max_pixels: int | None = None
-    max_prompt_chars: int = 8000
+    max_prompt_chars: int = DEFAULT_LIMITS.max_prompt_chars
     max_pending: int = 64
     order: OrderPolicy = "random"
     task_rubrics: dict[str, Rubric] = field(default_factory=dict)
@@ -63,6 +63,13 @@ class ServiceConfig:
         unknown = set(self.task_rubrics) - {"t2i", "edit"}
         if unknown:
             raise ConfigurationError(f"task rubrics are keyed by 't2i' or 'edit', not {sorted(unknown)}")
+
+    def limits(self) -> ServiceLimits:
+        """The limits a request must keep to, as reported by ``/health``."""
+        return ServiceLimits(
+            max_images=self.max_images, max_body_bytes=self.max_body_bytes,
+            max_image_pixels=self.max_image_pixels, max_prompt_chars=self.max_prompt_chars,
+        )
 
     def __repr__(self) -> str:  # never print the token
         token = "<set>" if self.token else None

@@ -8,11 +8,11 @@ a silently ignored option.
 
 from __future__ import annotations
 
-import math
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from arrpo.rewards import check_reward_parameters
 from arrpo.rubric import Rubric
 from arrpo.schema import Task, Verdict
 
@@ -55,26 +55,19 @@ class GroupRewardsRequest(_Request):
 
     images: list[str] = Field(min_length=2, description="The N candidates. " + _IMAGE_DOC)
     preset: PresetName = Field("official", description="Reward preset (see arrpo.rewards).")
-    win: float = Field(1.0, allow_inf_nan=False, description="Winner reward λ of the 'official' preset (finite).")
+    win: float = Field(1.0, description="Winner reward λ of the 'official' preset (finite).")
     lose: float = Field(
-        0.1, allow_inf_nan=False,
-        description="Loser penalty γ of the 'official' preset: the loser gets −lose (finite; win + lose > 0).",
+        0.1, description="Loser penalty γ of the 'official' preset: the loser gets −lose (finite; win + lose > 0).",
     )
-    scale: float = Field(1.0, gt=0, allow_inf_nan=False, description="c of the 'symmetric' preset (finite, > 0).")
+    scale: float = Field(1.0, description="c of the 'symmetric' preset (finite, > 0).")
     on_bad_verdict: OnBadVerdict = Field(
         "mask_group", description="A tie/invalid pair masks the whole group, or only that pair."
     )
 
     @model_validator(mode="after")
     def _winner_above_loser(self) -> GroupRewardsRequest:
-        spread = self.win + self.lose
-        if not math.isfinite(spread):
-            raise ValueError(f"win + lose overflows ({self.win!r} + {self.lose!r}); use smaller rewards")
-        if spread <= 0:
-            raise ValueError(
-                f"win + lose must be positive (got {self.win!r} + {self.lose!r}): the winner gets +win and "
-                "the loser -lose, so the preferred image must be rewarded above the other"
-            )
+        # the same rule as the RL config and arrpo.rewards.group_rewards (a ValueError: a 422 here)
+        check_reward_parameters(win=self.win, lose=self.lose, scale=self.scale)
         return self
 
 
@@ -127,6 +120,21 @@ class ErrorResponse(BaseModel):
     error: ErrorBody
 
 
+class ServiceLimits(BaseModel):
+    """What one request may hold (the ``arrpo serve`` limits); clients size their requests by it."""
+
+    max_images: int = Field(description="Most images in one group_rewards request (--max-images).")
+    max_body_bytes: int = Field(description="Largest request body in bytes (--max-body-mb); larger: 413.")
+    max_image_pixels: int = Field(description="Largest decoded image, width × height; larger: 413.")
+    max_prompt_chars: int = Field(description="Longest prompt accepted; longer: 422.")
+
+
+#: The service's default limits; a client assumes them for a service too old to report its own.
+DEFAULT_LIMITS = ServiceLimits(
+    max_images=16, max_body_bytes=32 * 1024 * 1024, max_image_pixels=4096 * 4096, max_prompt_chars=8000,
+)
+
+
 class Health(BaseModel):
     status: Literal["ok", "draining"]
     version: str
@@ -135,3 +143,6 @@ class Health(BaseModel):
     capacity: int
     task_rubrics: list[str]
     prompt_rubrics: bool
+    limits: ServiceLimits | None = Field(
+        None, description="The request limits (absent from services older than this field).",
+    )

@@ -72,6 +72,14 @@ def counting_retries() -> Iterator[RetryTally]:
         _TALLY.reset(token)
 
 
+def add_retries(count: int) -> None:
+    """Add ``count`` retries made elsewhere (e.g. by a Ray worker for this caller's comparison) to
+    the active :func:`counting_retries` tally, if any."""
+    tally = _TALLY.get()
+    if tally is not None and count > 0:
+        tally.retries += count
+
+
 class Retrying:
     """Retry retryable :class:`BackendError` s with exponential backoff and jitter.
 

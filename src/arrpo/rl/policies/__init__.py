@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import importlib.util
+
+from arrpo.errors import ArrpoError
 from arrpo.rl.policies.base import Conditioning, FlowPolicy
 from arrpo.rl.policies.flux import FluxKontextPolicy, FluxPolicy
 from arrpo.rl.policies.qwen import QwenImageEditPolicy, QwenImagePolicy
@@ -10,6 +13,31 @@ from arrpo.rl.policies.sd3 import SD3Policy
 #: What the policies need from diffusers: ``from_pretrained(dtype=...)`` (0.40; older releases
 #: ignore it and load fp32), FluxKontextPipeline (0.34) and the Qwen-Image(-Edit) pipelines (0.35).
 DIFFUSERS_REQUIREMENT = "arrpo needs diffusers>=0.40: pip install -U 'diffusers>=0.40'"
+
+#: Modules a family's pipeline cannot be loaded without, beyond the ``train`` extra's core, and why.
+REQUIRED_MODULES: dict[str, dict[str, str]] = {
+    "qwen-image-edit": {
+        "torchvision": "QwenImageEditPipeline's Qwen2VLProcessor cannot be built without it (its video "
+        "processor is torchvision-only under transformers 5)",
+    },
+}
+
+
+class MissingDependencyError(ArrpoError, ImportError, kind="config"):
+    """A module the chosen model family needs is not installed (said before any weights load)."""
+
+
+def check_family_dependencies(family: str) -> None:
+    """Raise :class:`MissingDependencyError`, saying what to install, when ``family`` needs a module
+    that is not installed (looked up without importing it)."""
+    for module, why in REQUIRED_MODULES.get(family, {}).items():
+        if importlib.util.find_spec(module) is None:
+            raise MissingDependencyError(
+                f"model family {family!r} needs {module}, which is not installed: {why}. Install it: "
+                f"pip install 'arrpo[train]', or pip install {module} (the build made for your torch: "
+                "torch and torchvision must be a matching pair)"
+            )
+
 
 #: family name → (adapter class, diffusers pipeline class name)
 FAMILIES: dict[str, tuple[type[FlowPolicy], str]] = {
@@ -39,12 +67,18 @@ DEFAULT_LORA_TARGETS: dict[str, list[str]] = {
 
 
 def load_policy(family: str, pretrained: str, *, dtype: str = "float32", device: str = "cpu", revision: str | None = None, **kwargs) -> FlowPolicy:
-    """Load the diffusers pipeline ``pretrained`` (local dir or hub id) and wrap it in the family's adapter."""
+    """Load the diffusers pipeline ``pretrained`` (local dir or hub id) and wrap it in the family's adapter.
+
+    Raises:
+        MissingDependencyError: the family needs a module that is not installed (torchvision for
+            ``qwen-image-edit``), before anything is loaded.
+    """
     import diffusers
     import torch
 
     if family not in FAMILIES:
         raise ValueError(f"unknown model family {family!r}; choose one of {sorted(FAMILIES)}")
+    check_family_dependencies(family)
     adapter, pipeline_name = FAMILIES[family]
     pipeline_cls = getattr(diffusers, pipeline_name, None)
     if pipeline_cls is None:
@@ -66,12 +100,15 @@ __all__ = [
     "DEFAULT_LORA_TARGETS",
     "FAMILIES",
     "JOINT_ATTENTION_TARGETS",
+    "REQUIRED_MODULES",
     "Conditioning",
     "FlowPolicy",
     "FluxKontextPolicy",
     "FluxPolicy",
+    "MissingDependencyError",
     "QwenImageEditPolicy",
     "QwenImagePolicy",
     "SD3Policy",
+    "check_family_dependencies",
     "load_policy",
 ]

@@ -2,9 +2,13 @@
 timestep = σ, text conditioning with an attention mask; Edit appends the source image tokens.
 
 Offline status: the transformer, packing, VAE decode and the edit token layout are exercised in
-tests with tiny random modules; prompt encoding runs the pipeline's own ``encode_prompt`` (a
-Qwen2.5-VL text encoder with its chat template and, for Edit, its vision tower), which needs the
-real tokenizer/processor files and weights and is therefore only run on a machine that has them.
+tests with tiny random modules, and so is prompt encoding: the pipeline's own ``encode_prompt`` (a
+Qwen2.5-VL text encoder with its chat template and, for Edit, ``Qwen2VLProcessor`` and the vision
+tower) runs through a tiny random Qwen2.5-VL saved as a pipeline folder
+(``arrpo.testing.tiny_qwen``, ``tests/rl/test_qwen_text_encoder.py``, one full RPO iteration per
+family). Only the real weights can show the real sizes, memory, speed and training gains.
+Qwen-Image-Edit needs torchvision (its processor cannot be built without it under transformers 5;
+:func:`arrpo.rl.policies.load_policy` says so before loading anything).
 """
 
 from __future__ import annotations
