@@ -218,7 +218,8 @@ class PairwiseJudge:
             if response.finish_reason == "length":
                 parsed = RankAnswer(None, parsed.reason, f"{parsed.error} (answer cut at max_tokens)")
             if attempt < self.parse_retries:
-                retry_text = render("judge_retry", problem=parsed.error, allow_ties=self.allow_ties)
+                retry_text = render("judge_retry", problem=parsed.error, allow_ties=self.allow_ties,
+                                    task=comparison.task)
                 echoed = valid_utf8(clip(raw or "", self.max_answer_chars, keep="both"))
                 messages = [*messages, Message.assistant(echoed), Message.user(retry_text)]
         return OrderAnswer(

@@ -188,6 +188,21 @@ async def test_edit_comparison_sends_source_first(make_image, backend_for):
     await backend.aclose()
 
 
+async def test_edit_retry_names_the_edited_images(make_image, backend_for):
+    """The re-ask after an unusable answer uses the task's labels ("Edited Image 1" for edits)."""
+    answers = iter(["The second edit is better.", '{"rank": [2, 1], "reason": "brighter"}'])
+    server, backend = backend_for(lambda request: Reply(text=next(answers)))
+    item = Comparison(task="edit", prompt="brighten it", image_a=make_image((10, 10, 10)),
+                      image_b=make_image((240, 240, 240)), source=make_image((0, 0, 255)), id="e")
+    verdict = await PairwiseJudge(backend, order="given", parse_retries=1).judge(item)
+    assert verdict.winner == "B" and verdict.answers[0].attempts == 2
+    re_ask = server.seen[-1].messages[-1]["content"]
+    re_ask_text = re_ask if isinstance(re_ask, str) else " ".join(p.get("text", "") for p in re_ask)
+    assert "could not be used" in re_ask_text
+    assert "rank of Edited Image 1" in re_ask_text and "rank of Edited Image 2" in re_ask_text
+    await backend.aclose()
+
+
 def test_sync_wrapper_reuses_the_client(make_image, scripted_server):
     server = scripted_server(Script())
     backend = build_backend(server.base_url, "m", cache_path=False)
