@@ -26,7 +26,7 @@ from typing import Literal
 
 from arrpo._sync import run_sync
 from arrpo.parse import RankAnswer, parse_rank_answer
-from arrpo.prompts import render
+from arrpo.prompts import render, template_sha256
 from arrpo.schema import Comparison, Order, OrderAnswer, Usage, Verdict, Winner
 from arrpo.text import DEFAULT_MAX_ANSWER_CHARS, clip, valid_utf8
 from arrpo.vlm.base import BackendError, BackendUnavailable, Message, VLMBackend, VLMRequest
@@ -49,8 +49,15 @@ RANK_SCHEMA = {
     },
     "required": ["rank", "reason"],
 }
+#: The prompt templates a judge's requests are written from (the first ask and the re-ask).
+JUDGE_TEMPLATES = ("judge", "judge_retry")
 #: Answers longer than this (characters) are parsed in a worker thread, off the event loop.
 PARSE_INLINE_CHARS = 32_000
+
+
+def judge_prompts_sha256() -> str:
+    """Hash of the judge's prompt templates: verdicts made under another hash were asked in other words."""
+    return template_sha256(*JUDGE_TEMPLATES)
 
 
 def random_order(comparison: Comparison, seed: int = 0) -> Order:

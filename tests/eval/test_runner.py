@@ -306,3 +306,28 @@ def test_resume_refuses_a_judge_changed_under_the_same_name(tmp_path, scripted_s
     changed = cli(*args)
     assert changed.returncode == 2 and "judge 'arr' changed" in changed.stderr and "rubric text" in changed.stderr
     assert len(records(tmp_path / "run", "arr")) == 2  # nothing was mixed in
+
+
+def test_resume_refuses_a_judge_whose_prompt_templates_changed(tmp_path, scripted_server):
+    from arrpo.prompts import template_sha256
+
+    server = scripted_server(red_is_better)
+    config = write_config(tmp_path, server.base_url, "  - {name: d, kind: direct}\n")
+    out = tmp_path / "run"
+    args = ("eval", "--dataset", f"jsonl:{make_dataset(tmp_path, n=2)}", "--judge", str(config),
+            "--out", str(out), "--no-progress", "--bootstrap", "0")
+    assert cli(*args).returncode == 0
+    info = json.loads((out / "run.json").read_text())
+    assert info["judges"][0]["prompts_sha256"] == template_sha256("judge", "judge_retry")
+    # the run was started by an arrpo whose judge templates said something else
+    info["judges"][0]["prompts_sha256"] = "0" * 64
+    (out / "run.json").write_text(json.dumps(info))
+    changed = cli(*args)
+    assert changed.returncode == 2 and "judge 'd' changed" in changed.stderr
+    assert "prompt templates" in changed.stderr
+    assert len(records(out, "d")) == 2  # nothing was mixed in
+    # a run recorded before the hash was kept resumes (there is nothing to compare with)
+    del info["judges"][0]["prompts_sha256"]
+    (out / "run.json").write_text(json.dumps(info))
+    before = server.requests
+    assert cli(*args).returncode == 0 and server.requests == before

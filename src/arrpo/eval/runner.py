@@ -36,7 +36,7 @@ from arrpo.eval.providers import RubricSource, RubricUnavailable, build_source
 from arrpo.eval.thumbs import save_thumbnail
 from arrpo.images import ImageData, ImageError
 from arrpo.jsonl import JsonlWriter, iter_records
-from arrpo.judge import PairwiseJudge
+from arrpo.judge import PairwiseJudge, judge_prompts_sha256
 from arrpo.schema import Comparison, Verdict
 from arrpo.vlm.base import BackendUnavailable
 from arrpo.vlm.wrappers import counting_retries
@@ -151,7 +151,7 @@ class EvalRunner:
             "arrpo_version": __version__,
             "forward": self.forward,
             "pairs": len(pairs),
-            "judges": [s.spec.model_dump(mode="json") for s in self.setups],
+            "judges": [judge_identity(s) for s in self.setups],
             "rubrics": {s.name: _rubric_texts(s.rubrics) for s in self.setups},
             **info,
         }
@@ -161,7 +161,9 @@ class EvalRunner:
         """Refuse to resume a run whose judges were changed under the same name.
 
         Records of a judge are only comparable if they came from one configuration: the same spec
-        (kind, rubric files, sampling), the same rubric text and the same forward order.
+        (kind, rubric files, sampling), the same judge prompt templates (``prompts_sha256``; a run
+        recorded before the hash was kept is not checked for it), the same rubric text and the
+        same forward order.
         """
         path = self.run_dir / "run.json"
         if not path.exists():
@@ -178,8 +180,12 @@ class EvalRunner:
             changed = []
             if before.get("forward", self.forward) != self.forward:
                 changed.append(f"forward order ({before.get('forward')} → {self.forward})")
-            if setup.name in specs and specs[setup.name] != setup.spec.model_dump(mode="json"):
+            old = dict(specs.get(setup.name, {}))
+            old_prompts = old.pop("prompts_sha256", None)
+            if setup.name in specs and old != setup.spec.model_dump(mode="json"):
                 changed.append("its configuration")
+            if old_prompts is not None and old_prompts != judge_prompts_sha256():
+                changed.append("the judge prompt templates (judge.j2, judge_retry.j2; e.g. another arrpo version)")
             if setup.name in rubrics and rubrics[setup.name] != _rubric_texts(setup.rubrics):
                 changed.append("its rubric text")
             if changed:
@@ -316,6 +322,11 @@ async def _judge_counting(judge: Any, comparison: Comparison) -> tuple[Verdict, 
 
 def _failure(exc: BaseException) -> str:
     return f"failed: {type(exc).__name__}: {exc}"[:2000]
+
+
+def judge_identity(setup: JudgeSetup) -> dict[str, Any]:
+    """What run.json records of a judge: its spec and the hash of the prompt templates it asks with."""
+    return {**setup.spec.model_dump(mode="json"), "prompts_sha256": judge_prompts_sha256()}
 
 
 def _rubric_texts(source: RubricSource) -> dict[str, str]:
