@@ -152,6 +152,10 @@ def test_writer_provider_writes_one_rubric_per_prompt(tmp_path, scripted_server)
     ("judges:\n  - {name: a, kind: direct}\n  - {name: a, kind: direct}\n", "unique"),
     ("judges:\n  - {name: 'bad name', kind: direct}\n", "name"),
     ("judges: [\n", "not valid YAML"),
+    ("backend: {endpiont: 'http://x/v1'}\njudges:\n  - {name: a, kind: direct}\n",
+     r"backend: .*unknown backend setting 'endpiont' \(did you mean 'endpoint'\?\); allowed: kind, endpoint, model"),
+    ("judges:\n  - {name: a, kind: direct, backend: {max_retry: 2}}\n",
+     r"judges\.0\.backend: .*unknown backend setting 'max_retry' .*allowed: .*max_retries"),
 ])
 def test_config_errors(tmp_path, yaml_text, message):
     path = tmp_path / "j.yaml"
