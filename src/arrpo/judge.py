@@ -194,7 +194,7 @@ class PairwiseJudge:
 
     async def _ask(self, comparison: Comparison, order: Order, asked: list[VLMRequest]) -> OrderAnswer:
         messages = self.build_messages(comparison, order)
-        usage, latency, attempts = Usage(), 0.0, 0
+        usage, latency, attempts, cached = Usage(), 0.0, 0, 0
         raw: str | None = None
         backend_failed = False
         parsed = RankAnswer(None, None, "not asked")
@@ -218,6 +218,7 @@ class PairwiseJudge:
                 break
             latency += time.perf_counter() - started
             usage = usage + response.usage
+            cached += 1 if response.cached is True else 0
             raw = response.text if isinstance(response.text, str) else None
             parsed = await self._parse(raw, request)
             if parsed.ok:
@@ -239,6 +240,7 @@ class PairwiseJudge:
             latency_s=latency,
             usage=usage,
             attempts=attempts,
+            cached=cached,
         )
 
     async def _parse(self, raw: str | None, request: VLMRequest) -> RankAnswer:

@@ -172,6 +172,8 @@ async def test_cache_answers_a_rerun_without_the_server(make_image, backend_for,
     again = await PairwiseJudge(again_backend, order="both").judge_many(items)
     assert [v.winner for v in again] == [v.winner for v in first] == ["A", "A"]
     assert again_backend.totals.cached == 4
+    assert all(a.cached == 1 for v in again for a in v.answers)  # no model call behind them
+    assert all(a.cached == 0 for v in first for a in v.answers)
     await again_backend.aclose()
 
 

@@ -87,17 +87,20 @@ def _outcome(verdict: Verdict | None, *, shown_first: str, swapped: bool, label:
              error: str | None = None, retries: int = 0) -> dict[str, Any]:
     """One order's result in the original A/B terms.
 
-    ``attempts`` counts the answers asked for (parse re-asks included); ``calls`` every model call
-    made for them, HTTP retries included.
+    ``attempts`` counts the answers asked for (parse re-asks included), ``cached`` those of them
+    the response cache answered; ``calls`` the requests actually sent to the model for them: HTTP
+    retries included, cache hits excluded.
     """
     if verdict is None:
         return {"shown_first": shown_first, "winner": "invalid", "correct": False, "invalid_reason": error,
-                "reason": None, "raw": None, "latency_s": 0.0, "attempts": 0, "calls": 0,
+                "reason": None, "raw": None, "latency_s": 0.0, "attempts": 0, "cached": 0, "calls": 0,
                 "prompt_tokens": 0, "completion_tokens": 0}
     winner = verdict.winner
     if swapped and winner in ("A", "B"):
         winner = "B" if winner == "A" else "A"
     answer = verdict.answers[0] if verdict.answers else None
+    attempts = sum(a.attempts for a in verdict.answers)
+    cached = sum(a.cached for a in verdict.answers)
     return {
         "shown_first": shown_first,
         "winner": winner,
@@ -106,8 +109,9 @@ def _outcome(verdict: Verdict | None, *, shown_first: str, swapped: bool, label:
         "raw": answer.raw if answer else None,
         "invalid_reason": verdict.invalid_reason,
         "latency_s": round(verdict.latency_s, 4),
-        "attempts": sum(a.attempts for a in verdict.answers),
-        "calls": sum(a.attempts for a in verdict.answers) + retries,
+        "attempts": attempts,
+        "cached": cached,
+        "calls": attempts - cached + retries,
         "prompt_tokens": verdict.usage.prompt_tokens,
         "completion_tokens": verdict.usage.completion_tokens,
     }
