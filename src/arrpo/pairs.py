@@ -170,6 +170,25 @@ def randomise_ab(pair: PreferencePair, seed: int | str = 0) -> PreferencePair:
     return pair.flipped() if coin(seed, pair.id) else pair
 
 
+class PairIds:
+    """The ids of a pair set being read: where each was first seen, so a repeat names both places.
+
+    One implementation for every reader of pairs (``arrpo judge --pairs``, ``arrpo eval`` datasets):
+    ``problem(id, "line 7")`` is ``None`` for a new id, else a message saying what is wrong.
+    """
+
+    def __init__(self) -> None:
+        self._first: dict[str, str] = {}
+
+    def problem(self, pair_id: str, where: str) -> str | None:
+        """Why ``pair_id`` (read at ``where``) cannot be used, or ``None`` (then it is remembered)."""
+        if pair_id in self._first:
+            return (f"duplicate pair id {pair_id!r} (first at {self._first[pair_id]}); every pair needs its "
+                    "own id, or its verdicts would overwrite each other")
+        self._first[pair_id] = where
+        return None
+
+
 class PairFileError(ArrpoError, ValueError, kind="bad_input"):
     """A line of a pair file is not a valid pair; the message names the file and line."""
 
@@ -216,7 +235,7 @@ def read_pairs(path: str | Path) -> Iterator[PairRecord]:
     Pair ids must be unique: a repeated id is refused with both line numbers.
     """
     path = Path(path)
-    first_line: dict[str, int] = {}
+    ids = PairIds()
     for number, line in _lines(path):
         if not line.strip():
             continue
@@ -229,12 +248,9 @@ def read_pairs(path: str | Path) -> Iterator[PairRecord]:
             record = PairRecord.model_validate(data)
         except (ValueError, ValidationError, RecursionError) as exc:
             raise PairFileError(f"{path}:{number}: {_short(exc)}") from exc
-        if record.id in first_line:
-            raise PairFileError(
-                f"{path}:{number}: duplicate pair id {record.id!r} (also on line {first_line[record.id]}); "
-                "every pair needs its own id, or its verdicts would overwrite each other"
-            )
-        first_line[record.id] = number
+        problem = ids.problem(record.id, f"line {number}")
+        if problem is not None:
+            raise PairFileError(f"{path}:{number}: {problem}")
         yield record
 
 

@@ -36,7 +36,7 @@ from arrpo.eval.datasets._images import (
     resolve_path,
     unusable_images,
 )
-from arrpo.pairs import PreferencePair
+from arrpo.pairs import PairIds, PreferencePair
 
 for _module in pkgutil.iter_modules(__path__):
     if not _module.name.startswith("_"):
@@ -106,11 +106,11 @@ def load_dataset(
         raise DatasetError(f"image root {root} is not a directory")
     reader = Reader(path, root, opts)
     pairs: list[PreferencePair] = []
-    seen: set[str] = set()
-    for pair in ADAPTERS[kind].read(reader):
-        if pair.id in seen:
-            raise DatasetError(f"{path}: duplicate pair id {pair.id!r}")
-        seen.add(pair.id)
+    ids = PairIds()
+    for number, pair in enumerate(ADAPTERS[kind].read(reader), start=1):
+        problem = ids.problem(pair.id, f"pair {number}")
+        if problem is not None:
+            raise DatasetError(f"{path}: pair {number}: {problem}")
         pairs.append(pair)
         if limit is not None and len(pairs) >= limit:
             break
