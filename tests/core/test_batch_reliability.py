@@ -101,6 +101,21 @@ def test_duplicate_ids_are_refused_with_their_line_numbers(pair_dir, scripted_se
     assert server.requests == 0 and not out.exists()
 
 
+@pytest.mark.parametrize("bad_id, problem", [("p\ud800x", "lone surrogate (U+D800)"),
+                                              ("p\x1b[31m", "control character U+001B"),
+                                              ("two\nlines", "control character U+000A")])
+def test_ids_a_verdict_file_cannot_hold_are_refused_with_their_line(pair_dir, scripted_server, bad_id, problem):
+    server = scripted_server(brighter_wins())
+    pairs = write_pairs(pair_dir, 2, extra=[{"id": bad_id, "prompt": "p", "image_a": "dark.png",
+                                             "image_b": "bright.png"}])
+    out = pair_dir / "verdicts.jsonl"
+    result = batch(server, pairs, out)
+    assert result.returncode == 2, result.stderr
+    assert "pairs.jsonl:3" in result.stderr and problem in result.stderr
+    assert "Traceback" not in result.stderr and "\x1b" not in result.stderr.replace("\\x1b", "")
+    assert server.requests == 0 and not out.exists()
+
+
 @pytest.mark.parametrize("case", ["out is pairs", "out is a directory", "empty pairs", "missing pairs"])
 def test_bad_batch_files_are_clear_errors(pair_dir, scripted_server, case):
     server = scripted_server(brighter_wins())
