@@ -134,6 +134,37 @@ async def test_retry_after_is_honoured(make_image, backend_for):
     await backend.aclose()
 
 
+async def test_retry_after_as_an_http_date_is_honoured_and_capped(make_image, scripted_server):
+    import email.utils
+    from datetime import datetime, timedelta, timezone
+
+    from arrpo.vlm import BackendError
+
+    header = {"Retry-After": ""}
+    server = scripted_server(lambda request: Reply(status=429, headers=dict(header)))
+    backend = build_backend(server.base_url, "m", max_retries=0, cache_path=False)
+    retrying = backend.inner  # Metered -> Retrying (no cache here)
+    request = PairwiseJudge(backend, order="given").build_request(comparisons(make_image, ["x"])[0], "AB")
+
+    async def refused_with(offset: timedelta) -> BackendError:
+        header["Retry-After"] = email.utils.format_datetime(datetime.now(timezone.utc) + offset, usegmt=True)
+        with pytest.raises(BackendError) as caught:
+            await backend.complete(request)
+        return caught.value
+
+    soon = await refused_with(timedelta(seconds=20))  # HTTP-dates have whole seconds
+    assert 15 <= soon.retry_after <= 20 and retrying.delay_for(1, soon) == soon.retry_after < retrying.max_delay
+    late = await refused_with(timedelta(hours=2))
+    assert 7000 <= late.retry_after <= 7200 and retrying.delay_for(1, late) == retrying.max_delay  # clamped
+    past = await refused_with(timedelta(hours=-1))
+    assert past.retry_after == 0.0 and retrying.delay_for(1, past) == 0.0
+    header["Retry-After"] = "not a date"
+    with pytest.raises(BackendError) as caught:
+        await backend.complete(request)
+    assert caught.value.retry_after is None  # backoff applies
+    await backend.aclose()
+
+
 async def test_failures_end_as_invalid_not_exceptions(make_image, backend_for):
     script = Script()
     _, backend = backend_for(script)
