@@ -335,3 +335,27 @@ def test_resume_refuses_a_judge_whose_prompt_templates_changed(tmp_path, scripte
     (out / "run.json").write_text(json.dumps(info))
     before = server.requests
     assert cli(*args).returncode == 0 and server.requests == before
+
+
+def test_max_answer_chars_of_a_judge_configuration_bounds_its_records(tmp_path, scripted_server):
+    long_reason = "red " * 1000
+
+    def handler(request):
+        first = request.images()[-2].getpixel((0, 0))
+        return Reply(text=json.dumps({"rank": [1, 2] if first[0] > 128 else [2, 1], "reason": long_reason}))
+
+    server = scripted_server(handler)
+    config = write_config(tmp_path, server.base_url, "  - {name: capped, kind: direct, max_answer_chars: 100}\n"
+                                                     "  - {name: whole, kind: direct, max_answer_chars: null}\n")
+    out = tmp_path / "run"
+    result = cli("eval", "--dataset", f"jsonl:{make_dataset(tmp_path, n=2)}", "--judge", str(config),
+                 "--out", str(out), "--bootstrap", "0", "--no-progress")
+    assert result.returncode == 0, result.stderr
+    for record in records(out, "capped"):
+        side = record["forward"]
+        assert side["correct"] and len(side["reason"]) < 160 and "characters cut" in side["reason"]
+        assert len(side["raw"]) < 160
+    assert all(r["forward"]["reason"] == long_reason for r in records(out, "whole"))
+    bad = write_config(tmp_path, server.base_url, "  - {name: d, kind: direct, max_answer_chars: 0}\n")
+    with pytest.raises(ConfigError, match="max_answer_chars"):
+        load_config(bad)

@@ -10,6 +10,7 @@ from typing import Annotated, Optional
 import typer
 from rich.console import Console
 
+from arrpo.text import DEFAULT_MAX_ANSWER_CHARS
 from arrpo.vlm.settings import BackendSettings
 
 console = Console(stderr=True)
@@ -45,6 +46,13 @@ MaxInvalidShare = Annotated[
     typer.Option("--max-invalid-share", min=0.0, max=1.0,
                  help="Exit with status 1 when more than this share of the verdicts is invalid "
                       "(a run with every verdict invalid always fails)."),
+]
+
+MaxAnswerChars = Annotated[
+    int,
+    typer.Option("--max-answer-chars", min=1,
+                 help="Most characters of a model answer a verdict keeps (raw: beginning and end; reason: "
+                      f"beginning), with a marker saying how much was cut (default {DEFAULT_MAX_ANSWER_CHARS:,})."),
 ]
 
 

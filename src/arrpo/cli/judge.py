@@ -19,6 +19,7 @@ from arrpo.cli._common import (
     Concurrency,
     Device,
     Endpoint,
+    MaxAnswerChars,
     MaxInvalidShare,
     Model,
     NoCache,
@@ -31,6 +32,7 @@ from arrpo.cli._common import (
     fail,
     terminal_text,
 )
+from arrpo.text import DEFAULT_MAX_ANSWER_CHARS
 
 
 def register(app: typer.Typer) -> None:
@@ -53,6 +55,7 @@ def judge_command(
     max_pixels: Annotated[Optional[int], typer.Option("--max-pixels", min=1, help="Downscale images above this many pixels.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the verdict as JSON.")] = False,
     max_tokens: Annotated[int, typer.Option("--max-tokens", min=16, help="Longest answer the model may write.")] = 1024,
+    max_answer_chars: MaxAnswerChars = DEFAULT_MAX_ANSWER_CHARS,
     endpoint: Endpoint = None,
     model: Model = None,
     api_key_env: ApiKeyEnv = None,
@@ -108,7 +111,8 @@ def judge_command(
     if ray is not None:
         if plan is None:
             raise fail("--ray works with --pairs (batch mode)")
-        options = {"order": order, "on_disagree": on_disagree, "rubric": loaded_rubric, "max_tokens": max_tokens}
+        options = {"order": order, "on_disagree": on_disagree, "rubric": loaded_rubric, "max_tokens": max_tokens,
+                   "max_answer_chars": max_answer_chars}
         _judge_batch_on_ray(settings, options, plan, images or plan.pairs_path.parent, max_pixels, ray)
         finish_batch(plan, max_invalid_share)
         return
@@ -118,7 +122,7 @@ def judge_command(
     comparison = None if plan is not None else _load_comparison(image_a, image_b, prompt or "", source, max_pixels)
     opened = open_backend(settings)  # after the inputs are checked: a local model takes long to load
     judge = PairwiseJudge(opened, order=order, on_disagree=on_disagree, rubric=loaded_rubric,  # type: ignore[arg-type]
-                          max_tokens=max_tokens)
+                          max_tokens=max_tokens, max_answer_chars=max_answer_chars)
 
     if plan is not None:
         asyncio.run(_judge_batch(judge, plan, images or plan.pairs_path.parent, max_pixels, concurrency))

@@ -13,6 +13,7 @@ from arrpo.cli._common import (
     CachePath,
     Concurrency,
     Endpoint,
+    MaxAnswerChars,
     Model,
     NoCache,
     Retries,
@@ -21,6 +22,7 @@ from arrpo.cli._common import (
     console,
     fail,
 )
+from arrpo.text import DEFAULT_MAX_ANSWER_CHARS
 
 TOKEN_ENV = "ARRPO_SERVE_TOKEN"
 
@@ -68,6 +70,7 @@ def serve_command(
     max_pending: Annotated[Optional[int], typer.Option("--max-pending", min=1, help="Judge calls admitted at once (default 4 x --concurrency); beyond: 503.")] = None,
     graceful_timeout: Annotated[float, typer.Option("--graceful-timeout", min=0.0, help="Seconds to let in-flight requests finish on shutdown.")] = 60.0,
     log_level: Annotated[str, typer.Option("--log-level", help="debug | info | warning | error.")] = "info",
+    max_answer_chars: MaxAnswerChars = DEFAULT_MAX_ANSWER_CHARS,
     endpoint: Endpoint = None,
     model: Model = None,
     api_key_env: ApiKeyEnv = None,
@@ -108,7 +111,7 @@ def serve_command(
         token=token, max_body_bytes=int(max_body_mb * 1024 * 1024), max_images=max_images,
         max_image_pixels=max_image_pixels, max_pixels=max_pixels,
         max_pending=max_pending if max_pending is not None else 4 * concurrency, order=order,  # type: ignore[arg-type]
-        task_rubrics=task_rubrics,
+        task_rubrics=task_rubrics, max_answer_chars=max_answer_chars,
     )
     settings = backend_settings(endpoint, model, api_key_env, timeout, concurrency, retries, no_cache, cache_path)
     backend = open_backend(settings)

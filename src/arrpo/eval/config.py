@@ -21,6 +21,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from arrpo.errors import ArrpoError
+from arrpo.text import DEFAULT_MAX_ANSWER_CHARS
 from arrpo.vlm.settings import BackendSettings, unknown_keys_message
 
 JudgeKind = Literal["direct", "task_rubric", "prompt_rubrics", "guide"]
@@ -51,6 +52,10 @@ class JudgeSpec(BaseModel):
     parse_retries: int = Field(1, ge=0)
     temperature: float = 0.0
     max_tokens: int = Field(1024, ge=1)
+    max_answer_chars: int | None = Field(
+        DEFAULT_MAX_ANSWER_CHARS, ge=1,
+        description="Most characters of a model answer a record keeps (null: all of it).",
+    )
 
     @field_validator("backend")
     @classmethod

@@ -186,7 +186,7 @@ class EvalRunner:
                 changed.append(f"forward order ({before.get('forward')} → {self.forward})")
             old = dict(specs.get(setup.name, {}))
             old_prompts = old.pop("prompts_sha256", None)
-            if setup.name in specs and old != setup.spec.model_dump(mode="json"):
+            if setup.name in specs and not _same_spec(old, setup.spec):
                 changed.append("its configuration")
             if old_prompts is not None and old_prompts != judge_prompts_sha256():
                 changed.append("the judge prompt templates (judge.j2, judge_retry.j2; e.g. another arrpo version)")
@@ -328,6 +328,14 @@ def _failure(exc: BaseException) -> str:
     return f"failed: {type(exc).__name__}: {exc}"[:2000]
 
 
+def _same_spec(recorded: dict[str, Any], spec: JudgeSpec) -> bool:
+    """Whether a spec recorded in run.json is ``spec`` (fields added since then take their defaults)."""
+    try:
+        return JudgeSpec.model_validate(recorded).model_dump(mode="json") == spec.model_dump(mode="json")
+    except ValueError:  # pydantic's ValidationError: written by a version with other fields
+        return False
+
+
 def judge_identity(setup: JudgeSetup) -> dict[str, Any]:
     """What run.json records of a judge: its spec and the hash of the prompt templates it asks with."""
     return {**setup.spec.model_dump(mode="json"), "prompts_sha256": judge_prompts_sha256()}
@@ -344,7 +352,7 @@ def build_setups(config: EvalConfig, run_dir: Path, backends: dict[str, Any]) ->
         backend = backends[spec.name]
         judge = PairwiseJudge(
             backend, order="given", allow_ties=spec.allow_ties, parse_retries=spec.parse_retries,
-            temperature=spec.temperature, max_tokens=spec.max_tokens,
+            temperature=spec.temperature, max_tokens=spec.max_tokens, max_answer_chars=spec.max_answer_chars,
         )
         setups.append(JudgeSetup(spec, judge, build_source(spec, config, backend, run_dir)))
     return setups
