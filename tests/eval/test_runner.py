@@ -330,8 +330,9 @@ def test_resume_refuses_a_judge_whose_prompt_templates_changed(tmp_path, scripte
     assert changed.returncode == 2 and "judge 'd' changed" in changed.stderr
     assert "prompt templates" in changed.stderr
     assert len(records(out, "d")) == 2  # nothing was mixed in
-    # a run recorded before the hash was kept resumes (there is nothing to compare with)
-    del info["judges"][0]["prompts_sha256"]
+    # a run recorded before the hash (and max_answer_chars) was kept resumes: nothing to compare
+    # the hash with, and a spec field added since counts at its default
+    del info["judges"][0]["prompts_sha256"], info["judges"][0]["max_answer_chars"]
     (out / "run.json").write_text(json.dumps(info))
     before = server.requests
     assert cli(*args).returncode == 0 and server.requests == before
