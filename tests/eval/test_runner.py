@@ -360,3 +360,14 @@ def test_max_answer_chars_of_a_judge_configuration_bounds_its_records(tmp_path, 
     bad = write_config(tmp_path, server.base_url, "  - {name: d, kind: direct, max_answer_chars: 0}\n")
     with pytest.raises(ConfigError, match="max_answer_chars"):
         load_config(bad)
+
+
+def test_dataset_text_in_the_printed_summary_is_not_markup(tmp_path, scripted_server):
+    server = scripted_server(red_is_better)
+    dataset = make_dataset(tmp_path, n=2)
+    dataset.write_text(dataset.read_text().replace('"subset": "even"', '"subset": "[/bold] even [red]x"'))
+    config = write_config(tmp_path, server.base_url, "  - {name: d, kind: direct}\n")
+    result = cli("eval", "--dataset", f"jsonl:{dataset}", "--judge", str(config), "--out", str(tmp_path / "run"),
+                 "--bootstrap", "0", "--no-progress")
+    assert result.returncode == 0, result.stderr
+    assert "[/bold] even [red]x" in result.stderr and "MarkupError" not in result.stderr

@@ -9,6 +9,7 @@ from typing import Annotated, Optional
 
 import typer
 from rich.console import Console
+from rich.text import Text
 
 from arrpo.text import DEFAULT_MAX_ANSWER_CHARS
 from arrpo.vlm.settings import BackendSettings
@@ -92,6 +93,18 @@ def fail(message: str, code: int = 2) -> typer.Exit:
     # escaped: messages contain brackets (pip install 'arrpo[vllm]') that rich would eat as markup
     console.print(f"[bold red]error:[/] {escape(terminal_text(message))}", highlight=False, soft_wrap=True)
     return typer.Exit(code)
+
+
+def say(text: str, *, to: Console | None = None, soft_wrap: bool = False) -> None:
+    """Print ``text`` that may hold model output, file names or dataset fields: never read as rich
+    markup (a ``[/bold]`` in a model's answer would raise ``MarkupError``), never highlighted, with
+    control characters shown escaped (:func:`terminal_text`)."""
+    (to or console).print(terminal_text(text), markup=False, highlight=False, soft_wrap=soft_wrap)
+
+
+def cell(value: object) -> Text:
+    """A rich table cell (or title) showing ``value`` as plain text: no markup, control characters escaped."""
+    return Text(terminal_text(str(value)))
 
 
 _CONTROL = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f]")

@@ -27,9 +27,11 @@ from arrpo.cli._common import (
     Retries,
     Timeout,
     backend_settings,
+    cell,
     check_invalid_share,
     console,
     fail,
+    say,
     terminal_text,
 )
 from arrpo.text import DEFAULT_MAX_ANSWER_CHARS
@@ -224,7 +226,7 @@ def finish_batch(plan: BatchPlan, max_invalid_share: float) -> None:
     wanted = set(plan.ids)
     latest = {str(r["id"]): r for r in iter_records(plan.out) if str(r.get("id")) in wanted}
     if not plan.todo:
-        console.print(f"all {len(plan.ids)} pairs already judged in {plan.out}")
+        say(f"all {len(plan.ids)} pairs already judged in {plan.out}")
     _print_summary(plan.out, latest)
     reasons = [str(r.get("invalid_reason") or "no reason given") for r in latest.values() if r.get("winner") == "invalid"]
     check_invalid_share(len(latest), reasons, max_invalid_share, "verdicts")
@@ -237,7 +239,7 @@ async def _judge_batch(judge, plan: BatchPlan, images_root: Path, max_pixels: in
     from arrpo.vlm import BackendUnavailable
 
     if plan.done:
-        console.print(f"resuming: {plan.done} of {len(plan.ids)} pairs already in {plan.out}")
+        say(f"resuming: {plan.done} of {len(plan.ids)} pairs already in {plan.out}")
     gate = asyncio.Semaphore(max(2 * concurrency, 8))
     bar = ProgressBar(len(plan.todo))
     writer = JsonlWriter(plan.out)
@@ -303,7 +305,7 @@ def _judge_batch_on_ray(settings, options: dict, plan: BatchPlan, images_root: P
     from arrpo.schema import Verdict
 
     if plan.done:
-        console.print(f"resuming: {plan.done} of {len(plan.ids)} pairs already in {plan.out}")
+        say(f"resuming: {plan.done} of {len(plan.ids)} pairs already in {plan.out}")
     bar = ProgressBar(len(plan.todo))
     with JsonlWriter(plan.out) as writer:
         comparisons = []
@@ -325,12 +327,11 @@ def _judge_batch_on_ray(settings, options: dict, plan: BatchPlan, images_root: P
 
 
 def _print_summary(out: Path, latest: dict[str, dict]) -> None:
-    from rich.markup import escape
     from rich.table import Table
 
     counts = Counter(r.get("winner") for r in latest.values())
     both = [r for r in latest.values() if r.get("orders_agree") is not None]
-    table = Table(title=f"verdicts in {out}")
+    table = Table(title=cell(f"verdicts in {out}"))
     for name in ("pairs", "A", "B", "tie", "invalid", "orders agree"):
         table.add_column(name, justify="right")
     agree = f"{sum(bool(r['orders_agree']) for r in both) / len(both):.1%}" if both else "n/a"
@@ -338,4 +339,4 @@ def _print_summary(out: Path, latest: dict[str, dict]) -> None:
     console.print(table)
     reasons = Counter(str(r.get("invalid_reason") or "")[:80] for r in latest.values() if r.get("winner") == "invalid")
     for reason, n in reasons.most_common(3):
-        console.print(escape(terminal_text(f"  invalid x{n}: {reason}")), highlight=False)
+        say(f"  invalid x{n}: {reason}")
