@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import functools
+import inspect
 import re
 from collections import Counter
-from collections.abc import Sequence
-from typing import Annotated, Optional
+from collections.abc import Callable, Sequence
+from typing import Annotated, Any, Optional, TypeVar
 
 import typer
 from rich.console import Console
@@ -84,6 +86,48 @@ def backend_settings(
         kind=backend,  # type: ignore[arg-type]
         device=device,
     )
+
+
+_Command = TypeVar("_Command", bound=Callable[..., Any])
+
+
+def _option(name: str, annotation: Any, default: Any) -> inspect.Parameter:
+    return inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, annotation=annotation, default=default)
+
+
+def with_vlm_options(*, local: bool = False) -> Callable[[_Command], _Command]:
+    """Give a command the shared VLM options and hand them to it as one ``vlm: BackendSettings``.
+
+    The options are ``--endpoint --model --api-key-env --timeout --concurrency --retries --no-cache
+    --cache-path`` (plus ``--backend --device`` with ``local=True``: in-process models), added to the
+    end of the command's options; the decorated function declares ``vlm`` instead of them::
+
+        @with_vlm_options()
+        def write_command(task: TaskOption = "t2i", *, vlm: BackendSettings) -> None: ...
+    """
+    added = [
+        _option("endpoint", Endpoint, None), _option("model", Model, None), _option("api_key_env", ApiKeyEnv, None),
+        _option("timeout", Timeout, 120.0), _option("concurrency", Concurrency, 16), _option("retries", Retries, 4),
+        _option("no_cache", NoCache, False), _option("cache_path", CachePath, None),
+    ]
+    if local:
+        added += [_option("backend", BackendKind, "auto"), _option("device", Device, "auto")]
+
+    def decorate(command: _Command) -> _Command:
+        signature = inspect.signature(command, eval_str=True)
+        own = [p for name, p in signature.parameters.items() if name != "vlm"]
+
+        @functools.wraps(command)
+        def run(*args: Any, **kwargs: Any) -> Any:
+            options = {p.name: kwargs.pop(p.name, p.default) for p in added}
+            return command(*args, vlm=backend_settings(**options), **kwargs)
+
+        parameters = [*own, *added]
+        run.__signature__ = signature.replace(parameters=parameters)  # type: ignore[attr-defined]
+        run.__annotations__ = {p.name: p.annotation for p in parameters}  # what typer reads: the options
+        return run  # type: ignore[return-value]
+
+    return decorate
 
 
 def fail(message: str, code: int = 2) -> typer.Exit:

@@ -13,34 +13,26 @@ from typing import Annotated, Optional
 import typer
 
 from arrpo.cli._common import (
-    ApiKeyEnv,
-    BackendKind,
-    CachePath,
-    Concurrency,
-    Device,
-    Endpoint,
     MaxAnswerChars,
     MaxInvalidShare,
-    Model,
-    NoCache,
     Ray,
-    Retries,
-    Timeout,
-    backend_settings,
     cell,
     check_invalid_share,
     console,
     fail,
     say,
     terminal_text,
+    with_vlm_options,
 )
 from arrpo.text import DEFAULT_MAX_ANSWER_CHARS
+from arrpo.vlm.settings import BackendSettings
 
 
 def register(app: typer.Typer) -> None:
     app.command("judge")(judge_command)
 
 
+@with_vlm_options(local=True)
 def judge_command(
     image_a: Annotated[Optional[Path], typer.Argument(help="First candidate image (A).")] = None,
     image_b: Annotated[Optional[Path], typer.Argument(help="Second candidate image (B).")] = None,
@@ -58,17 +50,9 @@ def judge_command(
     as_json: Annotated[bool, typer.Option("--json", help="Print the verdict as JSON.")] = False,
     max_tokens: Annotated[int, typer.Option("--max-tokens", min=16, help="Longest answer the model may write.")] = 1024,
     max_answer_chars: MaxAnswerChars = DEFAULT_MAX_ANSWER_CHARS,
-    endpoint: Endpoint = None,
-    model: Model = None,
-    api_key_env: ApiKeyEnv = None,
-    timeout: Timeout = 120.0,
-    concurrency: Concurrency = 16,
-    retries: Retries = 4,
-    no_cache: NoCache = False,
-    cache_path: CachePath = None,
-    backend: BackendKind = "auto",
-    device: Device = "auto",
     ray: Ray = None,
+    *,
+    vlm: BackendSettings,
 ) -> None:
     """Judge which of two images is better for a prompt (optionally under a rubric).
 
@@ -108,26 +92,24 @@ def judge_command(
     if batch:
         assert pairs is not None and out is not None
         plan = plan_batch(pairs, out, retry_invalid)
-    settings = backend_settings(endpoint, model, api_key_env, timeout, concurrency, retries, no_cache, cache_path,
-                                backend, device)
     if ray is not None:
         if plan is None:
             raise fail("--ray works with --pairs (batch mode)")
         options = {"order": order, "on_disagree": on_disagree, "rubric": loaded_rubric, "max_tokens": max_tokens,
                    "max_answer_chars": max_answer_chars}
-        _judge_batch_on_ray(settings, options, plan, images or plan.pairs_path.parent, max_pixels, ray)
+        _judge_batch_on_ray(vlm, options, plan, images or plan.pairs_path.parent, max_pixels, ray)
         finish_batch(plan, max_invalid_share)
         return
     if plan is not None and not plan.todo:
         finish_batch(plan, max_invalid_share)
         return
     comparison = None if plan is not None else _load_comparison(image_a, image_b, prompt or "", source, max_pixels)
-    opened = open_backend(settings)  # after the inputs are checked: a local model takes long to load
+    opened = open_backend(vlm)  # after the inputs are checked: a local model takes long to load
     judge = PairwiseJudge(opened, order=order, on_disagree=on_disagree, rubric=loaded_rubric,  # type: ignore[arg-type]
                           max_tokens=max_tokens, max_answer_chars=max_answer_chars)
 
     if plan is not None:
-        asyncio.run(_judge_batch(judge, plan, images or plan.pairs_path.parent, max_pixels, concurrency))
+        asyncio.run(_judge_batch(judge, plan, images or plan.pairs_path.parent, max_pixels, vlm.max_concurrency))
         finish_batch(plan, max_invalid_share)
         return
     asyncio.run(_judge_one(judge, comparison, image_a, image_b, as_json))  # type: ignore[arg-type]

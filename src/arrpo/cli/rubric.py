@@ -9,21 +9,14 @@ from typing import Annotated, Optional
 import typer
 
 from arrpo.cli._common import (
-    ApiKeyEnv,
-    CachePath,
-    Concurrency,
-    Endpoint,
-    Model,
-    NoCache,
-    Retries,
-    Timeout,
-    backend_settings,
     cell,
     console,
     fail,
     say,
     terminal_text,
+    with_vlm_options,
 )
+from arrpo.vlm.settings import BackendSettings
 
 rubric_app = typer.Typer(help="Write, learn and show Theme-Tips rubrics.", no_args_is_help=True)
 
@@ -49,6 +42,7 @@ def _open(settings):
 
 
 @rubric_app.command("write")
+@with_vlm_options()
 def write_command(
     task: TaskOption = "t2i",
     out: Annotated[Path, typer.Option("--out", help="Rubric JSON file to write.")] = ...,  # type: ignore[assignment]
@@ -57,14 +51,8 @@ def write_command(
     max_themes: MaxThemes = 10,
     max_tips: MaxTips = 4,
     rubric_cache: Annotated[Optional[Path], typer.Option("--rubric-cache", help="Folder caching prompt-level rubrics by prompt hash.")] = None,
-    endpoint: Endpoint = None,
-    model: Model = None,
-    api_key_env: ApiKeyEnv = None,
-    timeout: Timeout = 120.0,
-    concurrency: Concurrency = 16,
-    retries: Retries = 4,
-    no_cache: NoCache = False,
-    cache_path: CachePath = None,
+    *,
+    vlm: BackendSettings,
 ) -> None:
     """Write a rubric zero-shot: for a task, or (with --prompt) for one prompt.
 
@@ -84,7 +72,7 @@ def write_command(
     loaded = None
     if source is not None:
         loaded = load_image(source)
-    backend = _open(backend_settings(endpoint, model, api_key_env, timeout, concurrency, retries, no_cache, cache_path))
+    backend = _open(vlm)
     writer = RubricWriter(backend, max_themes=max_themes, max_tips=max_tips, cache_dir=rubric_cache)
 
     async def run():
@@ -104,6 +92,7 @@ def write_command(
 
 
 @rubric_app.command("learn")
+@with_vlm_options()
 def learn_command(
     pairs: Annotated[Optional[Path], typer.Option("--pairs", help="Labelled seed pairs (project JSONL, authors' JSON or MJ-Bench JSON).")] = None,
     out: Annotated[Path, typer.Option("--out", help="Rubric JSON file to write.")] = ...,  # type: ignore[assignment]
@@ -129,14 +118,8 @@ def learn_command(
     holdout: Annotated[Optional[str], typer.Option("--holdout", help="Keep N pairs (or a fraction: 0.2, 20%) out of learning and measure the rubric on them against the direct judge and a zero-shot rubric.")] = None,
     against: Annotated[str, typer.Option("--against", help="Baselines of the held-out comparison: zero-shot,direct.")] = "zero-shot,direct",
     resamples: Annotated[int, typer.Option("--bootstrap", min=0, help="Bootstrap resamples for the held-out 95% intervals.")] = 1000,
-    endpoint: Endpoint = None,
-    model: Model = None,
-    api_key_env: ApiKeyEnv = None,
-    timeout: Timeout = 120.0,
-    concurrency: Concurrency = 16,
-    retries: Retries = 4,
-    no_cache: NoCache = False,
-    cache_path: CachePath = None,
+    *,
+    vlm: BackendSettings,
 ) -> None:
     """Learn a verified Theme-Tips rubric from labelled pairs (resumable); writes report.html beside it.
 
@@ -179,7 +162,7 @@ def learn_command(
         max_themes=max_themes, max_tips=max_tips, mcr_select=mcr_select,
         pair_concurrency=pair_concurrency, max_pixels=max_pixels,
     )
-    backend = _open(backend_settings(endpoint, model, api_key_env, timeout, concurrency, retries, no_cache, cache_path))
+    backend = _open(vlm)
     learner = RubricLearner(backend, config, guide=loaded_guide)
 
     from arrpo.rubrics.report import RUN_RECORD, write_learn_report
@@ -359,6 +342,7 @@ def _print_validation(judges: dict, title: str) -> None:
 
 
 @rubric_app.command("validate")
+@with_vlm_options()
 def validate_command(
     rubric_file: Annotated[Path, typer.Argument(help="Rubric JSON file to measure.")],
     pairs: Annotated[Path, typer.Option("--pairs", help="Labelled pairs (any seed format of 'rubric learn').")] = ...,  # type: ignore[assignment]
@@ -373,14 +357,8 @@ def validate_command(
     max_tokens: Annotated[int, typer.Option("--max-tokens", min=1, help="Judges' answer limit.")] = 1024,
     resamples: Annotated[int, typer.Option("--bootstrap", min=0, help="Bootstrap resamples for the 95% intervals.")] = 1000,
     max_pixels: Annotated[Optional[int], typer.Option("--max-pixels", help="Downscale images above this many pixels.")] = None,
-    endpoint: Endpoint = None,
-    model: Model = None,
-    api_key_env: ApiKeyEnv = None,
-    timeout: Timeout = 120.0,
-    concurrency: Concurrency = 16,
-    retries: Retries = 4,
-    no_cache: NoCache = False,
-    cache_path: CachePath = None,
+    *,
+    vlm: BackendSettings,
 ) -> None:
     """Measure a rubric on labelled pairs against the direct judge and a zero-shot rubric, both orders.
 
@@ -402,7 +380,7 @@ def validate_command(
     except SeedFileError as exc:
         raise fail(str(exc)) from None
     run_dir = out or rubric_file.with_name(rubric_file.stem + ".validation")
-    backend = _open(backend_settings(endpoint, model, api_key_env, timeout, concurrency, retries, no_cache, cache_path))
+    backend = _open(vlm)
 
     async def run():
         try:

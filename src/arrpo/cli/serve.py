@@ -9,20 +9,13 @@ from typing import Annotated, Optional
 import typer
 
 from arrpo.cli._common import (
-    ApiKeyEnv,
-    CachePath,
-    Concurrency,
-    Endpoint,
     MaxAnswerChars,
-    Model,
-    NoCache,
-    Retries,
-    Timeout,
-    backend_settings,
     console,
     fail,
+    with_vlm_options,
 )
 from arrpo.text import DEFAULT_MAX_ANSWER_CHARS
+from arrpo.vlm.settings import BackendSettings
 
 TOKEN_ENV = "ARRPO_SERVE_TOKEN"
 
@@ -56,6 +49,7 @@ def parse_rubric_option(value: str):
     return task, rubric
 
 
+@with_vlm_options()
 def serve_command(
     host: Annotated[str, typer.Option("--host", help="Address to bind. Anything but loopback needs a token.")] = "127.0.0.1",
     port: Annotated[int, typer.Option("--port", min=0, max=65535, help="Port to listen on.")] = 8080,
@@ -71,14 +65,8 @@ def serve_command(
     graceful_timeout: Annotated[float, typer.Option("--graceful-timeout", min=0.0, help="Seconds to let in-flight requests finish on shutdown.")] = 60.0,
     log_level: Annotated[str, typer.Option("--log-level", help="debug | info | warning | error.")] = "info",
     max_answer_chars: MaxAnswerChars = DEFAULT_MAX_ANSWER_CHARS,
-    endpoint: Endpoint = None,
-    model: Model = None,
-    api_key_env: ApiKeyEnv = None,
-    timeout: Timeout = 120.0,
-    concurrency: Concurrency = 16,
-    retries: Retries = 4,
-    no_cache: NoCache = False,
-    cache_path: CachePath = None,
+    *,
+    vlm: BackendSettings,
 ) -> None:
     """Serve rubric-conditioned rewards over HTTP (JSON, base64 images) for RL trainers.
 
@@ -110,11 +98,10 @@ def serve_command(
     config = ServiceConfig(
         token=token, max_body_bytes=int(max_body_mb * 1024 * 1024), max_images=max_images,
         max_image_pixels=max_image_pixels, max_pixels=max_pixels,
-        max_pending=max_pending if max_pending is not None else 4 * concurrency, order=order,  # type: ignore[arg-type]
+        max_pending=max_pending if max_pending is not None else 4 * vlm.max_concurrency, order=order,  # type: ignore[arg-type]
         task_rubrics=task_rubrics, max_answer_chars=max_answer_chars,
     )
-    settings = backend_settings(endpoint, model, api_key_env, timeout, concurrency, retries, no_cache, cache_path)
-    backend = open_backend(settings)
+    backend = open_backend(vlm)
     writer = None
     if prompt_rubrics:
         from arrpo.server.rubrics import default_prompt_writer
