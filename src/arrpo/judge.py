@@ -26,7 +26,7 @@ from typing import Literal
 
 from arrpo._sync import run_sync
 from arrpo.parse import RankAnswer, parse_rank_answer
-from arrpo.prompts import render
+from arrpo.prompts import render, template_sha256
 from arrpo.schema import Comparison, Order, OrderAnswer, Usage, Verdict, Winner
 from arrpo.text import DEFAULT_MAX_ANSWER_CHARS, clip, valid_utf8
 from arrpo.vlm.base import BackendError, BackendUnavailable, Message, VLMBackend, VLMRequest
@@ -49,8 +49,15 @@ RANK_SCHEMA = {
     },
     "required": ["rank", "reason"],
 }
+#: The prompt templates a judge's requests are written from (the first ask and the re-ask).
+JUDGE_TEMPLATES = ("judge", "judge_retry")
 #: Answers longer than this (characters) are parsed in a worker thread, off the event loop.
 PARSE_INLINE_CHARS = 32_000
+
+
+def judge_prompts_sha256() -> str:
+    """Hash of the judge's prompt templates: verdicts made under another hash were asked in other words."""
+    return template_sha256(*JUDGE_TEMPLATES)
 
 
 def random_order(comparison: Comparison, seed: int = 0) -> Order:
@@ -187,7 +194,7 @@ class PairwiseJudge:
 
     async def _ask(self, comparison: Comparison, order: Order, asked: list[VLMRequest]) -> OrderAnswer:
         messages = self.build_messages(comparison, order)
-        usage, latency, attempts = Usage(), 0.0, 0
+        usage, latency, attempts, cached = Usage(), 0.0, 0, 0
         raw: str | None = None
         backend_failed = False
         parsed = RankAnswer(None, None, "not asked")
@@ -211,6 +218,7 @@ class PairwiseJudge:
                 break
             latency += time.perf_counter() - started
             usage = usage + response.usage
+            cached += 1 if response.cached is True else 0
             raw = response.text if isinstance(response.text, str) else None
             parsed = await self._parse(raw, request)
             if parsed.ok:
@@ -218,7 +226,8 @@ class PairwiseJudge:
             if response.finish_reason == "length":
                 parsed = RankAnswer(None, parsed.reason, f"{parsed.error} (answer cut at max_tokens)")
             if attempt < self.parse_retries:
-                retry_text = render("judge_retry", problem=parsed.error, allow_ties=self.allow_ties)
+                retry_text = render("judge_retry", problem=parsed.error, allow_ties=self.allow_ties,
+                                    task=comparison.task)
                 echoed = valid_utf8(clip(raw or "", self.max_answer_chars, keep="both"))
                 messages = [*messages, Message.assistant(echoed), Message.user(retry_text)]
         return OrderAnswer(
@@ -231,6 +240,7 @@ class PairwiseJudge:
             latency_s=latency,
             usage=usage,
             attempts=attempts,
+            cached=cached,
         )
 
     async def _parse(self, raw: str | None, request: VLMRequest) -> RankAnswer:

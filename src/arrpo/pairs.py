@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import unicodedata
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -170,6 +171,47 @@ def randomise_ab(pair: PreferencePair, seed: int | str = 0) -> PreferencePair:
     return pair.flipped() if coin(seed, pair.id) else pair
 
 
+class PairIds:
+    """The ids of a pair set being read: where each was first seen, so a repeat names both places.
+
+    One implementation for every reader of pairs (``arrpo judge --pairs``, ``arrpo eval`` datasets):
+    ``problem(id, "line 7")`` is ``None`` for a new id, else a message saying what is wrong: a
+    repeated id, or one that a verdict file cannot hold as it is (see :func:`id_problem`).
+    """
+
+    def __init__(self) -> None:
+        self._first: dict[str, str] = {}
+
+    def problem(self, pair_id: str, where: str) -> str | None:
+        """Why ``pair_id`` (read at ``where``) cannot be used, or ``None`` (then it is remembered)."""
+        unusable = id_problem(pair_id)
+        if unusable is not None:
+            return unusable
+        if pair_id in self._first:
+            return (f"duplicate pair id {pair_id!r} (first at {self._first[pair_id]}); every pair needs its "
+                    "own id, or its verdicts would overwrite each other")
+        self._first[pair_id] = where
+        return None
+
+
+def id_problem(pair_id: str) -> str | None:
+    """Why a pair id cannot be used as it is, or ``None``.
+
+    A lone surrogate cannot be written as UTF-8 (a verdict would carry another id, and a resumed
+    run would never find it); a control character (a newline, an ANSI escape) would corrupt a
+    terminal, a log line or a CSV cell. Both are refused when the pairs are read.
+    """
+    for char in pair_id:
+        code = ord(char)
+        if 0xD800 <= code <= 0xDFFF:
+            return (f"pair id {pair_id!r} holds a lone surrogate (U+{code:04X}), which UTF-8 cannot store: "
+                    "its verdict could never be matched to it; give the pair a plain-text id")
+        if unicodedata.category(char) == "Cc":
+            return (f"pair id {pair_id!r} holds the control character U+{code:04X}; "
+                    "give the pair an id without control characters")
+    return None
+
+
 class PairFileError(ArrpoError, ValueError, kind="bad_input"):
     """A line of a pair file is not a valid pair; the message names the file and line."""
 
@@ -216,7 +258,7 @@ def read_pairs(path: str | Path) -> Iterator[PairRecord]:
     Pair ids must be unique: a repeated id is refused with both line numbers.
     """
     path = Path(path)
-    first_line: dict[str, int] = {}
+    ids = PairIds()
     for number, line in _lines(path):
         if not line.strip():
             continue
@@ -229,12 +271,9 @@ def read_pairs(path: str | Path) -> Iterator[PairRecord]:
             record = PairRecord.model_validate(data)
         except (ValueError, ValidationError, RecursionError) as exc:
             raise PairFileError(f"{path}:{number}: {_short(exc)}") from exc
-        if record.id in first_line:
-            raise PairFileError(
-                f"{path}:{number}: duplicate pair id {record.id!r} (also on line {first_line[record.id]}); "
-                "every pair needs its own id, or its verdicts would overwrite each other"
-            )
-        first_line[record.id] = number
+        problem = ids.problem(record.id, f"line {number}")
+        if problem is not None:
+            raise PairFileError(f"{path}:{number}: {problem}")
         yield record
 
 

@@ -101,7 +101,8 @@ class OrderAnswer(BaseModel):
     )
     latency_s: float = 0.0
     usage: Usage = Field(default_factory=Usage)
-    attempts: int = 1
+    attempts: int = Field(1, description="Answers asked for (the first ask and parse re-asks).")
+    cached: int = Field(0, description="How many of those answers came from the response cache (no model call).")
 
     @field_validator("raw", "reason", "invalid_reason")
     @classmethod

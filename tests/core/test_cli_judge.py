@@ -211,3 +211,20 @@ def test_core_imports_without_torch():
             "print(heavy)")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert result.returncode == 0 and result.stdout.strip() == "[]", result.stdout + result.stderr
+
+
+def test_max_answer_chars_bounds_what_a_verdict_keeps(pair_dir, scripted_server):
+    long_reason = "because " + "x" * 3000
+    server = scripted_server(lambda request: Reply(text=json.dumps({"rank": [2, 1], "reason": long_reason})))
+    common = [str(pair_dir / "dark.png"), str(pair_dir / "bright.png"), "--prompt", "a lamp", "--endpoint",
+              server.base_url, "--model", "m", "--no-cache", "--order", "given", "--json"]
+    capped = arrpo("judge", *common, "--max-answer-chars", "200")
+    assert capped.returncode == 0, capped.stderr
+    verdict = json.loads(capped.stdout)
+    assert verdict["winner"] == "B" and verdict["reason"].startswith("because xxx")
+    assert len(verdict["reason"]) < 260 and "characters cut" in verdict["reason"]
+    assert len(verdict["answers"][0]["raw"]) < 260
+    default = json.loads(arrpo("judge", *common).stdout)
+    assert default["reason"] == long_reason  # under the default 16,000
+    refused = arrpo("judge", *common, "--max-answer-chars", "0")
+    assert refused.returncode == 2 and "--max-answer-chars" in refused.stderr

@@ -134,6 +134,37 @@ async def test_retry_after_is_honoured(make_image, backend_for):
     await backend.aclose()
 
 
+async def test_retry_after_as_an_http_date_is_honoured_and_capped(make_image, scripted_server):
+    import email.utils
+    from datetime import datetime, timedelta, timezone
+
+    from arrpo.vlm import BackendError
+
+    header = {"Retry-After": ""}
+    server = scripted_server(lambda request: Reply(status=429, headers=dict(header)))
+    backend = build_backend(server.base_url, "m", max_retries=0, cache_path=False)
+    retrying = backend.inner  # Metered -> Retrying (no cache here)
+    request = PairwiseJudge(backend, order="given").build_request(comparisons(make_image, ["x"])[0], "AB")
+
+    async def refused_with(offset: timedelta) -> BackendError:
+        header["Retry-After"] = email.utils.format_datetime(datetime.now(timezone.utc) + offset, usegmt=True)
+        with pytest.raises(BackendError) as caught:
+            await backend.complete(request)
+        return caught.value
+
+    soon = await refused_with(timedelta(seconds=20))  # HTTP-dates have whole seconds
+    assert 15 <= soon.retry_after <= 20 and retrying.delay_for(1, soon) == soon.retry_after < retrying.max_delay
+    late = await refused_with(timedelta(hours=2))
+    assert 7000 <= late.retry_after <= 7200 and retrying.delay_for(1, late) == retrying.max_delay  # clamped
+    past = await refused_with(timedelta(hours=-1))
+    assert past.retry_after == 0.0 and retrying.delay_for(1, past) == 0.0
+    header["Retry-After"] = "not a date"
+    with pytest.raises(BackendError) as caught:
+        await backend.complete(request)
+    assert caught.value.retry_after is None  # backoff applies
+    await backend.aclose()
+
+
 async def test_failures_end_as_invalid_not_exceptions(make_image, backend_for):
     script = Script()
     _, backend = backend_for(script)
@@ -172,6 +203,8 @@ async def test_cache_answers_a_rerun_without_the_server(make_image, backend_for,
     again = await PairwiseJudge(again_backend, order="both").judge_many(items)
     assert [v.winner for v in again] == [v.winner for v in first] == ["A", "A"]
     assert again_backend.totals.cached == 4
+    assert all(a.cached == 1 for v in again for a in v.answers)  # no model call behind them
+    assert all(a.cached == 0 for v in first for a in v.answers)
     await again_backend.aclose()
 
 
@@ -185,6 +218,21 @@ async def test_edit_comparison_sends_source_first(make_image, backend_for):
     request = server.seen[-1]
     assert request.texts[:3] == ["Image BASE (original image):", "Edited Image 1:", "Edited Image 2:"]
     assert len(request.image_bytes) == 3 and request.image_bytes[0] == src.data
+    await backend.aclose()
+
+
+async def test_edit_retry_names_the_edited_images(make_image, backend_for):
+    """The re-ask after an unusable answer uses the task's labels ("Edited Image 1" for edits)."""
+    answers = iter(["The second edit is better.", '{"rank": [2, 1], "reason": "brighter"}'])
+    server, backend = backend_for(lambda request: Reply(text=next(answers)))
+    item = Comparison(task="edit", prompt="brighten it", image_a=make_image((10, 10, 10)),
+                      image_b=make_image((240, 240, 240)), source=make_image((0, 0, 255)), id="e")
+    verdict = await PairwiseJudge(backend, order="given", parse_retries=1).judge(item)
+    assert verdict.winner == "B" and verdict.answers[0].attempts == 2
+    re_ask = server.seen[-1].messages[-1]["content"]
+    re_ask_text = re_ask if isinstance(re_ask, str) else " ".join(p.get("text", "") for p in re_ask)
+    assert "could not be used" in re_ask_text
+    assert "rank of Edited Image 1" in re_ask_text and "rank of Edited Image 2" in re_ask_text
     await backend.aclose()
 
 

@@ -233,6 +233,17 @@ def test_malformed_records_name_the_record(tmp_path):
     (tmp_path / "dup.jsonl").write_text('{"id": "x", "prompt": "p", "image_a": "a", "image_b": "b", "label": "A"}\n' * 2)
     with pytest.raises(DatasetError, match="duplicate pair id"):
         load_pairs(f"jsonl:{tmp_path / 'dup.jsonl'}")
+    row = '{"id": "%s", "prompt": "p", "image_a": "a", "image_b": "b", "label": "A"}\n'
+    (tmp_path / "dup2.jsonl").write_text(row % "x" + "\n" + row % "y" + row % "x")  # a blank line 2
+    with pytest.raises(DatasetError, match=r"dup2\.jsonl: line 4: duplicate pair id 'x' \(first at line 1\)"):
+        load_pairs(f"jsonl:{tmp_path / 'dup2.jsonl'}")
+    (tmp_path / "dup.json").write_text(json.dumps([json.loads(row % "x"), json.loads(row % "x")]))
+    with pytest.raises(DatasetError, match=r"dup\.json: record 2: duplicate pair id 'x' \(first at record 1\)"):
+        load_pairs(f"jsonl:{tmp_path / 'dup.json'}")
+    for bad_id, problem in (("\ud800", r"lone surrogate \(U\+D800\)"), ("a\x07b", r"control character U\+0007")):
+        (tmp_path / "odd.jsonl").write_text(row % "fine" + json.dumps({**json.loads(row % "x"), "id": bad_id}) + "\n")
+        with pytest.raises(DatasetError, match=rf"odd\.jsonl: line 2: pair id .*{problem}"):
+            load_pairs(f"jsonl:{tmp_path / 'odd.jsonl'}")
     (tmp_path / "vote.jsonl").write_text('{"prompt": "p", "left_image": "a", "right_image": "b", "vote_type": "??"}\n')
     with pytest.raises(DatasetError, match="vote_type"):
         load_pairs(f"genai-bench:{tmp_path / 'vote.jsonl'}")

@@ -84,6 +84,31 @@ def test_calls_per_pair_counts_http_retries(tmp_path, scripted_server):
     assert "| 4.00 |" in (out / "summary.md").read_text()
 
 
+def test_calls_per_pair_leaves_out_answers_from_the_response_cache(tmp_path, scripted_server):
+    server = scripted_server(red_is_better)
+    config = write_config(tmp_path, server.base_url, "  - {name: direct, kind: direct}\n")
+    cache = tmp_path / "cache.sqlite"
+    config.write_text(config.read_text().replace("cache: false", f"cache_path: '{cache}'"))
+    dataset = make_dataset(tmp_path, n=3)
+
+    def run(out: Path) -> dict:
+        result = cli("eval", "--dataset", f"jsonl:{dataset}", "--judge", str(config), "--out", str(out),
+                     "--bootstrap", "0", "--no-progress", timeout=120)
+        assert result.returncode == 0, result.stderr
+        return json.loads((out / "metrics.json").read_text())["judges"]["direct"]["overall"]
+
+    assert run(tmp_path / "first")["calls_per_pair"] == 2.0
+    asked = server.requests
+    again = run(tmp_path / "second")  # a new run directory: every answer comes from the cache
+    assert server.requests == asked
+    for record in iter_records(verdict_file(tmp_path / "second")):
+        for side in ("forward", "reverse"):
+            assert record[side]["correct"] and record[side]["attempts"] == 1
+            assert record[side]["cached"] == 1 and record[side]["calls"] == 0
+    assert again["calls_per_pair"] == 0.0
+    assert "| 0.00 |" in (tmp_path / "second" / "summary.md").read_text()
+
+
 def test_server_down_exits_1_with_the_cause_after_writing_the_report(tmp_path):
     result, out = run_eval(tmp_path, "http://127.0.0.1:9/v1", n=3)
     assert result.returncode == 1

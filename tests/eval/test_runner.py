@@ -152,6 +152,10 @@ def test_writer_provider_writes_one_rubric_per_prompt(tmp_path, scripted_server)
     ("judges:\n  - {name: a, kind: direct}\n  - {name: a, kind: direct}\n", "unique"),
     ("judges:\n  - {name: 'bad name', kind: direct}\n", "name"),
     ("judges: [\n", "not valid YAML"),
+    ("backend: {endpiont: 'http://x/v1'}\njudges:\n  - {name: a, kind: direct}\n",
+     r"backend: .*unknown backend setting 'endpiont' \(did you mean 'endpoint'\?\); allowed: kind, endpoint, model"),
+    ("judges:\n  - {name: a, kind: direct, backend: {max_retry: 2}}\n",
+     r"judges\.0\.backend: .*unknown backend setting 'max_retry' .*allowed: .*max_retries"),
 ])
 def test_config_errors(tmp_path, yaml_text, message):
     path = tmp_path / "j.yaml"
@@ -306,3 +310,64 @@ def test_resume_refuses_a_judge_changed_under_the_same_name(tmp_path, scripted_s
     changed = cli(*args)
     assert changed.returncode == 2 and "judge 'arr' changed" in changed.stderr and "rubric text" in changed.stderr
     assert len(records(tmp_path / "run", "arr")) == 2  # nothing was mixed in
+
+
+def test_resume_refuses_a_judge_whose_prompt_templates_changed(tmp_path, scripted_server):
+    from arrpo.prompts import template_sha256
+
+    server = scripted_server(red_is_better)
+    config = write_config(tmp_path, server.base_url, "  - {name: d, kind: direct}\n")
+    out = tmp_path / "run"
+    args = ("eval", "--dataset", f"jsonl:{make_dataset(tmp_path, n=2)}", "--judge", str(config),
+            "--out", str(out), "--no-progress", "--bootstrap", "0")
+    assert cli(*args).returncode == 0
+    info = json.loads((out / "run.json").read_text())
+    assert info["judges"][0]["prompts_sha256"] == template_sha256("judge", "judge_retry")
+    # the run was started by an arrpo whose judge templates said something else
+    info["judges"][0]["prompts_sha256"] = "0" * 64
+    (out / "run.json").write_text(json.dumps(info))
+    changed = cli(*args)
+    assert changed.returncode == 2 and "judge 'd' changed" in changed.stderr
+    assert "prompt templates" in changed.stderr
+    assert len(records(out, "d")) == 2  # nothing was mixed in
+    # a run recorded before the hash (and max_answer_chars) was kept resumes: nothing to compare
+    # the hash with, and a spec field added since counts at its default
+    del info["judges"][0]["prompts_sha256"], info["judges"][0]["max_answer_chars"]
+    (out / "run.json").write_text(json.dumps(info))
+    before = server.requests
+    assert cli(*args).returncode == 0 and server.requests == before
+
+
+def test_max_answer_chars_of_a_judge_configuration_bounds_its_records(tmp_path, scripted_server):
+    long_reason = "red " * 1000
+
+    def handler(request):
+        first = request.images()[-2].getpixel((0, 0))
+        return Reply(text=json.dumps({"rank": [1, 2] if first[0] > 128 else [2, 1], "reason": long_reason}))
+
+    server = scripted_server(handler)
+    config = write_config(tmp_path, server.base_url, "  - {name: capped, kind: direct, max_answer_chars: 100}\n"
+                                                     "  - {name: whole, kind: direct, max_answer_chars: null}\n")
+    out = tmp_path / "run"
+    result = cli("eval", "--dataset", f"jsonl:{make_dataset(tmp_path, n=2)}", "--judge", str(config),
+                 "--out", str(out), "--bootstrap", "0", "--no-progress")
+    assert result.returncode == 0, result.stderr
+    for record in records(out, "capped"):
+        side = record["forward"]
+        assert side["correct"] and len(side["reason"]) < 160 and "characters cut" in side["reason"]
+        assert len(side["raw"]) < 160
+    assert all(r["forward"]["reason"] == long_reason for r in records(out, "whole"))
+    bad = write_config(tmp_path, server.base_url, "  - {name: d, kind: direct, max_answer_chars: 0}\n")
+    with pytest.raises(ConfigError, match="max_answer_chars"):
+        load_config(bad)
+
+
+def test_dataset_text_in_the_printed_summary_is_not_markup(tmp_path, scripted_server):
+    server = scripted_server(red_is_better)
+    dataset = make_dataset(tmp_path, n=2)
+    dataset.write_text(dataset.read_text().replace('"subset": "even"', '"subset": "[/bold] even [red]x"'))
+    config = write_config(tmp_path, server.base_url, "  - {name: d, kind: direct}\n")
+    result = cli("eval", "--dataset", f"jsonl:{dataset}", "--judge", str(config), "--out", str(tmp_path / "run"),
+                 "--bootstrap", "0", "--no-progress")
+    assert result.returncode == 0, result.stderr
+    assert "[/bold] even [red]x" in result.stderr and "MarkupError" not in result.stderr

@@ -85,3 +85,28 @@ def test_learn_input_errors(tmp_path, seeing):
     no_endpoint = runner.invoke(app, ["rubric", "learn", "--pairs", str(bad), "--format", "jsonl",
                                       "--out", str(tmp_path / "o.json")], env={"ARRPO_ENDPOINT": ""})
     assert no_endpoint.exit_code == 2
+
+
+def test_model_and_server_text_is_printed_as_text_not_markup(seed_dir, scripted_server, tmp_path):
+    """A ``[/bold]`` or an ANSI escape in what a server or model says is shown as it is, never read as
+    rich markup (which raised MarkupError) nor sent raw to the terminal."""
+    from arrpo.testing.scripted_server import Reply
+
+    hostile = "closing [/bold] tag and [red]markup[/red] \u001b[2J"
+    server = scripted_server(lambda request: Reply(status=400, body={"error": {"message": hostile}}))
+    seeds = seed_dir(["first", "first"])
+    args = ["rubric", "learn", "--pairs", str(seeds), "--task", "t2i", "--out", str(tmp_path / "r.json"),
+            "--retries", "0", *_backend(server, tmp_path)]
+    result = runner.invoke(app, args, env={"COLUMNS": "300"})
+    assert result.exception is None or isinstance(result.exception, SystemExit), repr(result.exception)
+    assert result.exit_code == 1
+    assert "closing [/bold] tag and [red]markup[/red] \\x1b[2J" in result.output
+    assert "\u001b[2J" not in result.output
+
+    rubric = Rubric.model_validate({"themes": [{"theme": "Light [/bold] \u001b]0;x\u0007", "tips": ["[red]t"]}],
+                                    "provenance": {"model": "m [/i]"}})
+    rubric.save(tmp_path / "odd.json")
+    shown = runner.invoke(app, ["rubric", "show", str(tmp_path / "odd.json")], env={"COLUMNS": "300"})
+    assert shown.exit_code == 0, repr(shown.exception)
+    assert "Light [/bold] \\x1b]0;x\\x07" in shown.output and "[red]t" in shown.output
+    assert "m [/i]" in shown.output and "\u001b" not in shown.output

@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import functools
+import inspect
 import re
 from collections import Counter
-from collections.abc import Sequence
-from typing import Annotated, Optional
+from collections.abc import Callable, Sequence
+from typing import Annotated, Any, Optional, TypeVar
 
 import typer
 from rich.console import Console
+from rich.text import Text
 
+from arrpo.text import DEFAULT_MAX_ANSWER_CHARS
 from arrpo.vlm.settings import BackendSettings
 
 console = Console(stderr=True)
@@ -47,6 +51,13 @@ MaxInvalidShare = Annotated[
                       "(a run with every verdict invalid always fails)."),
 ]
 
+MaxAnswerChars = Annotated[
+    int,
+    typer.Option("--max-answer-chars", min=1,
+                 help="Most characters of a model answer a verdict keeps (raw: beginning and end; reason: "
+                      f"beginning), with a marker saying how much was cut (default {DEFAULT_MAX_ANSWER_CHARS:,})."),
+]
+
 
 def backend_settings(
     endpoint: str | None,
@@ -77,6 +88,48 @@ def backend_settings(
     )
 
 
+_Command = TypeVar("_Command", bound=Callable[..., Any])
+
+
+def _option(name: str, annotation: Any, default: Any) -> inspect.Parameter:
+    return inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, annotation=annotation, default=default)
+
+
+def with_vlm_options(*, local: bool = False) -> Callable[[_Command], _Command]:
+    """Give a command the shared VLM options and hand them to it as one ``vlm: BackendSettings``.
+
+    The options are ``--endpoint --model --api-key-env --timeout --concurrency --retries --no-cache
+    --cache-path`` (plus ``--backend --device`` with ``local=True``: in-process models), added to the
+    end of the command's options; the decorated function declares ``vlm`` instead of them::
+
+        @with_vlm_options()
+        def write_command(task: TaskOption = "t2i", *, vlm: BackendSettings) -> None: ...
+    """
+    added = [
+        _option("endpoint", Endpoint, None), _option("model", Model, None), _option("api_key_env", ApiKeyEnv, None),
+        _option("timeout", Timeout, 120.0), _option("concurrency", Concurrency, 16), _option("retries", Retries, 4),
+        _option("no_cache", NoCache, False), _option("cache_path", CachePath, None),
+    ]
+    if local:
+        added += [_option("backend", BackendKind, "auto"), _option("device", Device, "auto")]
+
+    def decorate(command: _Command) -> _Command:
+        signature = inspect.signature(command, eval_str=True)
+        own = [p for name, p in signature.parameters.items() if name != "vlm"]
+
+        @functools.wraps(command)
+        def run(*args: Any, **kwargs: Any) -> Any:
+            options = {p.name: kwargs.pop(p.name, p.default) for p in added}
+            return command(*args, vlm=backend_settings(**options), **kwargs)
+
+        parameters = [*own, *added]
+        run.__signature__ = signature.replace(parameters=parameters)  # type: ignore[attr-defined]
+        run.__annotations__ = {p.name: p.annotation for p in parameters}  # what typer reads: the options
+        return run  # type: ignore[return-value]
+
+    return decorate
+
+
 def fail(message: str, code: int = 2) -> typer.Exit:
     """Print ``message`` as an error (no traceback) and return the Exit to raise."""
     from rich.markup import escape
@@ -84,6 +137,18 @@ def fail(message: str, code: int = 2) -> typer.Exit:
     # escaped: messages contain brackets (pip install 'arrpo[vllm]') that rich would eat as markup
     console.print(f"[bold red]error:[/] {escape(terminal_text(message))}", highlight=False, soft_wrap=True)
     return typer.Exit(code)
+
+
+def say(text: str, *, to: Console | None = None, soft_wrap: bool = False) -> None:
+    """Print ``text`` that may hold model output, file names or dataset fields: never read as rich
+    markup (a ``[/bold]`` in a model's answer would raise ``MarkupError``), never highlighted, with
+    control characters shown escaped (:func:`terminal_text`)."""
+    (to or console).print(terminal_text(text), markup=False, highlight=False, soft_wrap=soft_wrap)
+
+
+def cell(value: object) -> Text:
+    """A rich table cell (or title) showing ``value`` as plain text: no markup, control characters escaped."""
+    return Text(terminal_text(str(value)))
 
 
 _CONTROL = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f]")

@@ -19,6 +19,7 @@ from arrpo.cli._common import (
     check_invalid_share,
     console,
     fail,
+    say,
 )
 
 
@@ -90,11 +91,11 @@ def eval_command(
     if forward is not None:
         config = config.model_copy(update={"forward": forward})
     for note in loaded.notes:
-        console.print(note, highlight=False)
+        say(note)
     if loaded.skipped_missing:
         first = next(iter(loaded.skipped_missing.values()))[0]
-        console.print(f"--skip-missing: left out {len(loaded.skipped_missing)} pairs with missing or unreadable "
-                      f"images (first: {first})", highlight=False)
+        say(f"--skip-missing: left out {len(loaded.skipped_missing)} pairs with missing or unreadable "
+            f"images (first: {first})")
     pairs = loaded.pairs
     if not pairs:
         raise DatasetError(f"{dataset}: no pairs")
@@ -125,8 +126,8 @@ def eval_command(
                         max_pending=max(s.max_concurrency for s in (config.backend_for(j) for j in config.judges)) * 2,
                         retry_invalid=retry_invalid)
     todo = sum(len(v) for v in runner.todo(pairs).values())
-    console.print(f"{len(pairs)} pairs × {len(setups)} judge(s): {todo} to judge, "
-                  f"{len(pairs) * len(setups) - todo} already done in {out}")
+    say(f"{len(pairs)} pairs × {len(setups)} judge(s): {todo} to judge, "
+        f"{len(pairs) * len(setups) - todo} already done in {out}")
     bar = None if no_progress or todo == 0 else _Bar(todo)
     info = {"dataset": dataset, "images": str(images) if images else None, "options": dataset_option or []}
     try:
@@ -140,8 +141,8 @@ def eval_command(
             with contextlib.suppress(Exception):
                 run_sync(backend.aclose())
     written = write_report(out, resamples=resamples)
-    console.print((out / "summary.md").read_text(encoding="utf-8").split("\n\n![")[0], soft_wrap=True)
-    console.print(f"report: {written['report.html']}")
+    _print_summary(out)
+    say(f"report: {written['report.html']}")
     for setup in setups:
         _check_judge(out, setup.name, {p.id for p in pairs}, max_invalid_share)
 
@@ -166,7 +167,8 @@ def _judge_on_ray(setups, config, address: str) -> list:
     for setup in setups:
         judge = setup.judge
         options = {"order": judge.order, "allow_ties": judge.allow_ties, "parse_retries": judge.parse_retries,
-                   "temperature": judge.temperature, "max_tokens": judge.max_tokens}
+                   "temperature": judge.temperature, "max_tokens": judge.max_tokens,
+                   "max_answer_chars": judge.max_answer_chars}
         pool = RayPoolJudge(RayJudgeRunner(config.backend_for(setup.spec), options))
         setup.judge = pool
         pools.append(pool)
@@ -182,9 +184,14 @@ def report_command(
     from arrpo.eval.report import write_report
 
     written = write_report(run_dir, resamples=resamples, seed=seed)
-    console.print((run_dir / "summary.md").read_text(encoding="utf-8").split("\n\n![")[0], soft_wrap=True)
+    _print_summary(run_dir)
     for name in ("report.html", "summary.md", "metrics.json"):
         typer.echo(str(written[name]))
+
+
+def _print_summary(run_dir: Path) -> None:
+    """The summary table of a run (subset names come from the dataset: printed as plain text)."""
+    say((run_dir / "summary.md").read_text(encoding="utf-8").split("\n\n![")[0], soft_wrap=True)
 
 
 class _Bar:

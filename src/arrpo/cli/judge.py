@@ -13,30 +13,26 @@ from typing import Annotated, Optional
 import typer
 
 from arrpo.cli._common import (
-    ApiKeyEnv,
-    BackendKind,
-    CachePath,
-    Concurrency,
-    Device,
-    Endpoint,
+    MaxAnswerChars,
     MaxInvalidShare,
-    Model,
-    NoCache,
     Ray,
-    Retries,
-    Timeout,
-    backend_settings,
+    cell,
     check_invalid_share,
     console,
     fail,
+    say,
     terminal_text,
+    with_vlm_options,
 )
+from arrpo.text import DEFAULT_MAX_ANSWER_CHARS
+from arrpo.vlm.settings import BackendSettings
 
 
 def register(app: typer.Typer) -> None:
     app.command("judge")(judge_command)
 
 
+@with_vlm_options(local=True)
 def judge_command(
     image_a: Annotated[Optional[Path], typer.Argument(help="First candidate image (A).")] = None,
     image_b: Annotated[Optional[Path], typer.Argument(help="Second candidate image (B).")] = None,
@@ -53,17 +49,10 @@ def judge_command(
     max_pixels: Annotated[Optional[int], typer.Option("--max-pixels", min=1, help="Downscale images above this many pixels.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the verdict as JSON.")] = False,
     max_tokens: Annotated[int, typer.Option("--max-tokens", min=16, help="Longest answer the model may write.")] = 1024,
-    endpoint: Endpoint = None,
-    model: Model = None,
-    api_key_env: ApiKeyEnv = None,
-    timeout: Timeout = 120.0,
-    concurrency: Concurrency = 16,
-    retries: Retries = 4,
-    no_cache: NoCache = False,
-    cache_path: CachePath = None,
-    backend: BackendKind = "auto",
-    device: Device = "auto",
+    max_answer_chars: MaxAnswerChars = DEFAULT_MAX_ANSWER_CHARS,
     ray: Ray = None,
+    *,
+    vlm: BackendSettings,
 ) -> None:
     """Judge which of two images is better for a prompt (optionally under a rubric).
 
@@ -103,25 +92,24 @@ def judge_command(
     if batch:
         assert pairs is not None and out is not None
         plan = plan_batch(pairs, out, retry_invalid)
-    settings = backend_settings(endpoint, model, api_key_env, timeout, concurrency, retries, no_cache, cache_path,
-                                backend, device)
     if ray is not None:
         if plan is None:
             raise fail("--ray works with --pairs (batch mode)")
-        options = {"order": order, "on_disagree": on_disagree, "rubric": loaded_rubric, "max_tokens": max_tokens}
-        _judge_batch_on_ray(settings, options, plan, images or plan.pairs_path.parent, max_pixels, ray)
+        options = {"order": order, "on_disagree": on_disagree, "rubric": loaded_rubric, "max_tokens": max_tokens,
+                   "max_answer_chars": max_answer_chars}
+        _judge_batch_on_ray(vlm, options, plan, images or plan.pairs_path.parent, max_pixels, ray)
         finish_batch(plan, max_invalid_share)
         return
     if plan is not None and not plan.todo:
         finish_batch(plan, max_invalid_share)
         return
     comparison = None if plan is not None else _load_comparison(image_a, image_b, prompt or "", source, max_pixels)
-    opened = open_backend(settings)  # after the inputs are checked: a local model takes long to load
+    opened = open_backend(vlm)  # after the inputs are checked: a local model takes long to load
     judge = PairwiseJudge(opened, order=order, on_disagree=on_disagree, rubric=loaded_rubric,  # type: ignore[arg-type]
-                          max_tokens=max_tokens)
+                          max_tokens=max_tokens, max_answer_chars=max_answer_chars)
 
     if plan is not None:
-        asyncio.run(_judge_batch(judge, plan, images or plan.pairs_path.parent, max_pixels, concurrency))
+        asyncio.run(_judge_batch(judge, plan, images or plan.pairs_path.parent, max_pixels, vlm.max_concurrency))
         finish_batch(plan, max_invalid_share)
         return
     asyncio.run(_judge_one(judge, comparison, image_a, image_b, as_json))  # type: ignore[arg-type]
@@ -220,7 +208,7 @@ def finish_batch(plan: BatchPlan, max_invalid_share: float) -> None:
     wanted = set(plan.ids)
     latest = {str(r["id"]): r for r in iter_records(plan.out) if str(r.get("id")) in wanted}
     if not plan.todo:
-        console.print(f"all {len(plan.ids)} pairs already judged in {plan.out}")
+        say(f"all {len(plan.ids)} pairs already judged in {plan.out}")
     _print_summary(plan.out, latest)
     reasons = [str(r.get("invalid_reason") or "no reason given") for r in latest.values() if r.get("winner") == "invalid"]
     check_invalid_share(len(latest), reasons, max_invalid_share, "verdicts")
@@ -233,7 +221,7 @@ async def _judge_batch(judge, plan: BatchPlan, images_root: Path, max_pixels: in
     from arrpo.vlm import BackendUnavailable
 
     if plan.done:
-        console.print(f"resuming: {plan.done} of {len(plan.ids)} pairs already in {plan.out}")
+        say(f"resuming: {plan.done} of {len(plan.ids)} pairs already in {plan.out}")
     gate = asyncio.Semaphore(max(2 * concurrency, 8))
     bar = ProgressBar(len(plan.todo))
     writer = JsonlWriter(plan.out)
@@ -299,7 +287,7 @@ def _judge_batch_on_ray(settings, options: dict, plan: BatchPlan, images_root: P
     from arrpo.schema import Verdict
 
     if plan.done:
-        console.print(f"resuming: {plan.done} of {len(plan.ids)} pairs already in {plan.out}")
+        say(f"resuming: {plan.done} of {len(plan.ids)} pairs already in {plan.out}")
     bar = ProgressBar(len(plan.todo))
     with JsonlWriter(plan.out) as writer:
         comparisons = []
@@ -321,12 +309,11 @@ def _judge_batch_on_ray(settings, options: dict, plan: BatchPlan, images_root: P
 
 
 def _print_summary(out: Path, latest: dict[str, dict]) -> None:
-    from rich.markup import escape
     from rich.table import Table
 
     counts = Counter(r.get("winner") for r in latest.values())
     both = [r for r in latest.values() if r.get("orders_agree") is not None]
-    table = Table(title=f"verdicts in {out}")
+    table = Table(title=cell(f"verdicts in {out}"))
     for name in ("pairs", "A", "B", "tie", "invalid", "orders agree"):
         table.add_column(name, justify="right")
     agree = f"{sum(bool(r['orders_agree']) for r in both) / len(both):.1%}" if both else "n/a"
@@ -334,4 +321,4 @@ def _print_summary(out: Path, latest: dict[str, dict]) -> None:
     console.print(table)
     reasons = Counter(str(r.get("invalid_reason") or "")[:80] for r in latest.values() if r.get("winner") == "invalid")
     for reason, n in reasons.most_common(3):
-        console.print(escape(terminal_text(f"  invalid x{n}: {reason}")), highlight=False)
+        say(f"  invalid x{n}: {reason}")

@@ -9,18 +9,14 @@ from typing import Annotated, Optional
 import typer
 
 from arrpo.cli._common import (
-    ApiKeyEnv,
-    CachePath,
-    Concurrency,
-    Endpoint,
-    Model,
-    NoCache,
-    Retries,
-    Timeout,
-    backend_settings,
+    cell,
     console,
     fail,
+    say,
+    terminal_text,
+    with_vlm_options,
 )
+from arrpo.vlm.settings import BackendSettings
 
 rubric_app = typer.Typer(help="Write, learn and show Theme-Tips rubrics.", no_args_is_help=True)
 
@@ -46,6 +42,7 @@ def _open(settings):
 
 
 @rubric_app.command("write")
+@with_vlm_options()
 def write_command(
     task: TaskOption = "t2i",
     out: Annotated[Path, typer.Option("--out", help="Rubric JSON file to write.")] = ...,  # type: ignore[assignment]
@@ -54,14 +51,8 @@ def write_command(
     max_themes: MaxThemes = 10,
     max_tips: MaxTips = 4,
     rubric_cache: Annotated[Optional[Path], typer.Option("--rubric-cache", help="Folder caching prompt-level rubrics by prompt hash.")] = None,
-    endpoint: Endpoint = None,
-    model: Model = None,
-    api_key_env: ApiKeyEnv = None,
-    timeout: Timeout = 120.0,
-    concurrency: Concurrency = 16,
-    retries: Retries = 4,
-    no_cache: NoCache = False,
-    cache_path: CachePath = None,
+    *,
+    vlm: BackendSettings,
 ) -> None:
     """Write a rubric zero-shot: for a task, or (with --prompt) for one prompt.
 
@@ -81,7 +72,7 @@ def write_command(
     loaded = None
     if source is not None:
         loaded = load_image(source)
-    backend = _open(backend_settings(endpoint, model, api_key_env, timeout, concurrency, retries, no_cache, cache_path))
+    backend = _open(vlm)
     writer = RubricWriter(backend, max_themes=max_themes, max_tips=max_tips, cache_dir=rubric_cache)
 
     async def run():
@@ -97,10 +88,11 @@ def write_command(
     except (RubricWriteError, BackendError) as exc:
         raise fail(f"could not write the rubric: {exc}", code=1) from None
     rubric.save(out)
-    console.print(f"wrote {len(rubric.themes)} themes to {out}")
+    say(f"wrote {len(rubric.themes)} themes to {out}")
 
 
 @rubric_app.command("learn")
+@with_vlm_options()
 def learn_command(
     pairs: Annotated[Optional[Path], typer.Option("--pairs", help="Labelled seed pairs (project JSONL, authors' JSON or MJ-Bench JSON).")] = None,
     out: Annotated[Path, typer.Option("--out", help="Rubric JSON file to write.")] = ...,  # type: ignore[assignment]
@@ -126,14 +118,8 @@ def learn_command(
     holdout: Annotated[Optional[str], typer.Option("--holdout", help="Keep N pairs (or a fraction: 0.2, 20%) out of learning and measure the rubric on them against the direct judge and a zero-shot rubric.")] = None,
     against: Annotated[str, typer.Option("--against", help="Baselines of the held-out comparison: zero-shot,direct.")] = "zero-shot,direct",
     resamples: Annotated[int, typer.Option("--bootstrap", min=0, help="Bootstrap resamples for the held-out 95% intervals.")] = 1000,
-    endpoint: Endpoint = None,
-    model: Model = None,
-    api_key_env: ApiKeyEnv = None,
-    timeout: Timeout = 120.0,
-    concurrency: Concurrency = 16,
-    retries: Retries = 4,
-    no_cache: NoCache = False,
-    cache_path: CachePath = None,
+    *,
+    vlm: BackendSettings,
 ) -> None:
     """Learn a verified Theme-Tips rubric from labelled pairs (resumable); writes report.html beside it.
 
@@ -165,7 +151,7 @@ def learn_command(
     if limit is not None:
         seeds.pairs = seeds.pairs[:limit]
     for note in seeds.skipped[:5]:
-        console.print(f"skipped {note}", highlight=False)
+        say(f"skipped {note}")
     heldout = _split(seeds, holdout, seed)
     baselines = _against(against)
     state_path = state or out.with_name(out.name + ".state.jsonl")
@@ -176,7 +162,7 @@ def learn_command(
         max_themes=max_themes, max_tips=max_tips, mcr_select=mcr_select,
         pair_concurrency=pair_concurrency, max_pixels=max_pixels,
     )
-    backend = _open(backend_settings(endpoint, model, api_key_env, timeout, concurrency, retries, no_cache, cache_path))
+    backend = _open(vlm)
     learner = RubricLearner(backend, config, guide=loaded_guide)
 
     from arrpo.rubrics.report import RUN_RECORD, write_learn_report
@@ -202,15 +188,15 @@ def learn_command(
         result.rubric.save(out)  # now with the held-out result in its provenance
     report = write_learn_report(state_path)
     if result.rubric is None:
-        console.print(f"learning report: {report}", highlight=False)
+        say(f"learning report: {report}")
         raise fail(f"{result.message}. Progress is saved in {state_path}.", code=1)
     provenance = result.rubric.provenance
     how = "model" if getattr(provenance, "structure", "model") == "model" else "fallback list (model output unusable)"
-    console.print(f"wrote {len(result.rubric.themes)} themes to {out} (structured by {how})", highlight=False)
+    say(f"wrote {len(result.rubric.themes)} themes to {out} (structured by {how})")
     held = getattr(provenance, "holdout", None)
     if held:
         _print_validation(held["judges"], f"held-out pairs ({held['pairs']})")
-    console.print(f"learning report: {report}", highlight=False)
+    say(f"learning report: {report}")
     if validation_error:
         raise fail(f"the held-out comparison failed ({validation_error}); the rubric is saved without it. "
                    f"Run the same command again to resume it (verdicts so far are in {_holdout_dir(out)}).", 1)
@@ -231,7 +217,7 @@ def _split(seeds, holdout: str | None, seed: int) -> list:
         seeds.pairs, held = split_holdout(seeds.pairs, parse_holdout(holdout), seed)
     except HoldoutError as exc:
         raise fail(str(exc)) from None
-    console.print(f"holding out {len(held)} of {len(seeds.pairs) + len(held)} pairs (seed {seed})", highlight=False)
+    say(f"holding out {len(held)} of {len(seeds.pairs) + len(held)} pairs (seed {seed})")
     return held
 
 
@@ -258,14 +244,14 @@ async def _learn(learner, seeds, state_path: Path, allow_incomplete: bool, run_r
 
         def on_error(pair, message) -> None:
             bar.advance("failed")
-            bar.console.print(f"pair {pair.id}: {message}", highlight=False)
+            say(f"pair {pair.id}: {message}", to=bar.console)  # the message may quote the model or server
 
         try:
             already = len(set(read_state(state_path, learner.fingerprint(seeds))) & {p.id for p in seeds.pairs})
             with JsonlWriter(state_path) as writer:  # the state is ours: say what this run learns from
                 writer.write(run_record)
             if already:
-                bar.console.print(f"resuming: {already} of {len(seeds.pairs)} pairs already done in {state_path}")
+                say(f"resuming: {already} of {len(seeds.pairs)} pairs already done in {state_path}", to=bar.console)
                 bar.advance(steps=already)
             result = await learner.learn(
                 seeds, state_path, on_outcome=on_outcome, on_error=on_error, allow_incomplete=allow_incomplete
@@ -294,13 +280,13 @@ async def _validate_heldout(learner, rubric, heldout: list, baselines: list[str]
     from arrpo.vlm import BackendError
 
     cfg = learner.config
-    console.print(f"validating on {len(heldout)} held-out pairs: {', '.join([*baselines, 'learned'])}", highlight=False)
+    say(f"validating on {len(heldout)} held-out pairs: {', '.join([*baselines, 'learned'])}")
     try:
         result = await validate_rubric(
             rubric, heldout, learner.backend, _holdout_dir(out), against=baselines,
             sampling=JudgeSampling(temperature=cfg.temperature, max_tokens=cfg.max_tokens),
             max_pixels=cfg.max_pixels, resamples=resamples, seed=cfg.seed,
-            on_note=lambda note: console.print(note, highlight=False),
+            on_note=say,
         )
     except (BackendError, RubricWriteError, ConfigError, ValueError) as exc:
         return rubric, f"{type(exc).__name__}: {exc}"
@@ -341,7 +327,7 @@ def _print_validation(judges: dict, title: str) -> None:
 
     from arrpo.rubrics.validate import table_rows
 
-    table = Table(title=title)
+    table = Table(title=cell(title))
     for name in ("judge", "n", "forward", "reverse", "mean [95% CI]", "Δ", "swap consistency", "ties", "invalid"):
         table.add_column(name, justify="left" if name == "judge" else "right")
 
@@ -350,12 +336,13 @@ def _print_validation(judges: dict, title: str) -> None:
 
     for row in table_rows(judges):
         ci = f" [{row['mean_ci'][0]:.1f}, {row['mean_ci'][1]:.1f}]" if row["mean_ci"] else ""
-        table.add_row(row["judge"], str(row["n"]), pct(row["forward"]), pct(row["reverse"]), pct(row["mean"]) + ci,
+        table.add_row(cell(row["judge"]), str(row["n"]), pct(row["forward"]), pct(row["reverse"]), pct(row["mean"]) + ci,
                       pct(row["delta"]), pct(row["consistency"]), pct(row["tie_rate"]), pct(row["invalid_rate"]))
     console.print(table)
 
 
 @rubric_app.command("validate")
+@with_vlm_options()
 def validate_command(
     rubric_file: Annotated[Path, typer.Argument(help="Rubric JSON file to measure.")],
     pairs: Annotated[Path, typer.Option("--pairs", help="Labelled pairs (any seed format of 'rubric learn').")] = ...,  # type: ignore[assignment]
@@ -370,14 +357,8 @@ def validate_command(
     max_tokens: Annotated[int, typer.Option("--max-tokens", min=1, help="Judges' answer limit.")] = 1024,
     resamples: Annotated[int, typer.Option("--bootstrap", min=0, help="Bootstrap resamples for the 95% intervals.")] = 1000,
     max_pixels: Annotated[Optional[int], typer.Option("--max-pixels", help="Downscale images above this many pixels.")] = None,
-    endpoint: Endpoint = None,
-    model: Model = None,
-    api_key_env: ApiKeyEnv = None,
-    timeout: Timeout = 120.0,
-    concurrency: Concurrency = 16,
-    retries: Retries = 4,
-    no_cache: NoCache = False,
-    cache_path: CachePath = None,
+    *,
+    vlm: BackendSettings,
 ) -> None:
     """Measure a rubric on labelled pairs against the direct judge and a zero-shot rubric, both orders.
 
@@ -399,14 +380,14 @@ def validate_command(
     except SeedFileError as exc:
         raise fail(str(exc)) from None
     run_dir = out or rubric_file.with_name(rubric_file.stem + ".validation")
-    backend = _open(backend_settings(endpoint, model, api_key_env, timeout, concurrency, retries, no_cache, cache_path))
+    backend = _open(vlm)
 
     async def run():
         try:
             return await validate_rubric(
                 rubric, seeds.pairs, backend, run_dir, against=baselines,
                 sampling=JudgeSampling(temperature=temperature, max_tokens=max_tokens), max_pixels=max_pixels,
-                resamples=resamples, seed=seed, on_note=lambda note: console.print(note, highlight=False),
+                resamples=resamples, seed=seed, on_note=say,
             )
         finally:
             await backend.aclose()
@@ -428,9 +409,8 @@ def validate_command(
     if record:
         provenance = rubric.provenance.model_copy(update={"validation": result.provenance(pairs_file=str(pairs))})
         rubric.model_copy(update={"provenance": provenance}).save(rubric_file)
-        console.print(f"recorded the result in {rubric_file}", highlight=False)
-    console.print(f"run directory: {run_dir} (report.html, metrics.json; judges.yaml + heldout.jsonl to rerun with arrpo eval)",
-                  highlight=False)
+        say(f"recorded the result in {rubric_file}")
+    say(f"run directory: {run_dir} (report.html, metrics.json; judges.yaml + heldout.jsonl to rerun with arrpo eval)")
 
 
 @rubric_app.command("report")
@@ -468,11 +448,11 @@ def show_command(
         typer.echo(rubric.to_json(), nl=False)
         return
     scope = f"{rubric.scope} rubric" + (f" for {rubric.prompt!r}" if rubric.prompt else "")
-    typer.echo(f"{file}: {rubric.task or 'any task'} {scope}, {len(rubric.themes)} themes\n")
-    typer.echo(rubric.render())
+    typer.echo(terminal_text(f"{file}: {rubric.task or 'any task'} {scope}, {len(rubric.themes)} themes\n"))
+    typer.echo(terminal_text(rubric.render()))  # a written rubric is model text
     table = Table(title="provenance", show_header=False)
     table.add_column("field")
     table.add_column("value")
     for key, value in rubric.provenance.model_dump(exclude_none=True).items():
-        table.add_row(key, str(value))
+        table.add_row(cell(key), cell(value))
     console.print(table)

@@ -9,18 +9,14 @@ from typing import Annotated, Optional
 import typer
 
 from arrpo.cli._common import (
-    ApiKeyEnv,
-    CachePath,
-    Concurrency,
-    Endpoint,
-    Model,
-    NoCache,
-    Retries,
-    Timeout,
-    backend_settings,
+    MaxAnswerChars,
     console,
     fail,
+    with_vlm_options,
 )
+from arrpo.server.protocol import DEFAULT_LIMITS
+from arrpo.text import DEFAULT_MAX_ANSWER_CHARS
+from arrpo.vlm.settings import BackendSettings
 
 TOKEN_ENV = "ARRPO_SERVE_TOKEN"
 
@@ -54,6 +50,7 @@ def parse_rubric_option(value: str):
     return task, rubric
 
 
+@with_vlm_options()
 def serve_command(
     host: Annotated[str, typer.Option("--host", help="Address to bind. Anything but loopback needs a token.")] = "127.0.0.1",
     port: Annotated[int, typer.Option("--port", min=0, max=65535, help="Port to listen on.")] = 8080,
@@ -61,21 +58,16 @@ def serve_command(
     prompt_rubrics: Annotated[bool, typer.Option("--prompt-rubrics", help="Enable rubric 'prompt' (zero-shot rubric per prompt, cached).")] = False,
     order: Annotated[str, typer.Option("--order", help="Default order policy: given | random | both.")] = "random",
     token_env: Annotated[str, typer.Option("--token-env", help="Environment variable holding the bearer token.")] = TOKEN_ENV,
-    max_body_mb: Annotated[float, typer.Option("--max-body-mb", min=0.01, help="Largest request body in MiB.")] = 32.0,
-    max_images: Annotated[int, typer.Option("--max-images", min=2, help="Most images in one group.")] = 16,
-    max_image_pixels: Annotated[int, typer.Option("--max-image-pixels", min=1, help="Largest image (width x height) accepted.")] = 4096 * 4096,
+    max_body_mb: Annotated[float, typer.Option("--max-body-mb", min=0.01, help="Largest request body in MiB.")] = DEFAULT_LIMITS.max_body_bytes / (1024 * 1024),
+    max_images: Annotated[int, typer.Option("--max-images", min=2, help="Most images in one group.")] = DEFAULT_LIMITS.max_images,
+    max_image_pixels: Annotated[int, typer.Option("--max-image-pixels", min=1, help="Largest image (width x height) accepted.")] = DEFAULT_LIMITS.max_image_pixels,
     max_pixels: Annotated[Optional[int], typer.Option("--max-pixels", min=1, help="Downscale images above this many pixels before judging.")] = None,
     max_pending: Annotated[Optional[int], typer.Option("--max-pending", min=1, help="Judge calls admitted at once (default 4 x --concurrency); beyond: 503.")] = None,
     graceful_timeout: Annotated[float, typer.Option("--graceful-timeout", min=0.0, help="Seconds to let in-flight requests finish on shutdown.")] = 60.0,
     log_level: Annotated[str, typer.Option("--log-level", help="debug | info | warning | error.")] = "info",
-    endpoint: Endpoint = None,
-    model: Model = None,
-    api_key_env: ApiKeyEnv = None,
-    timeout: Timeout = 120.0,
-    concurrency: Concurrency = 16,
-    retries: Retries = 4,
-    no_cache: NoCache = False,
-    cache_path: CachePath = None,
+    max_answer_chars: MaxAnswerChars = DEFAULT_MAX_ANSWER_CHARS,
+    *,
+    vlm: BackendSettings,
 ) -> None:
     """Serve rubric-conditioned rewards over HTTP (JSON, base64 images) for RL trainers.
 
@@ -107,11 +99,10 @@ def serve_command(
     config = ServiceConfig(
         token=token, max_body_bytes=int(max_body_mb * 1024 * 1024), max_images=max_images,
         max_image_pixels=max_image_pixels, max_pixels=max_pixels,
-        max_pending=max_pending if max_pending is not None else 4 * concurrency, order=order,  # type: ignore[arg-type]
-        task_rubrics=task_rubrics,
+        max_pending=max_pending if max_pending is not None else 4 * vlm.max_concurrency, order=order,  # type: ignore[arg-type]
+        task_rubrics=task_rubrics, max_answer_chars=max_answer_chars,
     )
-    settings = backend_settings(endpoint, model, api_key_env, timeout, concurrency, retries, no_cache, cache_path)
-    backend = open_backend(settings)
+    backend = open_backend(vlm)
     writer = None
     if prompt_rubrics:
         from arrpo.server.rubrics import default_prompt_writer

@@ -21,7 +21,8 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from arrpo.errors import ArrpoError
-from arrpo.vlm.settings import BackendSettings
+from arrpo.text import DEFAULT_MAX_ANSWER_CHARS
+from arrpo.vlm.settings import BackendSettings, unknown_keys_message
 
 JudgeKind = Literal["direct", "task_rubric", "prompt_rubrics", "guide"]
 ForwardOrder = Literal["preferred_first", "given"]
@@ -51,6 +52,18 @@ class JudgeSpec(BaseModel):
     parse_retries: int = Field(1, ge=0)
     temperature: float = 0.0
     max_tokens: int = Field(1024, ge=1)
+    max_answer_chars: int | None = Field(
+        DEFAULT_MAX_ANSWER_CHARS, ge=1,
+        description="Most characters of a model answer a record keeps (null: all of it).",
+    )
+
+    @field_validator("backend")
+    @classmethod
+    def _known_backend_keys(cls, backend: dict[str, Any]) -> dict[str, Any]:
+        unknown = [str(key) for key in backend if key not in BackendSettings.model_fields]
+        if unknown:
+            raise ValueError(unknown_keys_message(unknown, list(BackendSettings.model_fields)))
+        return backend
 
     @model_validator(mode="after")
     def _check_kind(self) -> JudgeSpec:

@@ -62,7 +62,8 @@ def outcome_from_record(record: dict[str, Any]) -> PairOutcome:
 
 
 def _calls(side: dict[str, Any]) -> int:
-    """Model calls of one order: ``calls`` (HTTP retries included); older records only have ``attempts``."""
+    """Requests sent to the model for one order: ``calls`` (HTTP retries included, cache hits not);
+    older records only have ``attempts``."""
     return int(side.get("calls", side.get("attempts", 0)))
 
 

@@ -36,7 +36,7 @@ from arrpo.eval.providers import RubricSource, RubricUnavailable, build_source
 from arrpo.eval.thumbs import save_thumbnail
 from arrpo.images import ImageData, ImageError
 from arrpo.jsonl import JsonlWriter, iter_records
-from arrpo.judge import PairwiseJudge
+from arrpo.judge import PairwiseJudge, judge_prompts_sha256
 from arrpo.schema import Comparison, Verdict
 from arrpo.vlm.base import BackendUnavailable
 from arrpo.vlm.wrappers import counting_retries
@@ -87,17 +87,20 @@ def _outcome(verdict: Verdict | None, *, shown_first: str, swapped: bool, label:
              error: str | None = None, retries: int = 0) -> dict[str, Any]:
     """One order's result in the original A/B terms.
 
-    ``attempts`` counts the answers asked for (parse re-asks included); ``calls`` every model call
-    made for them, HTTP retries included.
+    ``attempts`` counts the answers asked for (parse re-asks included), ``cached`` those of them
+    the response cache answered; ``calls`` the requests actually sent to the model for them: HTTP
+    retries included, cache hits excluded.
     """
     if verdict is None:
         return {"shown_first": shown_first, "winner": "invalid", "correct": False, "invalid_reason": error,
-                "reason": None, "raw": None, "latency_s": 0.0, "attempts": 0, "calls": 0,
+                "reason": None, "raw": None, "latency_s": 0.0, "attempts": 0, "cached": 0, "calls": 0,
                 "prompt_tokens": 0, "completion_tokens": 0}
     winner = verdict.winner
     if swapped and winner in ("A", "B"):
         winner = "B" if winner == "A" else "A"
     answer = verdict.answers[0] if verdict.answers else None
+    attempts = sum(a.attempts for a in verdict.answers)
+    cached = sum(a.cached for a in verdict.answers)
     return {
         "shown_first": shown_first,
         "winner": winner,
@@ -106,8 +109,9 @@ def _outcome(verdict: Verdict | None, *, shown_first: str, swapped: bool, label:
         "raw": answer.raw if answer else None,
         "invalid_reason": verdict.invalid_reason,
         "latency_s": round(verdict.latency_s, 4),
-        "attempts": sum(a.attempts for a in verdict.answers),
-        "calls": sum(a.attempts for a in verdict.answers) + retries,
+        "attempts": attempts,
+        "cached": cached,
+        "calls": attempts - cached + retries,
         "prompt_tokens": verdict.usage.prompt_tokens,
         "completion_tokens": verdict.usage.completion_tokens,
     }
@@ -151,7 +155,7 @@ class EvalRunner:
             "arrpo_version": __version__,
             "forward": self.forward,
             "pairs": len(pairs),
-            "judges": [s.spec.model_dump(mode="json") for s in self.setups],
+            "judges": [judge_identity(s) for s in self.setups],
             "rubrics": {s.name: _rubric_texts(s.rubrics) for s in self.setups},
             **info,
         }
@@ -161,7 +165,9 @@ class EvalRunner:
         """Refuse to resume a run whose judges were changed under the same name.
 
         Records of a judge are only comparable if they came from one configuration: the same spec
-        (kind, rubric files, sampling), the same rubric text and the same forward order.
+        (kind, rubric files, sampling), the same judge prompt templates (``prompts_sha256``; a run
+        recorded before the hash was kept is not checked for it), the same rubric text and the
+        same forward order.
         """
         path = self.run_dir / "run.json"
         if not path.exists():
@@ -178,8 +184,12 @@ class EvalRunner:
             changed = []
             if before.get("forward", self.forward) != self.forward:
                 changed.append(f"forward order ({before.get('forward')} → {self.forward})")
-            if setup.name in specs and specs[setup.name] != setup.spec.model_dump(mode="json"):
+            old = dict(specs.get(setup.name, {}))
+            old_prompts = old.pop("prompts_sha256", None)
+            if setup.name in specs and not _same_spec(old, setup.spec):
                 changed.append("its configuration")
+            if old_prompts is not None and old_prompts != judge_prompts_sha256():
+                changed.append("the judge prompt templates (judge.j2, judge_retry.j2; e.g. another arrpo version)")
             if setup.name in rubrics and rubrics[setup.name] != _rubric_texts(setup.rubrics):
                 changed.append("its rubric text")
             if changed:
@@ -318,6 +328,19 @@ def _failure(exc: BaseException) -> str:
     return f"failed: {type(exc).__name__}: {exc}"[:2000]
 
 
+def _same_spec(recorded: dict[str, Any], spec: JudgeSpec) -> bool:
+    """Whether a spec recorded in run.json is ``spec`` (fields added since then take their defaults)."""
+    try:
+        return JudgeSpec.model_validate(recorded).model_dump(mode="json") == spec.model_dump(mode="json")
+    except ValueError:  # pydantic's ValidationError: written by a version with other fields
+        return False
+
+
+def judge_identity(setup: JudgeSetup) -> dict[str, Any]:
+    """What run.json records of a judge: its spec and the hash of the prompt templates it asks with."""
+    return {**setup.spec.model_dump(mode="json"), "prompts_sha256": judge_prompts_sha256()}
+
+
 def _rubric_texts(source: RubricSource) -> dict[str, str]:
     return {task: rubric.render() for task, rubric in source.by_task.items()}
 
@@ -329,7 +352,7 @@ def build_setups(config: EvalConfig, run_dir: Path, backends: dict[str, Any]) ->
         backend = backends[spec.name]
         judge = PairwiseJudge(
             backend, order="given", allow_ties=spec.allow_ties, parse_retries=spec.parse_retries,
-            temperature=spec.temperature, max_tokens=spec.max_tokens,
+            temperature=spec.temperature, max_tokens=spec.max_tokens, max_answer_chars=spec.max_answer_chars,
         )
         setups.append(JudgeSetup(spec, judge, build_source(spec, config, backend, run_dir)))
     return setups

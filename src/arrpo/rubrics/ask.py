@@ -26,49 +26,30 @@ CRITERIA_SCHEMA: dict[str, Any] = {
     "properties": {"criteria": {"type": "array", "items": {"type": "string"}}, "reason": {"type": "string"}},
     "required": ["criteria"],
 }
-THEMES_SCHEMA: dict[str, Any] = {
-    "type": "object",
-    "properties": {
-        "themes": {
-            "type": "array",
-            "items": {
-                "type": "object",
-                "properties": {"theme": {"type": "string"}, "tips": {"type": "array", "items": {"type": "string"}}},
-                "required": ["theme", "tips"],
-            },
-        },
-        "reason": {"type": "string"},
-    },
-    "required": ["themes"],
-}
+
+
+def _themes_schema(tip: dict[str, Any]) -> dict[str, Any]:
+    """The schema of a reply listing themes whose tips each match ``tip``."""
+    theme = {
+        "type": "object",
+        "properties": {"theme": {"type": "string"}, "tips": {"type": "array", "items": tip}},
+        "required": ["theme", "tips"],
+    }
+    return {
+        "type": "object",
+        "properties": {"themes": {"type": "array", "items": theme}, "reason": {"type": "string"}},
+        "required": ["themes"],
+    }
+
+
+THEMES_SCHEMA: dict[str, Any] = _themes_schema({"type": "string"})
 
 #: The structurer's reply: tips carry the numbers of the criteria they were drawn from.
-STRUCTURE_SCHEMA: dict[str, Any] = {
+STRUCTURE_SCHEMA: dict[str, Any] = _themes_schema({
     "type": "object",
-    "properties": {
-        "themes": {
-            "type": "array",
-            "items": {
-                "type": "object",
-                "properties": {
-                    "theme": {"type": "string"},
-                    "tips": {
-                        "type": "array",
-                        "items": {
-                            "type": "object",
-                            "properties": {"tip": {"type": "string"},
-                                           "from": {"type": "array", "items": {"type": "integer"}}},
-                            "required": ["tip", "from"],
-                        },
-                    },
-                },
-                "required": ["theme", "tips"],
-            },
-        },
-        "reason": {"type": "string"},
-    },
-    "required": ["themes"],
-}
+    "properties": {"tip": {"type": "string"}, "from": {"type": "array", "items": {"type": "integer"}}},
+    "required": ["tip", "from"],
+})
 
 
 def model_name(backend: VLMBackend) -> str:

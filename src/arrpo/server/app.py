@@ -85,7 +85,8 @@ class RewardService:
             on_cache=self.metrics.count_rubric_lookup,
         )
         self.judges = {
-            order: PairwiseJudge(self.backend, order=order) for order in ("given", "random", "both")
+            order: PairwiseJudge(self.backend, order=order, max_answer_chars=config.max_answer_chars)
+            for order in ("given", "random", "both")
         }
         totals = self.backend.totals
         self.metrics.backend_counters.update({

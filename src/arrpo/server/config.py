@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from arrpo.errors import ConfigurationError
 from arrpo.rubric import Rubric
 from arrpo.server.protocol import DEFAULT_LIMITS, OrderPolicy, ServiceLimits
+from arrpo.text import DEFAULT_MAX_ANSWER_CHARS
 
 
 @dataclass
@@ -26,6 +27,7 @@ class ServiceConfig:
         order: default order policy.
         task_rubrics: rubric per task (``t2i``/``edit``), loaded from files at start-up.
         prompt_rubric_cache_size: how many prompt-level rubrics are kept in memory.
+        max_answer_chars: most characters of a model answer a verdict keeps (``None``: all).
     """
 
     token: str | None = None
@@ -38,6 +40,7 @@ class ServiceConfig:
     order: OrderPolicy = "random"
     task_rubrics: dict[str, Rubric] = field(default_factory=dict)
     prompt_rubric_cache_size: int = 1024
+    max_answer_chars: int | None = DEFAULT_MAX_ANSWER_CHARS
 
     def __post_init__(self) -> None:
         """Refuse settings the service could not work with (at start, not on the first request).
@@ -54,6 +57,13 @@ class ServiceConfig:
             isinstance(self.max_pixels, bool) or not isinstance(self.max_pixels, int) or self.max_pixels < 1
         ):
             raise ConfigurationError(f"max_pixels must be a positive number of pixels or unset (got {self.max_pixels!r})")
+        if self.max_answer_chars is not None and (
+            isinstance(self.max_answer_chars, bool) or not isinstance(self.max_answer_chars, int)
+            or self.max_answer_chars < 1
+        ):
+            raise ConfigurationError(
+                f"max_answer_chars must be a positive number of characters or unset (got {self.max_answer_chars!r})"
+            )
         if self.max_images < 2:
             raise ConfigurationError("max_images must be at least 2 (a group needs a pair)")
         if self.order not in ("given", "random", "both"):

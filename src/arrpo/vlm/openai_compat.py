@@ -7,13 +7,16 @@ backend. This class only translates requests and classifies errors.
 
 from __future__ import annotations
 
+import email.utils
 import itertools
 import json
+import math
 import os
 import re
 import time
 import uuid
 from collections.abc import Callable
+from datetime import datetime, timezone
 from typing import Any, Literal
 
 import httpx2
@@ -90,12 +93,27 @@ def _retry_after(response: httpx2.Response | None) -> float | None:
     if response is None:
         return None
     value = response.headers.get("retry-after")
-    if value is None:
-        return None
+    return retry_after_seconds(value) if value is not None else None
+
+
+def retry_after_seconds(value: str, now: datetime | None = None) -> float | None:
+    """Seconds a ``Retry-After`` header asks to wait: a number of seconds or an HTTP-date (RFC 9110
+    allows both), never negative (a date in the past is 0); ``None`` when it is neither. The
+    retry wrapper caps it at its ``max_delay``."""
+    text = value.strip()
     try:
-        return max(0.0, float(value))
+        seconds = float(text)
     except ValueError:
+        try:
+            when = email.utils.parsedate_to_datetime(text)
+        except (TypeError, ValueError, IndexError, OverflowError):
+            return None
+        if when.tzinfo is None:  # "-0000": UTC, as RFC 5322 reads it
+            when = when.replace(tzinfo=timezone.utc)
+        seconds = (when - (now or datetime.now(timezone.utc))).total_seconds()
+    if math.isnan(seconds):
         return None
+    return max(0.0, seconds)
 
 
 class OpenAIBackend:

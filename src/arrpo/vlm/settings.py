@@ -6,11 +6,12 @@ options, a config file or the environment (``ARRPO_ENDPOINT``, ``ARRPO_MODEL``, 
 
 from __future__ import annotations
 
+import difflib
 import os
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from arrpo.vlm.base import BackendUnavailable
 from arrpo.vlm.wrappers import Metered
@@ -26,7 +27,10 @@ NO_ENDPOINT_HELP = (
 
 
 class BackendSettings(BaseModel):
-    """Which VLM to call and how. Fields left unset fall back to the environment."""
+    """Which VLM to call and how. Fields left unset fall back to the environment; an unknown key is
+    refused, naming it and the allowed ones (a typo must not silently fall back to a default)."""
+
+    model_config = ConfigDict(extra="forbid")
 
     kind: BackendKind = Field(
         "auto",
@@ -48,6 +52,16 @@ class BackendSettings(BaseModel):
     device: str = Field("auto", description="In-process backends: auto | cpu | cuda | cuda:N | mps.")
     dtype: str = Field("auto", description="In-process backends: auto | float32 | bfloat16 | float16.")
     max_batch_size: int = Field(8, ge=1, description="In-process backends: requests per generate call.")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _refuse_unknown_keys(cls, data: Any) -> Any:
+        if isinstance(data, dict):
+            allowed = list(cls.model_fields)
+            unknown = [str(key) for key in data if key not in cls.model_fields]
+            if unknown:
+                raise ValueError(unknown_keys_message(unknown, allowed))
+        return data
 
     def resolved_kind(self) -> Literal["openai", "transformers", "vllm"]:
         """The backend kind to open: ``auto`` becomes ``openai`` with an endpoint, else ``transformers``."""
@@ -71,6 +85,16 @@ class BackendSettings(BaseModel):
                 raise BackendUnavailable(f"environment variable {self.api_key_env} is not set")
             return value
         return None
+
+
+def unknown_keys_message(unknown: list[str], allowed: list[str]) -> str:
+    """``unknown backend setting 'endpiont' (did you mean 'endpoint'?); allowed: ...``."""
+    named = []
+    for key in unknown:
+        close = difflib.get_close_matches(key, allowed, n=1)
+        named.append(f"{key!r} (did you mean {close[0]!r}?)" if close else repr(key))
+    noun = "setting" if len(unknown) == 1 else "settings"
+    return f"unknown backend {noun} {', '.join(named)}; allowed: {', '.join(allowed)}"
 
 
 def open_backend(settings: BackendSettings) -> Metered:

@@ -62,7 +62,7 @@ def counting_retries() -> Iterator[RetryTally]:
 
     ``with counting_retries() as tally: verdict = await judge.judge(c)`` → ``tally.retries``:
     the extra model calls the retry wrapper made beyond one per request, so callers can report
-    every call. Tasks started inside the block share the tally; others are not counted.
+    every call (a request the cache answers never reaches the retry wrapper: no call, no retry). Tasks started inside the block share the tally; others are not counted.
     """
     tally = RetryTally()
     token = _TALLY.set(tally)

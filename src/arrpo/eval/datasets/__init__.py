@@ -12,12 +12,15 @@ same pairs seed rubric learning (``arrpo rubric learn --dataset KIND:PATH``).
 
 from __future__ import annotations
 
+import functools
 import importlib
+import inspect
 import pkgutil
 import random
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ParamSpec
 
 from pydantic import ValidationError
 
@@ -36,11 +39,13 @@ from arrpo.eval.datasets._images import (
     resolve_path,
     unusable_images,
 )
-from arrpo.pairs import PreferencePair
+from arrpo.pairs import PairIds, PreferencePair
 
 for _module in pkgutil.iter_modules(__path__):
     if not _module.name.startswith("_"):
         importlib.import_module(f"{__name__}.{_module.name}")
+
+_P = ParamSpec("_P")
 
 #: Dataset kinds accepted in ``KIND:PATH`` specs (kind -> adapter).
 ADAPTERS: dict[str, Adapter] = REGISTRY
@@ -106,11 +111,11 @@ def load_dataset(
         raise DatasetError(f"image root {root} is not a directory")
     reader = Reader(path, root, opts)
     pairs: list[PreferencePair] = []
-    seen: set[str] = set()
-    for pair in ADAPTERS[kind].read(reader):
-        if pair.id in seen:
-            raise DatasetError(f"{path}: duplicate pair id {pair.id!r}")
-        seen.add(pair.id)
+    ids = PairIds()
+    for number, pair in enumerate(ADAPTERS[kind].read(reader), start=1):
+        problem = ids.problem(pair.id, f"pair {number}")
+        if problem is not None:
+            raise DatasetError(f"{path}: pair {number}: {problem}")
         pairs.append(pair)
         if limit is not None and len(pairs) >= limit:
             break
@@ -127,16 +132,18 @@ def load_dataset(
     return loaded
 
 
-def load_pairs(
-    spec: str,
-    images: str | Path | None = None,
-    options: DatasetOptions | dict[str, Any] | None = None,
-    *,
-    limit: int | None = None,
-    sample: int | None = None,
-    check_images: bool = True,
-    skip_missing: bool = False,
-) -> list[PreferencePair]:
-    """The pairs of :func:`load_dataset` (same arguments)."""
-    return load_dataset(spec, images, options, limit=limit, sample=sample,
-                        check_images=check_images, skip_missing=skip_missing).pairs
+def _pairs_only(load: Callable[_P, LoadedDataset]) -> Callable[_P, list[PreferencePair]]:
+    """``load`` returning just the pairs (same arguments, same checks)."""
+
+    @functools.wraps(load)
+    def pairs(*args: _P.args, **kwargs: _P.kwargs) -> list[PreferencePair]:
+        return load(*args, **kwargs).pairs
+
+    pairs.__name__ = pairs.__qualname__ = "load_pairs"
+    pairs.__doc__ = "The pairs of :func:`load_dataset` (same arguments)."
+    pairs.__signature__ = inspect.signature(load).replace(return_annotation="list[PreferencePair]")  # type: ignore[attr-defined]
+    return pairs
+
+
+#: The pairs of :func:`load_dataset` (same arguments).
+load_pairs = _pairs_only(load_dataset)

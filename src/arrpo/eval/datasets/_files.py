@@ -71,6 +71,13 @@ def wrong_kind(path: Path, found: str, wanted: str, fix: str) -> DatasetError:
 def read_json_records(path: Path, *, wanted: str = "a JSON or JSON-lines file", fix: str = "") -> list[dict[str, Any]]:
     """Records of a JSON file (a list, or an object holding a list under ``pairs``/``data``/
     ``rows``/``items``) or of a JSON-lines file. Anything else is a :class:`DatasetError`."""
+    return [record for _, record in read_located_json_records(path, wanted=wanted, fix=fix)]
+
+
+def read_located_json_records(path: Path, *, wanted: str = "a JSON or JSON-lines file",
+                              fix: str = "") -> list[tuple[str, dict[str, Any]]]:
+    """:func:`read_json_records` with where each record is: ``line N`` of a JSON-lines file,
+    ``record N`` of a JSON document."""
     if not path.is_file():
         raise DatasetError(f"{path}: no such file")
     kind = sniff(path)
@@ -95,10 +102,10 @@ def read_json_records(path: Path, *, wanted: str = "a JSON or JSON-lines file", 
             data = [data]
     if not isinstance(data, list) or not all(isinstance(r, dict) for r in data):
         raise DatasetError(f"{path}: expected a list of JSON objects")
-    return data
+    return [(f"record {number}", record) for number, record in enumerate(data, start=1)]
 
 
-def _json_lines(path: Path, text: str) -> list[dict[str, Any]]:
+def _json_lines(path: Path, text: str) -> list[tuple[str, dict[str, Any]]]:
     records = []
     for number, line in enumerate(text.splitlines(), start=1):
         if not line.strip():
@@ -109,23 +116,28 @@ def _json_lines(path: Path, text: str) -> list[dict[str, Any]]:
             raise DatasetError(f"{path}:{number}: not valid JSON ({exc.msg})") from None
         if not isinstance(record, dict):
             raise DatasetError(f"{path}:{number}: expected a JSON object per line")
-        records.append(record)
+        records.append((f"line {number}", record))
     return records
 
 
 def read_table_file(path: Path) -> Iterator[dict[str, Any]]:
     """Rows of one tabular file of any supported kind (JSON, JSONL, CSV, parquet, Arrow)."""
+    for _, row in read_located_table_file(path):
+        yield row
+
+
+def read_located_table_file(path: Path) -> Iterator[tuple[str, dict[str, Any]]]:
+    """:func:`read_table_file` with where each row is (``line N`` of a JSON-lines file, else
+    ``record N``)."""
     if not path.is_file():
         raise DatasetError(f"{path}: no such file")
     kind = sniff(path)
-    if kind == "parquet":
-        yield from parquet_rows([path])
-    elif kind == "arrow":
-        yield from arrow_rows([path])
-    elif kind in ("json", "jsonl"):
-        yield from read_json_records(path)
-    elif kind == "csv":
-        yield from _csv_rows(path)
+    if kind in ("json", "jsonl"):
+        yield from read_located_json_records(path)
+    elif kind in ("parquet", "arrow", "csv"):
+        rows = parquet_rows([path]) if kind == "parquet" else arrow_rows([path]) if kind == "arrow" else _csv_rows(path)
+        for number, row in enumerate(rows, start=1):
+            yield f"record {number}", row
     else:
         raise wrong_kind(path, kind, "a table (JSON, JSON lines, CSV, parquet or Arrow)",
                          "Extract archives first and pass the dataset file or folder inside.")

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from arrpo.eval.datasets._base import DatasetError, DatasetOptions
-from arrpo.eval.datasets._files import arrow_rows, parquet_rows, read_table_file
+from arrpo.eval.datasets._files import arrow_rows, parquet_rows, read_located_table_file
 
 _SHARD = re.compile(r"^(?P<split>.+?)-\d{5}-of-\d{5}(?:-[0-9a-f]+)?$")
 _NUMBERED = re.compile(r"^\d+$")
@@ -124,15 +124,22 @@ def read_parts(parts: list[TablePart]) -> Iterator[tuple[TablePart, dict[str, An
 def read_table(path: Path, options: DatasetOptions) -> Iterator[tuple[TablePart, dict[str, Any]]]:
     """Rows of a file (JSON, JSONL, CSV, parquet, Arrow) or of a Hub dataset folder, with the part
     (configuration/split) each row comes from."""
+    for _, part, row in read_located_table(path, options):
+        yield part, row
+
+
+def read_located_table(path: Path, options: DatasetOptions) -> Iterator[tuple[str, TablePart, dict[str, Any]]]:
+    """:func:`read_table` with where each row is: ``line N`` of a JSON-lines file, else ``record N``."""
     if path.is_dir():
-        yield from read_parts(select_parts(path, hub_parts(path), options))
+        for number, (part, row) in enumerate(read_parts(select_parts(path, hub_parts(path), options)), start=1):
+            yield f"record {number}", part, row
         return
     if options.split is not None or options.config is not None:
         raise DatasetError(f"{path} is one file: the split/config options choose among the files of a "
                            "dataset folder; pass the folder, or drop the option")
     part = TablePart(None, None, (path,))
-    for row in read_table_file(path):
-        yield part, row
+    for where, row in read_located_table_file(path):
+        yield where, part, row
 
 
 def reads_several_parts(options: DatasetOptions) -> bool:

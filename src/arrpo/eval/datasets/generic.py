@@ -11,8 +11,8 @@ from typing import Any
 
 from arrpo.eval.datasets._base import DatasetError, Reader, register
 from arrpo.eval.datasets._images import image_cell
-from arrpo.eval.datasets._tables import read_table
-from arrpo.pairs import Label, PreferencePair
+from arrpo.eval.datasets._tables import read_located_table
+from arrpo.pairs import Label, PairIds, PreferencePair
 
 _PROMPT_KEYS = ("prompt", "instruction", "caption")
 _LABELS: dict[str, Label] = {
@@ -31,8 +31,9 @@ def generic_label(value: Any, where: str) -> Label:
 def generic(reader: Reader) -> Iterator[PreferencePair]:
     """Generic rows from a JSON/JSONL/CSV/parquet/Arrow file or a Hub dataset folder."""
     bases = reader.bases()
-    for number, (_part, row) in enumerate(read_table(reader.path, reader.options), start=1):
-        where = f"{reader.path}: record {number}"
+    ids = PairIds()
+    for number, (location, _part, row) in enumerate(read_located_table(reader.path, reader.options), start=1):
+        where = f"{reader.path}: {location}"
         prompt = next((row[k] for k in _PROMPT_KEYS if row.get(k)), None)
         if prompt is None:
             raise DatasetError(f"{where}: needs a prompt (or instruction/caption); has {sorted(row)}")
@@ -43,8 +44,12 @@ def generic(reader: Reader) -> Iterator[PreferencePair]:
         label = generic_label(row["label"], where)
         if label == "tie" and reader.options.drop_ties:
             continue
+        pair_id = str(row.get("id") or f"{number}")
+        problem = ids.problem(pair_id, location)
+        if problem is not None:
+            raise DatasetError(f"{where}: {problem}")
         yield PreferencePair(
-            id=str(row.get("id") or f"{number}"),
+            id=pair_id,
             task=row.get("task") or ("edit" if source else "t2i"),
             prompt=str(prompt),
             image_a=image_cell(row["image_a"], bases, f"{where} image_a"),
