@@ -33,6 +33,7 @@ from arrpo.annotate.stats import PositionBias, position_bias
 from arrpo.errors import ArrpoError
 from arrpo.eval.pairs import ImageRef, coin
 from arrpo.jsonl import JsonlWriter, iter_records
+from arrpo.text import preview
 
 CHOICES = ("left", "right", "tie", "skip")
 MAX_SECONDS = 24 * 3600.0
@@ -190,9 +191,9 @@ class LabelBook:
     def answer(self, pair_id: str, choice: str, seconds: float | None = None) -> dict[str, Any]:
         """Record ``choice`` (left/right/tie/skip) for the pair; returns the logged record."""
         if choice not in CHOICES:
-            raise LabelStateError(f"choice must be one of {', '.join(CHOICES)} (got {choice!r})")
+            raise LabelStateError(f"choice must be one of {', '.join(CHOICES)} (got {preview(choice)})")
         if pair_id not in self.index:
-            raise LabelStateError(f"unknown pair {pair_id!r}")
+            raise LabelStateError(f"unknown pair {preview(pair_id)}")
         if pair_id in self.state.answers:
             raise LabelStateError(f"pair {pair_id!r} is already answered (undo it first)")
         if choice == "tie" and not self.allow_ties:

@@ -25,9 +25,17 @@ from arrpo.errors import ArrpoError
 from arrpo.eval.pairs import ImageRef
 from arrpo.eval.runner import is_invalid, latest_records
 from arrpo.jsonl import JsonlWriter, iter_records
+from arrpo.text import valid_utf8
 
 SLOTS = ("a", "b", "source")
 MAX_RATIONALE = 2000
+_CONTROL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
+
+
+def clean_rationale(text: str) -> str:
+    """A rationale as it is stored: valid UTF-8 (a lone surrogate becomes U+FFFD, so
+    ``arrpo rubric learn --guide`` can read it), no control characters, spaces collapsed."""
+    return " ".join(_CONTROL.sub(" ", valid_utf8(text)).split())
 _THUMB = re.compile(r"^[0-9a-f]{8,64}\.jpg$")
 
 
@@ -159,7 +167,7 @@ class ExemplarBook:
         }
         self.writer = JsonlWriter(self.path)
 
-    def mark(self, number: int, preferred: str, rationale: str) -> dict[str, Any]:
+    def mark(self, number: int, preferred: str, rationale: object) -> dict[str, Any]:
         """Append pair ``number`` as an exemplar with ``preferred`` (``A``/``B``) and the rationale."""
         if not 0 <= number < len(self.view.pairs):
             raise ExemplarError("no such pair")
@@ -170,7 +178,9 @@ class ExemplarBook:
             raise ExemplarError("an exemplar needs a preferred image: A or B")
         if not str(pair.get("prompt") or "").strip():
             raise ExemplarError(f"pair {pair['id']!r} has no prompt; a guide exemplar needs one")
-        text = " ".join(str(rationale).split())
+        if not isinstance(rationale, str):
+            raise ExemplarError("the rationale must be text")
+        text = clean_rationale(rationale)
         if len(text) < 3 or len(text) > MAX_RATIONALE:
             raise ExemplarError(f"the rationale must be 3 to {MAX_RATIONALE} characters")
         files = {slot: self.view.original(number, slot) for slot in SLOTS}

@@ -1,0 +1,78 @@
+"""Hostile request bodies against the label and review pages: lone surrogates, control characters,
+values of the wrong type, huge ids and numbers, deep nesting. Each gets a clear 4xx or a record that
+the next command can read; nothing crashes and nothing unreadable is written."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from fastapi.testclient import TestClient
+
+from arrpo.annotate.items import read_items
+from arrpo.annotate.label_app import create_label_app
+from arrpo.annotate.labels import LabelBook, log_path_for
+from arrpo.annotate.review import ExemplarBook, RunView
+from arrpo.annotate.review_app import create_review_app
+from arrpo.rubrics.guide import read_guide
+
+from .conftest import make_pairs
+from .test_review import make_run
+
+
+def raw_post(http: TestClient, path: str, body: bytes):
+    return http.post(path, content=body, headers={"Content-Type": "application/json"})
+
+
+@pytest.fixture
+def review(tmp_path, scripted_server):
+    run, _ = make_run(tmp_path, scripted_server)
+    view = RunView.load(run)
+    book = ExemplarBook(tmp_path / "ex.jsonl", view)
+    yield TestClient(create_review_app(view, book), base_url="http://127.0.0.1:8766",
+                     raise_server_exceptions=False), book, tmp_path / "ex.jsonl"
+    book.close()
+
+
+def test_a_rationale_with_a_lone_surrogate_is_stored_so_that_learning_can_read_it(review):
+    http, book, out = review
+    body = b'{"n": 0, "preferred": "A", "rationale": "the face \\ud800 is intact;\\u0000\\u001b[31m no smear"}'
+    response = raw_post(http, "/api/exemplars", body)
+    assert response.status_code == 200, response.text
+    book.close()
+    record = json.loads(out.read_text(encoding="utf-8"))
+    assert record["rationale"] == "the face \ufffd is intact; [31m no smear"  # U+FFFD, no NUL or ESC
+    guide = read_guide(out, "t2i")  # what `arrpo rubric learn --guide` does with the file
+    assert len(guide.exemplars) == 1
+
+
+@pytest.mark.parametrize("rationale", [{"x": "a long enough reason"}, ["a long enough reason"], 12345, None])
+def test_a_rationale_that_is_not_text_is_refused(review, rationale):
+    http, _, out = review
+    response = http.post("/api/exemplars", json={"n": 1, "preferred": "A", "rationale": rationale})
+    assert response.status_code == 409 and "rationale" in response.json()["error"]
+    assert not out.exists() or out.read_text() == ""
+
+
+def test_huge_numbers_and_deep_nesting_get_4xx(review):
+    http, _, out = review
+    assert raw_post(http, "/api/exemplars", b'{"n": ' + b"9" * 4000 + b', "preferred": "A", "rationale": "abc"}'
+                    ).status_code == 409
+    assert raw_post(http, "/api/exemplars", b"[" * 20000 + b"]" * 20000).status_code in (400, 413, 422)
+    assert http.get("/api/image/" + "9" * 5000 + "/a").status_code in (404, 422)
+    assert not out.exists() or out.read_text() == ""
+
+
+def test_label_errors_quote_a_huge_or_hostile_id_briefly(tmp_path):
+    pairs, _ = make_pairs(tmp_path / "data", n=2)
+    book = LabelBook(read_items(pairs), tmp_path / "out" / "seeds.jsonl")
+    try:
+        http = TestClient(create_label_app(book), base_url="http://127.0.0.1:8765", raise_server_exceptions=False)
+        huge = raw_post(http, "/api/answer", b'{"id": "' + b"x" * 60000 + b'", "choice": "left"}')
+        assert huge.status_code == 409 and len(huge.json()["error"]) < 200
+        surrogate = raw_post(http, "/api/answer", b'{"id": "\\ud800", "choice": "\\udfff"}')
+        assert surrogate.status_code == 409
+        surrogate.content.decode("utf-8")  # the answer itself is valid UTF-8
+        assert not log_path_for(book.out).exists() or log_path_for(book.out).read_text() == ""
+    finally:
+        book.close()
