@@ -70,3 +70,23 @@ def test_report_from_a_state_with_a_torn_last_line(many_sources):
     assert html.count('<article class="card') == 30
     assert html.count('data-status="not_run"') == 1  # the torn pair is shown as not finished, not lost
     assert LONG_ID in html
+
+
+def test_report_of_a_copied_folder_is_written_into_that_folder(many_sources, tmp_path):
+    original = many_sources.parent
+    before = (original / "report.html").read_bytes()
+    copy = tmp_path / "archive" / "run-copy"
+    shutil.copytree(original, copy)
+    (copy / "report.html").unlink()
+
+    result = runner.invoke(app, ["rubric", "report", str(copy)], env={"COLUMNS": "200"})
+
+    assert result.exit_code == 0, result.output
+    assert (copy / "report.html").exists()  # not written back into the folder it was copied from
+    assert (original / "report.html").read_bytes() == before
+    assert "Bright quality" in (copy / "report.html").read_text()  # the copy's rubric was found
+
+    shutil.rmtree(original)  # moved: the recorded folder is gone, nothing is created there
+    result = runner.invoke(app, ["rubric", "report", str(copy / "rubric.json.state.jsonl")], env={"COLUMNS": "200"})
+    assert result.exit_code == 0, result.output
+    assert not original.exists()

@@ -347,7 +347,7 @@ def write_learn_report(
     (:meth:`RubricLearner.learn`) pass ``rubric`` and ``seeds`` (and ``out``) yourself.
     """
     state = read_learn_state(state_path)
-    rubric_path = Path(state.run["rubric"]) if state.run and state.run.get("rubric") else None
+    rubric_path = _rubric_of(state)
     if rubric is None and rubric_path is not None and rubric_path.exists():
         try:
             rubric = Rubric.load(rubric_path)
@@ -359,3 +359,20 @@ def write_learn_report(
     tmp.write_text(render_report(state, rubric, seeds), encoding="utf-8")
     tmp.replace(target)
     return target
+
+
+def _rubric_of(state: LearnState) -> Path | None:
+    """The rubric file a state belongs to, where it is now.
+
+    The state records the rubric's path at learning time. A folder that was copied or moved
+    (another machine, an archive) still holds the rubric under its name beside the state: that one
+    wins, so the report is written into the folder asked about, never into the old location. A
+    recorded rubric that is gone leaves the report beside the state file.
+    """
+    recorded = Path(state.run["rubric"]) if state.run and state.run.get("rubric") else None
+    if recorded is None:
+        return None
+    beside = state.path.parent / recorded.name
+    if beside.exists() or not recorded.exists():
+        return beside
+    return recorded
