@@ -64,3 +64,15 @@ def test_out_that_is_a_file_and_a_binary_prompts_file_exit_2(tmp_path, prompts):
     binary.write_bytes(b"a\xff\xfeb\n")
     result = _invoke(tmp_path, lora, binary, tmp_path / "grid")
     assert result.exit_code == 2 and "binary.txt: 'utf-8' codec" in result.output.replace("\n", "")
+
+
+def test_the_grid_shows_tiny_images_at_a_visible_size(tmp_path):
+    from PIL import Image
+
+    from arrpo.rl.compare import SampleRow, write_grid
+
+    (tmp_path / "images").mkdir()
+    for name in ("b.png", "l.png"):
+        Image.new("RGB", (32, 32), (200, 0, 0)).save(tmp_path / "images" / name)
+    page = write_grid([SampleRow("a <red> apple", 0, "images/b.png", "images/l.png")], tmp_path).read_text()
+    assert "min-width:128px" in page and "pixelated" in page and "a &lt;red&gt; apple" in page

@@ -135,7 +135,8 @@ def write_grid(rows: list[SampleRow], out: str | Path, *, title: str = "base vs.
     page = (
         "<!doctype html>\n<html><head><meta charset=\"utf-8\">"
         f"<title>{html.escape(title)}</title><style>"
-        "body{font-family:sans-serif}td{vertical-align:top;padding:4px}img{max-width:384px}"
+        "body{font-family:sans-serif}td{vertical-align:top;padding:4px}"
+        "img{min-width:128px;max-width:384px;image-rendering:pixelated}"  # tiny test pipelines render 32 px
         f"</style></head><body><h1>{html.escape(title)}</h1>\n<table><tr>{head}</tr>\n"
         + "\n".join(body)
         + "\n</table></body></html>\n"
