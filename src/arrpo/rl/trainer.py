@@ -52,6 +52,24 @@ class Batch:
     t_rollout: float = 0.0
 
 
+def preflight(config: RPOConfig) -> None:
+    """Refuse, before minutes of model loading, what would stop the run later: an output folder
+    that is a file, and prompt files that are missing, empty or unreadable (``ValueError`` naming
+    the file)."""
+    out = Path(config.train.output_dir)
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"train.output_dir {out} is a file; give a folder (checkpoints, metrics and final/ go in it)")
+    for field_name in ("prompts", "eval_prompts"):
+        path = getattr(config.data, field_name)
+        if not path:
+            continue
+        try:
+            read_prompts(path)
+        except (OSError, ValueError) as exc:
+            message = str(exc)
+            raise ValueError(message if str(path) in message else f"data.{field_name} {path}: {message}") from None
+
+
 class RPOTrainer:
     """Runs RPO as configured. ``policy``, ``judge``, ``prompts`` and ``accelerator`` may be injected
     (tests, notebooks); otherwise they are built from the config."""
