@@ -90,3 +90,20 @@ def test_report_of_a_copied_folder_is_written_into_that_folder(many_sources, tmp
     result = runner.invoke(app, ["rubric", "report", str(copy / "rubric.json.state.jsonl")], env={"COLUMNS": "200"})
     assert result.exit_code == 0, result.output
     assert not original.exists()
+
+
+
+def test_a_state_with_lone_surrogates_gives_a_valid_utf8_report(many_sources):
+    """Strings a model wrote may hold lone surrogates (an escape cut at max_tokens); the report
+    shows U+FFFD instead of failing to write."""
+    state = many_sources.with_name("rubric.json.state.jsonl")
+    lines = state.read_text().splitlines()
+    index = next(i for i, line in enumerate(lines) if json.loads(line).get("kind") == "pair")
+    lines[index] = lines[index].replace("bright", "bright \\ud800", 1)
+    state.write_text("\n".join(lines) + "\n")
+
+    result = runner.invoke(app, ["rubric", "report", str(many_sources.parent)], env={"COLUMNS": "200"})
+
+    assert result.exit_code == 0, result.output
+    html = (many_sources.parent / "report.html").read_bytes().decode("utf-8")
+    assert "bright \ufffd" in html

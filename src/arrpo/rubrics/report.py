@@ -25,6 +25,7 @@ from arrpo.jsonl import iter_records
 from arrpo.rubric import Rubric
 from arrpo.rubrics.learn import LearnSummary, PairOutcome
 from arrpo.rubrics.seeds import SeedSet
+from arrpo.text import valid_utf8
 
 #: Kind of the state record in which ``arrpo rubric learn`` says what a run learned from.
 RUN_RECORD = "run"
@@ -356,7 +357,8 @@ def write_learn_report(
     target = Path(out) if out else (rubric_path.parent if rubric_path else state.path.parent) / REPORT_NAME
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = target.with_suffix(".html.tmp")
-    tmp.write_text(render_report(state, rubric, seeds), encoding="utf-8")
+    # what a model wrote may hold lone surrogates (an escape cut short): U+FFFD, never a crash
+    tmp.write_text(valid_utf8(render_report(state, rubric, seeds)), encoding="utf-8")
     tmp.replace(target)
     return target
 
