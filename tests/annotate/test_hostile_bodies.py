@@ -76,3 +76,33 @@ def test_label_errors_quote_a_huge_or_hostile_id_briefly(tmp_path):
         assert not log_path_for(book.out).exists() or log_path_for(book.out).read_text() == ""
     finally:
         book.close()
+
+
+def test_a_second_page_on_the_same_output_is_refused(tmp_path):
+    """Two pages writing one log would each rebuild the seed file from their own answers only."""
+    pairs, _ = make_pairs(tmp_path / "data", n=2)
+    out = tmp_path / "out" / "seeds.jsonl"
+    first = LabelBook(read_items(pairs), out)
+    try:
+        with pytest.raises(ValueError, match="already writing"):
+            LabelBook(read_items(pairs), out)
+        other = LabelBook(read_items(pairs), tmp_path / "out" / "other.jsonl")  # another --out is fine
+        other.close()
+    finally:
+        first.close()
+    LabelBook(read_items(pairs), out).close()  # closed (or killed): the next session may start
+
+
+def test_the_cli_refuses_a_second_page_with_exit_2(tmp_path):
+    from typer.testing import CliRunner
+
+    from arrpo.cli import app as cli
+
+    pairs, _ = make_pairs(tmp_path / "data", n=2)
+    out = tmp_path / "seeds.jsonl"
+    first = LabelBook(read_items(pairs), out)
+    try:
+        result = CliRunner().invoke(cli, ["label", str(pairs), "--out", str(out), "--port", "0"], env={"COLUMNS": "300"})
+    finally:
+        first.close()
+    assert result.exit_code == 2 and "already writing" in result.output

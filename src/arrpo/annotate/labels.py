@@ -136,9 +136,14 @@ class LabelBook:
                 f"{self.out} exists but has no label log beside it ({self.log_path.name}), so it was not "
                 "written by arrpo label; it would be replaced. Choose another --out."
             )
-        self.state = replay(self.log_path)
-        self.writer = JsonlWriter(self.log_path)
-        self.write_seeds()
+        self._lock = _lock_log(self.log_path)
+        try:
+            self.state = replay(self.log_path)
+            self.writer = JsonlWriter(self.log_path)
+            self.write_seeds()
+        except BaseException:
+            self._lock.close()
+            raise
 
     # ---------------------------------------------------------------- reading
     def left_of(self, item: LabelItem) -> str:
@@ -264,6 +269,28 @@ class LabelBook:
 
     def close(self) -> None:
         self.writer.close()
+        self._lock.close()  # releases the lock
+
+
+def _lock_log(log_path: Path):
+    """Hold an exclusive lock on the label log for this book's life, or raise
+    :class:`LabelInputError`: two pages writing one log would each rebuild the seed file from their
+    own answers only and drop the other's. The lock goes with the process (a kill releases it)."""
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    handle = log_path.open("a", encoding="utf-8")
+    try:
+        import fcntl
+    except ImportError:  # no POSIX locks (Windows): one page per output file is then up to you
+        return handle
+    try:
+        fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        handle.close()
+        raise LabelInputError(
+            f"another arrpo label is already writing to {log_path}; stop it first, or give this one "
+            "another --out or --annotator"
+        ) from None
+    return handle
 
 
 def _fsync_dir(folder: Path) -> None:
