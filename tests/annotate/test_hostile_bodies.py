@@ -106,3 +106,11 @@ def test_the_cli_refuses_a_second_page_with_exit_2(tmp_path):
     finally:
         first.close()
     assert result.exit_code == 2 and "already writing" in result.output
+
+
+def test_a_second_review_page_on_the_same_exemplars_is_refused(review, tmp_path):
+    _, book, out = review
+    with pytest.raises(ValueError, match="already writing"):
+        ExemplarBook(out, book.view)
+    book.close()
+    ExemplarBook(out, book.view).close()

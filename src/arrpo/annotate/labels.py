@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from arrpo.annotate.items import LabelInputError, LabelItem
+from arrpo.annotate.locks import exclusive_lock
 from arrpo.annotate.stats import PositionBias, position_bias
 from arrpo.errors import ArrpoError
 from arrpo.eval.pairs import ImageRef, coin
@@ -273,23 +274,13 @@ class LabelBook:
 
 
 def _lock_log(log_path: Path):
-    """Hold an exclusive lock on the label log for this book's life, or raise
-    :class:`LabelInputError`: two pages writing one log would each rebuild the seed file from their
-    own answers only and drop the other's. The lock goes with the process (a kill releases it)."""
-    log_path.parent.mkdir(parents=True, exist_ok=True)
-    handle = log_path.open("a", encoding="utf-8")
-    try:
-        import fcntl
-    except ImportError:  # no POSIX locks (Windows): one page per output file is then up to you
-        return handle
-    try:
-        fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except OSError:
-        handle.close()
+    """Hold the label log's lock for this book's life, or raise :class:`LabelInputError`."""
+    handle = exclusive_lock(log_path)
+    if handle is None:
         raise LabelInputError(
             f"another arrpo label is already writing to {log_path}; stop it first, or give this one "
             "another --out or --annotator"
-        ) from None
+        )
     return handle
 
 

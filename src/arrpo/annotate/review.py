@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from arrpo.annotate.locks import exclusive_lock
 from arrpo.errors import ArrpoError
 from arrpo.eval.pairs import ImageRef
 from arrpo.eval.runner import is_invalid, latest_records
@@ -162,6 +163,10 @@ class ExemplarBook:
             raise ReviewInputError(f"{self.path}: write the exemplars outside the run directory (it is only read)")
         if self.path.exists() and not self.path.is_file():
             raise ReviewInputError(f"{self.path}: not a file")
+        self._lock = exclusive_lock(self.path)
+        if self._lock is None:
+            raise ReviewInputError(f"another arrpo review is already writing to {self.path}; stop it first or "
+                                   "give this one another --out")
         self.marked: dict[str, dict[str, Any]] = {
             str(r["id"]): r for r in iter_records(self.path) if r.get("id") is not None
         }
@@ -206,3 +211,4 @@ class ExemplarBook:
 
     def close(self) -> None:
         self.writer.close()
+        self._lock.close()
