@@ -261,7 +261,7 @@ class LabelBook:
             return str(Path(str(ref.path)).resolve())
         name = hashlib.sha256(ref.data).hexdigest()[:24]
         self.images_dir.mkdir(parents=True, exist_ok=True)
-        path = self.images_dir / f"{name}.img"
+        path = self.images_dir / f"{name}{image_suffix(ref.data)}"
         if not path.exists():
             tmp = path.with_suffix(".tmp")
             tmp.write_bytes(ref.data)
@@ -271,6 +271,20 @@ class LabelBook:
     def close(self) -> None:
         self.writer.close()
         self._lock.close()  # releases the lock
+
+
+def image_suffix(data: bytes) -> str:
+    """The file extension of encoded image bytes, told by their signature (``.img`` when unknown),
+    so an image written out of a dataset opens in any viewer."""
+    if data.startswith(b"\xff\xd8\xff"):
+        return ".jpg"
+    if data.startswith(b"\x89PNG\r\n\x1a\n"):
+        return ".png"
+    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
+        return ".webp"
+    if data[:6] in (b"GIF87a", b"GIF89a"):
+        return ".gif"
+    return ".img"
 
 
 def _lock_log(log_path: Path):
