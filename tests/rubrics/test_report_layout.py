@@ -107,3 +107,8 @@ def test_a_state_with_lone_surrogates_gives_a_valid_utf8_report(many_sources):
     assert result.exit_code == 0, result.output
     html = (many_sources.parent / "report.html").read_bytes().decode("utf-8")
     assert "bright \ufffd" in html
+
+
+def test_report_of_a_device_says_what_it_is():
+    result = runner.invoke(app, ["rubric", "report", "/dev/null"], env={"COLUMNS": "200"})
+    assert result.exit_code == 2 and "not a learning state file" in result.output

@@ -63,6 +63,8 @@ def find_state(path: str | Path) -> Path:
     if path.is_file():
         return path
     if not path.is_dir():
+        if path.exists():
+            raise ReportError(f"{path}: not a learning state file or a folder holding one")
         raise ReportError(f"{path}: no such file or folder")
     states = sorted(path.glob("*.state.jsonl"))
     if not states:
