@@ -72,7 +72,10 @@ def register(app: typer.Typer) -> None:
         except (OSError, ValueError, ImportError) as exc:  # no such pipeline or prompts file, old diffusers
             raise fail(str(exc)) from None
         try:
-            resumed = trainer.resume()
+            try:
+                resumed = trainer.resume()
+            except ValueError as exc:  # CheckpointError: every checkpoint damaged
+                raise fail(str(exc)) from None
             if resumed:
                 typer.echo(f"resumed from {resumed} at iteration {trainer.iteration}")
             history = trainer.train()
