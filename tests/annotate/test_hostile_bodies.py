@@ -114,3 +114,39 @@ def test_a_second_review_page_on_the_same_exemplars_is_refused(review, tmp_path)
         ExemplarBook(out, book.view)
     book.close()
     ExemplarBook(out, book.view).close()
+
+
+def test_a_run_with_lone_surrogates_and_huge_reasons_is_still_reviewed(tmp_path, scripted_server):
+    """An older or edited run may hold text no JSON response can encode; the page still loads, shows
+    a bounded reason, and an exemplar marked from it is readable by `rubric learn --guide`."""
+    run, _ = make_run(tmp_path, scripted_server)
+    verdicts = next((run / "verdicts").glob("*.jsonl"))
+    lines = verdicts.read_text().splitlines()
+    record = json.loads(lines[0])
+    record["forward"]["reason"] = "odd \ud800 answer " + "y" * 300_000
+    lines[0] = json.dumps(record)  # json.dumps escapes the surrogate as \ud800
+    verdicts.write_text("\n".join(lines) + "\n")
+    manifest = run / "pairs.jsonl"
+    pairs = manifest.read_text().splitlines()
+    pair = json.loads(pairs[0])
+    pair["prompt"] = "a prompt \udfff with a surrogate"
+    pairs[0] = json.dumps(pair)
+    manifest.write_text("\n".join(pairs) + "\n")
+
+    view = RunView.load(run)
+    book = ExemplarBook(tmp_path / "ex.jsonl", view)
+    try:
+        http = TestClient(create_review_app(view, book), base_url="http://127.0.0.1:8766",
+                          raise_server_exceptions=False)
+        response = http.get("/api/run")
+        assert response.status_code == 200
+        row = response.json()["pairs"][0]
+        assert row["prompt"] == "a prompt \ufffd with a surrogate"
+        reasons = [j["forward"]["reason"] or "" for r in response.json()["pairs"] for j in r["judges"].values()
+                   if j["forward"]]
+        odd = [r for r in reasons if r.startswith("odd \ufffd answer")]
+        assert len(odd) == 1 and len(odd[0]) < 25_000  # bounded, with the cut marked
+        assert http.post("/api/exemplars", json={"n": 0, "preferred": "A", "rationale": "clear reason"}).status_code == 200
+    finally:
+        book.close()
+    assert len(read_guide(tmp_path / "ex.jsonl", "t2i").exemplars) == 1

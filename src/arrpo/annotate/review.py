@@ -26,10 +26,12 @@ from arrpo.errors import ArrpoError
 from arrpo.eval.pairs import ImageRef
 from arrpo.eval.runner import is_invalid, latest_records
 from arrpo.jsonl import JsonlWriter, iter_records
-from arrpo.text import valid_utf8
+from arrpo.text import clip, valid_utf8
 
 SLOTS = ("a", "b", "source")
 MAX_RATIONALE = 2000
+#: Longest text (a reason, a raw answer) the review page shows of one field.
+MAX_SHOWN_CHARS = 20_000
 _CONTROL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
 
 
@@ -65,6 +67,20 @@ def flags(record: dict[str, Any], label: str | None) -> dict[str, bool]:
     }
 
 
+def safe_text(value: Any, limit: int = MAX_SHOWN_CHARS, depth: int = 0) -> Any:
+    """``value`` with every string made valid UTF-8 (U+FFFD for lone surrogates, which an older or
+    edited run file may hold and no JSON response can encode) and cut to ``limit`` characters."""
+    if isinstance(value, str):
+        return clip(valid_utf8(value), limit)
+    if depth > 32:
+        return None
+    if isinstance(value, dict):
+        return {safe_text(k, limit, depth + 1): safe_text(v, limit, depth + 1) for k, v in value.items()}
+    if isinstance(value, list):
+        return [safe_text(v, limit, depth + 1) for v in value]
+    return value
+
+
 @dataclass
 class RunView:
     """An eval run directory, read once: the pairs, the judges and their latest verdicts."""
@@ -86,11 +102,13 @@ class RunView:
         verdict_dir = run_dir / "verdicts"
         if not manifest.is_file() or not verdict_dir.is_dir():
             raise ReviewInputError(f"{run_dir}: not an arrpo eval run directory (expected pairs.jsonl and verdicts/)")
-        pairs = [p for p in iter_records(manifest) if isinstance(p.get("id"), str)]
+        pairs = [safe_text(p) for p in iter_records(manifest) if isinstance(p.get("id"), str)]
         if not pairs:
             raise ReviewInputError(f"{manifest}: holds no pairs")
         judges = sorted(p.stem for p in verdict_dir.glob("*.jsonl"))
-        verdicts = {name: latest_records(verdict_dir / f"{name}.jsonl") for name in judges}
+        verdicts = {name: {safe_text(key): safe_text(record)
+                           for key, record in latest_records(verdict_dir / f"{name}.jsonl").items()}
+                    for name in judges}
         try:
             info = json.loads((run_dir / "run.json").read_text(encoding="utf-8"))
         except (OSError, ValueError):
