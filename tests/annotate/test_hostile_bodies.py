@@ -5,6 +5,7 @@ the next command can read; nothing crashes and nothing unreadable is written."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
@@ -150,3 +151,41 @@ def test_a_run_with_lone_surrogates_and_huge_reasons_is_still_reviewed(tmp_path,
     finally:
         book.close()
     assert len(read_guide(tmp_path / "ex.jsonl", "t2i").exemplars) == 1
+
+
+def test_text_and_paths_that_are_not_utf8_can_be_labelled(tmp_path):
+    """A pair file with a lone surrogate in its prompt and id, and a folder whose names are not UTF-8
+    (Latin-1 on a POSIX file system): the page answers, and the seed file is one that
+    `arrpo rubric learn` reads, with image paths that still open."""
+    import os
+
+    from PIL import Image
+
+    from arrpo.images import load_image
+    from arrpo.rubrics.seeds import read_seeds
+
+    from .conftest import write_png
+
+    pairs, _ = make_pairs(tmp_path / "data", n=2, edit_last=False)
+    records = [json.loads(line) for line in pairs.read_text().splitlines()]
+    records[0].update(id="p\ud800", prompt="a \udfff prompt")
+    pairs.write_text("".join(json.dumps(r) + "\n" for r in records))
+    folder = os.path.join(os.fsencode(tmp_path), b"latin", b"caf\xe9")
+    os.makedirs(folder)
+    for name, color in ((b"a.png", (200, 0, 0)), (b"b\xff.png", (0, 0, 200))):
+        write_png(Path(os.fsdecode(os.path.join(folder, name))), color)
+
+    for spec, out in ((pairs, tmp_path / "o1" / "seeds.jsonl"), (os.fsdecode(os.path.dirname(folder)), tmp_path / "o2" / "seeds.jsonl")):
+        items = read_items(spec)
+        book = LabelBook(items, out)
+        try:
+            http = TestClient(create_label_app(book), base_url="http://127.0.0.1:8765", raise_server_exceptions=False)
+            state = http.get("/api/state")
+            assert state.status_code == 200 and "\ufffd" in state.json()["current"]["prompt"]
+            answered = raw_post(http, "/api/answer", json.dumps({"id": items[0].id, "choice": "left"}).encode())
+            assert answered.status_code == 200, answered.text
+        finally:
+            book.close()
+        seeds = read_seeds(out).pairs
+        assert len(seeds) == 1
+        assert isinstance(load_image(seeds[0].image_a.path).to_pil(), Image.Image)

@@ -19,7 +19,6 @@ the side shown on the left, so position bias can be measured afterwards.
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import statistics
 import time
@@ -33,7 +32,7 @@ from arrpo.annotate.locks import exclusive_lock
 from arrpo.annotate.stats import PositionBias, position_bias
 from arrpo.errors import ArrpoError
 from arrpo.eval.pairs import ImageRef, coin
-from arrpo.jsonl import JsonlWriter, iter_records
+from arrpo.jsonl import JsonlWriter, encode_line, iter_records
 from arrpo.text import preview
 
 CHOICES = ("left", "right", "tie", "skip")
@@ -245,11 +244,11 @@ class LabelBook:
             if record.get("source"):
                 seed["source"] = record["source"]
             seed.update(label=record["label"], annotator=record.get("annotator", ""), left=record.get("left"))
-            lines.append(json.dumps(seed, ensure_ascii=False))
+            lines.append(encode_line(seed))  # a path that is not UTF-8 (surrogateescape) stays \u-escaped
         self.out.parent.mkdir(parents=True, exist_ok=True)
         tmp = self.out.with_name(f".{self.out.name}.{os.getpid()}.tmp")
-        with tmp.open("w", encoding="utf-8") as handle:
-            handle.write("".join(line + "\n" for line in lines))
+        with tmp.open("wb") as handle:
+            handle.write(b"".join(lines))
             handle.flush()
             os.fsync(handle.fileno())
         tmp.replace(self.out)
