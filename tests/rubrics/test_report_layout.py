@@ -112,3 +112,16 @@ def test_a_state_with_lone_surrogates_gives_a_valid_utf8_report(many_sources):
 def test_report_of_a_device_says_what_it_is():
     result = runner.invoke(app, ["rubric", "report", "/dev/null"], env={"COLUMNS": "200"})
     assert result.exit_code == 2 and "not a learning state file" in result.output
+
+
+def test_a_run_learned_from_a_dataset_names_it_in_the_header(seed_dir, seeing, tmp_path):
+    _, server = seeing()
+    seeds = seed_dir(["first", "first", "refine", "first"])
+    out = tmp_path / "run" / "rubric.json"
+    args = ["rubric", "learn", "--dataset", f"jsonl:{seeds}", "--task", "t2i", "--k", "2", "--t-max", "1",
+            "--holdout", "1", "--bootstrap", "20", "--out", str(out), "--endpoint", server.base_url, "--model", "seeing",
+            "--cache-path", str(tmp_path / "c.sqlite")]
+    result = runner.invoke(app, args, env={"COLUMNS": "200"})
+    assert result.exit_code == 0, result.output
+    html = (out.parent / "report.html").read_text()
+    assert f"seed pairs: jsonl:{seeds} (held out: 1 pairs, --holdout 1)" in html
