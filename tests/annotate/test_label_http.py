@@ -59,6 +59,7 @@ def test_answers_map_sides_back_to_a_and_b_and_undo_is_append_only(book, tmp_pat
     assert {p.id: p.preferred for p in read_seeds(book.out).pairs} == expected
     assert read_labels(book.out) == expected == read_labels(log_path_for(book.out))
     # a fresh session over the same files resumes where this one stopped
+    book.close()
     again = LabelBook(book.items, book.out, seed=1)
     assert again.current()[1].id == "p3" and again.progress() == {
         "total": 4, "labelled": 2, "skipped": 1, "ties": 0, "left": 1}

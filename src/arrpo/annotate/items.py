@@ -23,11 +23,12 @@ from __future__ import annotations
 import itertools
 import random
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from arrpo.errors import ArrpoError
 from arrpo.eval.pairs import ImageRef
+from arrpo.text import valid_utf8
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp")
 SOURCE_STEM = "source"
@@ -83,6 +84,9 @@ def read_items(
             raise LabelInputError(f"{path}: no such file or folder")
     if not items:
         raise LabelInputError(f"{spec}: no pairs to label")
+    # text no UTF-8 writer can encode (a lone surrogate in a JSON file, a folder name that is not
+    # UTF-8) would break every page answer and the seed file: shown and stored as U+FFFD
+    items = [replace(it, id=valid_utf8(it.id), prompt=valid_utf8(it.prompt)) for it in items]
     _check_unique(spec, items)
     if check_files:
         _check_files(spec, items)

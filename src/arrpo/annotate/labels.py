@@ -19,7 +19,6 @@ the side shown on the left, so position bias can be measured afterwards.
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import statistics
 import time
@@ -29,10 +28,12 @@ from pathlib import Path
 from typing import Any
 
 from arrpo.annotate.items import LabelInputError, LabelItem
+from arrpo.annotate.locks import exclusive_lock
 from arrpo.annotate.stats import PositionBias, position_bias
 from arrpo.errors import ArrpoError
 from arrpo.eval.pairs import ImageRef, coin
-from arrpo.jsonl import JsonlWriter, iter_records
+from arrpo.jsonl import JsonlWriter, encode_line, iter_records
+from arrpo.text import preview
 
 CHOICES = ("left", "right", "tie", "skip")
 MAX_SECONDS = 24 * 3600.0
@@ -135,9 +136,14 @@ class LabelBook:
                 f"{self.out} exists but has no label log beside it ({self.log_path.name}), so it was not "
                 "written by arrpo label; it would be replaced. Choose another --out."
             )
-        self.state = replay(self.log_path)
-        self.writer = JsonlWriter(self.log_path)
-        self.write_seeds()
+        self._lock = _lock_log(self.log_path)
+        try:
+            self.state = replay(self.log_path)
+            self.writer = JsonlWriter(self.log_path)
+            self.write_seeds()
+        except BaseException:
+            self._lock.close()
+            raise
 
     # ---------------------------------------------------------------- reading
     def left_of(self, item: LabelItem) -> str:
@@ -190,9 +196,9 @@ class LabelBook:
     def answer(self, pair_id: str, choice: str, seconds: float | None = None) -> dict[str, Any]:
         """Record ``choice`` (left/right/tie/skip) for the pair; returns the logged record."""
         if choice not in CHOICES:
-            raise LabelStateError(f"choice must be one of {', '.join(CHOICES)} (got {choice!r})")
+            raise LabelStateError(f"choice must be one of {', '.join(CHOICES)} (got {preview(choice)})")
         if pair_id not in self.index:
-            raise LabelStateError(f"unknown pair {pair_id!r}")
+            raise LabelStateError(f"unknown pair {preview(pair_id)}")
         if pair_id in self.state.answers:
             raise LabelStateError(f"pair {pair_id!r} is already answered (undo it first)")
         if choice == "tie" and not self.allow_ties:
@@ -238,11 +244,11 @@ class LabelBook:
             if record.get("source"):
                 seed["source"] = record["source"]
             seed.update(label=record["label"], annotator=record.get("annotator", ""), left=record.get("left"))
-            lines.append(json.dumps(seed, ensure_ascii=False))
+            lines.append(encode_line(seed))  # a path that is not UTF-8 (surrogateescape) stays \u-escaped
         self.out.parent.mkdir(parents=True, exist_ok=True)
         tmp = self.out.with_name(f".{self.out.name}.{os.getpid()}.tmp")
-        with tmp.open("w", encoding="utf-8") as handle:
-            handle.write("".join(line + "\n" for line in lines))
+        with tmp.open("wb") as handle:
+            handle.write(b"".join(lines))
             handle.flush()
             os.fsync(handle.fileno())
         tmp.replace(self.out)
@@ -254,7 +260,7 @@ class LabelBook:
             return str(Path(str(ref.path)).resolve())
         name = hashlib.sha256(ref.data).hexdigest()[:24]
         self.images_dir.mkdir(parents=True, exist_ok=True)
-        path = self.images_dir / f"{name}.img"
+        path = self.images_dir / f"{name}{image_suffix(ref.data)}"
         if not path.exists():
             tmp = path.with_suffix(".tmp")
             tmp.write_bytes(ref.data)
@@ -263,6 +269,32 @@ class LabelBook:
 
     def close(self) -> None:
         self.writer.close()
+        self._lock.close()  # releases the lock
+
+
+def image_suffix(data: bytes) -> str:
+    """The file extension of encoded image bytes, told by their signature (``.img`` when unknown),
+    so an image written out of a dataset opens in any viewer."""
+    if data.startswith(b"\xff\xd8\xff"):
+        return ".jpg"
+    if data.startswith(b"\x89PNG\r\n\x1a\n"):
+        return ".png"
+    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
+        return ".webp"
+    if data[:6] in (b"GIF87a", b"GIF89a"):
+        return ".gif"
+    return ".img"
+
+
+def _lock_log(log_path: Path):
+    """Hold the label log's lock for this book's life, or raise :class:`LabelInputError`."""
+    handle = exclusive_lock(log_path)
+    if handle is None:
+        raise LabelInputError(
+            f"another arrpo label is already writing to {log_path}; stop it first, or give this one "
+            "another --out or --annotator"
+        )
+    return handle
 
 
 def _fsync_dir(folder: Path) -> None:

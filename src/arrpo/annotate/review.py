@@ -21,13 +21,24 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from arrpo.annotate.locks import exclusive_lock
 from arrpo.errors import ArrpoError
 from arrpo.eval.pairs import ImageRef
 from arrpo.eval.runner import is_invalid, latest_records
 from arrpo.jsonl import JsonlWriter, iter_records
+from arrpo.text import clip, valid_utf8
 
 SLOTS = ("a", "b", "source")
 MAX_RATIONALE = 2000
+#: Longest text (a reason, a raw answer) the review page shows of one field.
+MAX_SHOWN_CHARS = 20_000
+_CONTROL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
+
+
+def clean_rationale(text: str) -> str:
+    """A rationale as it is stored: valid UTF-8 (a lone surrogate becomes U+FFFD, so
+    ``arrpo rubric learn --guide`` can read it), no control characters, spaces collapsed."""
+    return " ".join(_CONTROL.sub(" ", valid_utf8(text)).split())
 _THUMB = re.compile(r"^[0-9a-f]{8,64}\.jpg$")
 
 
@@ -56,6 +67,20 @@ def flags(record: dict[str, Any], label: str | None) -> dict[str, bool]:
     }
 
 
+def safe_text(value: Any, limit: int = MAX_SHOWN_CHARS, depth: int = 0) -> Any:
+    """``value`` with every string made valid UTF-8 (U+FFFD for lone surrogates, which an older or
+    edited run file may hold and no JSON response can encode) and cut to ``limit`` characters."""
+    if isinstance(value, str):
+        return clip(valid_utf8(value), limit)
+    if depth > 32:
+        return None
+    if isinstance(value, dict):
+        return {safe_text(k, limit, depth + 1): safe_text(v, limit, depth + 1) for k, v in value.items()}
+    if isinstance(value, list):
+        return [safe_text(v, limit, depth + 1) for v in value]
+    return value
+
+
 @dataclass
 class RunView:
     """An eval run directory, read once: the pairs, the judges and their latest verdicts."""
@@ -77,11 +102,13 @@ class RunView:
         verdict_dir = run_dir / "verdicts"
         if not manifest.is_file() or not verdict_dir.is_dir():
             raise ReviewInputError(f"{run_dir}: not an arrpo eval run directory (expected pairs.jsonl and verdicts/)")
-        pairs = [p for p in iter_records(manifest) if isinstance(p.get("id"), str)]
+        pairs = [safe_text(p) for p in iter_records(manifest) if isinstance(p.get("id"), str)]
         if not pairs:
             raise ReviewInputError(f"{manifest}: holds no pairs")
         judges = sorted(p.stem for p in verdict_dir.glob("*.jsonl"))
-        verdicts = {name: latest_records(verdict_dir / f"{name}.jsonl") for name in judges}
+        verdicts = {name: {safe_text(key): safe_text(record)
+                           for key, record in latest_records(verdict_dir / f"{name}.jsonl").items()}
+                    for name in judges}
         try:
             info = json.loads((run_dir / "run.json").read_text(encoding="utf-8"))
         except (OSError, ValueError):
@@ -154,12 +181,16 @@ class ExemplarBook:
             raise ReviewInputError(f"{self.path}: write the exemplars outside the run directory (it is only read)")
         if self.path.exists() and not self.path.is_file():
             raise ReviewInputError(f"{self.path}: not a file")
+        self._lock = exclusive_lock(self.path)
+        if self._lock is None:
+            raise ReviewInputError(f"another arrpo review is already writing to {self.path}; stop it first or "
+                                   "give this one another --out")
         self.marked: dict[str, dict[str, Any]] = {
             str(r["id"]): r for r in iter_records(self.path) if r.get("id") is not None
         }
         self.writer = JsonlWriter(self.path)
 
-    def mark(self, number: int, preferred: str, rationale: str) -> dict[str, Any]:
+    def mark(self, number: int, preferred: str, rationale: object) -> dict[str, Any]:
         """Append pair ``number`` as an exemplar with ``preferred`` (``A``/``B``) and the rationale."""
         if not 0 <= number < len(self.view.pairs):
             raise ExemplarError("no such pair")
@@ -170,7 +201,9 @@ class ExemplarBook:
             raise ExemplarError("an exemplar needs a preferred image: A or B")
         if not str(pair.get("prompt") or "").strip():
             raise ExemplarError(f"pair {pair['id']!r} has no prompt; a guide exemplar needs one")
-        text = " ".join(str(rationale).split())
+        if not isinstance(rationale, str):
+            raise ExemplarError("the rationale must be text")
+        text = clean_rationale(rationale)
         if len(text) < 3 or len(text) > MAX_RATIONALE:
             raise ExemplarError(f"the rationale must be 3 to {MAX_RATIONALE} characters")
         files = {slot: self.view.original(number, slot) for slot in SLOTS}
@@ -196,3 +229,4 @@ class ExemplarBook:
 
     def close(self) -> None:
         self.writer.close()
+        self._lock.close()

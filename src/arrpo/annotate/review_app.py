@@ -43,7 +43,7 @@ def create_review_app(view: RunView, book: ExemplarBook, *, host: str = "127.0.0
             return JSONResponse({"error": "expected {\"n\": pair number, \"preferred\", \"rationale\"}"}, status_code=422)
         with lock:
             try:
-                record = book.mark(body["n"], str(body.get("preferred")), str(body.get("rationale") or ""))
+                record = book.mark(body["n"], str(body.get("preferred")), body.get("rationale", ""))
             except ExemplarError as exc:
                 return JSONResponse({"error": str(exc)}, status_code=409)
             return {"marked": record["id"], "count": len(book.marked)}

@@ -24,7 +24,7 @@ from typing import Any
 from arrpo.errors import ArrpoError
 from arrpo.eval.pairs import ImageRef
 from arrpo.images import ImageData, ImageError, load_image
-from arrpo.server.auth import check_bind, is_loopback
+from arrpo.server.auth import UnsafeBindError, is_loopback
 
 COOKIE = "arrpo_annotate"
 TOKEN_ENV = "ARRPO_ANNOTATE_TOKEN"
@@ -41,13 +41,26 @@ def page_html(name: str) -> str:
     return resources.files("arrpo.annotate").joinpath("pages", name).read_text(encoding="utf-8")
 
 
-def bind_socket(host: str, port: int, token: str | None) -> socket.socket:
+def check_page_bind(host: str, token: str | None, token_env: str = TOKEN_ENV) -> None:
+    """Raise :class:`~arrpo.server.auth.UnsafeBindError` for a short token or a non-loopback host
+    without one; the message names the page's own variable (``token_env``), not the reward service's."""
+    if token and len(token) < 16:
+        raise UnsafeBindError(f"the page token in ${token_env} must be at least 16 characters long")
+    if not token and not is_loopback(host):
+        raise UnsafeBindError(
+            f"refusing to serve the page on {host} without a token: anyone who can reach it could see "
+            f"your images and change your answers. Set one (export {token_env}=$(openssl rand -hex 24)) "
+            "or bind to 127.0.0.1."
+        )
+
+
+def bind_socket(host: str, port: int, token: str | None, *, token_env: str = TOKEN_ENV) -> socket.socket:
     """A listening socket on ``host:port`` (``port`` 0: any free one).
 
     Raises :class:`~arrpo.server.auth.UnsafeBindError` for a non-loopback host without a token and
     :class:`PortInUseError` when the port is taken.
     """
-    check_bind(host, token)
+    check_page_bind(host, token, token_env)
     family = socket.AF_INET6 if ":" in host.strip("[]") else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)

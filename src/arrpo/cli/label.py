@@ -40,13 +40,13 @@ def read_token(token_env: str) -> str | None:
     return os.environ.get(token_env) or None
 
 
-def open_socket(host: str, port: int, token: str | None):
+def open_socket(host: str, port: int, token: str | None, token_env: str = "ARRPO_ANNOTATE_TOKEN"):
     """Bind the page's socket, or exit 2 with the reason (unsafe host, short token, port in use)."""
     from arrpo.annotate.web import PortInUseError, bind_socket
     from arrpo.server.auth import UnsafeBindError
 
     try:
-        return bind_socket(host, port, token)
+        return bind_socket(host, port, token, token_env=token_env)
     except (UnsafeBindError, PortInUseError) as exc:
         raise fail(str(exc)) from None
 
@@ -96,7 +96,7 @@ def start_command(
             raise fail(f"--annotator must be a plain name (got {annotator!r})")
         out = out.with_name(f"{out.stem}.{name}{out.suffix or '.jsonl'}")
     token = read_token(token_env)
-    sock = open_socket(host, port, token)
+    sock = open_socket(host, port, token, token_env)
     try:
         items = read_items(pairs, images=images, seed=seed, pairs_per_prompt=pairs_per_prompt)
         book = LabelBook(items, out, annotator=annotator or "", seed=seed, allow_ties=allow_ties)

@@ -42,7 +42,7 @@ def review_command(
         raise fail(f"cannot write {out}: {exc.strerror or exc}") from None
     token = read_token(token_env)
     try:
-        sock = open_socket(host, port, token)
+        sock = open_socket(host, port, token, token_env)
     except typer.Exit:
         book.close()
         raise

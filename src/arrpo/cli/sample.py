@@ -38,9 +38,20 @@ def register(app: typer.Typer) -> None:
         from arrpo.rl.policies import load_policy
 
         overrides = {"model": {"pretrained": pretrained}} if pretrained else {}
+        if out.exists() and not out.is_dir():
+            raise fail(f"--out {out} is a file; give a folder (index.html, samples.jsonl and images/ go in it)")
+        import yaml
+
         try:
             cfg = load_config(config, preset, overrides)
+        except (OSError, ValueError, yaml.YAMLError) as exc:
+            raise fail(f"{config or preset}: {exc}") from None
+        try:
             items = read_prompts(prompts)
+        except (OSError, ValueError) as exc:
+            message = str(exc)
+            raise fail(message if str(prompts) in message else f"{prompts}: {message}") from None
+        try:
             check_adapter_dir(lora)  # before loading the model
         except (OSError, ValueError) as exc:
             raise fail(str(exc)) from None

@@ -45,17 +45,24 @@ def register(app: typer.Typer) -> None:
             train_over["resume"] = None
         if config is None and preset is None:
             raise typer.BadParameter("give --config FILE and/or --preset NAME")
+        import yaml
+
         from arrpo.cli._common import fail
         from arrpo.vlm.base import BackendUnavailable
 
         try:
             cfg = load_config(config, preset, overrides)
-        except (OSError, ValueError) as exc:  # pydantic's ValidationError is a ValueError
+        except (OSError, ValueError, yaml.YAMLError) as exc:  # pydantic's ValidationError is a ValueError
             raise fail(f"{config or preset}: {exc}") from None
         if print_config:
             typer.echo(cfg.model_dump_json(indent=2))
             return
-        from arrpo.rl.trainer import RPOTrainer
+        from arrpo.rl.trainer import RPOTrainer, preflight
+
+        try:
+            preflight(cfg)  # before the model is loaded
+        except ValueError as exc:
+            raise fail(str(exc)) from None
 
         logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
         try:
@@ -65,7 +72,10 @@ def register(app: typer.Typer) -> None:
         except (OSError, ValueError, ImportError) as exc:  # no such pipeline or prompts file, old diffusers
             raise fail(str(exc)) from None
         try:
-            resumed = trainer.resume()
+            try:
+                resumed = trainer.resume()
+            except ValueError as exc:  # CheckpointError: every checkpoint damaged
+                raise fail(str(exc)) from None
             if resumed:
                 typer.echo(f"resumed from {resumed} at iteration {trainer.iteration}")
             history = trainer.train()

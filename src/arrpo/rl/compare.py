@@ -45,13 +45,41 @@ def check_adapter_dir(lora_dir: str | Path) -> Path:
     if not (lora_dir / DIFFUSERS_LORA_FILE).is_file():
         hint = " (a run from an older arrpo: retrain or re-export)" if (lora_dir / "lora.safetensors").exists() else ""
         raise LoraLoadError(f"{lora_dir}: no {DIFFUSERS_LORA_FILE}; expected the folder `arrpo train` writes as final/ or a checkpoint{hint}")
-    return lora_dir / DIFFUSERS_LORA_FILE
+    path = lora_dir / DIFFUSERS_LORA_FILE
+    problem = safetensors_problem(path)
+    if problem:
+        raise LoraLoadError(f"{path}: not a usable adapter file ({problem}); retrain or copy it again")
+    return path
+
+
+def safetensors_problem(path: Path) -> str | None:
+    """Why ``path`` is not a safetensors file holding tensors (``None`` when it is one), read from
+    its header alone: 8 bytes of little-endian header length, then a JSON object of tensors."""
+    try:
+        size = path.stat().st_size
+        with path.open("rb") as f:
+            head = f.read(8)
+            length = int.from_bytes(head, "little") if len(head) == 8 else -1
+            if length < 2 or length > min(size - 8, 100_000_000):
+                return f"{size:,} bytes, no safetensors header"
+            header = json.loads(f.read(length).decode("utf-8"))
+    except OSError as exc:
+        return f"cannot read it: {exc.strerror or exc}"
+    except (UnicodeDecodeError, ValueError):
+        return "the safetensors header is not JSON"
+    if not isinstance(header, dict) or not [k for k in header if k != "__metadata__"]:
+        return "it holds no tensors"
+    return None
 
 
 def load_adapter(policy: FlowPolicy, lora_dir: str | Path) -> None:
     """``pipe.load_lora_weights(lora_dir)``, refusing a folder that activates no adapter."""
     check_adapter_dir(lora_dir)
-    policy.pipe.load_lora_weights(str(lora_dir))
+    try:
+        policy.pipe.load_lora_weights(str(lora_dir))
+    except (OSError, ValueError, KeyError, RuntimeError) as exc:  # e.g. weights of another model family
+        raise LoraLoadError(f"{lora_dir}: diffusers cannot load this LoRA into {type(policy.pipe).__name__}: "
+                            f"{type(exc).__name__}: {str(exc)[:300]}") from None
     if not policy.pipe.get_active_adapters():
         raise LoraLoadError(f"{lora_dir}: diffusers loaded no LoRA weights into {type(policy.pipe).__name__} (wrong model family?)")
 
@@ -107,7 +135,8 @@ def write_grid(rows: list[SampleRow], out: str | Path, *, title: str = "base vs.
     page = (
         "<!doctype html>\n<html><head><meta charset=\"utf-8\">"
         f"<title>{html.escape(title)}</title><style>"
-        "body{font-family:sans-serif}td{vertical-align:top;padding:4px}img{max-width:384px}"
+        "body{font-family:sans-serif}td{vertical-align:top;padding:4px}"
+        "img{min-width:128px;max-width:384px;image-rendering:pixelated}"  # tiny test pipelines render 32 px
         f"</style></head><body><h1>{html.escape(title)}</h1>\n<table><tr>{head}</tr>\n"
         + "\n".join(body)
         + "\n</table></body></html>\n"

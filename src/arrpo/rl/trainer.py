@@ -24,6 +24,7 @@ from pathlib import Path
 import torch
 from PIL import Image
 
+from arrpo.errors import ArrpoError
 from arrpo.images import load_image
 from arrpo.rewards import group_rewards, plan_pairs
 from arrpo.rl.config import RPOConfig
@@ -55,6 +56,28 @@ class Batch:
     images: list[Image.Image] = field(default_factory=list)
     future: object = None
     t_rollout: float = 0.0
+
+
+class CheckpointError(ArrpoError, ValueError, kind="bad_input"):
+    """No checkpoint to resume from could be read."""
+
+
+def preflight(config: RPOConfig) -> None:
+    """Refuse, before minutes of model loading, what would stop the run later: an output folder
+    that is a file, and prompt files that are missing, empty or unreadable (``ValueError`` naming
+    the file)."""
+    out = Path(config.train.output_dir)
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"train.output_dir {out} is a file; give a folder (checkpoints, metrics and final/ go in it)")
+    for field_name in ("prompts", "eval_prompts"):
+        path = getattr(config.data, field_name)
+        if not path:
+            continue
+        try:
+            read_prompts(path)
+        except (OSError, ValueError) as exc:
+            message = str(exc)
+            raise ValueError(message if str(path) in message else f"data.{field_name} {path}: {message}") from None
 
 
 class RPOTrainer:
@@ -433,7 +456,10 @@ class RPOTrainer:
         the main process adds the config and the adapter in the diffusers LoRA format."""
         path = Path(path) if path else self.output_dir / "checkpoints" / f"it{self.iteration:06d}"
         path.mkdir(parents=True, exist_ok=True)
-        torch.save(self.state(), path / f"rank{self.rank}.pt")
+        target = path / f"rank{self.rank}.pt"
+        tmp = target.with_name(target.name + ".tmp")
+        torch.save(self.state(), tmp)  # a kill mid-write leaves the .tmp, never a torn checkpoint
+        tmp.replace(target)
         if self.acc.is_main_process:
             (path / "config.json").write_text(self.cfg.model_dump_json(indent=1), encoding="utf-8")
             self.export_lora(path)  # loadable with pipe.load_lora_weights(path), like final/
@@ -454,12 +480,24 @@ class RPOTrainer:
             found = sorted((self.output_dir / "checkpoints").glob("it*/rank0.pt"))
             if not found:
                 return None
-            directory = found[-1].parent
+            candidates = [f.parent for f in reversed(found)]  # newest first
+            if self.world > 1:  # ranks falling back on their own could resume different iterations
+                candidates = candidates[:1]
         else:
-            directory = Path(spec)
-        self.load_state(torch.load(directory / f"rank{self.rank}.pt", weights_only=False))
-        log.info("resumed from %s at iteration %d", directory, self.iteration)
-        return directory
+            candidates = [Path(spec)]
+        problems = []
+        for directory in candidates:
+            try:
+                state = torch.load(directory / f"rank{self.rank}.pt", weights_only=False)
+            except Exception as exc:  # torn or foreign file: torch raises many kinds
+                problems.append(f"{directory}: {type(exc).__name__}: {str(exc)[:200]}")
+                log.warning("cannot load checkpoint %s (%s); trying an older one", directory, problems[-1])
+                continue
+            self.load_state(state)
+            log.info("resumed from %s at iteration %d", directory, self.iteration)
+            return directory
+        raise CheckpointError("no checkpoint could be loaded (" + "; ".join(problems) + "); delete the damaged "
+                              "ones or start fresh with --no-resume")
 
     def export_lora(self, path: str | Path) -> Path:
         """Save the adapter in the diffusers LoRA format into folder ``path`` (returned):

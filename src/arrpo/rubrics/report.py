@@ -25,6 +25,7 @@ from arrpo.jsonl import iter_records
 from arrpo.rubric import Rubric
 from arrpo.rubrics.learn import LearnSummary, PairOutcome
 from arrpo.rubrics.seeds import SeedSet
+from arrpo.text import valid_utf8
 
 #: Kind of the state record in which ``arrpo rubric learn`` says what a run learned from.
 RUN_RECORD = "run"
@@ -62,6 +63,8 @@ def find_state(path: str | Path) -> Path:
     if path.is_file():
         return path
     if not path.is_dir():
+        if path.exists():
+            raise ReportError(f"{path}: not a learning state file or a folder holding one")
         raise ReportError(f"{path}: no such file or folder")
     states = sorted(path.glob("*.state.jsonl"))
     if not states:
@@ -347,7 +350,7 @@ def write_learn_report(
     (:meth:`RubricLearner.learn`) pass ``rubric`` and ``seeds`` (and ``out``) yourself.
     """
     state = read_learn_state(state_path)
-    rubric_path = Path(state.run["rubric"]) if state.run and state.run.get("rubric") else None
+    rubric_path = _rubric_of(state)
     if rubric is None and rubric_path is not None and rubric_path.exists():
         try:
             rubric = Rubric.load(rubric_path)
@@ -356,6 +359,24 @@ def write_learn_report(
     target = Path(out) if out else (rubric_path.parent if rubric_path else state.path.parent) / REPORT_NAME
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = target.with_suffix(".html.tmp")
-    tmp.write_text(render_report(state, rubric, seeds), encoding="utf-8")
+    # what a model wrote may hold lone surrogates (an escape cut short): U+FFFD, never a crash
+    tmp.write_text(valid_utf8(render_report(state, rubric, seeds)), encoding="utf-8")
     tmp.replace(target)
     return target
+
+
+def _rubric_of(state: LearnState) -> Path | None:
+    """The rubric file a state belongs to, where it is now.
+
+    The state records the rubric's path at learning time. A folder that was copied or moved
+    (another machine, an archive) still holds the rubric under its name beside the state: that one
+    wins, so the report is written into the folder asked about, never into the old location. A
+    recorded rubric that is gone leaves the report beside the state file.
+    """
+    recorded = Path(state.run["rubric"]) if state.run and state.run.get("rubric") else None
+    if recorded is None:
+        return None
+    beside = state.path.parent / recorded.name
+    if beside.exists() or not recorded.exists():
+        return beside
+    return recorded

@@ -168,6 +168,18 @@ def _retire_stale(run_dir: Path, current: dict[str, Any]) -> list[str]:
     return retired
 
 
+def check_run_dir(run_dir: Path) -> None:
+    """Refuse a ``run_dir`` that is a file, or a folder with other content than a validation run
+    (its files would be mixed with the run's, and a rerun would treat them as its own)."""
+    if run_dir.exists() and not run_dir.is_dir():
+        raise ValidationError(f"{run_dir} is a file; the validation writes a folder (give another --out)")
+    if run_dir.is_dir() and any(run_dir.iterdir()) and not (
+        (run_dir / "validation.json").exists() or (run_dir / "heldout.jsonl").exists()
+    ):
+        raise ValidationError(f"{run_dir} is a folder with other content, not a validation run; "
+                              "give a new or empty --out")
+
+
 async def validate_rubric(
     rubric: Rubric,
     pairs: Sequence[SeedPair],
@@ -203,6 +215,7 @@ async def validate_rubric(
         raise ValidationError(f"the rubric is for {rubric.task!r} but the pairs are {task!r} pairs")
     sampling = sampling or JudgeSampling()
     run_dir = Path(run_dir)
+    check_run_dir(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     pairs_sha = write_pairs(pairs, run_dir / "heldout.jsonl")
     rubric.save(run_dir / "rubric.json")
