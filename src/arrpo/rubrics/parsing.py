@@ -12,6 +12,7 @@ from typing import Any
 
 from arrpo.parse import extract_json_objects, strip_thinking
 from arrpo.rubric import Theme
+from arrpo.text import valid_utf8
 
 _LIST_KEYS = ("criteria", "rubrics", "rubric", "rules", "items", "checks")
 _THEME_LIST_KEYS = ("themes", "categories", "rubrics", "rubric", "dimensions", "items")
@@ -73,7 +74,7 @@ class CriteriaReply:
 
 def _clean(text: str) -> str:
     text = _PREFIX.sub("", text.strip()).strip().strip('"').strip()
-    return re.sub(r"\s+", " ", text)[:_MAX_ITEM_CHARS]
+    return valid_utf8(re.sub(r"\s+", " ", text)[:_MAX_ITEM_CHARS])  # a cut escape leaves lone surrogates
 
 
 def _item_text(item: Any) -> str | None:
