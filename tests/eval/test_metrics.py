@@ -103,3 +103,19 @@ def test_vectorised_intervals_equal_the_statistic_applied_to_each_resample():
     assert bootstrap_intervals(sample, resamples=300, seed=6) != together
     summary = summarize(sample, resamples=300, seed=5)
     assert summary.intervals == {k: together[k] for k in ("forward", "reverse", "mean", "delta", "consistency")}
+
+
+def test_summary_table_lists_subsets_only_when_they_break_the_pairs_down():
+    from arrpo.eval.report import markdown_summary
+
+    def metrics(subset_of):
+        cases = [PairOutcome(label=lab, forward=f, reverse=r, subset=subset_of(i)) for i, (lab, f, r) in enumerate(CASES)]
+        data = {"overall": summarize(cases, resamples=0).to_dict(),
+                "subsets": {k: v.to_dict() for k, v in by_subset(cases, resamples=0).items()}}
+        return {"pairs": len(cases), "forward": "preferred_first", "judges": {"j": data}}
+
+    one = markdown_summary(metrics(lambda i: "all")).splitlines()
+    assert [line for line in one if line.startswith("| j |")] == [line for line in one if line.startswith("| j | all |")]
+    assert len([line for line in one if line.startswith("| j |")]) == 1  # no second "all" row
+    two = markdown_summary(metrics(lambda i: "x" if i < 3 else "y")).splitlines()
+    assert [line.split("|")[2].strip() for line in two if line.startswith("| j |")] == ["all", "x", "y"]

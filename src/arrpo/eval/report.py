@@ -74,6 +74,15 @@ def _ci(summary: dict[str, Any], name: str) -> str:
     return "" if low is None else f" [{_pct(low)}, {_pct(high)}]"
 
 
+def table_rows(data: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
+    """A judge's table rows: ``all`` (overall), then one per subset, unless a single subset holds
+    every pair (it would only repeat the overall row)."""
+    subsets = data["subsets"]
+    if len(subsets) == 1 and next(iter(subsets.values()))["n"] == data["overall"]["n"]:
+        return [("all", data["overall"])]
+    return [("all", data["overall"]), *subsets.items()]
+
+
 def markdown_summary(metrics: dict[str, Any]) -> str:
     """The paper's table columns (forward, reverse, mean, Δ) plus consistency, ties, invalid and cost."""
     lines = [
@@ -85,8 +94,7 @@ def markdown_summary(metrics: dict[str, Any]) -> str:
         "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for judge, data in metrics["judges"].items():
-        rows = [("all", data["overall"]), *data["subsets"].items()]
-        for subset, s in rows:
+        for subset, s in table_rows(data):
             v = s["values"]
             lines.append(
                 f"| {judge} | {subset} | {s['n']} | {_pct(v['forward'])}{_ci(s, 'forward')} | "
@@ -159,7 +167,7 @@ def render_html(run_dir: str | Path, metrics: dict[str, Any], charts: dict[str, 
     subsets = sorted({p["subset"] for p in pairs})
     table = []
     for judge, data in metrics["judges"].items():
-        for subset, s in [("all", data["overall"]), *data["subsets"].items()]:
+        for subset, s in table_rows(data):
             table.append({"judge": judge, "subset": subset, "s": s})
     return _environment().get_template("report.html.j2").render(
         info=info, metrics=metrics, table=table, rows=rows, judges=judges, subsets=subsets,
