@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import functools
 import inspect
+import os
 import re
+import sys
 from collections import Counter
 from collections.abc import Callable, Sequence
 from typing import Annotated, Any, Optional, TypeVar
@@ -16,7 +18,9 @@ from rich.text import Text
 from arrpo.text import DEFAULT_MAX_ANSWER_CHARS
 from arrpo.vlm.settings import BackendSettings
 
-console = Console(stderr=True)
+#: Messages and tables go to stderr. Piped or in CI logs (not a terminal, no COLUMNS), rich would
+#: fall back to 80 columns and squash the learn / eval tables into "ver… fir…"; use a wide line.
+console = Console(stderr=True, width=None if sys.stderr.isatty() or os.environ.get("COLUMNS") else 160)
 
 Endpoint = Annotated[
     Optional[str],
