@@ -166,3 +166,23 @@ def test_a_changed_rubric_sets_its_old_verdicts_aside(seed_dir, seeing, tmp_path
     assert len(stale) == 1 and len(stale[0].read_text().splitlines()) == 4
     assert not list((run_dir / "verdicts").glob("direct.stale-*"))  # the unchanged judge is resumed
     assert len((run_dir / "verdicts" / "learned.jsonl").read_text().splitlines()) == 4
+
+
+def test_changed_judge_templates_set_old_verdicts_aside(seed_dir, seeing, tmp_path, monkeypatch):
+    import arrpo.eval.runner
+    import arrpo.judge
+
+    _, server = seeing()
+    seeds = seed_dir(KINDS[:4])
+    rubric = tmp_path / "bright.json"
+    Rubric.from_criteria(["The image is bright."], task="t2i").save(rubric)
+    run_dir = tmp_path / "v"
+    args = ["rubric", "validate", str(rubric), "--pairs", str(seeds), "--against", "direct", "--out", str(run_dir),
+            "--bootstrap", "0", *_backend(server, tmp_path)]
+    assert runner.invoke(app, args, env={"COLUMNS": "200"}).exit_code == 0
+    for module in (arrpo.judge, arrpo.eval.runner):  # as after an upgrade that reworded judge.j2
+        monkeypatch.setattr(module, "judge_prompts_sha256", lambda: "other wording")
+    result = runner.invoke(app, args, env={"COLUMNS": "200"})
+    assert result.exit_code == 0, result.output
+    assert {p.name.split(".")[0] for p in (run_dir / "verdicts").glob("*.stale-*.jsonl")} == {"learned", "direct"}
+    assert len((run_dir / "verdicts" / "learned.jsonl").read_text().splitlines()) == 4

@@ -204,6 +204,7 @@ async def validate_rubric(
     from arrpo.eval.datasets import load_pairs
     from arrpo.eval.report import write_report
     from arrpo.eval.runner import EvalRunner, build_setups
+    from arrpo.judge import judge_prompts_sha256
 
     if not pairs:
         raise ValidationError("no pairs to validate on")
@@ -233,7 +234,7 @@ async def validate_rubric(
     setups = build_setups(config, run_dir, {spec.name: backend for spec in config.judges})
     current = {
         "model": model_name(backend),
-        "judges": {s.name: {"spec": s.spec.model_dump(mode="json"),
+        "judges": {s.name: {"spec": s.spec.model_dump(mode="json"), "prompts_sha256": judge_prompts_sha256(),
                             "rubrics": {t: r.render() for t, r in s.rubrics.by_task.items()}} for s in setups},
     }
     for name in _retire_stale(run_dir, current):
