@@ -80,6 +80,10 @@ def test_learn_with_holdout_validates_through_the_eval_pipeline(seed_dir, seeing
 
     assert held["pairs_sha256"] == hashlib.sha256((holdout_dir / "heldout.jsonl").read_bytes()).hexdigest()
     assert vlm.kinds["write"] == 1  # the zero-shot rubric
+    shown = runner.invoke(app, ["rubric", "show", str(out)], env={"COLUMNS": "200"})
+    learned = held["judges"]["learned"]
+    assert shown.exit_code == 0 and "3 pairs, model seeing" in shown.output
+    assert f"learned: mean {100 * learned['mean']:.1f}%" in shown.output and "{'" not in shown.output
 
     # the same split again: nothing new is asked (learning state, verdict files and zero-shot rubric reused)
     before = server.requests

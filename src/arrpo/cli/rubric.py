@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated, Any, Optional
 
 import typer
 
@@ -454,5 +454,21 @@ def show_command(
     table.add_column("field")
     table.add_column("value")
     for key, value in rubric.provenance.model_dump(exclude_none=True).items():
-        table.add_row(cell(key), cell(value))
+        shown = _measurement(value) if key in ("holdout", "validation") and isinstance(value, dict) else value
+        table.add_row(cell(key), cell(shown))
     console.print(table)
+
+
+def _measurement(record: dict[str, Any]) -> str:
+    """A held-out / validation record as lines a person reads: where it was measured, then each
+    judge's mean accuracy and position bias Δ (the whole record is in ``arrpo rubric show --json``)."""
+
+    def pct(value: Any) -> str:
+        return f"{100 * value:.1f}%" if isinstance(value, (int, float)) and value == value else "n/a"
+
+    lines = [f"{record.get('pairs', '?')} pairs, model {record.get('model', '?')}, {record.get('measured', '')}".strip(", ")]
+    for name, values in (record.get("judges") or {}).items():
+        if isinstance(values, dict):
+            lines.append(f"{name}: mean {pct(values.get('mean'))} (fwd {pct(values.get('forward'))}, "
+                         f"rev {pct(values.get('reverse'))}), Δ {pct(values.get('delta'))}")
+    return "\n".join(lines)
