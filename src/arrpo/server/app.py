@@ -151,8 +151,13 @@ class RewardService:
     async def judge_safely(self, order: str, comparison: Comparison) -> Verdict:
         """Judge one pair; a failure of any kind is that pair's ``invalid`` verdict, never a 500.
 
-        Only :class:`BackendUnavailable` (no usable backend at all) is raised, as a 503.
+        Only :class:`BackendUnavailable` (no usable backend at all) is raised, as a 503. Two
+        byte-identical candidates are a ``tie`` without asking the model: there is no preference to
+        find, and a model would answer with its position bias.
         """
+        if comparison.image_a.sha256 == comparison.image_b.sha256:
+            return Verdict(id=comparison.id, winner="tie",
+                           reason="the two images are identical (same bytes); no preference to judge")
         try:
             return await self.judges[order].judge(comparison)
         except BackendUnavailable:
