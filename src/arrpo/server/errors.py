@@ -87,7 +87,7 @@ def describe_unparsable_body(cause: BaseException | None) -> str:
     elif isinstance(cause, RecursionError):
         why = "its nesting is deeper than the parser allows"
     elif isinstance(cause, ValueError) and "digits" in str(cause):
-        why = "it holds an integer with more digits than Python converts (4,300)"
+        why = "it holds an integer of more than 4,300 digits"
     else:
         why = type(cause).__name__ if cause is not None else "it could not be parsed"
     return f"the request body is not valid JSON ({why}); send UTF-8 JSON with plain numbers and shallow nesting"
