@@ -129,6 +129,14 @@ class RewardService:
                 422, "invalid_request",
                 f"prompt: {len(body.prompt):,} characters, over the {self.config.max_prompt_chars:,} limit",
             )
+        if body.rubric_inline is not None:
+            size = sum(len(t.theme) + sum(len(tip) for tip in t.tips) for t in body.rubric_inline.themes)
+            if size > self.config.max_rubric_chars:
+                raise ApiError(
+                    422, "invalid_request",
+                    f"rubric_inline: {size:,} characters of themes and tips, over the "
+                    f"{self.config.max_rubric_chars:,} limit; send a shorter rubric",
+                )
         return task
 
     async def decode(self, fields: dict[str, str | None]) -> dict[str, ImageData | None]:
