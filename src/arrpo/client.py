@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import itertools
+import json
 import os
 import time
 from collections.abc import Sequence
@@ -99,6 +100,15 @@ def compare_payload(
         "prompt": prompt, "image_a": encode_image(image_a), "image_b": encode_image(image_b), "rubric": rubric,
     }
     return _common(body, source=source, task=task, order=order, id=id)
+
+
+JSON_HEADERS = {"Content-Type": "application/json"}
+
+
+def json_body(body: dict[str, Any]) -> bytes:
+    """The request body as ASCII JSON: text UTF-8 cannot hold (a lone surrogate) travels as a
+    ``\\u`` escape, so the service can name the field in a 422 instead of the encoder failing here."""
+    return json.dumps(body, ensure_ascii=True, allow_nan=False, separators=(",", ":")).encode("ascii")
 
 
 def group_payload(
@@ -246,7 +256,7 @@ class RewardClient:
 
     def _send(self, path: str, body: dict[str, Any]) -> httpx.Response | Exception:
         try:
-            return self._http.post(path, json=body)
+            return self._http.post(path, content=json_body(body), headers=JSON_HEADERS)
         except RETRYABLE_TRANSPORT_ERRORS as exc:  # judged by _Settings.after
             return exc
 
@@ -303,7 +313,7 @@ class AsyncRewardClient:
 
     async def _send(self, path: str, body: dict[str, Any]) -> httpx.Response | Exception:
         try:
-            return await self._http.post(path, json=body)
+            return await self._http.post(path, content=json_body(body), headers=JSON_HEADERS)
         except RETRYABLE_TRANSPORT_ERRORS as exc:  # judged by _Settings.after
             return exc
 

@@ -3,6 +3,8 @@ checkpoint falls back to an older one, and none readable is a one-line error (ex
 
 from __future__ import annotations
 
+import json
+
 from typer.testing import CliRunner
 
 from arrpo.cli import app
@@ -42,6 +44,9 @@ def test_a_torn_latest_checkpoint_falls_back_to_the_previous_one(tmp_path, tiny_
     assert again.exit_code == 0, again.output
     assert f"resumed from {checkpoints / 'it000001'}" in again.output.replace("\n", "")
     assert "3 iterations" in again.output
+    # iteration 2 was done again from checkpoint 1: logged once, by the run that kept it
+    logged = [json.loads(line)["iteration"] for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    assert logged == [1, 2, 3]
 
     for rank0 in checkpoints.glob("*/rank0.pt"):
         _tear(rank0)

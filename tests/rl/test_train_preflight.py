@@ -44,3 +44,21 @@ def test_unusable_prompt_files(tmp_path, content):
     text = result.output.replace("\n", "")
     assert "p.txt" in text and "no-pipeline" not in text
     assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.parametrize("command", ["train", "sample"])
+@pytest.mark.parametrize(("body", "expected"), [
+    ("trian: {iterations: 2}\n", "trian: unknown key"),
+    ("reward: {win: -1}\n", "reward: win + lose must be positive"),
+    ("train: {iterations: many}\n", "train.iterations: Input should be a valid integer"),
+])
+def test_a_bad_config_is_one_line_naming_the_key(tmp_path, command, body, expected):
+    config = tmp_path / "cfg.yaml"
+    config.write_text("preset: tiny-cpu\n" + body)
+    extra = ["--lora", str(tmp_path), "--prompts", str(tmp_path / "p.txt"), "--out", str(tmp_path / "o")]
+    result = runner.invoke(app, [command, "--config", str(config), *(extra if command == "sample" else [])],
+                           env={"COLUMNS": "300"})
+    assert result.exit_code == 2, result.output
+    lines = [line for line in result.output.splitlines() if line.strip()]
+    assert len(lines) == 1 and "cfg.yaml" in lines[0] and expected in lines[0], result.output
+    assert "errors.pydantic.dev" not in result.output

@@ -65,6 +65,15 @@ def compare_with(**fields) -> dict:
 CASES = [
     ("malformed json", {"content": b'{"prompt": "a cat", "image_a": ', "headers": {"content-type": "application/json"}},
      "/v1/compare", 400, "malformed_json", "not valid JSON"),
+    # bodies that decode but that Python's JSON parser refuses: each is malformed JSON, named as such
+    ("json nested 50,000 deep", {"content": b'{"prompt": "p", "image_a": ' + b"[" * 50_000 + b"]" * 50_000 + b"}",
+                                 "headers": {"content-type": "application/json"}},
+     "/v1/compare", 400, "malformed_json", "nesting"),
+    ("json 5,000-digit integer", {"content": b'{"prompt": "p", "win": ' + b"9" * 5000 + b"}",
+                                  "headers": {"content-type": "application/json"}},
+     "/v1/group_rewards", 400, "malformed_json", "digits"),
+    ("json invalid utf-8", {"content": b'{"prompt": "a\xff\xfe cat"}', "headers": {"content-type": "application/json"}},
+     "/v1/compare", 400, "malformed_json", "UTF-8"),
     ("json array body", {"json": [1, 2, 3]}, "/v1/compare", 422, "invalid_request", "valid dictionary"),
     ("missing fields", {"json": {"prompt": "a cat"}}, "/v1/compare", 422, "invalid_request", "image_a: field required"),
     ("wrong types", {"json": compare_with(prompt=5, image_b=[1, 2])}, "/v1/compare", 422, "invalid_request",

@@ -33,7 +33,7 @@ def register(app: typer.Typer) -> None:
 
         from arrpo.images import load_image
         from arrpo.rl.compare import LoraLoadError, check_adapter_dir, render_comparison
-        from arrpo.rl.config import load_config
+        from arrpo.rl.config import describe_config_error, load_config
         from arrpo.rl.data import read_prompts
         from arrpo.rl.policies import load_policy
 
@@ -45,7 +45,7 @@ def register(app: typer.Typer) -> None:
         try:
             cfg = load_config(config, preset, overrides)
         except (OSError, ValueError, yaml.YAMLError) as exc:
-            raise fail(f"{config or preset}: {exc}") from None
+            raise fail(f"{config or preset}: {describe_config_error(exc)}") from None
         try:
             items = read_prompts(prompts)
         except (OSError, ValueError) as exc:

@@ -397,7 +397,8 @@ class RPOTrainer:
         if self.acc.is_main_process and self.sink is None:
             from arrpo.rl.metrics import MetricsSink
 
-            self.sink = MetricsSink(self.output_dir, tensorboard=t.tensorboard, wandb=t.wandb, config=self.cfg.model_dump())
+            self.sink = MetricsSink(self.output_dir, tensorboard=t.tensorboard, wandb=t.wandb,
+                                    config=self.cfg.model_dump(), start_iteration=self.iteration)
         history = []
         while self.iteration < t.iterations:
             history.append(self.step())

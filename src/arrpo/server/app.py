@@ -129,6 +129,14 @@ class RewardService:
                 422, "invalid_request",
                 f"prompt: {len(body.prompt):,} characters, over the {self.config.max_prompt_chars:,} limit",
             )
+        if body.rubric_inline is not None:
+            size = sum(len(t.theme) + sum(len(tip) for tip in t.tips) for t in body.rubric_inline.themes)
+            if size > self.config.max_rubric_chars:
+                raise ApiError(
+                    422, "invalid_request",
+                    f"rubric_inline: {size:,} characters of themes and tips, over the "
+                    f"{self.config.max_rubric_chars:,} limit; send a shorter rubric",
+                )
         return task
 
     async def decode(self, fields: dict[str, str | None]) -> dict[str, ImageData | None]:
@@ -151,8 +159,13 @@ class RewardService:
     async def judge_safely(self, order: str, comparison: Comparison) -> Verdict:
         """Judge one pair; a failure of any kind is that pair's ``invalid`` verdict, never a 500.
 
-        Only :class:`BackendUnavailable` (no usable backend at all) is raised, as a 503.
+        Only :class:`BackendUnavailable` (no usable backend at all) is raised, as a 503. Two
+        byte-identical candidates are a ``tie`` without asking the model: there is no preference to
+        find, and a model would answer with its position bias.
         """
+        if comparison.image_a.sha256 == comparison.image_b.sha256:
+            return Verdict(id=comparison.id, winner="tie",
+                           reason="the two images are identical (same bytes); no preference to judge")
         try:
             return await self.judges[order].judge(comparison)
         except BackendUnavailable:

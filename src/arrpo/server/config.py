@@ -22,6 +22,8 @@ class ServiceConfig:
         max_image_pixels: largest decoded image (width × height); larger ones get 413.
         max_pixels: optional pixel budget; images above it are downscaled before judging.
         max_prompt_chars: longest prompt accepted.
+        max_rubric_chars: most characters of text (themes and tips) in a request's inline rubric,
+            which is sent to the model with every pair; longer: 422.
         max_pending: admission capacity in judge calls (a pair costs 1, or 2 with order
             ``both``). Requests beyond it get 503 with Retry-After instead of waiting in line.
         order: default order policy.
@@ -36,6 +38,7 @@ class ServiceConfig:
     max_image_pixels: int = DEFAULT_LIMITS.max_image_pixels
     max_pixels: int | None = None
     max_prompt_chars: int = DEFAULT_LIMITS.max_prompt_chars
+    max_rubric_chars: int = 32_000
     max_pending: int = 64
     order: OrderPolicy = "random"
     task_rubrics: dict[str, Rubric] = field(default_factory=dict)
@@ -48,8 +51,8 @@ class ServiceConfig:
         Raises:
             ConfigurationError: a ``ValueError`` naming the setting and the value.
         """
-        for name in ("max_body_bytes", "max_images", "max_image_pixels", "max_prompt_chars", "max_pending",
-                     "prompt_rubric_cache_size"):
+        for name in ("max_body_bytes", "max_images", "max_image_pixels", "max_prompt_chars", "max_rubric_chars",
+                     "max_pending", "prompt_rubric_cache_size"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ConfigurationError(f"{name} must be a positive whole number (got {value!r})")

@@ -80,6 +80,19 @@ def describe_validation(exc: RequestValidationError) -> tuple[int, str, str]:
     return 422, "invalid_request", "; ".join(messages) + more
 
 
+def describe_unparsable_body(cause: BaseException | None) -> str:
+    """Why a syntactically plausible body could not be parsed, in words that say what to send."""
+    if isinstance(cause, UnicodeDecodeError):
+        why = "it is not valid UTF-8"
+    elif isinstance(cause, RecursionError):
+        why = "its nesting is deeper than the parser allows"
+    elif isinstance(cause, ValueError) and "digits" in str(cause):
+        why = "it holds an integer of more than 4,300 digits"
+    else:
+        why = type(cause).__name__ if cause is not None else "it could not be parsed"
+    return f"the request body is not valid JSON ({why}); send UTF-8 JSON with plain numbers and shallow nesting"
+
+
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(ApiError)
     async def _api_error(_: Request, exc: ApiError):
@@ -98,6 +111,9 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(_: Request, exc: StarletteHTTPException):
+        if exc.status_code == 400:
+            # FastAPI's only 400: a body its JSON parser refused for a reason other than syntax
+            return error_response(400, "malformed_json", describe_unparsable_body(exc.__cause__))
         codes = {404: "not_found", 405: "method_not_allowed"}
         return error_response(
             exc.status_code, codes.get(exc.status_code, "http_error"), str(exc.detail),
