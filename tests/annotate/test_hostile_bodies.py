@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
-from arrpo.annotate.items import read_items
+from arrpo.annotate.items import LabelInputError, read_items
 from arrpo.annotate.label_app import create_label_app
 from arrpo.annotate.labels import LabelBook, log_path_for
 from arrpo.annotate.review import ExemplarBook, RunView
@@ -154,7 +154,7 @@ def test_a_run_with_lone_surrogates_and_huge_reasons_is_still_reviewed(tmp_path,
 
 
 def test_text_and_paths_that_are_not_utf8_can_be_labelled(tmp_path):
-    """A pair file with a lone surrogate in its prompt and id, and a folder whose names are not UTF-8
+    """A pair file with a lone surrogate in its prompt (and, refused, in an id), and a folder whose names are not UTF-8
     (Latin-1 on a POSIX file system): the page answers, and the seed file is one that
     `arrpo rubric learn` reads, with image paths that still open."""
     import os
@@ -169,6 +169,11 @@ def test_text_and_paths_that_are_not_utf8_can_be_labelled(tmp_path):
     pairs, _ = make_pairs(tmp_path / "data", n=2, edit_last=False)
     records = [json.loads(line) for line in pairs.read_text().splitlines()]
     records[0].update(id="p\ud800", prompt="a \udfff prompt")
+    pairs.write_text("".join(json.dumps(r) + "\n" for r in records))
+    # an id UTF-8 cannot store is refused at load, as `arrpo judge --pairs` and `arrpo eval` refuse it
+    with pytest.raises(LabelInputError, match=r"pairs\.jsonl:1: pair id .* lone surrogate"):
+        read_items(pairs)
+    records[0]["id"] = "p0"  # a surrogate in the prompt is shown (as U+FFFD) and labelled
     pairs.write_text("".join(json.dumps(r) + "\n" for r in records))
     folder = os.path.join(os.fsencode(tmp_path), b"latin", b"caf\xe9")
     os.makedirs(folder)

@@ -55,8 +55,10 @@ def test_train_cli_reports_an_unset_key_before_loading_the_model(tmp_path, monke
 
     monkeypatch.delenv("ARRPO_TEST_KEY_UNSET", raising=False)
     config = tmp_path / "cfg.yaml"
+    prompts = tmp_path / "p.txt"
+    prompts.write_text("a red apple\n")  # a usable prompts file: the unset key is what must stop the run
     config.write_text(
-        "preset: tiny-cpu\nmodel:\n  pretrained: /nonexistent/model\ndata:\n  prompts: p.txt\n"
+        f"preset: tiny-cpu\nmodel:\n  pretrained: /nonexistent/model\ndata:\n  prompts: {prompts}\n"
         "judge:\n  builtin: null\n  backend:\n    endpoint: http://127.0.0.1:9/v1\n    model: m\n"
         "    api_key_env: ARRPO_TEST_KEY_UNSET\n"
     )
