@@ -28,6 +28,7 @@ from pathlib import Path
 
 from arrpo.errors import ArrpoError
 from arrpo.eval.pairs import ImageRef
+from arrpo.pairs import PairIds
 from arrpo.text import valid_utf8
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp")
@@ -174,11 +175,11 @@ def _from_folder(root: Path, *, seed: int, pairs_per_prompt: int | None) -> list
 
 
 def _check_unique(spec: object, items: Iterable[LabelItem]) -> None:
-    seen: set[str] = set()
-    for item in items:
-        if item.id in seen:
-            raise LabelInputError(f"{spec}: duplicate pair id {item.id!r} (ids must be unique to resume)")
-        seen.add(item.id)
+    ids = PairIds()
+    for number, item in enumerate(items, 1):
+        problem = ids.problem(item.id, f"pair {number}")
+        if problem is not None:
+            raise LabelInputError(f"{spec}: pair {number}: {problem}")
 
 
 def _check_files(spec: object, items: list[LabelItem]) -> None:

@@ -46,7 +46,7 @@ from typing import Any, Literal
 from pydantic import ValidationError
 
 from arrpo.errors import ArrpoError
-from arrpo.pairs import ImageRef, LoadedPair, PairRecord, PreferencePair
+from arrpo.pairs import ImageRef, LoadedPair, PairIds, PairRecord, PreferencePair
 from arrpo.schema import Task
 
 SeedFormat = Literal["auto", "jsonl", "authors", "mjbench"]
@@ -330,11 +330,11 @@ def _read_mjbench(path: Path, images_root: str | Path | None, task: Task | None,
 
 
 def _check_unique_ids(path: Path, pairs: Sequence[PreferencePair]) -> None:
-    seen: set[str] = set()
-    for pair in pairs:
-        if pair.id in seen:
-            raise SeedFileError(f"{path}: duplicate pair id {pair.id!r} (ids must be unique to resume)")
-        seen.add(pair.id)
+    ids = PairIds()
+    for number, pair in enumerate(pairs, 1):
+        problem = ids.problem(pair.id, f"pair {number}")
+        if problem is not None:
+            raise SeedFileError(f"{path}: pair {number}: {problem}")
 
 
 def _check_files(path: Path, pairs: Sequence[PreferencePair]) -> None:
