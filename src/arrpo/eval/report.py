@@ -8,17 +8,15 @@ from __future__ import annotations
 
 import json
 import math
-from functools import lru_cache
 from pathlib import Path
 from typing import Any
-
-import jinja2
 
 from arrpo.errors import ArrpoError
 from arrpo.eval.metrics import Summary, by_subset, outcome_from_record, summarize
 from arrpo.eval.plots import grouped_bars
 from arrpo.eval.runner import latest_records, verdict_path
 from arrpo.eval.thumbs import thumbnail_data_url
+from arrpo.html_templates import html_environment
 from arrpo.jsonl import iter_records
 from arrpo.rubric import Rubric
 
@@ -27,13 +25,6 @@ class ReportError(ArrpoError, ValueError, kind="bad_input"):
     """The run directory has nothing to report."""
 
 
-@lru_cache(maxsize=1)
-def _environment() -> jinja2.Environment:
-    return jinja2.Environment(
-        loader=jinja2.PackageLoader("arrpo.eval", "templates"),
-        autoescape=jinja2.select_autoescape(["html", "j2"]),
-        undefined=jinja2.StrictUndefined,
-    )
 
 
 def load_run(run_dir: str | Path) -> tuple[dict[str, Any], list[dict[str, Any]], dict[str, dict[str, dict]]]:
@@ -169,7 +160,7 @@ def render_html(run_dir: str | Path, metrics: dict[str, Any], charts: dict[str, 
     for judge, data in metrics["judges"].items():
         for subset, s in table_rows(data):
             table.append({"judge": judge, "subset": subset, "s": s})
-    return _environment().get_template("report.html.j2").render(
+    return html_environment("arrpo.eval").get_template("report.html.j2").render(
         info=info, metrics=metrics, table=table, rows=rows, judges=judges, subsets=subsets,
         charts=charts, pct=_pct, ci=_ci,
     )

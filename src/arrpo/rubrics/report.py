@@ -14,13 +14,11 @@ import base64
 import difflib
 import re
 from dataclasses import dataclass, field
-from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-import jinja2
-
 from arrpo.errors import ArrpoError
+from arrpo.html_templates import html_environment
 from arrpo.jsonl import iter_records
 from arrpo.rubric import Rubric
 from arrpo.rubrics.learn import LearnSummary, PairOutcome
@@ -46,15 +44,6 @@ class ReportError(ArrpoError, ValueError, kind="bad_input"):
     """There is no learning state to report on."""
 
 
-@lru_cache(maxsize=1)
-def _environment() -> jinja2.Environment:
-    return jinja2.Environment(
-        loader=jinja2.PackageLoader("arrpo.rubrics", "templates"),
-        autoescape=jinja2.select_autoescape(["html", "j2"]),
-        undefined=jinja2.StrictUndefined,
-        trim_blocks=True,
-        lstrip_blocks=True,
-    )
 
 
 def find_state(path: str | Path) -> Path:
@@ -334,7 +323,7 @@ def _pct(value: Any) -> str:
 def render_report(state: LearnState, rubric: Rubric | None, seeds: SeedSet | None = None) -> str:
     """The report's HTML."""
     context = build_context(state, rubric, seeds)
-    return _environment().get_template("learn_report.html.j2").render(pct=_pct, **context)
+    return html_environment("arrpo.rubrics", trim=True).get_template("learn_report.html.j2").render(pct=_pct, **context)
 
 
 def write_learn_report(
