@@ -24,10 +24,10 @@ from pathlib import Path
 
 from PIL import Image, ImageFilter
 
+from arrpo.datasets.seeds import read_seeds
 from arrpo.rubric import Provenance, Rubric, Theme
 from arrpo.rubrics.learn import PairOutcome, VerifyAnswer, VerifyAttempt
 from arrpo.rubrics.report import RUN_RECORD, write_learn_report
-from arrpo.rubrics.seeds import read_seeds
 
 
 def synthetic_seeds(folder: Path, n: int, size: int) -> Path:

@@ -32,12 +32,10 @@ from arrpo.server.protocol import (
     GroupRewardsRequest,
     GroupRewardsResponse,
     Health,
-    OnBadVerdict,
-    OrderPolicy,
-    PresetName,
     RubricMode,
     ServiceLimits,
 )
+from arrpo.vocab import OnBadVerdict, OrderPolicy, RewardPreset
 
 #: Environment variable holding the service token (shared with ``arrpo serve``).
 TOKEN_ENV = "ARRPO_SERVE_TOKEN"
@@ -87,7 +85,7 @@ def validate_options(endpoint: str, options: dict[str, Any]) -> None:
 
 def encode_image(image: Any) -> str:
     """Base64 text of one image, in any form the client accepts."""
-    from arrpo.integrations.convert import image_bytes
+    from arrpo.convert import image_bytes
 
     return base64.b64encode(image_bytes(image)).decode("ascii")
 
@@ -113,7 +111,7 @@ def json_body(body: dict[str, Any]) -> bytes:
 
 def group_payload(
     prompt: str, images: Sequence[Any], *, source: Any = None, task: str | None = None,
-    order: OrderPolicy | None = None, rubric: RubricMode = "auto", preset: PresetName = "official",
+    order: OrderPolicy | None = None, rubric: RubricMode = "auto", preset: RewardPreset = "official",
     win: float = 1.0, lose: float = 0.1, scale: float = 1.0, on_bad_verdict: OnBadVerdict = "mask_group",
     id: str | None = None,
 ) -> dict[str, Any]:

@@ -5,13 +5,14 @@ into a one-line message and exit status 2 (:mod:`arrpo.cli`), and the reward ser
 with the HTTP status of its kind (:data:`HTTP_STATUS`).
 
 A class sets its default kind as a class attribute; one raise may override it
-(``ImageError(msg, kind="too_large")``). Existing classes keep their historic bases
-(``ValueError``, ``RuntimeError``), so ``except ValueError`` callers keep working.
+(``ImageError(msg, kind="too_large")``). A class may also derive from the builtin exception it
+stands for (``ValueError`` for bad input), so callers outside the project can catch it as such.
+:func:`describe_validation_error` is the one way a pydantic error becomes a message.
 """
 
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import Any, ClassVar
 
 #: Every kind the project raises, with the HTTP status the reward service answers it with.
 HTTP_STATUS: dict[str, int] = {
@@ -84,3 +85,27 @@ class RunFailedError(ArrpoError, kind="run_failed"):
 def kind_of(exc: BaseException) -> str:
     """The kind of any exception (``"error"`` for exceptions outside the project)."""
     return exc.kind if isinstance(exc, ArrpoError) else "error"
+
+
+def describe_validation_error(exc: Any, *, limit: int = 10, unknown: str = "unknown key", whole: str = "value") -> str:
+    """One line for a pydantic ``ValidationError``: each location with what is wrong with it
+    (``trian: unknown key; judges.0.order: Input should be 'given', 'random' or 'both'``), at most
+    ``limit`` of them, instead of pydantic's multi-line report with links.
+
+    ``unknown`` words a key the model does not know; ``whole`` names an error of the whole value
+    (no location). Anything that is not a ``ValidationError`` gives its message on one line.
+    """
+    errors = getattr(exc, "errors", None)
+    if not callable(errors):
+        return " ".join(str(exc).split())
+    problems = []
+    found = errors()
+    for error in found[:limit]:
+        where = ".".join(str(part) for part in error.get("loc", ())) or whole
+        if error.get("type") == "extra_forbidden":
+            problems.append(f"{where}: {unknown}")
+        else:
+            message = str(error.get("msg", "invalid value")).removeprefix("Value error, ")
+            problems.append(f"{where}: {' '.join(message.split())}")
+    more = f" (and {len(found) - limit} more)" if len(found) > limit else ""
+    return "; ".join(problems) + more

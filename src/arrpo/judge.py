@@ -22,18 +22,15 @@ import asyncio
 import hashlib
 import time
 from collections.abc import Awaitable, Callable, Iterable, Sequence
-from typing import Literal
 
 from arrpo._sync import run_sync
 from arrpo.parse import RankAnswer, parse_rank_answer
 from arrpo.prompts import render, template_sha256
-from arrpo.schema import Comparison, Order, OrderAnswer, Usage, Verdict, Winner
-from arrpo.text import DEFAULT_MAX_ANSWER_CHARS, clip, valid_utf8
+from arrpo.schema import FAILED_PREFIX, Comparison, Order, OrderAnswer, Usage, Verdict, Winner
+from arrpo.text import DEFAULT_MAX_ANSWER_CHARS, clip, exception_text, valid_utf8
 from arrpo.vlm.base import BackendError, BackendUnavailable, Message, VLMBackend, VLMRequest
 from arrpo.vlm.cache import forget_cached
-
-OrderPolicy = Literal["given", "random", "both"]
-DisagreePolicy = Literal["tie", "invalid", "first"]
+from arrpo.vocab import DisagreePolicy, OrderPolicy
 
 #: Labels placed before each image, by task (the template refers to the same names).
 IMAGE_LABELS = {
@@ -190,7 +187,7 @@ class PairwiseJudge:
             for request in asked:  # an answer that crashed is never served again from the cache
                 await forget_cached(self.backend, request)
             return OrderAnswer(order=order, winner="invalid",
-                               invalid_reason=f"judge failed on this pair: {_exception_text(exc)}")
+                               invalid_reason=f"{FAILED_PREFIX}{exception_text(exc)}")
 
     async def _ask(self, comparison: Comparison, order: Order, asked: list[VLMRequest]) -> OrderAnswer:
         messages = self.build_messages(comparison, order)
@@ -213,7 +210,7 @@ class PairwiseJudge:
                 break
             except Exception as exc:  # a backend bug must not take the run down
                 latency += time.perf_counter() - started
-                parsed = RankAnswer(None, None, f"backend failed: {_exception_text(exc)}")
+                parsed = RankAnswer(None, None, f"backend failed: {exception_text(exc)}")
                 backend_failed = True
                 break
             latency += time.perf_counter() - started
@@ -252,7 +249,7 @@ class PairwiseJudge:
             return parse_rank_answer(raw, allow_ties=self.allow_ties)
         except Exception as exc:
             await forget_cached(self.backend, request)
-            return RankAnswer(None, None, f"the answer could not be parsed: {_exception_text(exc)}")
+            return RankAnswer(None, None, f"the answer could not be parsed: {exception_text(exc)}")
 
     async def judge(self, comparison: Comparison) -> Verdict:
         """Judge one comparison under the order policy; never raises for a model's answer.
@@ -266,9 +263,7 @@ class PairwiseJudge:
         except BackendUnavailable:
             raise
         except Exception as exc:  # one pair must never end a batch
-            return Verdict(id=comparison.id, winner="invalid",
-                           invalid_reason=f"judge failed on this pair: {_exception_text(exc)}",
-                           latency_s=time.perf_counter() - started)
+            return Verdict.failed(exc, id=comparison.id, latency_s=time.perf_counter() - started)
 
     async def _judge(self, comparison: Comparison, started: float) -> Verdict:
         orders = self.orders_for(comparison)
@@ -336,15 +331,6 @@ class PairwiseJudge:
     def judge_many_sync(self, comparisons: Iterable[Comparison], **kwargs) -> list[Verdict]:
         """Blocking :meth:`judge_many`."""
         return run_sync(self.judge_many(comparisons, **kwargs))
-
-
-def _exception_text(exc: BaseException) -> str:
-    """``Type: message`` of an exception, short and printable, whatever the message holds."""
-    try:
-        message = str(exc)
-    except Exception:
-        message = ""
-    return f"{type(exc).__name__}: {_clipped(message)}" if message else type(exc).__name__
 
 
 def _clipped(text: str, limit: int = 500) -> str:

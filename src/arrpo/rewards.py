@@ -26,15 +26,11 @@ import math
 import random
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Literal
 
 from arrpo.errors import ArrpoError, BadInputError
+from arrpo.vocab import OnBadVerdict, Pairing, RewardPreset, choices
 
-Preset = Literal["official", "symmetric", "zscore"]
-OnBadVerdict = Literal["mask_group", "drop_pair"]
-Pairing = Literal["all_pairs", "random_pairs"]
-
-PRESETS: tuple[str, ...] = ("official", "symmetric", "zscore")
+PRESETS: tuple[str, ...] = choices(RewardPreset)
 #: Winners that express a preference; anything else ("tie", "invalid", unknown) does not.
 _DECISIVE = ("A", "B")
 
@@ -125,7 +121,7 @@ def group_rewards(
     pairs: Sequence[tuple[int, int]],
     winners: Sequence[str],
     *,
-    preset: Preset = "official",
+    preset: RewardPreset = "official",
     win: float = 1.0,
     lose: float = 0.1,
     scale: float = 1.0,

@@ -15,6 +15,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from arrpo._version import __version__
+from arrpo.vocab import Task
 
 RubricScope = Literal["task", "prompt"]
 
@@ -72,7 +73,7 @@ class Rubric(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     themes: list[Theme] = Field(min_length=1)
-    task: Literal["t2i", "edit"] | None = None
+    task: Task | None = None
     scope: RubricScope = "task"
     prompt: str | None = Field(None, description="The prompt a prompt-scoped rubric was written for.")
     provenance: Provenance = Field(default_factory=Provenance)

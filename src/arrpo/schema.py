@@ -1,19 +1,24 @@
-"""The small typed values that flow between arrpo's modules: comparisons in, verdicts out."""
+"""The small typed values that flow between arrpo's modules: comparisons in, verdicts out.
+
+The words they use (task, winner, order, policies) are defined once in :mod:`arrpo.vocab`.
+"""
 
 from __future__ import annotations
 
 import hashlib
-from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from arrpo.images import ImageData
 from arrpo.rubric import Rubric
-from arrpo.text import valid_utf8
+from arrpo.text import exception_text, valid_utf8
+from arrpo.vocab import Order, Task, Winner
 
-Task = Literal["t2i", "edit"]
-Winner = Literal["A", "B", "tie", "invalid"]
-Order = Literal["AB", "BA"]
+#: How the reason of a verdict or answer that failed with an exception begins.
+FAILED_PREFIX = "judge failed on this pair: "
+
+__all__ = ["FAILED_PREFIX", "Comparison", "Order", "OrderAnswer", "Task", "Usage", "Verdict", "Winner"]
+
 
 
 class Usage(BaseModel):
@@ -134,3 +139,11 @@ class Verdict(BaseModel):
     @property
     def is_valid(self) -> bool:
         return self.winner in ("A", "B", "tie")
+
+    @classmethod
+    def failed(cls, cause: BaseException | str, *, id: str | None = None, latency_s: float = 0.0) -> Verdict:
+        """The ``invalid`` verdict of a pair whose judging could not finish, worded the same
+        everywhere: ``judge failed on this pair: Type: message`` for an exception, or the given
+        reason (e.g. ``judge timed out after 60 s``)."""
+        reason = cause if isinstance(cause, str) else f"{FAILED_PREFIX}{exception_text(cause)}"
+        return cls(id=id, winner="invalid", invalid_reason=reason, latency_s=latency_s)

@@ -72,3 +72,14 @@ def preview(value: object, limit: int = 80) -> str:
     except Exception as exc:  # a pathological value (e.g. nesting past the recursion limit)
         shown = f"<{type(value).__name__}: {type(exc).__name__}>"
     return valid_utf8(clip(shown, limit))
+
+
+def exception_text(exc: BaseException, limit: int = 500) -> str:
+    """``Type: message`` of an exception, valid UTF-8 and at most about ``limit`` characters of
+    message, whatever the message holds (a ``__str__`` that raises gives just the type)."""
+    try:
+        message = str(exc)
+    except Exception:
+        message = ""
+    message = valid_utf8(clip(message, limit))
+    return f"{type(exc).__name__}: {message}" if message else type(exc).__name__

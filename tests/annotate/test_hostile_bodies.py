@@ -161,8 +161,8 @@ def test_text_and_paths_that_are_not_utf8_can_be_labelled(tmp_path):
 
     from PIL import Image
 
+    from arrpo.datasets.seeds import read_seeds
     from arrpo.images import load_image
-    from arrpo.rubrics.seeds import read_seeds
 
     from .conftest import write_png
 

@@ -7,8 +7,8 @@ import json
 from pathlib import Path
 
 from arrpo.annotate.labels import log_path_for
+from arrpo.datasets.seeds import read_seeds
 from arrpo.jsonl import iter_records
-from arrpo.rubrics.seeds import read_seeds
 from tests.eval.browser import Browser, require_browser
 
 from .conftest import make_pairs

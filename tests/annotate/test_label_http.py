@@ -16,7 +16,7 @@ from arrpo.annotate.label_app import create_label_app
 from arrpo.annotate.labels import LabelBook, log_path_for, read_labels, shown_left
 from arrpo.annotate.stats import cohen_kappa
 from arrpo.cli import app as cli
-from arrpo.rubrics.seeds import read_seeds
+from arrpo.datasets.seeds import read_seeds
 
 from .conftest import BLUE, RED, make_pairs, write_png
 

@@ -206,7 +206,7 @@ def test_malformed_pair_file_names_the_line(pair_dir, scripted_server):
 
 
 def test_core_imports_without_torch():
-    code = ("import sys, arrpo, arrpo.judge, arrpo.cli, arrpo.vlm.settings, arrpo.pairs; "
+    code = ("import sys, arrpo, arrpo.judge, arrpo.cli, arrpo.vlm.settings, arrpo.datasets.pairs; "
             "heavy = [m for m in ('torch', 'diffusers', 'transformers', 'ray', 'fastapi') if m in sys.modules]; "
             "print(heavy)")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)

@@ -48,9 +48,9 @@ def test_every_project_exception_derives_from_arrpo_error():
 
 
 def test_kinds_and_compatibility():
-    from arrpo.eval.datasets import DatasetError
+    from arrpo.datasets import DatasetError
+    from arrpo.datasets.pairs import PairFileError
     from arrpo.images import ImageError
-    from arrpo.pairs import PairFileError
     from arrpo.vlm.base import BackendError, BackendUnavailable
 
     assert DatasetError("x").kind == "dataset" and isinstance(DatasetError("x"), ValueError)

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from arrpo.eval.datasets import DatasetError, load_pairs
-from arrpo.eval.pairs import randomise_ab
+from arrpo.datasets import DatasetError, load_pairs
+from arrpo.datasets.pairs import randomise_ab
 from tests.eval.helpers import png_bytes, write_png
 
 

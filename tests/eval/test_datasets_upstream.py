@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from arrpo.eval.datasets import DatasetError, load_dataset, load_pairs
-from arrpo.pairs import PreferencePair
+from arrpo.datasets import DatasetError, load_dataset, load_pairs
+from arrpo.datasets.pairs import PreferencePair
 from tests.eval.helpers import png_bytes, write_png
 
 pytest.importorskip("pyarrow")

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from arrpo.eval.datasets import load_pairs
+from arrpo.datasets import load_pairs
 from arrpo.images import load_image
 from arrpo.testing.scripted_server import Reply
 from tests.eval.browser import Browser, require_browser

@@ -10,8 +10,8 @@ import json
 import threading
 from pathlib import Path
 
+from arrpo.datasets.pairs import ImageRef, PreferencePair
 from arrpo.eval.config import JudgeSpec
-from arrpo.eval.pairs import ImageRef, PreferencePair
 from arrpo.eval.providers import RubricSource
 from arrpo.eval.runner import EvalRunner, JudgeSetup
 from arrpo.jsonl import iter_records

@@ -227,8 +227,8 @@ def test_the_documented_example_configuration_loads(tmp_path):
 def test_each_order_shows_the_image_its_record_names_first(tmp_path, scripted_server, forward):
     # a judge that always picks Image 1 names, in every order, exactly the image shown first
     from arrpo._sync import run_sync
+    from arrpo.datasets import load_pairs
     from arrpo.eval.config import EvalConfig, JudgeSpec
-    from arrpo.eval.datasets import load_pairs
     from arrpo.eval.runner import EvalRunner, build_setups
     from arrpo.vlm import build_backend
 

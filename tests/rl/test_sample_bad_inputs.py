@@ -9,8 +9,8 @@ from safetensors.torch import save_file
 from typer.testing import CliRunner
 
 from arrpo.cli import app
-from arrpo.rl.compare import LoraLoadError, check_adapter_dir, safetensors_problem
 from arrpo.rl.lora import DIFFUSERS_LORA_FILE
+from arrpo.rl.sample import LoraLoadError, check_adapter_dir, safetensors_problem
 
 runner = CliRunner()
 
@@ -69,7 +69,7 @@ def test_out_that_is_a_file_and_a_binary_prompts_file_exit_2(tmp_path, prompts):
 def test_the_grid_shows_tiny_images_at_a_visible_size(tmp_path):
     from PIL import Image
 
-    from arrpo.rl.compare import SampleRow, write_grid
+    from arrpo.rl.sample import SampleRow, write_grid
 
     (tmp_path / "images").mkdir()
     for name in ("b.png", "l.png"):

@@ -52,9 +52,9 @@ def test_labels_before_the_images_match_the_names_in_the_text(tmp_path):
 def test_a_state_written_under_other_prompt_wording_is_not_resumed(tmp_path):
     from types import SimpleNamespace
 
+    from arrpo.datasets.seeds import SeedSet
     from arrpo.rubrics import LearnStateError
     from arrpo.rubrics.learn import LEARN_TEMPLATES
-    from arrpo.rubrics.seeds import SeedSet
     from arrpo.rubrics.state import open_state, read_state
 
     learner = RubricLearner(SimpleNamespace(model_id="m"), LearnConfig(task="t2i"))  # type: ignore[arg-type]

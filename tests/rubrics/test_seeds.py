@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from arrpo.datasets.seeds import read_seed_dataset
 from arrpo.rubrics import LearnConfig, RubricLearner, SeedFileError, read_seeds
-from arrpo.rubrics.seeds import read_seed_dataset
 
 from .conftest import write_png
 
@@ -214,7 +214,7 @@ def test_seed_format_of_a_jsonl_file_is_told_by_its_keys(tmp_path):
 
 
 def test_learning_and_evaluation_order_an_mjbench_pair_the_same_way(shared_data):
-    from arrpo.eval.datasets import load_pairs
+    from arrpo.datasets import load_pairs
 
     path = shared_data / "mjbench-artifacts" / "human" / "captions_human.json"
     for seed in (0, 7):

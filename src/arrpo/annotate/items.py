@@ -26,9 +26,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+from arrpo.datasets.pairs import ImageRef, PairIds
 from arrpo.errors import ArrpoError
-from arrpo.eval.pairs import ImageRef
-from arrpo.pairs import PairIds
 from arrpo.text import valid_utf8
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp")
@@ -69,7 +68,7 @@ def read_items(
     Raises:
         LabelInputError: unreadable input, no pairs, duplicate ids, or image files not found.
     """
-    from arrpo.eval.datasets import ADAPTERS
+    from arrpo.datasets import ADAPTERS
 
     text = str(spec)
     kind, sep, rest = text.partition(":")
@@ -95,7 +94,7 @@ def read_items(
 
 
 def _from_dataset(spec: str, images: str | Path | None) -> list[LabelItem]:
-    from arrpo.eval.datasets import DatasetError, load_pairs
+    from arrpo.datasets import DatasetError, load_pairs
 
     try:
         pairs = load_pairs(spec, images)
@@ -110,7 +109,7 @@ def _from_dataset(spec: str, images: str | Path | None) -> list[LabelItem]:
 
 def _from_pair_file(path: Path, images: str | Path | None) -> list[LabelItem]:
     """The ``arrpo judge`` pair file first (labels optional); else the generic ``arrpo eval`` file."""
-    from arrpo.pairs import PairFileError, read_pairs
+    from arrpo.datasets.pairs import PairFileError, read_pairs
 
     root = Path(images).expanduser() if images is not None else path.parent
     if path.suffix.lower() == ".jsonl":

@@ -30,8 +30,8 @@ from typing import Any
 from arrpo.annotate.items import LabelInputError, LabelItem
 from arrpo.annotate.locks import exclusive_lock
 from arrpo.annotate.stats import PositionBias, position_bias
+from arrpo.datasets.pairs import ImageRef, coin
 from arrpo.errors import ArrpoError
-from arrpo.eval.pairs import ImageRef, coin
 from arrpo.jsonl import JsonlWriter, encode_line, iter_records
 from arrpo.text import preview
 

@@ -22,8 +22,8 @@ from pathlib import Path
 from typing import Any
 
 from arrpo.annotate.locks import exclusive_lock
+from arrpo.datasets.pairs import ImageRef
 from arrpo.errors import ArrpoError
-from arrpo.eval.pairs import ImageRef
 from arrpo.eval.runner import is_invalid, latest_records
 from arrpo.jsonl import JsonlWriter, iter_records
 from arrpo.text import clip, valid_utf8

@@ -21,8 +21,8 @@ from functools import lru_cache
 from importlib import resources
 from typing import Any
 
+from arrpo.datasets.pairs import ImageRef
 from arrpo.errors import ArrpoError
-from arrpo.eval.pairs import ImageRef
 from arrpo.images import ImageData, ImageError, load_image
 from arrpo.server.auth import UnsafeBindError, is_loopback
 

@@ -71,9 +71,9 @@ def eval_command(
     report is written first); 2 a usage, configuration or dataset error.
     """
     from arrpo._sync import run_sync
+    from arrpo.datasets import DatasetError, load_dataset
     from arrpo.errors import BadInputError
     from arrpo.eval.config import ConfigError, load_config
-    from arrpo.eval.datasets import DatasetError, load_dataset
     from arrpo.eval.report import write_report
     from arrpo.eval.runner import EvalRunner, build_setups
     from arrpo.vlm.settings import open_backend

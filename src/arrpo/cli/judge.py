@@ -175,12 +175,12 @@ def plan_batch(pairs_path: Path, out: Path, retry_invalid: bool) -> BatchPlan:
     """Check the pair and verdict files and list the pairs still to judge.
 
     Raises :class:`arrpo.errors.BadInputError` (exit 2) for an ``--out`` that is the pair file or
-    a directory, and :class:`arrpo.pairs.PairFileError` for a missing, malformed or empty pair
+    a directory, and :class:`arrpo.datasets.pairs.PairFileError` for a missing, malformed or empty pair
     file (or one with a repeated id).
     """
+    from arrpo.datasets.pairs import PairFileError, read_pairs
     from arrpo.errors import BadInputError
     from arrpo.jsonl import iter_records
-    from arrpo.pairs import PairFileError, read_pairs
 
     if out.parent.exists() and not out.parent.is_dir():
         raise BadInputError(f"--out {out}: {out.parent} is not a directory")

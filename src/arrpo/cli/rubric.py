@@ -125,9 +125,9 @@ def learn_command(
 
     arrpo rubric learn --pairs seeds.jsonl --task t2i --out rubric.json --holdout 20% --endpoint URL --model NAME
     """
+    from arrpo.datasets.seeds import read_seed_dataset, read_seeds
     from arrpo.rubrics.guide import read_guide
     from arrpo.rubrics.learn import LearnConfig, RubricLearner
-    from arrpo.rubrics.seeds import read_seed_dataset, read_seeds
     from arrpo.rubrics.state import LearnStateError
     from arrpo.vlm import BackendError
 
@@ -222,11 +222,11 @@ def _split(seeds, holdout: str | None, seed: int) -> list:
 
 
 def _against(text: str) -> list[str]:
-    from arrpo.rubrics.validate import ValidationError, parse_against
+    from arrpo.eval.validate import RubricValidationError, parse_against
 
     try:
         return parse_against(text)
-    except ValidationError as exc:
+    except RubricValidationError as exc:
         raise fail(str(exc)) from None
 
 
@@ -275,7 +275,7 @@ async def _learn(learner, seeds, state_path: Path, allow_incomplete: bool, run_r
 async def _validate_heldout(learner, rubric, heldout: list, baselines: list[str], out: Path, resamples: int):
     """Measure the learned rubric on the held-out pairs; returns it with the result in its provenance."""
     from arrpo.eval.config import ConfigError
-    from arrpo.rubrics.validate import JudgeSampling, validate_rubric
+    from arrpo.eval.validate import JudgeSampling, validate_rubric
     from arrpo.rubrics.write import RubricWriteError
     from arrpo.vlm import BackendError
 
@@ -325,7 +325,7 @@ def _print_summary(result, backend) -> None:
 def _print_validation(judges: dict, title: str) -> None:
     from rich.table import Table
 
-    from arrpo.rubrics.validate import table_rows
+    from arrpo.eval.validate import table_rows
 
     table = Table(title=cell(title))
     for name in ("judge", "n", "forward", "reverse", "mean [95% CI]", "Δ", "swap consistency", "ties", "invalid"):
@@ -364,9 +364,9 @@ def validate_command(
 
     arrpo rubric validate rubric.json --pairs heldout.jsonl --against zero-shot,direct --endpoint URL --model NAME
     """
+    from arrpo.datasets.seeds import SeedFileError, read_seeds
+    from arrpo.eval.validate import JudgeSampling, RubricValidationError, validate_rubric
     from arrpo.rubric import Rubric
-    from arrpo.rubrics.seeds import SeedFileError, read_seeds
-    from arrpo.rubrics.validate import JudgeSampling, ValidationError, validate_rubric
     from arrpo.vlm import BackendError
 
     try:
@@ -394,7 +394,7 @@ def validate_command(
 
     try:
         result = asyncio.run(run())
-    except ValidationError as exc:
+    except RubricValidationError as exc:
         raise fail(str(exc)) from None
     except BackendError as exc:
         raise fail(f"a model call failed: {exc}; run again to resume ({run_dir})", 1) from None

@@ -32,10 +32,10 @@ def register(app: typer.Typer) -> None:
         import torch
 
         from arrpo.images import load_image
-        from arrpo.rl.compare import LoraLoadError, check_adapter_dir, render_comparison
         from arrpo.rl.config import describe_config_error, load_config
         from arrpo.rl.data import read_prompts
         from arrpo.rl.policies import load_policy
+        from arrpo.rl.sample import LoraLoadError, check_adapter_dir, render_comparison
 
         overrides = {"model": {"pretrained": pretrained}} if pretrained else {}
         if out.exists() and not out.is_dir():

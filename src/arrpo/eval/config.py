@@ -23,9 +23,9 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from arrpo.errors import ArrpoError
 from arrpo.text import DEFAULT_MAX_ANSWER_CHARS
 from arrpo.vlm.settings import BackendSettings, unknown_keys_message
+from arrpo.vocab import ForwardOrder
 
 JudgeKind = Literal["direct", "task_rubric", "prompt_rubrics", "guide"]
-ForwardOrder = Literal["preferred_first", "given"]
 
 
 class ConfigError(ArrpoError, ValueError, kind="config"):

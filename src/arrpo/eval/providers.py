@@ -17,9 +17,9 @@ import inspect
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
+from arrpo.datasets.pairs import PreferencePair
 from arrpo.errors import ArrpoError
 from arrpo.eval.config import ConfigError, EvalConfig, JudgeSpec
-from arrpo.eval.pairs import PreferencePair
 from arrpo.rubric import Rubric
 
 
@@ -108,7 +108,7 @@ class WrittenRubrics:
     source image); options are the writer's (``max_themes``, ``max_tips``, ``retries``, ...)."""
 
     def __init__(self, backend: Any, **options: Any):
-        from arrpo.rubrics import RubricWriter
+        from arrpo.rubrics.write import RubricWriter
 
         try:
             self.writer = RubricWriter(backend, **options)

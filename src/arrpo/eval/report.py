@@ -13,10 +13,10 @@ from typing import Any
 
 from arrpo.errors import ArrpoError
 from arrpo.eval.metrics import Summary, by_subset, outcome_from_record, summarize
-from arrpo.eval.plots import grouped_bars
 from arrpo.eval.runner import latest_records, verdict_path
-from arrpo.eval.thumbs import thumbnail_data_url
-from arrpo.html_templates import html_environment
+from arrpo.html.plots import grouped_bars
+from arrpo.html.templates import html_environment
+from arrpo.html.thumbs import thumbnail_data_url
 from arrpo.jsonl import iter_records
 from arrpo.rubric import Rubric
 

@@ -30,10 +30,10 @@ from pathlib import Path
 from typing import Any
 
 from arrpo._version import __version__
+from arrpo.datasets.pairs import PreferencePair
 from arrpo.eval.config import ConfigError, EvalConfig, JudgeSpec
-from arrpo.eval.pairs import PreferencePair
 from arrpo.eval.providers import RubricSource, RubricUnavailable, build_source
-from arrpo.eval.thumbs import save_thumbnail
+from arrpo.html.thumbs import save_thumbnail
 from arrpo.images import ImageData, ImageError
 from arrpo.jsonl import JsonlWriter, iter_records
 from arrpo.judge import PairwiseJudge, judge_prompts_sha256

@@ -32,8 +32,8 @@ from typing import Any, Literal
 
 from arrpo._sync import run_sync
 from arrpo.client import RewardServiceError, shared_async_client, validate_options
+from arrpo.convert import image_bytes, split_images
 from arrpo.errors import ArrpoError
-from arrpo.integrations.convert import image_bytes, split_images
 from arrpo.integrations.exchange import Exchange, default_exchange
 from arrpo.rewards import group_rewards
 from arrpo.server.protocol import DEFAULT_LIMITS, Health

@@ -23,8 +23,22 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from arrpo.rewards import check_reward_parameters
 from arrpo.vlm.settings import BackendSettings
+from arrpo.vocab import (
+    DisagreePolicy,
+    ModelFamily,
+    OnBadVerdict,
+    OrderPolicy,
+    Pairing,
+    RewardPreset,
+)
 
-Family = Literal["sd3", "flux", "flux-kontext", "qwen-image", "qwen-image-edit"]
+#: The SDE form of the rollout sampler (:mod:`arrpo.rl.sde`).
+SDEKind = Literal["dance", "flow"]
+#: The KL estimate of the loss (:mod:`arrpo.rl.loss`).
+KLKind = Literal["k1", "gaussian"]
+#: Which denoising steps of a trajectory are trained (:mod:`arrpo.rl.loss`).
+StepSelection = Literal["all_but_last", "all", "random_fraction", "window"]
+
 
 
 class _Section(BaseModel):
@@ -34,7 +48,7 @@ class _Section(BaseModel):
 class ModelConfig(_Section):
     """The generator to train."""
 
-    family: Family = Field("flux", description="Model family; selects the policy adapter.")
+    family: ModelFamily = Field("flux", description="Model family; selects the policy adapter.")
     pretrained: str = Field("black-forest-labs/FLUX.1-dev", description="diffusers pipeline dir or hub id.")
     revision: str | None = None
     dtype: Literal["float32", "bfloat16", "float16"] = Field("bfloat16", description="Base weights dtype (LoRA is fp32).")
@@ -59,7 +73,7 @@ class SamplingConfig(_Section):
 
     num_steps: int = Field(8, ge=2, description="Denoising steps per trajectory.")
     shift: float = Field(3.0, description="SD3 time shift of linspace(1, 0).")
-    sde: Literal["dance", "flow"] = Field("dance", description="'dance' (η form) or 'flow' (noise-level form).")
+    sde: SDEKind = Field("dance", description="'dance' (η form) or 'flow' (noise-level form).")
     eta: float = 0.3
     noise_level: float = 0.7
     group_size: int = Field(2, ge=2, description="Samples per prompt (the paper: 2).")
@@ -69,12 +83,12 @@ class SamplingConfig(_Section):
 class RewardConfig(_Section):
     """From verdicts to advantages (see arrpo.rewards)."""
 
-    preset: Literal["official", "symmetric", "zscore"] = "official"
+    preset: RewardPreset = "official"
     win: float = Field(1.0, description="λ: reward of the winner (official); finite, win + lose > 0.")
     lose: float = Field(0.1, description="γ: penalty of the loser (official): the loser gets −lose.")
     scale: float = Field(1.0, description="c of the symmetric preset (finite, > 0).")
-    pairing: Literal["all_pairs", "random_pairs"] = "all_pairs"
-    on_bad_verdict: Literal["mask_group", "drop_pair"] = "mask_group"
+    pairing: Pairing = "all_pairs"
+    on_bad_verdict: OnBadVerdict = "mask_group"
     advantage_clip: float | None = 5.0
     reward_image: Literal["predicted_x0", "final_sample"] = Field(
         "predicted_x0",
@@ -95,8 +109,8 @@ class ObjectiveConfig(_Section):
 
     clip_eps: float = 0.2
     beta: float = Field(0.01, description="KL weight to the LoRA-disabled reference; 0 skips the reference pass.")
-    kl: Literal["k1", "gaussian"] = "k1"
-    train_steps: Literal["all_but_last", "all", "random_fraction", "window"] = "all_but_last"
+    kl: KLKind = "k1"
+    train_steps: StepSelection = "all_but_last"
     fraction: float = Field(1.0, gt=0, le=1, description="random_fraction: share of the all-but-last steps trained.")
     window: tuple[int, int] | None = None
 
@@ -143,8 +157,8 @@ class JudgeConfig(_Section):
         "prompt and cached; replaces `rubric` for every comparison.",
     )
     rubric_cache_dir: str | None = Field(None, description="Folder keeping prompt-level rubrics across runs.")
-    order: Literal["random", "given", "both"] = "random"
-    on_disagree: Literal["tie", "invalid"] = "tie"
+    order: OrderPolicy = "random"
+    on_disagree: DisagreePolicy = "tie"
     builtin: Literal["mean-red", "mean-red-reversed"] | None = Field(
         None, description="A programmatic demo judge instead of a VLM (no backend is opened)."
     )

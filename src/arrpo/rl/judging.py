@@ -74,7 +74,7 @@ def build_judge(cfg) -> Judge:
     backend = open_backend(cfg.backend)
     judge = PairwiseJudge(backend, order=cfg.order, on_disagree=cfg.on_disagree)
     if cfg.prompt_rubrics:
-        from arrpo.rubrics import RubricWriter
+        from arrpo.rubrics.write import RubricWriter
 
         return PromptRubricJudge(judge, RubricWriter(backend, cache_dir=cfg.rubric_cache_dir))
     return judge
@@ -93,7 +93,7 @@ class PromptRubricJudge:
         self.writer = writer
 
     async def judge(self, comparison: Comparison) -> Verdict:
-        from arrpo.rubrics import RubricWriteError
+        from arrpo.rubrics.write import RubricWriteError
 
         try:
             rubric = await self.writer.write_prompt(comparison.task, comparison.prompt, comparison.source)

@@ -15,12 +15,10 @@ from __future__ import annotations
 
 import random
 from dataclasses import dataclass
-from typing import Literal
 
 import torch
 
-KLKind = Literal["k1", "gaussian"]
-StepSelection = Literal["all_but_last", "all", "random_fraction", "window"]
+from arrpo.rl.config import StepSelection
 
 
 @dataclass(frozen=True)

@@ -27,11 +27,11 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Literal
 
 import torch
 
-SDEKind = Literal["dance", "flow"]
+from arrpo.rl.config import SDEKind
+
 _LOG_SQRT_2PI = 0.5 * math.log(2 * math.pi)
 
 

@@ -1,5 +1,6 @@
 """ARR rubrics: zero-shot writing, few-shot learning from labelled pairs, Theme-Tips structuring."""
 
+from arrpo.datasets.seeds import SeedFileError, SeedSet, read_seeds
 from arrpo.rubrics.guide import Guide, GuideExemplar, GuideFileError, read_guide
 from arrpo.rubrics.holdout import HoldoutError, parse_holdout, split_holdout
 from arrpo.rubrics.learn import (
@@ -12,10 +13,8 @@ from arrpo.rubrics.learn import (
     VerifyAttempt,
 )
 from arrpo.rubrics.report import ReportError, write_learn_report
-from arrpo.rubrics.seeds import SeedFileError, SeedPair, SeedSet, read_seeds
 from arrpo.rubrics.state import LearnStateError
 from arrpo.rubrics.structure import fallback_themes, structure_criteria
-from arrpo.rubrics.validate import ValidationError, ValidationResult, validate_rubric
 from arrpo.rubrics.write import RubricWriteError, RubricWriter
 
 __all__ = [
@@ -33,10 +32,7 @@ __all__ = [
     "RubricWriteError",
     "RubricWriter",
     "SeedFileError",
-    "SeedPair",
     "SeedSet",
-    "ValidationError",
-    "ValidationResult",
     "VerifyAnswer",
     "VerifyAttempt",
     "fallback_themes",
@@ -45,6 +41,5 @@ __all__ = [
     "read_seeds",
     "split_holdout",
     "structure_criteria",
-    "validate_rubric",
     "write_learn_report",
 ]

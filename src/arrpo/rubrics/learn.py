@@ -26,6 +26,7 @@ from typing import Literal
 from pydantic import BaseModel, Field
 
 from arrpo._sync import run_sync
+from arrpo.datasets.seeds import LoadedPair, PreferencePair, SeedSet
 from arrpo.errors import ArrpoError
 from arrpo.images import ImageError
 from arrpo.jsonl import JsonlWriter
@@ -36,11 +37,11 @@ from arrpo.rubrics.ask import CRITERIA_SCHEMA, CRITERIA_SHAPE, ask_json, model_n
 from arrpo.rubrics.guide import Guide
 from arrpo.rubrics.mcr import Embedder, select_diverse
 from arrpo.rubrics.parsing import CriteriaReply, parse_criteria
-from arrpo.rubrics.seeds import LoadedPair, SeedPair, SeedSet
 from arrpo.rubrics.state import open_state, read_state
 from arrpo.rubrics.structure import normalise_criterion, pool_criteria, structure_criteria
 from arrpo.schema import Comparison, Order, Task, Usage, Verdict, Winner
 from arrpo.vlm.base import BackendError, Message, VLMBackend
+from arrpo.vocab import VerifyOrder
 
 PairStatus = Literal["passed_first", "refined", "dropped", "bad_input"]
 VERIFIED: tuple[PairStatus, ...] = ("passed_first", "refined")
@@ -57,7 +58,7 @@ class LearnConfig(BaseModel):
     task: Task
     k: int = Field(5, ge=1, description="Criteria generated per pair.")
     t_max: int = Field(5, ge=0, description="Refinements per pair before it is dropped.")
-    verify_order: Literal["random", "both"] = Field(
+    verify_order: VerifyOrder = Field(
         "both",
         description="'both': the verifier must pick the preferred image in both orders; 'random': one "
         "order per pair, drawn once from the pair's content and kept for all its refinements.",
@@ -279,7 +280,7 @@ class RubricLearner:
             orders_agree=agree, invalid_reason=invalid if winner == "invalid" else None, usage=usage,
         )
 
-    async def learn_pair(self, pair: SeedPair) -> PairOutcome:
+    async def learn_pair(self, pair: PreferencePair) -> PairOutcome:
         """Generate, verify and refine one pair.
 
         Raises:
@@ -336,7 +337,7 @@ class RubricLearner:
         state_path: str | Path,
         *,
         on_outcome: Callable[[PairOutcome], None] | None = None,
-        on_error: Callable[[SeedPair, str], None] | None = None,
+        on_error: Callable[[PreferencePair, str], None] | None = None,
         allow_incomplete: bool = False,
     ) -> LearnResult:
         """Learn every pair not yet in ``state_path``, then build the rubric.
@@ -356,7 +357,7 @@ class RubricLearner:
         writer = open_state(state_path, fingerprint)
         gate = asyncio.Semaphore(self.config.pair_concurrency)
 
-        async def one(pair: SeedPair) -> None:
+        async def one(pair: PreferencePair) -> None:
             async with gate:
                 try:
                     outcome = await self.learn_pair(pair)

@@ -17,12 +17,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from arrpo.datasets.seeds import SeedSet
 from arrpo.errors import ArrpoError
-from arrpo.html_templates import html_environment
+from arrpo.html.templates import html_environment
 from arrpo.jsonl import iter_records
 from arrpo.rubric import Rubric
 from arrpo.rubrics.learn import LearnSummary, PairOutcome
-from arrpo.rubrics.seeds import SeedSet
 from arrpo.text import valid_utf8
 
 #: Kind of the state record in which ``arrpo rubric learn`` says what a run learned from.
@@ -143,7 +143,7 @@ def _seed_pairs(run: dict[str, Any] | None, given: SeedSet | None = None) -> tup
         return {p.id: p for p in given.pairs}, None
     if not run or not (run.get("seed_file") or run.get("dataset")):
         return {}, "the state does not name its seed file (written by an older arrpo or the Python API)"
-    from arrpo.rubrics.seeds import read_seed_dataset, read_seeds
+    from arrpo.datasets.seeds import read_seed_dataset, read_seeds
 
     try:
         if run.get("dataset"):
@@ -305,7 +305,7 @@ def _holdout(rubric: Rubric | None) -> dict[str, Any] | None:
     held = getattr(rubric.provenance, "holdout", None) if rubric else None
     if not isinstance(held, dict) or not held.get("judges"):
         return None
-    from arrpo.eval.plots import grouped_bars
+    from arrpo.html.plots import grouped_bars
 
     judges = held["judges"]
     groups = ["forward", "reverse", "mean", "consistency"]

@@ -27,7 +27,6 @@ from dataclasses import dataclass
 from typing import Any, Union
 
 from arrpo.images import ImageData
-from arrpo.judge import _exception_text
 from arrpo.rubric import Rubric
 from arrpo.schema import Comparison, Verdict
 from arrpo.vlm.base import VLMBackend
@@ -79,12 +78,6 @@ def unpack_row(images: Mapping[str, ImageData], row: Mapping[str, Any]) -> Compa
     )
 
 
-def failed_verdict(comparison_id: str | None, exc: BaseException) -> Verdict:
-    """The ``invalid`` verdict of a pair that failed on a worker, worded as the local judge words it."""
-    return Verdict(id=comparison_id, winner="invalid",
-                   invalid_reason=f"judge failed on this pair: {_exception_text(exc)}")
-
-
 # --------------------------------------------------------------------- worker
 class JudgeWorker:
     """The body of one Ray actor: a backend and a judge, judging chunks concurrently."""
@@ -124,7 +117,7 @@ class JudgeWorker:
         except BackendUnavailable as exc:  # a user must act: report it, do not judge
             return [(-1, str(exc), 0)]
         except Exception as exc:  # no judge or no images: every comparison of the chunk is invalid
-            return [(row["index"], failed_verdict(row.get("id"), exc).model_dump_json(), 0) for row in rows]
+            return [(row["index"], Verdict.failed(exc, id=row.get("id")).model_dump_json(), 0) for row in rows]
 
     @staticmethod
     async def _judge_row(judge: Any, images: Mapping[str, ImageData], row: Mapping[str, Any]) -> tuple[int, str, int]:
@@ -138,7 +131,7 @@ class JudgeWorker:
             except BackendUnavailable:
                 raise
             except Exception as exc:  # one comparison's failure is its own verdict, never the chunk's
-                payload = failed_verdict(row.get("id"), exc).model_dump_json()
+                payload = Verdict.failed(exc, id=row.get("id")).model_dump_json()
         return row["index"], payload, tally.retries
 
     def pid(self) -> int:
@@ -258,7 +251,7 @@ class RayJudgeRunner:
                     continue
                 except RayTaskError as exc:  # the task itself raised: its comparisons end invalid
                     cause = exc.cause if isinstance(getattr(exc, "cause", None), BaseException) else exc
-                    results = [(row["index"], failed_verdict(row["id"], cause).model_dump_json(), 0)
+                    results = [(row["index"], Verdict.failed(cause, id=row["id"]).model_dump_json(), 0)
                                for row in chunk["rows"]]
                 if results and results[0][0] == -1:
                     from arrpo.vlm.base import BackendUnavailable

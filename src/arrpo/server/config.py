@@ -6,8 +6,9 @@ from dataclasses import dataclass, field
 
 from arrpo.errors import ConfigurationError
 from arrpo.rubric import Rubric
-from arrpo.server.protocol import DEFAULT_LIMITS, OrderPolicy, ServiceLimits
+from arrpo.server.protocol import DEFAULT_LIMITS, ServiceLimits
 from arrpo.text import DEFAULT_MAX_ANSWER_CHARS
+from arrpo.vocab import OrderPolicy
 
 
 @dataclass

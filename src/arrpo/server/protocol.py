@@ -15,11 +15,9 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from arrpo.rewards import check_reward_parameters
 from arrpo.rubric import Rubric
 from arrpo.schema import Task, Verdict
+from arrpo.vocab import OnBadVerdict, OrderPolicy, RewardPreset
 
-OrderPolicy = Literal["given", "random", "both"]
 RubricMode = Literal["auto", "task", "prompt", "none"]
-PresetName = Literal["official", "symmetric", "zscore"]
-OnBadVerdict = Literal["mask_group", "drop_pair"]
 
 _IMAGE_DOC = "Image bytes (PNG, JPEG, WebP, ...) as base64 text, optionally as a data: URL."
 
@@ -54,7 +52,7 @@ class GroupRewardsRequest(_Request):
     """Rewards for a group of N candidates of one prompt (all pairs are judged)."""
 
     images: list[str] = Field(min_length=2, description="The N candidates. " + _IMAGE_DOC)
-    preset: PresetName = Field("official", description="Reward preset (see arrpo.rewards).")
+    preset: RewardPreset = Field("official", description="Reward preset (see arrpo.rewards).")
     win: float = Field(1.0, description="Winner reward λ of the 'official' preset (finite).")
     lose: float = Field(
         0.1, description="Loser penalty γ of the 'official' preset: the loser gets −lose (finite; win + lose > 0).",
@@ -95,7 +93,7 @@ class PairVerdict(BaseModel):
 
 class GroupRewardsResponse(BaseModel):
     id: str | None = None
-    preset: PresetName
+    preset: RewardPreset
     rewards: list[float] = Field(description="Per-image reward, in input order.")
     advantages: list[float] = Field(description="Per-image advantage (equals reward except zscore).")
     mask: list[bool] = Field(description="False: this image carries no training signal.")

@@ -124,7 +124,7 @@ def default_prompt_writer(backend, **options) -> PromptRubricWriter:
     ``options`` go to :class:`~arrpo.rubrics.RubricWriter` (``max_themes``, ``max_tips``, ...).
     The writer keeps no cache of its own here: the provider's LRU is the only one.
     """
-    from arrpo.rubrics import RubricWriter
+    from arrpo.rubrics.write import RubricWriter
 
     async def write(prompt: str, task: str, source: ImageData | None) -> Rubric:
         writer = RubricWriter(backend, **options)  # fresh: no unbounded memory in a long-lived server

@@ -17,7 +17,7 @@ import time
 import uuid
 from collections.abc import Callable
 from datetime import datetime, timezone
-from typing import Any, Literal
+from typing import Any
 
 import httpx2
 import openai
@@ -25,8 +25,7 @@ import openai
 from arrpo.images import ImageData
 from arrpo.schema import Usage
 from arrpo.vlm.base import BackendError, ImagePart, Message, VLMRequest, VLMResponse, options_tag
-
-JsonMode = Literal["auto", "json_object", "off"]
+from arrpo.vocab import JsonMode
 
 #: Connections per HTTP pool; more connections are spread over several pools.
 CONNECTIONS_PER_POOL = 8

@@ -15,8 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from arrpo.vlm.base import BackendUnavailable
 from arrpo.vlm.wrappers import Metered
-
-BackendKind = Literal["auto", "openai", "transformers", "vllm"]
+from arrpo.vocab import BackendKind, JsonMode
 
 NO_ENDPOINT_HELP = (
     "No VLM endpoint is configured. Point arrpo at any OpenAI-compatible server, e.g.\n"
@@ -47,7 +46,7 @@ class BackendSettings(BaseModel):
     max_retries: int = Field(4, ge=0, description="Retries on 429/5xx/timeouts/connection errors.")
     cache: bool = Field(True, description="Keep a response cache (SQLite).")
     cache_path: str | None = Field(None, description="Cache file; default under the user cache dir.")
-    json_mode: Literal["auto", "json_object", "off"] = "auto"
+    json_mode: JsonMode = "auto"
     extra_body: dict[str, Any] = Field(default_factory=dict, description="Extra request fields.")
     device: str = Field("auto", description="In-process backends: auto | cpu | cuda | cuda:N | mps.")
     dtype: str = Field("auto", description="In-process backends: auto | float32 | bfloat16 | float16.")

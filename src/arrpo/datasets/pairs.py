@@ -34,6 +34,7 @@ from arrpo.errors import ArrpoError
 from arrpo.images import ImageData, ImageError, load_image
 from arrpo.rubric import Rubric
 from arrpo.schema import Comparison
+from arrpo.vocab import Task
 
 Label = Literal["A", "B", "tie"]
 
@@ -72,13 +73,13 @@ class PreferencePair(BaseModel):
 
     ``label`` is ``A``, ``B`` or ``tie`` (only datasets that record ties produce it). ``subset`` is
     the breakdown key in reports (benchmark category, source, ...). ``meta`` keeps upstream fields.
-    The same value seeds rubric learning (:mod:`arrpo.rubrics.seeds`), where ties are left out.
+    The same value seeds rubric learning (:mod:`arrpo.datasets.seeds`), where ties are left out.
     """
 
     model_config = ConfigDict(frozen=True)
 
     id: str
-    task: Literal["t2i", "edit"] = "t2i"
+    task: Task = "t2i"
     prompt: str
     image_a: ImageRef
     image_b: ImageRef
@@ -226,10 +227,10 @@ class PairRecord(BaseModel):
     image_a: str
     image_b: str
     source: str | None = None
-    task: Literal["t2i", "edit"] | None = None
+    task: Task | None = None
     label: Literal["A", "B"] | None = None
 
-    def resolved_task(self) -> Literal["t2i", "edit"]:
+    def resolved_task(self) -> Task:
         return self.task or ("edit" if self.source else "t2i")
 
     def to_comparison(

@@ -22,8 +22,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from arrpo.eval.datasets._base import DatasetError, DatasetOptions
-from arrpo.eval.datasets._files import arrow_rows, parquet_rows, read_located_table_file
+from arrpo.datasets._base import DatasetError, DatasetOptions
+from arrpo.datasets._files import arrow_rows, parquet_rows, read_located_table_file
 
 _SHARD = re.compile(r"^(?P<split>.+?)-\d{5}-of-\d{5}(?:-[0-9a-f]+)?$")
 _NUMBERED = re.compile(r"^\d+$")

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from arrpo.eval.datasets._base import DatasetError, Reader, register
-from arrpo.eval.datasets._files import read_json_records
-from arrpo.eval.datasets._images import resolve_path
-from arrpo.pairs import ImageRef, PreferencePair
+from arrpo.datasets._base import DatasetError, Reader, register
+from arrpo.datasets._files import read_json_records
+from arrpo.datasets._images import resolve_path
+from arrpo.datasets.pairs import ImageRef, PreferencePair
 
 
 @register("mmrb2", layout="MMRB2 t2i.json / edit.json ({'pairs': [...]}, chosen A/B)")

@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from arrpo.eval.datasets._base import DatasetError
+from arrpo.datasets._base import DatasetError
 
 _MAGIC = (
     (b"PAR1", "parquet"),

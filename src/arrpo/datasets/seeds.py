@@ -1,11 +1,11 @@
 """Labelled seed pairs for rubric learning: a seed file in one of three formats, or any dataset.
 
-Every format yields the project's one pair model, :class:`arrpo.pairs.PreferencePair` (``label``
-A or B; :attr:`~arrpo.pairs.PreferencePair.preferred`), so learning, judging and evaluation share
+Every format yields the project's one pair model, :class:`arrpo.datasets.pairs.PreferencePair` (``label``
+A or B; :attr:`~arrpo.datasets.pairs.PreferencePair.preferred`), so learning, judging and evaluation share
 it. The format of a file is told by the keys of its records, never by its extension (``.json``
 and ``.jsonl`` both hold either a JSON list or JSON lines):
 
-1. **Project pairs** (the pair file of :mod:`arrpo.pairs` with ``label`` required)::
+1. **Project pairs** (the pair file of :mod:`arrpo.datasets.pairs` with ``label`` required)::
 
        {"id": "p1", "prompt": "a red bicycle", "image_a": "a.png", "image_b": "b.png", "label": "A"}
        {"id": "e1", "task": "edit", "prompt": "make the sky pink", "source": "s.png",
@@ -24,7 +24,7 @@ and ``.jsonl`` both hold either a JSON list or JSON lines):
 
 3. **MJ-Bench caption JSON** (``caption, image_0, image_1, label_0``, or the Hub's ``image0,
    image1, label``), read by the ``mjbench`` dataset adapter: same ids, same A/B coin
-   (:func:`arrpo.pairs.randomise_ab` with ``seed``) as ``arrpo eval`` uses.
+   (:func:`arrpo.datasets.pairs.randomise_ab` with ``seed``) as ``arrpo eval`` uses.
 
 :func:`read_seed_dataset` takes any ``KIND:PATH`` dataset spec of ``arrpo eval`` instead
 (``arrpo rubric learn --dataset KIND:PATH``); its ties are left out (reported in ``skipped``).
@@ -41,20 +41,16 @@ import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 from pydantic import ValidationError
 
+from arrpo.datasets.pairs import ImageRef, LoadedPair, PairIds, PairRecord, PreferencePair
 from arrpo.errors import ArrpoError
-from arrpo.pairs import ImageRef, LoadedPair, PairIds, PairRecord, PreferencePair
 from arrpo.schema import Task
+from arrpo.vocab import SeedFormat
 
-SeedFormat = Literal["auto", "jsonl", "authors", "mjbench"]
-
-#: A labelled seed pair is a :class:`~arrpo.pairs.PreferencePair` (kept as a name for callers).
-SeedPair = PreferencePair
-
-__all__ = ["LoadedPair", "SeedFileError", "SeedPair", "SeedSet", "read_seed_dataset", "read_seeds"]
+__all__ = ["LoadedPair", "SeedFileError", "SeedSet", "read_seed_dataset", "read_seeds"]
 
 _PROMPT_KEYS = ("query", "prompt", "instruction", "caption")
 _T2I_IMAGE_KEYS = ("response", "responses", "images", "image_paths", "generated_images", "image", "generated_image")
@@ -135,7 +131,7 @@ def read_seed_dataset(
     Ties are left out (listed in ``skipped``); pairs of another task than ``task`` are an error.
     The content hash covers every pair's id, label, prompt and images.
     """
-    from arrpo.eval.datasets import DatasetError, load_dataset
+    from arrpo.datasets import DatasetError, load_dataset
 
     merged = {"seed": seed, **(options or {})}
     try:
@@ -318,7 +314,7 @@ def _read_authors(
 def _read_mjbench(path: Path, images_root: str | Path | None, task: Task | None,
                   seed: int) -> tuple[list[PreferencePair], list[str]]:
     """MJ-Bench through the evaluation adapter: same ids and the same A/B coin as ``arrpo eval``."""
-    from arrpo.eval.datasets import DatasetError, load_dataset
+    from arrpo.datasets import DatasetError, load_dataset
 
     _check_task(path, "an MJ-Bench file", "t2i", task)
     try:
@@ -338,7 +334,7 @@ def _check_unique_ids(path: Path, pairs: Sequence[PreferencePair]) -> None:
 
 
 def _check_files(path: Path, pairs: Sequence[PreferencePair]) -> None:
-    from arrpo.eval.datasets._images import unusable_images
+    from arrpo.datasets._images import unusable_images
 
     problems = unusable_images(pairs)
     if problems:

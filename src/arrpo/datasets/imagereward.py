@@ -22,11 +22,11 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
-from arrpo.eval.datasets._base import DatasetError, Reader, register
-from arrpo.eval.datasets._files import read_json_records, read_table_file, sniff, wrong_kind
-from arrpo.eval.datasets._images import image_cell
-from arrpo.eval.datasets._tables import choose
-from arrpo.pairs import ImageRef, Label, PreferencePair
+from arrpo.datasets._base import DatasetError, Reader, register
+from arrpo.datasets._files import read_json_records, read_table_file, sniff, wrong_kind
+from arrpo.datasets._images import image_cell
+from arrpo.datasets._tables import choose
+from arrpo.datasets.pairs import ImageRef, Label, PreferencePair
 
 _PART = re.compile(r"^(?P<split>.+?)_\d+$")
 

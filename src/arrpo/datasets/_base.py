@@ -10,8 +10,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from arrpo.datasets.pairs import PreferencePair, randomise_ab
 from arrpo.errors import ArrpoError
-from arrpo.pairs import PreferencePair, randomise_ab
 
 
 class DatasetError(ArrpoError, ValueError, kind="dataset"):

@@ -28,10 +28,10 @@ from typing import Any
 
 import yaml
 
+from arrpo.datasets.seeds import PreferencePair
 from arrpo.errors import ArrpoError
 from arrpo.rubric import Rubric
 from arrpo.rubrics.ask import model_name
-from arrpo.rubrics.seeds import SeedPair
 from arrpo.rubrics.write import RubricWriter
 from arrpo.schema import Task
 from arrpo.vlm.base import VLMBackend
@@ -43,7 +43,7 @@ RUBRIC_JUDGE = "learned"
 REPORTED = ("forward", "reverse", "mean", "delta", "consistency", "tie_rate", "invalid_rate")
 
 
-class ValidationError(ArrpoError, ValueError, kind="bad_input"):
+class RubricValidationError(ArrpoError, ValueError, kind="bad_input"):
     """The comparison cannot be run (bad --against, mixed tasks, no pairs)."""
 
 
@@ -76,11 +76,11 @@ class ValidationResult:
 
 
 def parse_against(text: str) -> list[str]:
-    """``"zero-shot,direct"`` → the baselines, in report order; raises :class:`ValidationError`."""
+    """``"zero-shot,direct"`` → the baselines, in report order; raises :class:`RubricValidationError`."""
     names = [n.strip() for n in text.split(",") if n.strip()]
     unknown = sorted(set(names) - set(BASELINES))
     if unknown:
-        raise ValidationError(f"--against takes {', '.join(BASELINES)} (got {', '.join(unknown)})")
+        raise RubricValidationError(f"--against takes {', '.join(BASELINES)} (got {', '.join(unknown)})")
     return [name for name in BASELINES if name in names]
 
 
@@ -98,7 +98,7 @@ def _image_path(ref: Any, images: Path) -> str:
     return str(Path(getattr(ref, "path", None) or ref).resolve())
 
 
-def pair_row(pair: SeedPair, images: Path) -> dict[str, Any]:
+def pair_row(pair: PreferencePair, images: Path) -> dict[str, Any]:
     """A seed pair as a row of the generic JSONL dataset (``arrpo eval --dataset jsonl:FILE``)."""
     row: dict[str, Any] = {
         "id": pair.id, "task": pair.task, "prompt": pair.prompt,
@@ -110,7 +110,7 @@ def pair_row(pair: SeedPair, images: Path) -> dict[str, Any]:
     return row
 
 
-def write_pairs(pairs: Sequence[SeedPair], path: Path) -> str:
+def write_pairs(pairs: Sequence[PreferencePair], path: Path) -> str:
     """Write the pairs as generic JSONL; returns the file's sha256."""
     images = path.parent / "images"
     text = "".join(json.dumps(pair_row(p, images), ensure_ascii=False) + "\n" for p in pairs)
@@ -172,17 +172,17 @@ def check_run_dir(run_dir: Path) -> None:
     """Refuse a ``run_dir`` that is a file, or a folder with other content than a validation run
     (its files would be mixed with the run's, and a rerun would treat them as its own)."""
     if run_dir.exists() and not run_dir.is_dir():
-        raise ValidationError(f"{run_dir} is a file; the validation writes a folder (give another --out)")
+        raise RubricValidationError(f"{run_dir} is a file; the validation writes a folder (give another --out)")
     if run_dir.is_dir() and any(run_dir.iterdir()) and not (
         (run_dir / "validation.json").exists() or (run_dir / "heldout.jsonl").exists()
     ):
-        raise ValidationError(f"{run_dir} is a folder with other content, not a validation run; "
+        raise RubricValidationError(f"{run_dir} is a folder with other content, not a validation run; "
                               "give a new or empty --out")
 
 
 async def validate_rubric(
     rubric: Rubric,
-    pairs: Sequence[SeedPair],
+    pairs: Sequence[PreferencePair],
     backend: VLMBackend,
     run_dir: str | Path,
     *,
@@ -200,20 +200,20 @@ async def validate_rubric(
 
     A rerun resumes: pairs already judged by an unchanged judge are not asked again.
     """
+    from arrpo.datasets import load_pairs
     from arrpo.eval.config import load_config
-    from arrpo.eval.datasets import load_pairs
     from arrpo.eval.report import write_report
     from arrpo.eval.runner import EvalRunner, build_setups
     from arrpo.judge import judge_prompts_sha256
 
     if not pairs:
-        raise ValidationError("no pairs to validate on")
+        raise RubricValidationError("no pairs to validate on")
     tasks = {p.task for p in pairs}
     if len(tasks) != 1:
-        raise ValidationError(f"the pairs mix tasks {sorted(tasks)}; validate one task at a time")
+        raise RubricValidationError(f"the pairs mix tasks {sorted(tasks)}; validate one task at a time")
     task: Task = next(iter(tasks))  # type: ignore[assignment]
     if rubric.task not in (None, task):
-        raise ValidationError(f"the rubric is for {rubric.task!r} but the pairs are {task!r} pairs")
+        raise RubricValidationError(f"the rubric is for {rubric.task!r} but the pairs are {task!r} pairs")
     sampling = sampling or JudgeSampling()
     run_dir = Path(run_dir)
     check_run_dir(run_dir)

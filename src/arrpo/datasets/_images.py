@@ -9,8 +9,8 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
-from arrpo.eval.datasets._base import DatasetError
-from arrpo.pairs import ImageRef, PreferencePair
+from arrpo.datasets._base import DatasetError
+from arrpo.datasets.pairs import ImageRef, PreferencePair
 
 
 def resolve_path(name: str, bases: Iterable[Path | None]) -> str:

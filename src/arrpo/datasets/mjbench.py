@@ -17,7 +17,7 @@ The two conventions are opposite (GitHub ``label_0`` 1 ↔ Hub ``label`` 0 for t
 so a record that mixes them (``image0`` with ``label_0``, ``image_0`` with ``label``) is an error,
 and so is a caption file whose every ``label_0`` is 0 (what a Hub table with ``label`` renamed to
 ``label_0`` looks like): never a silently flipped benchmark. The preferred image always sits in
-slot 0, so A/B is randomised by default (:func:`arrpo.pairs.randomise_ab`).
+slot 0, so A/B is randomised by default (:func:`arrpo.datasets.pairs.randomise_ab`).
 """
 
 from __future__ import annotations
@@ -26,11 +26,11 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from arrpo.eval.datasets._base import DatasetError, Reader, register
-from arrpo.eval.datasets._files import read_json_records, sniff
-from arrpo.eval.datasets._images import image_cell, resolve_path
-from arrpo.eval.datasets._tables import read_table, table_files
-from arrpo.pairs import ImageRef, Label, PreferencePair
+from arrpo.datasets._base import DatasetError, Reader, register
+from arrpo.datasets._files import read_json_records, sniff
+from arrpo.datasets._images import image_cell, resolve_path
+from arrpo.datasets._tables import read_table, table_files
+from arrpo.datasets.pairs import ImageRef, Label, PreferencePair
 
 _GITHUB = ("caption", "image_0", "image_1", "label_0")
 _HUB = ("caption", "image0", "image1", "label")

@@ -7,10 +7,10 @@ import re
 from collections.abc import Iterator
 from typing import Any
 
-from arrpo.eval.datasets._base import DatasetError, Reader, register
-from arrpo.eval.datasets._images import image_cell
-from arrpo.eval.datasets._tables import read_table
-from arrpo.pairs import Label, PreferencePair
+from arrpo.datasets._base import DatasetError, Reader, register
+from arrpo.datasets._images import image_cell
+from arrpo.datasets._tables import read_table
+from arrpo.datasets.pairs import Label, PreferencePair
 
 _COMPARISON_TYPE = re.compile(r"\s*([A-Za-z])\s*_?\s*vs\.?\s*_?\s*([A-Za-z])\s*", re.I)
 

@@ -9,10 +9,10 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from arrpo.eval.datasets._base import DatasetError, Reader, register
-from arrpo.eval.datasets._images import image_cell
-from arrpo.eval.datasets._tables import TablePart, read_table, reads_several_parts
-from arrpo.pairs import Label, PreferencePair
+from arrpo.datasets._base import DatasetError, Reader, register
+from arrpo.datasets._images import image_cell
+from arrpo.datasets._tables import TablePart, read_table, reads_several_parts
+from arrpo.datasets.pairs import Label, PreferencePair
 
 _VOTES: dict[str, Label] = {"leftvote": "A", "rightvote": "B", "tievote": "tie", "bothbad_vote": "tie"}
 

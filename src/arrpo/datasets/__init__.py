@@ -2,8 +2,10 @@
 
 Choose one with a ``KIND:PATH`` spec, e.g. ``mjbench:artifacts`` or ``genai-bench:GenAI-Bench``
 (``docs/evaluation.md`` has the table of kinds, layouts and label conventions). Each kind is one
-module of this package that registers itself with :func:`~arrpo.eval.datasets._base.register`;
-a new benchmark is one new module (modules whose names start with ``_`` are shared helpers).
+module of this package that registers itself with :func:`~arrpo.datasets._base.register`;
+a new benchmark is one new module named in :data:`ADAPTER_MODULES` (modules whose names start
+with ``_`` are shared helpers; :mod:`~arrpo.datasets.pairs` holds the pair model and the
+``arrpo judge`` pair file, :mod:`~arrpo.datasets.seeds` the seed formats of rubric learning).
 
 :func:`load_dataset` reads a spec, checks every image (file exists, embedded bytes decode) before
 anything is judged, and reports what it skipped; :func:`load_pairs` returns just the pairs. The
@@ -12,19 +14,15 @@ same pairs seed rubric learning (``arrpo rubric learn --dataset KIND:PATH``).
 
 from __future__ import annotations
 
-import functools
 import importlib
-import inspect
-import pkgutil
 import random
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ParamSpec
+from typing import Any
 
 from pydantic import ValidationError
 
-from arrpo.eval.datasets._base import (
+from arrpo.datasets._base import (
     REGISTRY,
     Adapter,
     DatasetError,
@@ -32,32 +30,27 @@ from arrpo.eval.datasets._base import (
     Reader,
     register,
 )
-from arrpo.eval.datasets._files import read_json_records
-from arrpo.eval.datasets._images import (
+from arrpo.datasets._files import read_json_records
+from arrpo.datasets._images import (
     image_cell,
     missing_images_error,
     resolve_path,
     unusable_images,
 )
-from arrpo.pairs import PairIds, PreferencePair
+from arrpo.datasets.pairs import PairIds, PreferencePair
 
-for _module in pkgutil.iter_modules(__path__):
-    if not _module.name.startswith("_"):
-        importlib.import_module(f"{__name__}.{_module.name}")
-
-_P = ParamSpec("_P")
+#: The benchmark adapter modules; each registers its kinds on import (a new benchmark: one module, one name here).
+ADAPTER_MODULES = ("editreward", "genai_bench", "generic", "hpdv3", "imagereward", "mjbench", "mmrb2")
+for _name in ADAPTER_MODULES:
+    importlib.import_module(f"{__name__}.{_name}")
 
 #: Dataset kinds accepted in ``KIND:PATH`` specs (kind -> adapter).
 ADAPTERS: dict[str, Adapter] = REGISTRY
 
 __all__ = [
     "ADAPTERS", "Adapter", "DatasetError", "DatasetOptions", "LoadedDataset", "Reader", "image_cell",
-    "load_dataset", "load_pairs", "parse_spec", "read_json_records", "read_records", "register", "resolve_path",
+    "load_dataset", "load_pairs", "parse_spec", "read_json_records", "register", "resolve_path",
 ]
-
-#: Backwards-compatible name of :func:`read_json_records`.
-read_records = read_json_records
-
 
 @dataclass
 class LoadedDataset:
@@ -132,18 +125,6 @@ def load_dataset(
     return loaded
 
 
-def _pairs_only(load: Callable[_P, LoadedDataset]) -> Callable[_P, list[PreferencePair]]:
-    """``load`` returning just the pairs (same arguments, same checks)."""
-
-    @functools.wraps(load)
-    def pairs(*args: _P.args, **kwargs: _P.kwargs) -> list[PreferencePair]:
-        return load(*args, **kwargs).pairs
-
-    pairs.__name__ = pairs.__qualname__ = "load_pairs"
-    pairs.__doc__ = "The pairs of :func:`load_dataset` (same arguments)."
-    pairs.__signature__ = inspect.signature(load).replace(return_annotation="list[PreferencePair]")  # type: ignore[attr-defined]
-    return pairs
-
-
-#: The pairs of :func:`load_dataset` (same arguments).
-load_pairs = _pairs_only(load_dataset)
+def load_pairs(spec: str, *args: Any, **kwargs: Any) -> list[PreferencePair]:
+    """The pairs of :func:`load_dataset` (same arguments, same checks)."""
+    return load_dataset(spec, *args, **kwargs).pairs

@@ -9,10 +9,10 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
-from arrpo.eval.datasets._base import DatasetError, Reader, register
-from arrpo.eval.datasets._images import image_cell
-from arrpo.eval.datasets._tables import read_located_table
-from arrpo.pairs import Label, PairIds, PreferencePair
+from arrpo.datasets._base import DatasetError, Reader, register
+from arrpo.datasets._images import image_cell
+from arrpo.datasets._tables import read_located_table
+from arrpo.datasets.pairs import Label, PairIds, PreferencePair
 
 _PROMPT_KEYS = ("prompt", "instruction", "caption")
 _LABELS: dict[str, Label] = {

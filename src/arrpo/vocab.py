@@ -1,0 +1,44 @@
+"""Every word of arrpo's vocabulary, each defined once.
+
+A vocabulary is one ``Literal`` here and nowhere else: pydantic models, typer options (which then
+validate and list the choices themselves) and messages all use it; :func:`choices` gives its words
+at run time. This module imports nothing of arrpo, so every floor may use it.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal, get_args
+
+#: What is judged: a text-to-image pair, or two edits of a source image.
+Task = Literal["t2i", "edit"]
+#: A verdict: A or B preferred, a tie, or no usable judgement.
+Winner = Literal["A", "B", "tie", "invalid"]
+#: The order a pair is shown in: ``AB`` shows A as Image 1.
+Order = Literal["AB", "BA"]
+#: Which orders the judge asks: only A|B, one seeded coin per comparison, or both (position-bias control).
+OrderPolicy = Literal["given", "random", "both"]
+#: What two disagreeing orders give under ``both``.
+DisagreePolicy = Literal["tie", "invalid", "first"]
+#: How a group's verdicts become rewards (``arrpo.rewards``).
+RewardPreset = Literal["official", "symmetric", "zscore"]
+#: What a tie or invalid verdict does to its group's rewards.
+OnBadVerdict = Literal["mask_group", "drop_pair"]
+#: Which pairs of a group are judged.
+Pairing = Literal["all_pairs", "random_pairs"]
+#: Which VLM backend runs the judge (``auto``: from the endpoint/model given).
+BackendKind = Literal["auto", "openai", "transformers", "vllm"]
+#: Whether an OpenAI-compatible request asks for JSON output.
+JsonMode = Literal["auto", "json_object", "off"]
+#: Which order an evaluation calls "forward": the preferred image first, or the dataset's own order.
+ForwardOrder = Literal["preferred_first", "given"]
+#: The formats of a rubric-learning seed file.
+SeedFormat = Literal["auto", "jsonl", "authors", "mjbench"]
+#: The orders rubric verification asks (``given`` is refused: it lets position bias pass).
+VerifyOrder = Literal["random", "both"]
+#: The generator families RPO trains.
+ModelFamily = Literal["sd3", "flux", "flux-kontext", "qwen-image", "qwen-image-edit"]
+
+
+def choices(vocabulary: Any) -> tuple[str, ...]:
+    """The words of a vocabulary defined above, in their order (``choices(OrderPolicy)``)."""
+    return tuple(get_args(vocabulary))
