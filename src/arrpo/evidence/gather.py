@@ -13,7 +13,13 @@ from arrpo.evidence.decide import sample_score
 from arrpo.evidence.matching import match_candidate
 from arrpo.evidence.ocr import OcrReader
 from arrpo.evidence.requested import extract_requested_text
-from arrpo.evidence.values import CandidateEvidence, OcrEvidence, OcrRead, RequestedText, SampleScore
+from arrpo.evidence.values import (
+    CandidateEvidence,
+    OcrEvidence,
+    OcrRead,
+    RequestedText,
+    SampleScore,
+)
 from arrpo.images import ImageData
 from arrpo.schema import Comparison, Task
 
@@ -32,7 +38,7 @@ def build_evidence(
         if candidate.read.ok:
             lines = [line.text for line in candidate.read.lines]
             candidate.match = match_candidate(requested.strings, lines, requested.old)
-    failed = [f"image {name}: {c.read.unavailable}" for name, c in zip("AB", candidates) if not c.read.ok]
+    failed = [f"image {name}: {c.read.unavailable}" for name, c in zip("AB", candidates, strict=True) if not c.read.ok]
     return OcrEvidence(task=task, requested=requested, a=candidates[0], b=candidates[1], source=source,
                        unavailable="; ".join(failed) or None)
 

@@ -8,9 +8,10 @@ Normalisation (both sides, before any comparison):
   generators treat it loosely, and a pair should not be decided on case alone;
 * whitespace removed: OCR drops and inserts spaces between words (``OPEN LATE`` is often read
   ``OPENLATE``), so spaces carry no evidence;
-* punctuation (Unicode category P*: ``. , ! ? ' " - ( ) …``) and invisible format/control
-  characters removed: OCR reads small punctuation unreliably. Symbols (``$ € % & + @ #``),
-  letters, digits and combining marks are kept.
+* punctuation (Unicode category P*: ``. , ! ? ' " - ( ) / …``) and invisible format/control
+  characters removed: OCR reads small punctuation unreliably. Kept: letters, digits, combining
+  marks, symbols (category S*: ``$ € + = < > ©``) and the four P* signs that change what a text
+  says, ``& % # @`` ("50% OFF", "R&B", "#1").
 
 CJK text needs no special case for the distance: the distance counts code points, so each
 CJK character is one unit. For the word hits, each CJK (Han, kana, Hangul) character is its own
@@ -41,6 +42,7 @@ MAX_READ_CHARS = 4_000
 MAX_REQUESTED_CHARS = 1_000
 
 _DROPPED_CATEGORIES = ("Z", "P", "C")  # separators (spaces), punctuation, control/format/unassigned
+_KEPT_PUNCTUATION = frozenset("&%#@")
 
 
 def normalise(text: str) -> str:
@@ -49,7 +51,8 @@ def normalise(text: str) -> str:
     folded = unicodedata.normalize("NFKC", text).casefold()
     return "".join(
         ch for ch in folded
-        if not unicodedata.category(ch).startswith(_DROPPED_CATEGORIES) and not ch.isspace()
+        if ch in _KEPT_PUNCTUATION
+        or (not unicodedata.category(ch).startswith(_DROPPED_CATEGORIES) and not ch.isspace())
     )
 
 
@@ -84,10 +87,13 @@ def words(requested: str) -> list[tuple[str, str]]:
 
 
 def _strip_punctuation(word: str) -> str:
+    def dropped(ch: str) -> bool:
+        return ch not in _KEPT_PUNCTUATION and unicodedata.category(ch).startswith("P")
+
     start, end = 0, len(word)
-    while start < end and unicodedata.category(word[start]).startswith("P"):
+    while start < end and dropped(word[start]):
         start += 1
-    while end > start and unicodedata.category(word[end - 1]).startswith("P"):
+    while end > start and dropped(word[end - 1]):
         end -= 1
     return word[start:end]
 

@@ -26,6 +26,7 @@ keeps VLM answers keeps OCR reads. Only successful reads are cached.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import importlib.metadata
 import importlib.util
 import logging
@@ -80,14 +81,14 @@ def require_ocr() -> None:
         )
 
 
-def _default_engine(threads: int | None, detect_side: int) -> Engine:
+def _default_engine(threads: int | None) -> Engine:
     from rapidocr_onnxruntime import RapidOCR  # the ocr extra
 
-    # The detector sees the image with its longer side at most ``detect_side`` (PaddleOCR's own
-    # default, 960). RapidOCR's default instead scales the *shorter* side up to 736 pixels, which
-    # makes a 512x256 image 1472x736 and detection ten times slower, for no gain on such images.
-    options: dict[str, Any] = {"print_verbose": False, "det_limit_type": "max",
-                               "det_limit_side_len": detect_side}
+    # The detector works at the prepared image's own size (with ``det_limit_type="max"`` the
+    # engine keeps images up to 2000 pixels as they are; ``max_side`` bounds them before).
+    # RapidOCR's default instead scales the *shorter* side up to 736 pixels, which makes a
+    # 512x256 image 1472x736 and detection ten times slower, for no gain on such images.
+    options: dict[str, Any] = {"print_verbose": False, "det_limit_type": "max"}
     if threads:
         options.update(intra_op_num_threads=threads, inter_op_num_threads=1)
     return RapidOCR(**options)
@@ -105,10 +106,10 @@ class OcrReader:
     """Read the text in images; one engine, built on first use.
 
     Args:
-        max_side: longest image side prepared for the model (larger images are downscaled first).
-        min_side: shortest side prepared (smaller images are upscaled, up to ``max_side``).
-        detect_side: longest side the text detector works at (recognition reads the detected
-            boxes at the prepared resolution).
+        max_side: longest image side the model sees (larger images are downscaled). The default
+            keeps generated images of up to 1024 pixels as they are; raise it to read small text
+            in large photos (detection time grows with the pixel count).
+        min_side: shortest side the model sees (smaller images are upscaled, up to ``max_side``).
         threads: CPU threads of the engine (``None``: onnxruntime's default, all cores).
         cache_size: reads kept in memory (least recently used dropped first; 0 turns it off).
         disk_cache: an optional :class:`~arrpo.vlm.cache.ResponseCache` to keep reads across runs.
@@ -122,9 +123,8 @@ class OcrReader:
     def __init__(
         self,
         *,
-        max_side: int = 1536,
+        max_side: int = 1024,
         min_side: int = 64,
-        detect_side: int = 960,
         threads: int | None = None,
         cache_size: int = 4096,
         disk_cache: Any | None = None,
@@ -135,13 +135,10 @@ class OcrReader:
             require_ocr()
         if not 32 <= min_side <= max_side:
             raise ValueError(f"need 32 <= min_side <= max_side (got {min_side}, {max_side})")
-        if detect_side < 32:
-            raise ValueError(f"detect_side must be at least 32 (got {detect_side})")
         self.max_side = max_side
         self.min_side = min_side
-        self.detect_side = detect_side
         self.engine_name = engine_name or (_engine_name() if engine_factory is None else "custom")
-        self._factory = engine_factory or (lambda: _default_engine(threads, detect_side))
+        self._factory = engine_factory or (lambda: _default_engine(threads))
         self._engine: Engine | None = None
         self._engine_error: str | None = None
         self._engine_lock = threading.Lock()
@@ -190,7 +187,7 @@ class OcrReader:
 
     def cache_key(self, image: ImageData) -> str:
         """Key of a read: reader settings, engine and image content."""
-        settings = f"{self.max_side}:{self.min_side}:{self.detect_side}"
+        settings = f"{self.max_side}:{self.min_side}"
         return f"ocr:v1:{self.engine_name}:{settings}:{image.sha256}"
 
     def close(self) -> None:
@@ -271,10 +268,8 @@ class OcrReader:
                 update={"cached": True, "latency_ms": 0.0})
         except Exception as exc:  # written by another version, damaged: a miss
             log.warning("dropping an unreadable cached OCR read (%s: %s)", type(exc).__name__, exc)
-            try:
+            with contextlib.suppress(Exception):
                 self._disk.delete(key)
-            except Exception:
-                pass
             return None
 
     def _store(self, key: str, read: OcrRead) -> None:

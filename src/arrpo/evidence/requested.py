@@ -25,6 +25,7 @@ reliable way; the phrase heuristics are a convenience.
 
 from __future__ import annotations
 
+import itertools
 import re
 from dataclasses import dataclass
 
@@ -93,13 +94,15 @@ _VERB_TRIGGERS = re.compile(
     re.IGNORECASE,
 )
 #: Words that end a lower-case unquoted phrase ("that says hello in red letters" → "hello").
-_STOP_WORDS = frozenset(
-    "in on at with written painted printed drawn carved engraved above below under over across near "
-    "next beside by for and while against along inside outside behind from into onto underneath "
-    "that which who where as is are was were has have".split()
-)
+_STOP_WORDS = frozenset((
+    "in", "on", "at", "with", "written", "painted", "printed", "drawn", "carved", "engraved", "above",
+    "below", "under", "over", "across", "near", "next", "beside", "by", "for", "and", "while",
+    "against", "along", "inside", "outside", "behind", "from", "into", "onto", "underneath", "that",
+    "which", "who", "where", "as", "is", "are", "was", "were", "has", "have",
+))
 #: Small words allowed inside a capitalised title ("The Lord of the Rings").
-_TITLE_JOINERS = frozenset("of the and a an in on at for to de la le du von van & -".split())
+_TITLE_JOINERS = frozenset(("of", "the", "and", "a", "an", "in", "on", "at", "for", "to", "de", "la",
+                            "le", "du", "von", "van", "&", "-"))
 _CLAUSE_END = ".,;:!?)]}"
 _MAX_PHRASE_WORDS = 12
 _MAX_PLAIN_WORDS = 6
@@ -203,7 +206,7 @@ def _edit_pairs(text: str, quotes: list[_Span]) -> tuple[list[_Span], list[_Span
     new: list[_Span] = []
     old: list[_Span] = []
     used: set[int] = set()
-    for first, second in zip(quotes, quotes[1:]):
+    for first, second in itertools.pairwise(quotes):
         if id(first) in used:
             continue
         if _EDIT_GAP.fullmatch(text, first.end, second.start) and _edit_verb_before(text, first.start):
