@@ -7,7 +7,7 @@ import time
 import pytest
 
 from arrpo.evidence import extract_requested_text
-from arrpo.evidence.requested import MAX_PROMPT_CHARS, MAX_STRINGS
+from arrpo.evidence.requested import MAX_PROMPT_CHARS, MAX_STRINGS, MAX_TOTAL_CHARS
 
 CASES = [
     # quotes, every style
@@ -101,3 +101,9 @@ def test_many_strings_are_capped_and_marked() -> None:
 def test_text_past_the_scanned_prefix_is_ignored() -> None:
     found = extract_requested_text("x" * MAX_PROMPT_CHARS + ' "LATE"')
     assert not found.asks_for_text and found.truncated
+
+
+def test_long_quotes_are_bounded_in_all() -> None:
+    prompt = " ".join(f'"{chr(65 + i) * 900}"' for i in range(5))  # 4,500 characters of quotes
+    found = extract_requested_text(prompt)
+    assert sum(len(s) for s in found.strings) <= MAX_TOTAL_CHARS and found.truncated

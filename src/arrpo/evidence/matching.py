@@ -17,12 +17,15 @@ CJK text needs no special case for the distance: the distance counts code points
 CJK character is one unit. For the word hits, each CJK (Han, kana, Hangul) character is its own
 word, since those scripts do not separate words with spaces.
 
-Several lines, several strings. The lines an image yields (each OCR box) are joined in reading
-order, without separator, into one normalised *read text*. Each requested string is matched on
-its own against that whole read text, by the fewest edits that turn it into some contiguous
-part of it (a semi-global edit distance): the string may therefore span several boxes (text
-wrapped over lines), other text in the image costs nothing (backgrounds have text), and two
-requested strings may match overlapping parts. A string's score is ``1 - min(1, d / n)`` for
+Several lines, several strings. The words of the lines an image yields (each OCR box, in
+reading order) are normalised and joined, without separator, into one *read text*, remembering
+where each word ends. Each requested string is matched on its own against that whole read
+text, by the fewest edits that turn it into some contiguous part of it (a semi-global edit
+distance), where a part that begins or ends inside a read word costs one edit more for each
+such end. So a string may span several boxes (text wrapped over lines) and other words in the
+image cost nothing (backgrounds have text), but a letter joined to the requested text
+(``Stationn``, ``XOPEN``) costs one edit like any typo; two requested strings may match
+overlapping parts. A string's score is ``1 - min(1, d / n)`` for
 ``d`` edits and ``n`` normalised characters; an image's score pools its strings:
 ``1 - sum(min(d, n)) / sum(n)``.
 """
@@ -31,6 +34,7 @@ from __future__ import annotations
 
 import unicodedata
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -102,69 +106,95 @@ def _codes(text: str) -> np.ndarray:
     return np.frombuffer(text.encode("utf-32-le"), dtype=np.uint32)
 
 
-def _last_row(needle: np.ndarray, hay: np.ndarray, *, free_start: bool = True) -> np.ndarray:
-    """Last row of the edit-distance table of ``needle`` against ``hay``: entry ``j`` is the
-    fewest edits that turn ``needle`` into ``hay[k:j]`` for the best ``k`` (``free_start``, a
-    semi-global search), or into ``hay[:j]`` (``free_start=False``).
+@dataclass(frozen=True)
+class ReadText:
+    """An image's normalised read text, and where its words begin and end.
+
+    ``text`` is every word of every line, in reading order, normalised and joined; ``boundary``
+    has ``len(text) + 1`` entries, True where one word ends and the next begins (and at both ends).
+    """
+
+    text: str
+    boundary: np.ndarray
+
+    @classmethod
+    def of(cls, lines: Sequence[str]) -> ReadText:
+        """The read text of ``lines`` (OCR boxes), cut at :data:`MAX_READ_CHARS` characters."""
+        parts = [key for line in lines for key in (normalise(word) for word in line.split()) if key]
+        text = "".join(parts)[:MAX_READ_CHARS]
+        boundary = np.zeros(len(text) + 1, dtype=bool)
+        boundary[0] = boundary[-1] = True
+        position = 0
+        for part in parts:
+            position += len(part)
+            if position >= len(text):
+                break
+            boundary[position] = True
+        return cls(text, boundary)
+
+
+def _last_row(needle: np.ndarray, hay: np.ndarray, start_cost: np.ndarray) -> np.ndarray:
+    """Last row of the edit-distance table of ``needle`` against ``hay``, where beginning the
+    match at position ``k`` of ``hay`` costs ``start_cost[k]``: entry ``j`` is the fewest edits
+    (plus that cost) that turn ``needle`` into ``hay[k:j]`` for the best ``k``.
 
     One numpy pass per needle character: substitution and deletion come from the previous row,
     insertions are a running minimum along the row (``D[j] = j + min_k<=j (C[k] - k)``).
     """
     index = np.arange(len(hay) + 1, dtype=np.int64)
-    # free start: no cost for the text skipped before the match begins
-    row = np.zeros(len(hay) + 1, dtype=np.int64) if free_start else index.copy()
-    for i, code in enumerate(needle, start=1):
+    row = start_cost.astype(np.int64)
+    for code in needle:
         candidate = np.empty_like(row)
-        candidate[0] = i
+        candidate[0] = row[0] + 1
         candidate[1:] = np.minimum(row[:-1] + (hay != code), row[1:] + 1)
         row = np.minimum.accumulate(candidate - index) + index
     return row
 
 
-def best_span(requested: str, read: str) -> tuple[int, int, int]:
+def best_span(requested: str, read: ReadText | str) -> tuple[int, int, int]:
     """``(distance, start, end)``: the fewest edits turning normalised ``requested`` into
-    ``read[start:end]``, over every contiguous part of normalised ``read``.
+    ``read.text[start:end]``, over every contiguous part of it, where a part that begins or
+    ends inside a word costs one edit more for each such end.
 
-    Both arguments must already be normalised. An empty ``read`` gives ``len(requested)``.
+    So other words cost nothing, but a letter joined to the requested text ("Stationn",
+    "XOPEN") costs one edit like any typo. An empty read gives ``len(requested)``.
     """
+    read = read if isinstance(read, ReadText) else ReadText.of([read])
     if not requested:
         return 0, 0, 0
-    if not read:
+    if not read.text:
         return len(requested), 0, 0
-    needle, hay = _codes(requested), _codes(read)
-    row = _last_row(needle, hay)
+    needle, hay = _codes(requested), _codes(read.text)
+    inside = (~read.boundary).astype(np.int64)  # 1 where a match would cut a word
+    row = _last_row(needle, hay, inside) + inside
     end = int(np.argmin(row))
     distance = int(row[end])
     while end + 1 < len(row) and row[end + 1] == distance:  # the longest of equally good spans
         end += 1
     # The start: the reversed strings, the reversed match anchored at ``end``.
-    back = _last_row(needle[::-1], hay[:end][::-1], free_start=False)
+    anchored = np.arange(end + 1, dtype=np.int64)
+    back = _last_row(needle[::-1], hay[:end][::-1], anchored) + inside[end::-1] + inside[end]
     length = int(np.flatnonzero(back == distance)[-1])
     return distance, end - length, end
 
 
-def match_string(requested: str, read_text: str) -> StringMatch:
-    """Match one requested string (as written in the prompt) against a normalised read text."""
+def match_string(requested: str, read: ReadText) -> StringMatch:
+    """Match one requested string (as written in the prompt) against an image's read text."""
     target = normalise(requested)[:MAX_REQUESTED_CHARS]
-    distance, start, end = best_span(target, read_text)
+    distance, start, end = best_span(target, read)
     capped = min(distance, len(target))
     requested_words = words(requested)
-    missing = [shown for shown, key in requested_words if key not in read_text]
+    missing = [shown for shown, key in requested_words if key not in read.text]
     return StringMatch(
         requested=requested,
         length=len(target),
         distance=distance,
         score=1.0 - capped / len(target) if target else 1.0,
-        matched=read_text[start:end],
+        matched=read.text[start:end],
         words_total=len(requested_words),
         words_found=len(requested_words) - len(missing),
         missing_words=missing[:16],
     )
-
-
-def read_text(lines: Sequence[str]) -> str:
-    """The normalised read text of an image: its lines in reading order, joined, bounded."""
-    return normalise("".join(lines))[:MAX_READ_CHARS]
 
 
 def pooled_score(matches: Sequence[StringMatch]) -> float:
@@ -179,7 +209,7 @@ def match_candidate(
     requested: Sequence[str], lines: Sequence[str], old: Sequence[str] = ()
 ) -> CandidateMatch:
     """An image's match to every requested string (and, for edits, to the old text)."""
-    text = read_text(lines)
+    text = ReadText.of(lines)
     strings = [match_string(r, text) for r in requested]
     old_score = pooled_score([match_string(o, text) for o in old]) if old else None
     return CandidateMatch(score=pooled_score(strings), strings=strings, old_score=old_score)

@@ -39,6 +39,8 @@ MAX_PROMPT_CHARS = 10_000
 MAX_STRINGS = 16
 #: Longest quoted string taken as requested text (a longer "quote" is not a text request).
 MAX_STRING_CHARS = 1_000
+#: Most normalised characters of requested text kept in all (bounds the matching work).
+MAX_TOTAL_CHARS = 2_000
 #: Most opening quote characters examined per prompt (bounds the work on hostile prompts).
 MAX_QUOTE_ATTEMPTS = 2_000
 
@@ -140,21 +142,22 @@ def extract_requested_text(prompt: str) -> RequestedText:
 
 
 def _kept(texts: list[str]) -> tuple[list[str], bool]:
-    """Texts without duplicates (by normalised form) or empties, at most :data:`MAX_STRINGS`."""
+    """Texts without duplicates (by normalised form) or empties, at most :data:`MAX_STRINGS`
+    of :data:`MAX_TOTAL_CHARS` normalised characters in all."""
     kept: list[str] = []
     seen: set[str] = set()
-    cut = False
+    total = 0
     for raw in texts:
         cleaned = " ".join(raw.split())
         key = normalise(cleaned)
         if not key or key in seen:
             continue
-        if len(kept) == MAX_STRINGS:
-            cut = True
-            break
+        if len(kept) == MAX_STRINGS or total + len(key) > MAX_TOTAL_CHARS:
+            return kept, True
         seen.add(key)
+        total += len(key)
         kept.append(cleaned)
-    return kept, cut
+    return kept, False
 
 
 def _quoted_spans(text: str) -> tuple[list[_Span], bool]:
