@@ -18,7 +18,7 @@ pytestmark = needs_ocr
 
 @pytest.mark.parametrize("kind", ["substitution", "deletion", "swap", "double"])
 async def test_a_one_letter_typo_loses(reader: OcrReader, kind: str) -> None:
-    scene = Scene("FRESH COFFEE", clutter=8, seed=11)
+    scene = Scene("FRESH COFFEE", size=40, canvas=(440, 200), clutter=8, seed=11)
     wrong = typo(scene.text, kind, seed=2)
     comparison = Comparison(prompt=f'a cafe sign that says "{scene.text}"',
                             image_a=render_scene(scene.with_text(wrong)), image_b=render_scene(scene))
@@ -30,7 +30,7 @@ async def test_a_one_letter_typo_loses(reader: OcrReader, kind: str) -> None:
 
 
 async def test_several_quoted_strings(reader: OcrReader) -> None:
-    scene = Scene("SUMMER FEST\nJULY 4", seed=12)
+    scene = Scene("SUMMER FEST\nJULY 4", size=40, canvas=(440, 260), seed=12)
     comparison = Comparison(prompt='a poster titled "SUMMER FEST" with the date "JULY 4"',
                             image_a=render_scene(scene), image_b=render_scene(scene.with_text("SUMMER FEST\nJULY 7")))
     evidence = await gather_ocr_evidence(comparison, reader)
@@ -41,7 +41,7 @@ async def test_several_quoted_strings(reader: OcrReader) -> None:
 
 
 async def test_an_edit_that_changes_a_sign(reader: OcrReader) -> None:
-    scene = Scene("SALE", size=72, seed=13)
+    scene = Scene("SALE", size=56, canvas=(320, 200), seed=13)
     comparison = Comparison(task="edit", prompt='Replace "SALE" with "OPEN" on the sign',
                             source=render_scene(scene), image_a=render_scene(scene),  # edit not done
                             image_b=render_scene(scene.with_text("OPEN")))
@@ -65,7 +65,7 @@ async def test_no_requested_text_runs_no_ocr(reader: OcrReader, make_image) -> N
 
 
 async def test_a_failed_read_is_unavailable_evidence(reader: OcrReader) -> None:
-    good = render_scene(Scene("HELLO", seed=14))
+    good = render_scene(Scene("HELLO", canvas=(320, 200), seed=14))
     corrupt = ImageData(b"not an image at all", "image/png", 8, 8)
     comparison = Comparison(prompt='a sign "HELLO"', image_a=good, image_b=corrupt)
     evidence = await gather_ocr_evidence(comparison, reader)

@@ -34,7 +34,7 @@ def score(read: OcrRead, requested: str) -> float:
 
 
 def test_reads_a_sign_with_boxes_in_image_pixels(reader: OcrReader) -> None:
-    image = render_scene(Scene("OPEN LATE", clutter=6, seed=1))
+    image = render_scene(Scene("OPEN LATE", canvas=(480, 280), clutter=6, seed=1))
     read = reader.read(image)
     assert read.ok and not read.cached
     assert score(read, "OPEN LATE") == 1.0
@@ -46,13 +46,16 @@ def test_reads_a_sign_with_boxes_in_image_pixels(reader: OcrReader) -> None:
 
 
 def test_an_image_without_text_reads_nothing_and_is_not_a_failure(reader: OcrReader) -> None:
-    read = reader.read(render_scene(Scene(" ", sign=None, clutter=0)))
+    read = reader.read(render_scene(Scene(" ", canvas=(320, 200), sign=None, clutter=0)))
     assert read.ok and read.lines == []
 
 
 def test_huge_and_tiny_images(reader: OcrReader) -> None:
-    huge = render_scene(Scene("GRAND OPENING", size=260, canvas=(3600, 2400), jpeg_quality=90, seed=2))
-    assert score(reader.read(huge), "GRAND OPENING") == 1.0
+    huge = render_scene(Scene("GRAND OPENING", size=200, canvas=(3000, 2000), jpeg_quality=90, seed=2))
+    read = reader.read(huge)
+    assert score(read, "GRAND OPENING") == 1.0
+    left, top, right, bottom = read.lines[0].box  # in the original's pixels: around the centre
+    assert left < 1500 < right and top < 1000 < bottom and right - left > 1500
     tiny = Image.new("RGB", (64, 22), "white")
     ImageDraw.Draw(tiny).text((4, 2), "STOP", font=font("DejaVuSans-Bold", 15), fill="black")
     assert score(reader.read(load_image(tiny)), "STOP") == 1.0
@@ -62,7 +65,7 @@ def test_huge_and_tiny_images(reader: OcrReader) -> None:
 
 @pytest.mark.parametrize("angle", [12, 90])
 def test_rotated_text(reader: OcrReader, angle: int) -> None:
-    image = render_scene(Scene("CAFE ROSA", canvas=(480, 480), rotation=angle, seed=3))
+    image = render_scene(Scene("CAFE ROSA", size=40, canvas=(360, 360), rotation=angle, seed=3))
     assert score(reader.read(image), "CAFE ROSA") == 1.0
 
 
@@ -130,7 +133,7 @@ def test_malformed_engine_output_is_skipped(make_image) -> None:
 
 
 def test_memory_cache_by_image_content(reader: OcrReader) -> None:
-    scene = Scene("BAKERY", seed=5)
+    scene = Scene("BAKERY", canvas=(320, 200), seed=5)
     first = reader.read(render_scene(scene))
     runs = reader.reads
     again = reader.read(render_scene(scene))  # a new ImageData with the same bytes
@@ -140,7 +143,7 @@ def test_memory_cache_by_image_content(reader: OcrReader) -> None:
 
 def test_disk_cache_survives_a_new_reader_and_drops_damaged_rows(reader: OcrReader, tmp_path: Path) -> None:
     cache = ResponseCache(tmp_path / "responses.sqlite")
-    image = render_scene(Scene("FRESH BREAD", seed=6))
+    image = render_scene(Scene("FRESH BREAD", canvas=(400, 200), seed=6))
     first = OcrReader(threads=1, disk_cache=cache).read(image)
     assert first.ok and not first.cached
 
@@ -171,7 +174,7 @@ def test_no_network_access(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(socket, "create_connection", refuse)
     fresh = OcrReader(threads=1)  # builds the engine from the wheel's own model files
     fresh.check()
-    assert score(fresh.read(render_scene(Scene("NO NETWORK", seed=7))), "NO NETWORK") == 1.0
+    assert score(fresh.read(render_scene(Scene("NO NETWORK", canvas=(400, 200), seed=7))), "NO NETWORK") == 1.0
     assert attempts == []
 
 

@@ -28,6 +28,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import importlib.metadata
+import io
 import importlib.util
 import logging
 import threading
@@ -291,7 +292,7 @@ def prepare_image(image: ImageData, max_side: int, min_side: int) -> tuple[Image
     side so that no side is more than :data:`MAX_ASPECT` times the other (the detector scales
     the shorter side up to 736 pixels, so a thin strip would otherwise become huge).
     """
-    im = image.to_pil()
+    im = _decode(image, max_side)
     w, h = im.size
     scale = min(1.0, max_side / max(w, h))
     if min(w, h) * scale < min_side:
@@ -299,6 +300,7 @@ def prepare_image(image: ImageData, max_side: int, min_side: int) -> tuple[Image
     if abs(scale - 1.0) > 1e-6:
         size = (max(1, round(w * scale)), max(1, round(h * scale)))
         im = im.resize(size, Image.Resampling.LANCZOS if scale < 1 else Image.Resampling.BICUBIC)
+    scale = im.width / max(1, image.width)  # from the original pixels (a JPEG may decode smaller)
     w, h = im.size
     pad = max(8, min(64, round(0.15 * min(w, h))))
     left = top = pad
@@ -308,6 +310,15 @@ def prepare_image(image: ImageData, max_side: int, min_side: int) -> tuple[Image
         left = (ceil((h + 2 * pad) / MAX_ASPECT) - w + 1) // 2
     im = ImageOps.expand(im, border=(left, top, left, top), fill=_edge_colour(im))
     return im, scale, left, top
+
+
+def _decode(image: ImageData, max_side: int) -> Image.Image:
+    """The image as RGB; a large JPEG is decoded at a reduced scale (no larger than needed)."""
+    with Image.open(io.BytesIO(image.data)) as opened:
+        if opened.format == "JPEG" and max(opened.size) > 2 * max_side:
+            factor = max_side / max(opened.size)
+            opened.draft("RGB", (max(1, int(opened.width * factor)), max(1, int(opened.height * factor))))
+        return opened.convert("RGB")
 
 
 def _edge_colour(im: Image.Image) -> tuple[int, int, int]:
