@@ -6,7 +6,7 @@ import re
 
 import pytest
 
-from arrpo.evidence import build_evidence, render_ocr_block
+from arrpo.evidence import build_evidence, reads_for_display, render_ocr_block
 from arrpo.evidence.block import SHOWN_IMAGE_CHARS, SHOWN_LINE_CHARS
 from arrpo.evidence.values import OcrLine, OcrRead, RequestedText
 from arrpo.prompts import template_names
@@ -83,3 +83,10 @@ def test_text_read_from_an_image_is_quoted_escaped_and_capped() -> None:
     assert len(block.splitlines()) == 5  # nothing read broke the block's lines
     assert len(shown) <= SHOWN_IMAGE_CHARS + 2 * SHOWN_LINE_CHARS
     assert re.search(r"\(and \d+ more\)", shown)
+
+
+def test_reads_for_display_beside_each_image() -> None:
+    assert reads_for_display(None) == {}
+    shown = reads_for_display(CASES["edit"])
+    assert shown == {"A": 'OCR: "OPEN" · match 1.00', "B": 'OCR: "SALE" · match 0.00', "source": 'OCR: "SALE"'}
+    assert reads_for_display(CASES["unavailable"])["B"] == "OCR unavailable (the image could not be decoded)"

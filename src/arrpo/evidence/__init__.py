@@ -44,6 +44,7 @@ _EXPORTS = {
     "sample_score": "decide",
     "render_ocr_block": "block",
     "OCR_BLOCK_TEMPLATE": "block",
+    "reads_for_display": "block",
     "build_evidence": "gather",
     "gather_ocr_evidence": "gather",
     "score_sample": "gather",

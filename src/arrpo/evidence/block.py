@@ -103,3 +103,28 @@ def render_ocr_block(evidence: OcrEvidence | None, order: Order) -> str:
         source=_source(evidence.source) if evidence.task == "edit" else None,
         images=[_image(c) for c in shown],
     )
+
+
+def reads_for_display(evidence: OcrEvidence | None) -> dict[str, str]:
+    """One short line per image — ``"A"``, ``"B"`` and, for edits, ``"source"`` — saying what was
+    read and how well it matches, for reports and review pages to show beside each image.
+
+    Plain text (quoted and clipped like the prompt block); HTML pages still escape it. ``{}``
+    when there is no evidence.
+    """
+    if evidence is None or not evidence.requested.asks_for_text:
+        return {}
+    shown: dict[str, str] = {}
+    for name, candidate in (("A", evidence.a), ("B", evidence.b)):
+        image = _image(candidate)
+        if image["unavailable"]:
+            shown[name] = f"OCR unavailable ({image['unavailable']})"
+        else:
+            read = ", ".join(image["reads"]) or "no text read"
+            more = f" (and {image['more']} more)" if image["more"] else ""
+            shown[name] = f"OCR: {read}{more} · match {image['score']}"
+    if evidence.source is not None:
+        source = _source(evidence.source)
+        shown["source"] = (f"OCR unavailable ({source['unavailable']})" if source["unavailable"]
+                           else f"OCR: {', '.join(source['reads']) or 'no text read'}")
+    return shown
