@@ -186,8 +186,9 @@ def main() -> None:
     table("T2I pairs: the requested text against one typo, by typo",
           {"all": t2i, **grouped(t2i, lambda c: c.kind)})
     table("T2I pairs by image condition", grouped(t2i, lambda c: c.condition))
-    table("Edits: the new text against a typo of it, or the old text kept",
-          {"all": edits, **grouped(edits, lambda c: c.kind)})
+    if edits:
+        table("Edits: the new text against a typo of it, or the old text kept",
+              {"all": edits, **grouped(edits, lambda c: c.kind)})
 
     print(f"\nms per image (threads={args.threads}, max_side={args.max_side}, {len(latencies)} images, cache off)")
     print("| images | mean | p50 | p90 | max |\n|---|---:|---:|---:|---:|")

@@ -28,8 +28,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import importlib.metadata
-import io
 import importlib.util
+import io
 import logging
 import threading
 import time
