@@ -10,8 +10,9 @@ The pieces, each in its own module:
 * :mod:`~arrpo.evidence.block` — the "OCR evidence" block of the judge prompt;
 * :mod:`~arrpo.evidence.gather` — all of it for one comparison or one sample.
 
-Importing this package imports neither the OCR engine nor :mod:`arrpo.schema`: names are loaded
-on first use, so the package imports without the ``ocr`` extra and from anywhere in arrpo.
+Importing this package imports none of them: each name is loaded on first use. No module here
+imports the OCR engine at import time either (the reader builds it on its first read), so all of
+them import without the ``ocr`` extra.
 """
 
 from __future__ import annotations

@@ -276,7 +276,7 @@ class OcrReader:
     def _store(self, key: str, read: OcrRead) -> None:
         if not read.ok:
             return
-        self._memory_put(key, read)
+        self._memory_put(key, read.model_copy(deep=True))  # the caller may change its own copy
         if self._disk is not None:
             try:
                 self._disk.put(key, VLMResponse(text=read.model_dump_json(), model=self.engine_name))
