@@ -107,3 +107,14 @@ def test_long_quotes_are_bounded_in_all() -> None:
     prompt = " ".join(f'"{chr(65 + i) * 900}"' for i in range(5))  # 4,500 characters of quotes
     found = extract_requested_text(prompt)
     assert sum(len(s) for s in found.strings) <= MAX_TOTAL_CHARS and found.truncated
+
+
+def test_real_captions_without_text_ask_for_none(shared_data) -> None:
+    """The 200 MJ-Bench captions and the ImageReward prompt describe scenes, not text: no OCR."""
+    import json
+
+    captions = [row["caption"] for name in ("human/captions_human.json", "objects_indoor/captions_objects.json")
+                for row in json.loads((shared_data / "mjbench-artifacts" / name).read_text())]
+    captions.append(json.loads((shared_data / "imagereward-example" / "labels.json").read_text())["prompt"])
+    assert len(captions) > 100
+    assert [c for c in captions if extract_requested_text(c).asks_for_text] == []
