@@ -16,8 +16,8 @@ from typing import Any
 
 from arrpo.evidence.values import CandidateEvidence, OcrEvidence, OcrRead
 from arrpo.prompts import render
-from arrpo.schema import Order
 from arrpo.text import valid_utf8
+from arrpo.vocab import Order
 
 #: The template the block is written from (part of the judge's prompt hash when evidence is on).
 OCR_BLOCK_TEMPLATE = "ocr_evidence"

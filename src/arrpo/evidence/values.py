@@ -10,8 +10,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from arrpo.schema import Task, Winner
 from arrpo.text import valid_utf8
+from arrpo.vocab import Task, Winner
 
 #: How OCR evidence combines with a VLM's winner (defined in :mod:`arrpo.evidence.decide`).
 OcrPolicy = Literal["evidence", "tiebreak", "override"]
