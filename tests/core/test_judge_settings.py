@@ -5,8 +5,10 @@ from __future__ import annotations
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any, Literal, get_args, get_origin
 
 import pytest
+import yaml
 from pydantic import ValidationError
 
 from arrpo.errors import describe_validation_error
@@ -61,6 +63,56 @@ def test_settings_are_frozen_and_copied_from_models_that_extend_them():
     assert AskSettings.of(section) == AskSettings(temperature=0.2)  # only the ask-level fields
     with pytest.raises(ValidationError, match="max_tokens"):
         JudgeSettings.of(section, max_tokens=0)  # changes are checked too
+
+
+def _every_field_changed() -> dict[str, Any]:
+    """A value other than its default for every JudgeSettings field, chosen by the field's type,
+    so a field added later is covered without touching this test (or it says what to add)."""
+    values: dict[str, Any] = {}
+    for name, field in JudgeSettings.model_fields.items():
+        annotation, default = field.annotation, field.default
+        kinds = set(get_args(annotation)) - {type(None)} or {annotation}
+        if get_origin(annotation) is Literal:
+            values[name] = next(word for word in reversed(get_args(annotation)) if word != default)
+        elif annotation is bool:
+            values[name] = not default
+        elif kinds <= {int}:
+            values[name] = (default or 0) + 3
+        elif kinds <= {float}:
+            values[name] = default + 0.25
+        else:
+            raise AssertionError(f"teach _every_field_changed a value for {name}: {annotation}")
+    return values
+
+
+def test_every_field_reaches_every_consumer(tmp_path):
+    """Python, the eval judges YAML, the RPO config, the reward service and the Ray wire format all
+    carry every field (the eval YAML the ask-level ones), each spelled as the model spells it."""
+    values = _every_field_changed()
+    expected = JudgeSettings(**values)
+    assert PairwiseJudge(None, **values).settings == expected  # type: ignore[arg-type]
+    assert JudgeSettings.model_validate_json(expected.model_dump_json()) == expected  # what Ray sends
+
+    from arrpo.rl.config import build_config
+
+    assert build_config({"judge": values}).judge.judge_settings() == expected
+
+    from arrpo.eval.config import load_config
+
+    ask = {name: value for name, value in values.items() if name in AskSettings.model_fields}
+    path = tmp_path / "judges.yaml"
+    path.write_text(yaml.safe_dump({"judges": [{"name": "a", "kind": "direct", **ask}]}))
+    (spec,) = load_config(path).judges
+    assert spec.judge_settings() == JudgeSettings(**ask, order="given")
+
+    pytest.importorskip("fastapi")
+    from arrpo.server import ServiceConfig, create_app
+
+    service = create_app(build_backend("http://127.0.0.1:9/v1", "m", cache_path=False),
+                         ServiceConfig(judge=values)).state.service
+    assert service.config.judge == expected
+    assert {order: judge.settings for order, judge in service.judges.items()} == {
+        order: expected.model_copy(update={"order": order}) for order in ("given", "random", "both")}
 
 
 def test_the_settings_reach_every_request(scripted_server, make_image):
