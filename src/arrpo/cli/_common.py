@@ -12,6 +12,7 @@ from collections.abc import Callable, Sequence
 from typing import Annotated, Any, Optional, TypeVar
 
 import typer
+from pydantic import BaseModel, ValidationError
 from rich.console import Console
 from rich.text import Text
 
@@ -90,6 +91,20 @@ def backend_settings(
         kind=backend,  # type: ignore[arg-type]
         device=device,
     )
+
+
+_Settings = TypeVar("_Settings", bound=BaseModel)
+
+
+def settings_from_options(model: type[_Settings], **values: Any) -> _Settings:
+    """``model(**values)`` from command-line values (e.g. :class:`arrpo.judge_settings.JudgeSettings`);
+    a value the model refuses ends the command with one line naming the setting (exit 2)."""
+    from arrpo.errors import describe_validation_error
+
+    try:
+        return model(**values)
+    except ValidationError as exc:
+        raise fail(describe_validation_error(exc)) from None
 
 
 _Command = TypeVar("_Command", bound=Callable[..., Any])

@@ -165,11 +165,7 @@ def _judge_on_ray(setups, config, address: str) -> list:
     connect(address)
     pools = []
     for setup in setups:
-        judge = setup.judge
-        options = {"order": judge.order, "allow_ties": judge.allow_ties, "parse_retries": judge.parse_retries,
-                   "temperature": judge.temperature, "max_tokens": judge.max_tokens,
-                   "max_answer_chars": judge.max_answer_chars}
-        pool = RayPoolJudge(RayJudgeRunner(config.backend_for(setup.spec), options))
+        pool = RayPoolJudge(RayJudgeRunner(config.backend_for(setup.spec), setup.judge.settings))
         setup.judge = pool
         pools.append(pool)
     return pools

@@ -41,6 +41,7 @@ from arrpo.server.protocol import (
 from arrpo.server.rubrics import PromptRubricWriter, RubricProvider
 from arrpo.vlm.base import BackendUnavailable, VLMBackend
 from arrpo.vlm.wrappers import Limited, Metered
+from arrpo.vocab import OrderPolicy, choices
 
 log = logging.getLogger("arrpo.server")
 
@@ -84,9 +85,9 @@ class RewardService:
             config.task_rubrics, writer, config.prompt_rubric_cache_size,
             on_cache=self.metrics.count_rubric_lookup,
         )
+        #: one judge per order policy: a request's ``order`` replaces only that setting
         self.judges = {
-            order: PairwiseJudge(self.backend, order=order, max_answer_chars=config.max_answer_chars)
-            for order in ("given", "random", "both")
+            order: PairwiseJudge(self.backend, config.judge, order=order) for order in choices(OrderPolicy)
         }
         totals = self.backend.totals
         self.metrics.backend_counters.update({
@@ -178,7 +179,7 @@ class RewardService:
     # ------------------------------------------------------------- endpoints
     async def compare(self, body: CompareRequest) -> CompareResponse:
         task = self.task_of(body)
-        order = body.order or self.config.order
+        order = body.order or self.config.judge.order
         async with self.admitted(self.units(order, 1)):
             images = await self.decode({"image_a": body.image_a, "image_b": body.image_b, "source": body.source})
             rubric, info = await self.rubrics.resolve(
@@ -200,7 +201,7 @@ class RewardService:
                 413, "too_many_images",
                 f"images: {n} images, over the limit of {self.config.max_images} per group",
             )
-        order = body.order or self.config.order
+        order = body.order or self.config.judge.order
         pairs = plan_pairs(n)
         async with self.admitted(self.units(order, len(pairs))):
             fields: dict[str, str | None] = {f"images.{k}": v for k, v in enumerate(body.images)}

@@ -55,6 +55,9 @@ class BackendSettings(BaseModel):
     @model_validator(mode="before")
     @classmethod
     def _refuse_unknown_keys(cls, data: Any) -> Any:
+        """Words the refusal ``extra="forbid"`` declares: the key, the closest allowed one and every
+        allowed one (``endpiont`` → did you mean ``endpoint``?). The one check of backend keys:
+        every config that holds backend settings (eval, RPO) holds this model."""
         if isinstance(data, dict):
             allowed = list(cls.model_fields)
             unknown = [str(key) for key in data if key not in cls.model_fields]
