@@ -23,8 +23,11 @@ from arrpo.vlm.settings import BackendSettings
 console = Console(stderr=True, width=None if sys.stderr.isatty() or os.environ.get("COLUMNS") else 160)
 
 Endpoint = Annotated[
-    Optional[str],
-    typer.Option("--endpoint", envvar="ARRPO_ENDPOINT", help="OpenAI-compatible base URL, e.g. http://localhost:8000/v1."),
+    Optional[list[str]],
+    typer.Option("--endpoint", envvar="ARRPO_ENDPOINT",
+                 help="OpenAI-compatible base URL, e.g. http://localhost:8000/v1. Repeat it (or give "
+                      "ARRPO_ENDPOINT a comma-separated list) for several servers of the same model: "
+                      "least-loaded routing, failover."),
 ]
 Model = Annotated[Optional[str], typer.Option("--model", envvar="ARRPO_MODEL", help="Model name the server serves.")]
 ApiKeyEnv = Annotated[
@@ -64,7 +67,7 @@ MaxAnswerChars = Annotated[
 
 
 def backend_settings(
-    endpoint: str | None,
+    endpoint: str | list[str] | None,
     model: str | None,
     api_key_env: str | None = None,
     timeout: float = 120.0,
@@ -78,18 +81,26 @@ def backend_settings(
     """Build :class:`BackendSettings` from the shared options."""
     if backend not in ("auto", "openai", "transformers", "vllm"):
         raise fail(f"--backend must be auto, openai, transformers or vllm (got {backend!r})")
-    return BackendSettings(
-        endpoint=endpoint,
-        model=model,
-        api_key_env=api_key_env,
-        timeout=timeout,
-        max_concurrency=concurrency,
-        max_retries=retries,
-        cache=not no_cache,
-        cache_path=cache_path,
-        kind=backend,  # type: ignore[arg-type]
-        device=device,
-    )
+    from pydantic import ValidationError
+
+    from arrpo.errors import BadInputError, describe_validation_error
+
+    try:
+        return BackendSettings(
+            endpoint=endpoint or None,
+            model=model,
+            api_key_env=api_key_env,
+            timeout=timeout,
+            max_concurrency=concurrency,
+            max_retries=retries,
+            cache=not no_cache,
+            cache_path=cache_path,
+            kind=backend,  # type: ignore[arg-type]
+            device=device,
+        )
+    except ValidationError as exc:  # a bad --endpoint list
+        message = describe_validation_error(exc)
+        raise BadInputError(f"--{message}" if message.startswith("endpoint: ") else message) from None
 
 
 _Command = TypeVar("_Command", bound=Callable[..., Any])
