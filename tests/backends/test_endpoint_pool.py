@@ -286,5 +286,8 @@ def test_endpoint_lists_are_normalised_in_settings(monkeypatch):
     assert BackendSettings(endpoint="http://a/v1, https://b:443/v1").endpoint == ["http://a/v1", "https://b/v1"]
     assert BackendSettings(endpoint=["http://a/v1"]).endpoints() == ["http://a/v1"]
     assert BackendSettings(endpoint="").endpoint is None
+    assert BackendSettings(endpoint="http://a/v1,http://b/v1,http://c/v1", max_concurrency=4).total_concurrency() == 12
     monkeypatch.setenv("ARRPO_ENDPOINT", "http://a:1/v1,http://b:2/v1/")
     assert BackendSettings().resolved().endpoint == ["http://a:1/v1", "http://b:2/v1"]
+    assert BackendSettings(max_concurrency=4).total_concurrency() == 8
+    assert BackendSettings(kind="transformers", max_concurrency=4).total_concurrency() == 4

@@ -97,6 +97,7 @@ def test_arrpo_serve_with_repeated_endpoints_reports_them_in_health(scripted_ser
     counts = {one["endpoint"]: one["ok"] for one in health["endpoints"]}
     assert counts == {first.base_url: first.requests, second.base_url: second.requests}
     assert sum(counts.values()) == 10 and min(counts.values()) >= 1
+    assert health["capacity"] == 4 * 3 * 2  # admitted at once: 4 x --concurrency x endpoints
     assert health["model"] == f"openai:{','.join(sorted(counts))}#scripted"
     for endpoint, ok in counts.items():
         assert sample(metrics, "arrpo_vlm_endpoint_ok_total", endpoint=endpoint) == ok

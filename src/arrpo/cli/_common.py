@@ -35,7 +35,7 @@ ApiKeyEnv = Annotated[
     typer.Option("--api-key-env", help="Environment variable with the API key (default ARRPO_API_KEY, OPENAI_API_KEY)."),
 ]
 Timeout = Annotated[float, typer.Option("--timeout", min=0.1, help="Seconds per model request.")]
-Concurrency = Annotated[int, typer.Option("--concurrency", min=1, help="Model requests in flight at once.")]
+Concurrency = Annotated[int, typer.Option("--concurrency", min=1, help="Model requests in flight at once (on each endpoint).")]
 Retries = Annotated[int, typer.Option("--retries", min=0, help="Retries on 429/5xx/timeouts/connection errors.")]
 NoCache = Annotated[bool, typer.Option("--no-cache", help="Do not read or write the response cache.")]
 BackendKind = Annotated[

@@ -50,7 +50,7 @@ class BackendSettings(BaseModel):
         None, description="Environment variable holding the API key (default ARRPO_API_KEY, then OPENAI_API_KEY)."
     )
     timeout: float = Field(120.0, gt=0, description="Seconds per request.")
-    max_concurrency: int = Field(16, ge=1, description="Requests in flight at once.")
+    max_concurrency: int = Field(16, ge=1, description="Requests in flight at once (on each endpoint).")
     max_retries: int = Field(4, ge=0, description="Retries on 429/5xx/timeouts/connection errors.")
     cache: bool = Field(True, description="Keep a response cache (SQLite).")
     cache_path: str | None = Field(None, description="Cache file; default under the user cache dir.")
@@ -78,6 +78,15 @@ class BackendSettings(BaseModel):
     def endpoints(self) -> list[str]:
         """The endpoint URLs set here (not from the environment), normalised; ``[]`` when unset."""
         return parse_endpoints(self.endpoint) if self.endpoint else []
+
+    def total_concurrency(self) -> int:
+        """Requests in flight at once over all endpoints: ``max_concurrency`` on each endpoint (the
+        environment's included), or ``max_concurrency`` for an in-process model. Callers that keep
+        work queued for the backend size their queue by this, so every endpoint is kept busy."""
+        resolved = self.resolved()
+        if resolved.resolved_kind() != "openai" or not resolved.endpoint:
+            return self.max_concurrency
+        return self.max_concurrency * len(resolved.endpoints())
 
     def resolved_kind(self) -> Literal["openai", "transformers", "vllm"]:
         """The backend kind to open: ``auto`` becomes ``openai`` with an endpoint, else ``transformers``."""
