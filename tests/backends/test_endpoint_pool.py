@@ -14,6 +14,7 @@ import pytest
 from arrpo.testing.scripted_server import ChatRequest, Reply, ScriptedVLMServer
 from arrpo.vlm import BackendError, Message, VLMRequest, build_backend, endpoint_stats
 from arrpo.vlm.settings import BackendSettings, parse_endpoints
+from arrpo.vlm.wrappers import counting_retries
 
 
 def echo(delay: float = 0.0):
@@ -109,6 +110,20 @@ def test_a_dead_endpoint_at_start_is_named_and_the_run_goes_on_over_the_others(s
     assert stats[dead]["cooldowns"] >= 1
     assert backend.totals.requests == 12 and backend.totals.errors == 0
     assert any(dead in record.getMessage() and "connect" in record.getMessage() for record in caplog.records)
+
+
+def test_a_moved_request_counts_as_one_more_call_not_as_a_retry(scripted_server):
+    alive = scripted_server(echo())
+    dead = dead_url()
+    backend = pool([dead, alive.base_url], max_concurrency=2)  # the first pick is the dead one
+
+    async def run():
+        with counting_retries() as tally:
+            await backend.complete(request(0))
+        return tally.retries
+
+    assert asyncio.run(run()) == 1  # what eval's calls/pair adds; the retry budget (0 here) is untouched
+    assert alive.requests == 1
 
 
 @pytest.mark.parametrize(("reply", "fault"), [
