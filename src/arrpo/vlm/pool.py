@@ -193,6 +193,8 @@ class EndpointPool:
         tried: list[_Endpoint] = []
         while True:
             endpoint, probe = await self._acquire(tried)
+            if tried:
+                add_retries(1)  # a moved request: one more model call for it, not a retry
             started = time.perf_counter()
             try:
                 response = await endpoint.backend.complete(request)
@@ -203,7 +205,6 @@ class EndpointPool:
                 tried.append(endpoint)
                 if len(tried) == len(self._endpoints):
                     raise self._exhausted(endpoint, error) from error
-                add_retries(1)  # the next endpoint's call is one more model call for this request
                 continue
             except BaseException:  # cancelled, or a bug below: no judgement on the endpoint
                 self._release(endpoint, probe)
