@@ -24,8 +24,11 @@ from arrpo.vlm.settings import BackendSettings
 console = Console(stderr=True, width=None if sys.stderr.isatty() or os.environ.get("COLUMNS") else 160)
 
 Endpoint = Annotated[
-    Optional[str],
-    typer.Option("--endpoint", envvar="ARRPO_ENDPOINT", help="OpenAI-compatible base URL, e.g. http://localhost:8000/v1."),
+    Optional[list[str]],
+    typer.Option("--endpoint", envvar="ARRPO_ENDPOINT",
+                 help="OpenAI-compatible base URL, e.g. http://localhost:8000/v1. Repeat it (or give "
+                      "ARRPO_ENDPOINT a comma-separated list) for several servers of the same model: "
+                      "least-loaded routing, failover."),
 ]
 Model = Annotated[Optional[str], typer.Option("--model", envvar="ARRPO_MODEL", help="Model name the server serves.")]
 ApiKeyEnv = Annotated[
@@ -33,7 +36,7 @@ ApiKeyEnv = Annotated[
     typer.Option("--api-key-env", help="Environment variable with the API key (default ARRPO_API_KEY, OPENAI_API_KEY)."),
 ]
 Timeout = Annotated[float, typer.Option("--timeout", min=0.1, help="Seconds per model request.")]
-Concurrency = Annotated[int, typer.Option("--concurrency", min=1, help="Model requests in flight at once.")]
+Concurrency = Annotated[int, typer.Option("--concurrency", min=1, help="Model requests in flight at once (on each endpoint).")]
 Retries = Annotated[int, typer.Option("--retries", min=0, help="Retries on 429/5xx/timeouts/connection errors.")]
 NoCache = Annotated[bool, typer.Option("--no-cache", help="Do not read or write the response cache.")]
 BackendKind = Annotated[
@@ -65,7 +68,7 @@ MaxAnswerChars = Annotated[
 
 
 def backend_settings(
-    endpoint: str | None,
+    endpoint: str | list[str] | None,
     model: str | None,
     api_key_env: str | None = None,
     timeout: float = 120.0,
@@ -79,18 +82,26 @@ def backend_settings(
     """Build :class:`BackendSettings` from the shared options."""
     if backend not in ("auto", "openai", "transformers", "vllm"):
         raise fail(f"--backend must be auto, openai, transformers or vllm (got {backend!r})")
-    return BackendSettings(
-        endpoint=endpoint,
-        model=model,
-        api_key_env=api_key_env,
-        timeout=timeout,
-        max_concurrency=concurrency,
-        max_retries=retries,
-        cache=not no_cache,
-        cache_path=cache_path,
-        kind=backend,  # type: ignore[arg-type]
-        device=device,
-    )
+    from pydantic import ValidationError
+
+    from arrpo.errors import BadInputError, describe_validation_error
+
+    try:
+        return BackendSettings(
+            endpoint=endpoint or None,
+            model=model,
+            api_key_env=api_key_env,
+            timeout=timeout,
+            max_concurrency=concurrency,
+            max_retries=retries,
+            cache=not no_cache,
+            cache_path=cache_path,
+            kind=backend,  # type: ignore[arg-type]
+            device=device,
+        )
+    except ValidationError as exc:  # a bad --endpoint list
+        message = describe_validation_error(exc)
+        raise BadInputError(f"--{message}" if message.startswith("endpoint: ") else message) from None
 
 
 _Settings = TypeVar("_Settings", bound=BaseModel)

@@ -123,7 +123,7 @@ def eval_command(
         except Exception as exc:
             raise fail(f"cannot start judges on the Ray cluster at {ray!r}: {exc}") from None
     runner = EvalRunner(setups, out, forward=config.forward, max_pixels=config.max_pixels,
-                        max_pending=max(s.max_concurrency for s in (config.backend_for(j) for j in config.judges)) * 2,
+                        max_pending=max(config.backend_for(j).total_concurrency() for j in config.judges) * 2,
                         retry_invalid=retry_invalid)
     todo = sum(len(v) for v in runner.todo(pairs).values())
     say(f"{len(pairs)} pairs × {len(setups)} judge(s): {todo} to judge, "

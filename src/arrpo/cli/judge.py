@@ -111,7 +111,7 @@ def judge_command(
     judge = PairwiseJudge(opened, settings, rubric=loaded_rubric)
 
     if plan is not None:
-        asyncio.run(_judge_batch(judge, plan, images or plan.pairs_path.parent, max_pixels, vlm.max_concurrency))
+        asyncio.run(_judge_batch(judge, plan, images or plan.pairs_path.parent, max_pixels, vlm.total_concurrency()))
         finish_batch(plan, max_invalid_share)
         return
     asyncio.run(_judge_one(judge, comparison, image_a, image_b, as_json))  # type: ignore[arg-type]

@@ -64,7 +64,7 @@ def serve_command(
     max_images: Annotated[int, typer.Option("--max-images", min=2, help="Most images in one group.")] = DEFAULT_LIMITS.max_images,
     max_image_pixels: Annotated[int, typer.Option("--max-image-pixels", min=1, help="Largest image (width x height) accepted.")] = DEFAULT_LIMITS.max_image_pixels,
     max_pixels: Annotated[Optional[int], typer.Option("--max-pixels", min=1, help="Downscale images above this many pixels before judging.")] = None,
-    max_pending: Annotated[Optional[int], typer.Option("--max-pending", min=1, help="Judge calls admitted at once (default 4 x --concurrency); beyond: 503.")] = None,
+    max_pending: Annotated[Optional[int], typer.Option("--max-pending", min=1, help="Judge calls admitted at once (default 4 x --concurrency x endpoints); beyond: 503.")] = None,
     graceful_timeout: Annotated[float, typer.Option("--graceful-timeout", min=0.0, help="Seconds to let in-flight requests finish on shutdown.")] = 60.0,
     log_level: Annotated[str, typer.Option("--log-level", help="debug | info | warning | error.")] = "info",
     max_answer_chars: MaxAnswerChars = DEFAULT_MAX_ANSWER_CHARS,
@@ -100,7 +100,7 @@ def serve_command(
     config = ServiceConfig(
         token=token, max_body_bytes=int(max_body_mb * 1024 * 1024), max_images=max_images,
         max_image_pixels=max_image_pixels, max_pixels=max_pixels,
-        max_pending=max_pending if max_pending is not None else 4 * vlm.max_concurrency,
+        max_pending=max_pending if max_pending is not None else 4 * vlm.total_concurrency(),
         judge=settings_from_options(JudgeSettings, order=order, max_answer_chars=max_answer_chars),
         task_rubrics=task_rubrics,
     )

@@ -32,6 +32,7 @@ from arrpo.server.metrics import CONTENT_TYPE, MetricsMiddleware, ServiceMetrics
 from arrpo.server.protocol import (
     CompareRequest,
     CompareResponse,
+    EndpointHealth,
     ErrorResponse,
     GroupRewardsRequest,
     GroupRewardsResponse,
@@ -40,6 +41,7 @@ from arrpo.server.protocol import (
 )
 from arrpo.server.rubrics import PromptRubricWriter, RubricProvider
 from arrpo.vlm.base import BackendUnavailable, VLMBackend
+from arrpo.vlm.pool import endpoint_stats
 from arrpo.vlm.wrappers import Limited, Metered
 from arrpo.vocab import OrderPolicy, choices
 
@@ -100,6 +102,7 @@ class RewardService:
             "arrpo_in_flight_calls": lambda: self.gate.in_use,
             "arrpo_capacity_calls": lambda: self.gate.capacity,
         })
+        self.metrics.endpoint_stats = lambda: endpoint_stats(self.backend)
 
     # --------------------------------------------------------------- helpers
     @contextlib.asynccontextmanager
@@ -239,6 +242,7 @@ class RewardService:
             status="ok", version=__version__, model=self.backend.model_id, in_flight=self.gate.in_use,
             capacity=self.gate.capacity, task_rubrics=sorted(self.config.task_rubrics),
             prompt_rubrics=self.rubrics.writer is not None, limits=self.config.limits(),
+            endpoints=[EndpointHealth(**one.as_dict()) for one in endpoint_stats(self.backend)] or None,
         )
 
 
