@@ -52,6 +52,7 @@ from typing import Generic, TypeVar
 from arrpo.errors import BadInputError
 from arrpo.rewards import (
     ON_BAD_VERDICT,
+    PAIRINGS,
     GroupRewards,
     OnBadVerdict,
     Pairing,
@@ -90,7 +91,7 @@ def comparisons_per_group(group_size: int, pairing: Pairing = "all_pairs", *, ro
         return group_size // 2
     if pairing == "tournament":
         return (default_rounds(group_size) if rounds is None else _check_rounds(rounds)) * (group_size // 2)
-    raise ValueError(f"unknown pairing {pairing!r}; choose one of all_pairs, random_pairs, tournament")
+    raise ValueError(f"unknown pairing {pairing!r}; choose one of {', '.join(PAIRINGS)}")
 
 
 def vlm_calls_per_group(
