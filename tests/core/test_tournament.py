@@ -395,3 +395,15 @@ def test_a_real_judge_drives_the_tournament_in_both_orders(scripted_server, make
     assert all(v.winner in ("A", "B") and v.orders_agree for v in played.results)
     out = played.rewards()
     assert out.rewards[reds.index(max(reds))] == 1.0 and out.rewards[reds.index(min(reds))] == pytest.approx(-0.1)
+
+
+def test_the_tournament_imports_without_torch_or_numpy():
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, arrpo.tournament, arrpo.standings, arrpo.rewards\n"
+        "heavy = [m for m in ('torch', 'numpy', 'fastapi') if m in sys.modules]\n"
+        "assert not heavy, heavy"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)
