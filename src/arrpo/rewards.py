@@ -173,22 +173,11 @@ def group_rewards(
             (:class:`arrpo.errors.BadInputError`, a ``ValueError``).
     """
     check_reward_parameters(win=win, lose=lose, scale=scale, clip=clip, eps=eps)
-    _check_choices(preset, on_bad_verdict, pairing)
-    if len(pairs) != len(winners):
-        raise ValueError(f"{len(pairs)} pairs but {len(winners)} winners: one winner per pair is needed")
-    for i, j in pairs:
-        if not (0 <= i < group_size and 0 <= j < group_size) or i == j:
-            raise ValueError(f"pair ({i}, {j}) is not a pair of distinct indices below {group_size}")
-
+    _check_inputs(group_size, pairs, winners, preset, on_bad_verdict, pairing)
     n_tie = sum(w == "tie" for w in winners)
     n_invalid = sum(w not in (*_DECISIVE, "tie") for w in winners)
     games = decisive_games(pairs, winners)
-    wins, played = [0] * group_size, [0] * group_size
-    for winner, loser in games:
-        wins[winner] += 1
-        played[winner] += 1
-        played[loser] += 1
-    rates = [wins[k] / played[k] if played[k] else 0.0 for k in range(group_size)]
+    rates, played = _win_rates(group_size, games)
     n_valid = len(games)
     counts = {"n_pairs": len(pairs), "n_valid": n_valid, "n_tie": n_tie, "n_invalid": n_invalid}
 
@@ -225,13 +214,31 @@ def group_rewards(
     )
 
 
-def _check_choices(preset: str, on_bad_verdict: str, pairing: str) -> None:
+def _check_inputs(
+    group_size: int, pairs: Sequence[tuple[int, int]], winners: Sequence[str], preset: str,
+    on_bad_verdict: str, pairing: str,
+) -> None:
+    if len(pairs) != len(winners):
+        raise ValueError(f"{len(pairs)} pairs but {len(winners)} winners: one winner per pair is needed")
+    for i, j in pairs:
+        if not (0 <= i < group_size and 0 <= j < group_size) or i == j:
+            raise ValueError(f"pair ({i}, {j}) is not a pair of distinct indices below {group_size}")
     if preset not in PRESETS:
         raise ValueError(f"unknown reward preset {preset!r}; choose one of {', '.join(PRESETS)}")
     if on_bad_verdict not in ON_BAD_VERDICT:
         raise ValueError(f"on_bad_verdict must be 'mask_group' or 'drop_pair', not {on_bad_verdict!r}")
     if pairing not in PAIRINGS:
         raise ValueError(f"unknown pairing {pairing!r}; choose one of {', '.join(PAIRINGS)}")
+
+
+def _win_rates(group_size: int, games: Sequence[tuple[int, int]]) -> tuple[list[float], list[int]]:
+    """Each sample's share of won games (0.0 without any) and its number of games."""
+    wins, played = [0] * group_size, [0] * group_size
+    for winner, loser in games:
+        wins[winner] += 1
+        played[winner] += 1
+        played[loser] += 1
+    return [wins[k] / played[k] if played[k] else 0.0 for k in range(group_size)], played
 
 
 def decisive_games(pairs: Sequence[tuple[int, int]], winners: Sequence[object]) -> list[tuple[int, int]]:
