@@ -24,7 +24,7 @@ RewardPreset = Literal["official", "symmetric", "zscore"]
 #: What a tie or invalid verdict does to its group's rewards.
 OnBadVerdict = Literal["mask_group", "drop_pair"]
 #: Which pairs of a group are judged.
-Pairing = Literal["all_pairs", "random_pairs"]
+Pairing = Literal["all_pairs", "random_pairs", "tournament"]
 #: Which VLM backend runs the judge (``auto``: from the endpoint/model given).
 BackendKind = Literal["auto", "openai", "transformers", "vllm"]
 #: Why a backend call failed, as far as the endpoint that served it is concerned: ``connect``

@@ -88,6 +88,10 @@ ALLOWED_NEW_KEYS: dict[str, str] = {
     "temperature": "the RPO judge section is JudgeSettings (issue 19)",
     "max_tokens": "the RPO judge section is JudgeSettings (issue 19)",
     "seed": "the RPO judge section is JudgeSettings: its random-order seed (issue 19)",
+    # issue 21: group_rewards takes the group's pairing (tournament added) and reports each sample's
+    # standing (the all-pairs win rate for all_pairs / random_pairs, as before)
+    "pairing": "group_rewards(pairing=) for the tournament pairing (issue 21)",
+    "standings": "GroupRewards.standings: the value the preset maps (issue 21)",
 }
 
 #: Scenario name → (config file name, template) written before the run as {config}.
