@@ -175,3 +175,35 @@ def test_option_typos_fail_at_construction(service):
         GroupScorer(service.url, on_failure="ignore")
     with pytest.raises(ValueError, match="order"):
         GroupScorer(service.url, mode="pointwise", order="sideways")
+
+
+def test_the_service_limits_are_read_again_after_a_failure(service):
+    """The service restarts with a lower --max-images: the next request is refused (413), the
+    limit is read again, and the call after that refuses the group before sending it."""
+    scorer = GroupScorer(service.url)
+    assert scorer.score_batch(grays(*range(10, 70, 10)), ["p"] * 6).failed_groups == 0  # 16 read from /health
+    service.state.config.max_images = 4  # as if restarted with --max-images 4
+    with pytest.raises(RewardServiceError) as caught:
+        scorer.score_batch(grays(*range(10, 70, 10)), ["p"] * 6)
+    assert caught.value.status == 413
+    sent = len(service.vlm.seen)
+    with pytest.raises(RewardGroupError, match="limit of 4"):
+        scorer.score_batch(grays(*range(10, 70, 10)), ["p"] * 6)
+    assert len(service.vlm.seen) == sent and scorer.group_image_limit() == 4
+
+
+def test_health_is_waited_for_through_the_retry_budget():
+    """A service that refuses connections twice, then answers: /health is retried, not guessed."""
+    answers = iter([None, None])
+
+    def flaky(request: httpx.Request) -> httpx.Response:
+        if next(answers, "up") is None:
+            raise httpx.ConnectError("connection refused", request=request)
+        return httpx.Response(200, json={"status": "ok", "version": "0", "model": "m", "in_flight": 0, "capacity": 8,
+                                         "task_rubrics": [], "prompt_rubrics": False,
+                                         "limits": {"max_images": 24, "max_body_bytes": 1, "max_image_pixels": 1,
+                                                    "max_prompt_chars": 1}})
+
+    with RewardClient("http://reward.test", backoff=0.001) as client:
+        client._http = httpx.Client(base_url="http://reward.test", transport=httpx.MockTransport(flaky))
+        assert client.limits().max_images == 24

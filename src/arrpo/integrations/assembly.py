@@ -174,6 +174,14 @@ class GroupAssembler:
         try:
             with self.exchange.turn(ticket) if self.ordered else contextlib.nullcontext():
                 self._exchange(ticket, [str(p) for p in prompts], encoded, source_bytes)
+        except BaseException:
+            with self._state:  # this call raised: nobody will read its samples' values
+                for place in [p for p in self._where if p[0] == ticket]:
+                    serial = self._where.pop(place)
+                    self._refs[serial] -= 1
+                    if self._refs[serial] <= 0:
+                        del self._refs[serial], self._done[serial]
+            raise
         finally:
             with self._state:
                 self._in_flight -= 1
@@ -240,7 +248,8 @@ class GroupAssembler:
         arrivals = [(rank, index, *sample) for rank, part in enumerate(gathered)
                     for index, sample in enumerate(part["samples"])]
         k = self.samples_per_prompt
-        plan = self._plan(capacity, k or max(2, self._largest_call_group(arrivals)))
+        largest = k or max(2, self._largest_call_group(arrivals))
+        plan = self._plan(capacity, largest)
         owners = plan.judges if self.exchange.world_size > 1 else 1  # independent ranks judge their own
         completed: dict[int, tuple[_Open, GroupRequest | None, str | None]] = {}
         chunked = self._chunks(arrivals) if self.group_size else None
@@ -273,9 +282,9 @@ class GroupAssembler:
             completed[serial] = (group, request, why)
         if plan.contended and not self._warned_contention:
             self._warned_contention = True
-            log.warning("arrpo reward: %d ranks judge groups of %d judge calls, but the service admits %d at once: "
-                        "some requests will be answered 503 and retried; start it with --max-pending %d or more",
-                        self.exchange.world_size, self.judge.units(k or 2), capacity, plan.needed)
+            log.warning("arrpo reward: %d ranks judge groups of %d judge calls each, but the service admits %d at "
+                        "once: some requests will be answered 503 and retried; start it with --max-pending %d or more",
+                        plan.judges, self.judge.units(largest), capacity, plan.needed)
         return completed
 
     def _largest_call_group(self, arrivals: list) -> int:
