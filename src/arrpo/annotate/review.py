@@ -24,7 +24,7 @@ from arrpo.annotate.locks import exclusive_lock
 from arrpo.datasets.pairs import ImageRef
 from arrpo.errors import ArrpoError
 from arrpo.eval.rundir import EvalRecord, OrderOutcome, RunDir
-from arrpo.jsonl import JsonlWriter, iter_records
+from arrpo.jsonl import JsonlWriter, latest_by_id
 from arrpo.text import clip, valid_utf8
 
 SLOTS = ("a", "b", "source")
@@ -177,9 +177,7 @@ class ExemplarBook:
         if self._lock is None:
             raise ReviewInputError(f"another arrpo review is already writing to {self.path}; stop it first or "
                                    "give this one another --out")
-        self.marked: dict[str, dict[str, Any]] = {
-            str(r["id"]): r for r in iter_records(self.path) if r.get("id") is not None
-        }
+        self.marked: dict[str, dict[str, Any]] = latest_by_id(self.path)
         self.writer = JsonlWriter(self.path)
 
     def mark(self, number: int, preferred: str, rationale: object) -> dict[str, Any]:

@@ -352,8 +352,10 @@ def validate_command(
     arrpo rubric validate rubric.json --pairs heldout.jsonl --against zero-shot,direct --endpoint URL --model NAME
     """
     from arrpo.datasets.seeds import SeedFileError, read_seeds
+    from arrpo.eval.config import ConfigError
     from arrpo.eval.validate import JudgeSampling, RubricValidationError, validate_rubric
     from arrpo.rubric import Rubric
+    from arrpo.rubrics.write import RubricWriteError
     from arrpo.vlm import BackendError
 
     try:
@@ -385,13 +387,8 @@ def validate_command(
         raise fail(str(exc)) from None
     except BackendError as exc:
         raise fail(f"a model call failed: {exc}; run again to resume ({run_dir})", 1) from None
-    except Exception as exc:  # the eval pipeline's own errors (bad rubric file, config)
-        from arrpo.eval.config import ConfigError
-        from arrpo.rubrics.write import RubricWriteError
-
-        if isinstance(exc, (ConfigError, RubricWriteError)):
-            raise fail(str(exc), 1) from None
-        raise
+    except (ConfigError, RubricWriteError) as exc:  # the eval pipeline's own errors (bad rubric file, config)
+        raise fail(str(exc), 1) from None
     _print_validation(result.judges, f"{rubric_file.name} on {result.pairs} pairs from {pairs.name}")
     if record:
         provenance = rubric.provenance.model_copy(update={"validation": result.provenance(pairs_file=str(pairs))})
