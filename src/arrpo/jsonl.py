@@ -3,9 +3,10 @@
 Each record is written as one line and flushed (and fsynced) at once, so a killed run loses at
 most the line being written. On reopening, a last line left without its newline is kept (the
 newline is added) when it is a complete JSON value, and cut off only when it is torn, so resuming
-never drops a finished record; torn lines are ignored on read. Resuming = reading the ids already
-present and skipping them. Lines are always valid UTF-8: text that cannot be encoded (a lone
-surrogate) is written as a JSON ``\\u`` escape instead, so the value reads back unchanged.
+never drops a finished record; torn lines are ignored on read. Resuming = reading the newest
+record per id (:func:`latest_by_id`) and skipping what is done. Lines are always valid UTF-8: text
+that cannot be encoded (a lone surrogate) is written as a JSON ``\\u`` escape instead, so the value
+reads back unchanged.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from __future__ import annotations
 import json
 import os
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -37,9 +38,17 @@ def iter_records(path: str | Path) -> Iterator[dict[str, Any]]:
                 yield record
 
 
-def read_done_ids(path: str | Path, key: str = "id") -> set[str]:
-    """The ``key`` values of the records already in ``path``."""
-    return {str(r[key]) for r in iter_records(path) if r.get(key) is not None}
+def latest_by_id(
+    path: str | Path, *, key: str = "id", keep: Callable[[dict[str, Any]], bool] | None = None
+) -> dict[str, dict[str, Any]]:
+    """The newest record per id of an append-only file: a later line of an id replaces an earlier
+    one (a retried pair, a resumed run). Records without the ``key``, and those ``keep`` rejects
+    (e.g. another ``kind`` of line), are left out; torn lines are skipped as in :func:`iter_records`."""
+    latest: dict[str, dict[str, Any]] = {}
+    for record in iter_records(path):
+        if record.get(key) is not None and (keep is None or keep(record)):
+            latest[str(record[key])] = record
+    return latest
 
 
 class JsonlWriter:

@@ -22,7 +22,7 @@ import asyncio
 import hashlib
 import time
 from collections.abc import Awaitable, Callable, Iterable, Sequence
-from typing import Any
+from typing import Any, Protocol
 
 from arrpo._sync import run_sync
 from arrpo.judge_settings import JudgeSettings
@@ -80,6 +80,46 @@ def combine_orders(
     if on_disagree == "first":
         return first.winner, False, None
     return "invalid", False, f"orders disagree ({first.order}: {first.winner}, {second.order}: {second.winner})"
+
+
+class AsksOrders(Protocol):
+    """Anything that asks a comparison in one order (:meth:`PairwiseJudge.ask`)."""
+
+    async def ask(self, comparison: Comparison, order: Order) -> OrderAnswer: ...
+
+
+async def judge_in_orders(
+    judge: AsksOrders,
+    comparison: Comparison,
+    orders: Sequence[Order],
+    on_disagree: DisagreePolicy = "tie",
+    *,
+    started: float | None = None,
+) -> Verdict:
+    """Ask ``comparison`` in each of ``orders`` (one or two, at once) and combine the answers: the
+    one way the project asks both orders (the judge's policies, rubric learning's verifier, eval's
+    forward and reverse). One order gives its answer; two give :func:`combine_orders`.
+    ``verdict.answers`` keeps each order's answer, in the order of ``orders``; ``started`` (a
+    :func:`time.perf_counter` value) is when the judging began, for ``latency_s``."""
+    started = time.perf_counter() if started is None else started
+    answers = list(await asyncio.gather(*(judge.ask(comparison, order) for order in orders)))
+    if len(answers) == 1:
+        winner, agree, invalid = answers[0].winner, None, answers[0].invalid_reason
+    else:
+        winner, agree, invalid = combine_orders(answers[0], answers[1], on_disagree)
+    total = Usage()
+    for answer in answers:
+        total = total + answer.usage
+    return Verdict(
+        id=comparison.id,
+        winner=winner,
+        reason=next((a.reason for a in answers if a.reason), None),
+        answers=answers,
+        orders_agree=agree,
+        invalid_reason=invalid if winner == "invalid" else None,
+        latency_s=time.perf_counter() - started,
+        usage=total,
+    )
 
 
 class PairwiseJudge:
@@ -244,26 +284,8 @@ class PairwiseJudge:
             return Verdict.failed(exc, id=comparison.id, latency_s=time.perf_counter() - started)
 
     async def _judge(self, comparison: Comparison, started: float) -> Verdict:
-        orders = self.orders_for(comparison)
-        answers = list(await asyncio.gather(*(self.ask(comparison, o) for o in orders)))
-        if len(answers) == 1:
-            only = answers[0]
-            winner, agree, invalid = only.winner, None, only.invalid_reason
-        else:
-            winner, agree, invalid = combine_orders(answers[0], answers[1], self.settings.on_disagree)
-        reason = next((a.reason for a in answers if a.reason), None)
-        total = Usage()
-        for answer in answers:
-            total = total + answer.usage
-        return Verdict(
-            id=comparison.id,
-            winner=winner,
-            reason=reason,
-            answers=answers,
-            orders_agree=agree,
-            invalid_reason=invalid if winner == "invalid" else None,
-            latency_s=time.perf_counter() - started,
-            usage=total,
+        return await judge_in_orders(
+            self, comparison, self.orders_for(comparison), self.settings.on_disagree, started=started
         )
 
     async def judge_many(

@@ -142,8 +142,18 @@ def test_batch_judges_everything_and_records_bad_input(pair_dir, scripted_server
     assert verdicts["bad"]["winner"] == "invalid" and "bad input" in verdicts["bad"]["invalid_reason"]
     assert server.requests == 7
     again = arrpo("judge", "--pairs", str(pairs), "--out", str(out), "--endpoint", server.base_url,
-                  "--model", "m", "--no-cache")
+                  "--model", "m", "--no-cache", "--order", "given")
     assert again.returncode == 0 and server.requests == 7 and "already judged" in again.stderr
+    # another order policy decides other verdicts: the old file is set aside (kept), all are judged again
+    old = out.read_bytes()
+    changed = arrpo("judge", "--pairs", str(pairs), "--out", str(out), "--endpoint", server.base_url,
+                    "--model", "m", "--no-cache", "--order", "random")
+    assert changed.returncode == 0, changed.stderr
+    message = " ".join(changed.stderr.split())
+    assert "changed since the last run (order: 'given' -> 'random')" in message and "set aside" in message
+    assert server.requests == 14 and len(latest(out)) == 8
+    assert [p.read_bytes() for p in pair_dir.glob("verdicts.stale-*.jsonl")] == [old]
+    assert json.loads((pair_dir / "verdicts.jsonl.settings.json").read_text())["order"] == "random"
 
 
 def test_batch_resumes_after_kill(pair_dir, scripted_server):

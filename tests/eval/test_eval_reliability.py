@@ -142,13 +142,13 @@ class ExplodingJudge:
     def __init__(self, bad_prompt: str):
         self.bad_prompt = bad_prompt
 
-    async def judge(self, comparison):
-        from arrpo.schema import Verdict
+    async def ask(self, comparison, order):
+        from arrpo.schema import OrderAnswer
 
         await asyncio.sleep(0)
         if comparison.prompt == self.bad_prompt:
             raise KeyError("surprise")
-        return Verdict(id=comparison.id, winner="A")
+        return OrderAnswer(order=order, winner="A")
 
 
 def test_a_pair_that_raises_is_recorded_invalid_and_the_run_goes_on(tmp_path):

@@ -59,11 +59,17 @@ def test_empty_is_nan_not_an_error():
 
 
 def test_record_conversion():
-    record = {"label": "A", "subset": "s", "wall_s": 1.5,
-              "forward": {"winner": "A", "attempts": 2, "prompt_tokens": 7, "completion_tokens": 1},
-              "reverse": {"winner": "invalid", "attempts": 0, "prompt_tokens": 0, "completion_tokens": 0}}
+    from arrpo.eval.rundir import EvalRecord
+
+    record = EvalRecord.model_validate({
+        "id": "p", "judge": "j", "label": "A", "subset": "s", "wall_s": 1.5,
+        "forward": {"shown_first": "A", "winner": "A", "correct": True, "attempts": 2, "calls": 3,
+                    "prompt_tokens": 7, "completion_tokens": 1},
+        "reverse": {"shown_first": "B", "winner": "invalid", "correct": False},
+    })
     o = outcome_from_record(record)
-    assert (o.forward_correct, o.reverse_correct, o.consistent, o.calls, o.wall_s) == (True, False, False, 2, 1.5)
+    assert (o.forward_correct, o.reverse_correct, o.consistent, o.calls, o.wall_s) == (True, False, False, 3, 1.5)
+    assert (o.prompt_tokens, o.completion_tokens, o.subset) == (7, 1, "s")
 
 
 def test_bootstrap_is_seeded_and_covers_the_known_value():

@@ -298,21 +298,32 @@ def test_resume_judges_again_a_pair_whose_label_changed(tmp_path, scripted_serve
     assert latest["p0"]["forward"]["winner"] == "B"
 
 
-def test_resume_refuses_a_judge_changed_under_the_same_name(tmp_path, scripted_server):
+def test_resume_sets_aside_a_judge_changed_under_the_same_name(tmp_path, scripted_server):
     server = scripted_server(red_is_better)
     Rubric(themes=[Theme(theme="Redness wins")]).save(tmp_path / "t2i.json")
-    config = write_config(tmp_path, server.base_url, "  - {name: arr, kind: task_rubric, rubric: {t2i: t2i.json}}\n")
+    config = write_config(tmp_path, server.base_url, "  - {name: arr, kind: task_rubric, rubric: {t2i: t2i.json}}\n"
+                                                     "  - {name: d, kind: direct}\n")
+    out = tmp_path / "run"
     args = ("eval", "--dataset", f"jsonl:{make_dataset(tmp_path, n=2)}", "--judge", str(config),
-            "--out", str(tmp_path / "run"), "--no-progress", "--bootstrap", "0")
+            "--out", str(out), "--no-progress", "--bootstrap", "0")
     assert cli(*args).returncode == 0
-    assert cli(*args).returncode == 0  # unchanged: resumes (nothing left to do)
+    before = server.requests
+    assert cli(*args).returncode == 0 and server.requests == before  # unchanged: resumes (nothing left to do)
+    old = (out / "verdicts" / "arr.jsonl").read_bytes()
     Rubric(themes=[Theme(theme="Blueness wins")]).save(tmp_path / "t2i.json")
     changed = cli(*args)
-    assert changed.returncode == 2 and "judge 'arr' changed" in changed.stderr and "rubric text" in changed.stderr
-    assert len(records(tmp_path / "run", "arr")) == 2  # nothing was mixed in
+    assert changed.returncode == 0, changed.stderr
+    message = " ".join(changed.stderr.split())
+    assert "judge 'arr' changed since the last run (its rubric text)" in message and "set aside" in message
+    stale = list((out / "verdicts").glob("arr.stale-*.jsonl"))
+    assert len(stale) == 1 and stale[0].read_bytes() == old  # the old answers are kept, never mixed in
+    assert server.requests - before == 2 * 2  # only the changed judge was asked again, both orders
+    assert len(records(out, "arr")) == 2 and len(records(out, "d")) == 2
+    assert "Blueness" in json.loads((out / "run.json").read_text())["rubrics"]["arr"]["t2i"]
+    assert "'d'" not in message  # the unchanged judge was resumed
 
 
-def test_resume_refuses_a_judge_whose_prompt_templates_changed(tmp_path, scripted_server):
+def test_resume_sets_aside_a_judge_whose_prompt_templates_changed(tmp_path, scripted_server):
     from arrpo.prompts import template_sha256
 
     server = scripted_server(red_is_better)
@@ -326,13 +337,15 @@ def test_resume_refuses_a_judge_whose_prompt_templates_changed(tmp_path, scripte
     # the run was started by an arrpo whose judge templates said something else
     info["judges"][0]["prompts_sha256"] = "0" * 64
     (out / "run.json").write_text(json.dumps(info))
+    before = server.requests
     changed = cli(*args)
-    assert changed.returncode == 2 and "judge 'd' changed" in changed.stderr
-    assert "prompt templates" in changed.stderr
-    assert len(records(out, "d")) == 2  # nothing was mixed in
-    # a run recorded before the hash (and max_answer_chars) was kept resumes: nothing to compare
-    # the hash with, and a spec field added since counts at its default
-    del info["judges"][0]["prompts_sha256"], info["judges"][0]["max_answer_chars"]
+    assert changed.returncode == 0, changed.stderr
+    assert "judge 'd' changed" in changed.stderr and "the judge prompt templates" in changed.stderr
+    assert server.requests - before == 2 * 2 and len(records(out, "d")) == 2
+    assert len(list((out / "verdicts").glob("d.stale-*.jsonl"))) == 1
+    # a spec field added since the run was recorded counts at its default: nothing changed
+    info = json.loads((out / "run.json").read_text())
+    del info["judges"][0]["max_answer_chars"]
     (out / "run.json").write_text(json.dumps(info))
     before = server.requests
     assert cli(*args).returncode == 0 and server.requests == before

@@ -269,7 +269,7 @@ def compare(expected: Any, actual: Any, where: str, diff: Diff, *, allowed_new: 
     """Record every difference between ``expected`` and ``actual`` in ``diff``.
 
     Dict keys must match exactly, except that a key of ``allowed_new`` may be present in
-    ``actual`` only. Floats at paths where ``tolerant(path)`` is true are compared with
+    ``actual`` only (so may a string of it in a list of strings, e.g. a new file in a file list). Floats at paths where ``tolerant(path)`` is true are compared with
     :data:`REL_TOL`/:data:`ABS_TOL`; everything else exactly.
     """
     if isinstance(expected, dict) and isinstance(actual, dict):
@@ -285,6 +285,8 @@ def compare(expected: Any, actual: Any, where: str, diff: Diff, *, allowed_new: 
         return
     if isinstance(expected, list) and isinstance(actual, list):
         if expected and actual and all(isinstance(v, str) for v in (*expected, *actual)):
+            # a name of allowed_new (a deliberately added file) may stand in actual only
+            actual = [v for v in actual if v in expected or v not in allowed_new]
             if expected != actual:  # file names, hashes, ids, criteria: say what came and went
                 gone = [v for v in expected if v not in actual]
                 new = [v for v in actual if v not in expected]

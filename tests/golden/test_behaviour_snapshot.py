@@ -92,6 +92,9 @@ ALLOWED_NEW_KEYS: dict[str, str] = {
     # standing (the all-pairs win rate for all_pairs / random_pairs, as before)
     "pairing": "group_rewards(pairing=) for the tournament pairing (issue 21)",
     "standings": "GroupRewards.standings: the value the preset maps (issue 21)",
+    # issue 19: one rule for 'settings changed since the last run': judge --pairs records its
+    # settings beside the verdict file (before, a rerun with another --order mixed verdicts)
+    "verdicts.jsonl.settings.json": "judge --pairs records its settings beside the verdicts (issue 19)",
 }
 
 #: Scenario name → (config file name, template) written before the run as {config}.

@@ -69,8 +69,11 @@ def test_learn_prints_summary_and_writes_rubric(seed_dir, seeing, tmp_path):
     assert (tmp_path / "learned.json.state.jsonl").exists()
     again = runner.invoke(app, args, env={"COLUMNS": "200"})
     assert again.exit_code == 0 and "resuming: 4 of 4" in again.output
-    changed = runner.invoke(app, [*args, "--k", "4"], env={"COLUMNS": "200"})
-    assert changed.exit_code == 2 and "--restart" in changed.output
+    changed = runner.invoke(app, [*args, "--k", "4"], env={"COLUMNS": "200"})  # another K: the state is set aside
+    assert changed.exit_code == 0, changed.output
+    message = " ".join(changed.output.split())
+    assert "the learning settings changed since the last run (k: 3 -> 4)" in message and "set aside" in message
+    assert "resuming" not in message and len(list(tmp_path.glob("learned.json.state.stale-*.jsonl"))) == 1
     restarted = runner.invoke(app, [*args, "--k", "4", "--restart"], env={"COLUMNS": "200"})
     assert restarted.exit_code == 0, restarted.output
 

@@ -165,7 +165,8 @@ def test_a_changed_rubric_sets_its_old_verdicts_aside(seed_dir, seeing, tmp_path
                                      "--out", str(run_dir), "--bootstrap", "0", *_backend(server, tmp_path)],
                                env={"COLUMNS": "200"})
         assert result.exit_code == 0, result.output
-    assert "'learned' changed since the last validation" in result.output.replace("\n", " ")
+    message = " ".join(result.output.split())
+    assert "judge 'learned' changed since the last run (its rubric text)" in message and "set aside" in message
     stale = list((run_dir / "verdicts").glob("learned.stale-*.jsonl"))
     assert len(stale) == 1 and len(stale[0].read_text().splitlines()) == 4
     assert not list((run_dir / "verdicts").glob("direct.stale-*"))  # the unchanged judge is resumed

@@ -53,9 +53,8 @@ def test_a_state_written_under_other_prompt_wording_is_not_resumed(tmp_path):
     from types import SimpleNamespace
 
     from arrpo.datasets.seeds import SeedSet
-    from arrpo.rubrics import LearnStateError
     from arrpo.rubrics.learn import LEARN_TEMPLATES
-    from arrpo.rubrics.state import open_state, read_state
+    from arrpo.rubrics.state import open_state, prepare_state, read_state
 
     learner = RubricLearner(SimpleNamespace(model_id="m"), LearnConfig(task="t2i"))  # type: ignore[arg-type]
     fingerprint = learner.fingerprint(SeedSet(pairs=[], sha256="s", format="jsonl"))
@@ -63,5 +62,6 @@ def test_a_state_written_under_other_prompt_wording_is_not_resumed(tmp_path):
     assert fingerprint["verify_order"] == "both"
     state = tmp_path / "state.jsonl"
     open_state(state, {**fingerprint, "prompts_sha256": "older wording"}).close()
-    with pytest.raises(LearnStateError, match="prompts_sha256"):
-        read_state(state, fingerprint)
+    moved = prepare_state(state, fingerprint)  # set aside, never resumed under the new wording
+    assert moved is not None and moved.changes == ("prompts_sha256",) and not state.exists()
+    assert read_state(state) == {}

@@ -103,11 +103,29 @@ async def test_torn_last_line_and_changed_settings(seed_dir, seeing, backend_for
     again = await RubricLearner(backend_for(server), config).learn(seeds, state)
     assert again.resumed == 2
     assert _comparable(again) == _comparable(first)
-    with pytest.raises(LearnStateError, match="t_max"):
-        await RubricLearner(backend_for(server), config.model_copy(update={"t_max": 3})).learn(seeds, state)
     # structuring settings may change: the pairs are reused, only the structuring call is new
     fewer = await RubricLearner(backend_for(server), config.model_copy(update={"max_themes": 1})).learn(seeds, state)
-    assert fewer.resumed == 3 and len(fewer.rubric.themes) == 1
+    assert fewer.resumed == 3 and len(fewer.rubric.themes) == 1 and fewer.set_aside is None
+    # a setting that decides the outcomes: the old state is set aside (kept), learning starts over
+    before = state.read_bytes()
+    notes: list[str] = []
+    changed = await RubricLearner(backend_for(server), config.model_copy(update={"t_max": 3})).learn(
+        seeds, state, on_note=notes.append)
+    assert changed.resumed == 0 and changed.set_aside is not None and changed.rubric is not None
+    assert changed.set_aside.changes == ("t_max: 1 -> 3",)
+    assert changed.set_aside.moved_to.read_bytes() == before and changed.set_aside.moved_to.name.startswith("state.stale-")
+    assert len(notes) == 1 and "t_max: 1 -> 3" in notes[0] and "set aside" in notes[0]
+    header = next(iter_records(state))
+    assert header["kind"] == "header" and header["fingerprint"]["t_max"] == 3
+
+
+async def test_a_file_that_is_not_a_learning_state_is_refused(seed_dir, seeing, backend_for, tmp_path):
+    _, server = seeing()
+    seeds = read_seeds(seed_dir(["first"]), task="t2i")
+    state = tmp_path / "state.jsonl"
+    state.write_text(json.dumps({"kind": "pair", "id": "first-0", "status": "dropped"}) + "\n")
+    with pytest.raises(LearnStateError, match="not an arrpo learning state"):
+        await RubricLearner(backend_for(server), LearnConfig(task="t2i", k=2)).learn(seeds, state)
 
 
 async def test_backend_failures_leave_pairs_unfinished_until_a_rerun(seed_dir, seeing, backend_for, tmp_path):

@@ -14,7 +14,6 @@ Marked exemplars are appended (one fsynced line each) to a guide file in the for
 
 from __future__ import annotations
 
-import json
 import re
 import time
 from dataclasses import dataclass, field
@@ -24,8 +23,8 @@ from typing import Any
 from arrpo.annotate.locks import exclusive_lock
 from arrpo.datasets.pairs import ImageRef
 from arrpo.errors import ArrpoError
-from arrpo.eval.runner import is_invalid, latest_records
-from arrpo.jsonl import JsonlWriter, iter_records
+from arrpo.eval.rundir import EvalRecord, OrderOutcome, RunDir
+from arrpo.jsonl import JsonlWriter, latest_by_id
 from arrpo.text import clip, valid_utf8
 
 SLOTS = ("a", "b", "source")
@@ -50,18 +49,17 @@ class ExemplarError(ArrpoError, ValueError, kind="bad_input"):
     """A pair cannot be marked (already marked, tie, no original images, bad rationale)."""
 
 
-def order_view(outcome: dict[str, Any] | None) -> dict[str, Any]:
-    """The fields of one order's outcome the page shows."""
-    outcome = outcome or {}
-    return {key: outcome.get(key) for key in ("shown_first", "winner", "correct", "reason", "invalid_reason")}
+def order_view(outcome: OrderOutcome) -> dict[str, Any]:
+    """The fields of one order's outcome the page shows (valid UTF-8, long texts cut)."""
+    return safe_text(outcome.model_dump(include={"shown_first", "winner", "correct", "reason", "invalid_reason"}))
 
 
-def flags(record: dict[str, Any], label: str | None) -> dict[str, bool]:
+def flags(record: EvalRecord, label: str | None) -> dict[str, bool]:
     """``invalid``, ``orders_disagree`` and ``disagrees`` of one verdict record (see the module doc)."""
-    winners = [record.get(side, {}).get("winner") for side in ("forward", "reverse")]
+    winners = [o.winner for o in record.outcomes]
     valid = [w for w in winners if w in ("A", "B", "tie")]
     return {
-        "invalid": is_invalid(record) or bool(record.get("error")),
+        "invalid": record.invalid or bool(record.error),
         "orders_disagree": len(valid) == 2 and valid[0] != valid[1],
         "disagrees": bool(valid) and all(w != label for w in valid),
     }
@@ -88,31 +86,25 @@ class RunView:
     run_dir: Path
     pairs: list[dict[str, Any]]
     judges: list[str]
-    verdicts: dict[str, dict[str, dict[str, Any]]]
+    verdicts: dict[str, dict[str, EvalRecord]]
     info: dict[str, Any] = field(default_factory=dict)
     image_roots: list[Path] = field(default_factory=list)
 
     @classmethod
     def load(cls, run_dir: str | Path, *, images: str | Path | None = None) -> RunView:
         """Read ``run_dir`` (raises :class:`ReviewInputError` when it is not an eval run)."""
-        run_dir = Path(run_dir).expanduser()
+        run = RunDir(Path(run_dir).expanduser())
+        run_dir = run.root
         if not run_dir.is_dir():
             raise ReviewInputError(f"{run_dir}: no such run directory")
-        manifest = run_dir / "pairs.jsonl"
-        verdict_dir = run_dir / "verdicts"
-        if not manifest.is_file() or not verdict_dir.is_dir():
+        if not run.manifest.is_file() or not run.verdict_dir.is_dir():
             raise ReviewInputError(f"{run_dir}: not an arrpo eval run directory (expected pairs.jsonl and verdicts/)")
-        pairs = [safe_text(p) for p in iter_records(manifest) if isinstance(p.get("id"), str)]
+        pairs = [safe_text(p) for p in run.pairs() if isinstance(p.get("id"), str)]
         if not pairs:
-            raise ReviewInputError(f"{manifest}: holds no pairs")
-        judges = sorted(p.stem for p in verdict_dir.glob("*.jsonl"))
-        verdicts = {name: {safe_text(key): safe_text(record)
-                           for key, record in latest_records(verdict_dir / f"{name}.jsonl").items()}
-                    for name in judges}
-        try:
-            info = json.loads((run_dir / "run.json").read_text(encoding="utf-8"))
-        except (OSError, ValueError):
-            info = {}
+            raise ReviewInputError(f"{run.manifest}: holds no pairs")
+        judges = run.judges_on_disk()
+        verdicts = {name: {safe_text(key): record for key, record in run.records(name).items()} for name in judges}
+        info = run.info() or {}
         roots = [Path(images).expanduser()] if images is not None else []
         if isinstance(info, dict):
             if info.get("images"):
@@ -137,9 +129,10 @@ class RunView:
         """The run's thumbnail of a pair's slot (named by content hash inside ``thumbs/``)."""
         pair_id = self.pairs[number]["id"]
         for judge in self.judges:
-            name = (self.verdicts[judge].get(pair_id) or {}).get("thumbs", {}).get(slot)
+            record = self.verdicts[judge].get(pair_id)
+            name = record.thumbs.get(slot) if record is not None else None
             if isinstance(name, str) and _THUMB.match(name):
-                path = self.run_dir / "thumbs" / name
+                path = RunDir(self.run_dir).thumbs / name
                 if path.is_file():
                     return path
         return None
@@ -161,9 +154,8 @@ class RunView:
                 record = self.verdicts[judge].get(pair["id"])
                 if record is None:
                     continue
-                per_judge[judge] = {"forward": order_view(record.get("forward")),
-                                    "reverse": order_view(record.get("reverse")),
-                                    "error": record.get("error"), "flags": flags(record, label)}
+                per_judge[judge] = {"forward": order_view(record.forward), "reverse": order_view(record.reverse),
+                                    "error": safe_text(record.error), "flags": flags(record, label)}
             rows.append({"n": number, "id": pair["id"], "task": pair.get("task", "t2i"),
                          "prompt": pair.get("prompt", ""), "label": label, "subset": pair.get("subset"),
                          "has_source": bool(pair.get("source")), "judges": per_judge})
@@ -185,9 +177,7 @@ class ExemplarBook:
         if self._lock is None:
             raise ReviewInputError(f"another arrpo review is already writing to {self.path}; stop it first or "
                                    "give this one another --out")
-        self.marked: dict[str, dict[str, Any]] = {
-            str(r["id"]): r for r in iter_records(self.path) if r.get("id") is not None
-        }
+        self.marked: dict[str, dict[str, Any]] = latest_by_id(self.path)
         self.writer = JsonlWriter(self.path)
 
     def mark(self, number: int, preferred: str, rationale: object) -> dict[str, Any]:

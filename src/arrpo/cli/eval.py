@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -71,21 +70,52 @@ def eval_command(
     report is written first); 2 a usage, configuration or dataset error.
     """
     from arrpo._sync import run_sync
-    from arrpo.datasets import DatasetError, load_dataset
     from arrpo.errors import BadInputError
-    from arrpo.eval.config import ConfigError, load_config
-    from arrpo.eval.report import write_report
-    from arrpo.eval.runner import EvalRunner, build_setups
-    from arrpo.vlm.settings import open_backend
+    from arrpo.eval.runner import evaluate
 
     if out.exists() and not out.is_dir():
         raise BadInputError(f"--out {out}: is a file; --out names the run directory (created if missing)")
     if forward is not None and forward not in ("preferred_first", "given"):
         raise fail(f"--forward must be preferred_first or given (got {forward!r})")
+    overrides = {k: v for k, v in {
+        "endpoint": endpoint, "model": model, "api_key_env": api_key_env, "timeout": timeout,
+        "max_concurrency": concurrency, "max_retries": retries, "cache_path": cache_path,
+    }.items() if v is not None}
+    if no_cache:
+        overrides["cache"] = False
+    config, pairs = _load_inputs(judge_config, dataset, images, dataset_option or [], forward, overrides,
+                                 limit=limit, sample=sample, skip_missing=skip_missing)
+    bar: list[_Bar] = []
+
+    def start(todo: int) -> None:
+        total = len(pairs) * len(config.judges)
+        say(f"{len(pairs)} pairs × {len(config.judges)} judge(s): {todo} to judge, {total - todo} already done in {out}")
+        if not no_progress and todo:
+            bar.append(_Bar(todo))
+
+    info = {"dataset": dataset, "images": str(images) if images else None, "options": dataset_option or []}
+    try:
+        result = run_sync(evaluate(config, pairs, out, ray=ray, retry_invalid=retry_invalid, info=info,
+                                   resamples=resamples, on_start=start, on_note=say,
+                                   on_record=lambda judge, record: bar[0].advance(judge, record) if bar else None))
+    finally:
+        for shown in bar:
+            shown.close()
+    say(result.report.summary, soft_wrap=True)
+    say(f"report: {result.report['report.html']}")
+    for judge, total in result.answers.items():
+        check_invalid_share(total, result.invalid_reasons[judge], max_invalid_share, f"answers of judge {judge!r}")
+
+
+def _load_inputs(judge_config: Path, dataset: str, images: Path | None, dataset_option: list[str],
+                 forward: str | None, overrides: dict[str, object], **selection: object):
+    """The judge configuration (with the command line's backend settings) and the pairs to judge."""
+    from arrpo.datasets import DatasetError, load_dataset
+    from arrpo.eval.config import ConfigError, load_config
+
     try:
         config = load_config(judge_config)
-        loaded = load_dataset(dataset, images, _options(dataset_option or []), limit=limit, sample=sample,
-                              skip_missing=skip_missing)
+        loaded = load_dataset(dataset, images, _options(dataset_option), **selection)  # type: ignore[arg-type]
     except (ConfigError, DatasetError) as exc:
         raise fail(str(exc)) from None
     if forward is not None:
@@ -96,79 +126,10 @@ def eval_command(
         first = next(iter(loaded.skipped_missing.values()))[0]
         say(f"--skip-missing: left out {len(loaded.skipped_missing)} pairs with missing or unreadable "
             f"images (first: {first})")
-    pairs = loaded.pairs
-    if not pairs:
+    if not loaded.pairs:
         raise DatasetError(f"{dataset}: no pairs")
-    overrides = {k: v for k, v in {
-        "endpoint": endpoint, "model": model, "api_key_env": api_key_env, "timeout": timeout,
-        "max_concurrency": concurrency, "max_retries": retries, "cache_path": cache_path,
-    }.items() if v is not None}
-    if no_cache:
-        overrides["cache"] = False
     config = config.model_copy(update={"backend": config.backend.model_copy(update=overrides)})
-
-    backends, opened = {}, {}
-    for spec in config.judges:
-        settings = config.backend_for(spec)
-        key = settings.model_dump_json()
-        if key not in opened:
-            opened[key] = open_backend(settings)
-        backends[spec.name] = opened[key]
-    setups = build_setups(config, out, backends)
-
-    pools = []
-    if ray is not None:
-        try:
-            pools = _judge_on_ray(setups, config, ray)
-        except Exception as exc:
-            raise fail(f"cannot start judges on the Ray cluster at {ray!r}: {exc}") from None
-    runner = EvalRunner(setups, out, forward=config.forward, max_pixels=config.max_pixels,
-                        max_pending=max(config.backend_for(j).total_concurrency() for j in config.judges) * 2,
-                        retry_invalid=retry_invalid)
-    todo = sum(len(v) for v in runner.todo(pairs).values())
-    say(f"{len(pairs)} pairs × {len(setups)} judge(s): {todo} to judge, "
-        f"{len(pairs) * len(setups) - todo} already done in {out}")
-    bar = None if no_progress or todo == 0 else _Bar(todo)
-    info = {"dataset": dataset, "images": str(images) if images else None, "options": dataset_option or []}
-    try:
-        run_sync(runner.run(pairs, info=info, on_record=bar.advance if bar else None))
-    finally:
-        if bar:
-            bar.close()
-        for pool in pools:
-            pool.shutdown()
-        for backend in opened.values():
-            with contextlib.suppress(Exception):
-                run_sync(backend.aclose())
-    written = write_report(out, resamples=resamples)
-    _print_summary(out)
-    say(f"report: {written['report.html']}")
-    for setup in setups:
-        _check_judge(out, setup.name, {p.id for p in pairs}, max_invalid_share)
-
-
-def _check_judge(run_dir: Path, judge: str, ids: set[str], max_share: float) -> None:
-    """Fail (exit 1) when more than ``max_share`` of a judge's order answers on these pairs are invalid."""
-    from arrpo.eval.runner import latest_records, verdict_path
-
-    records = [r for pid, r in latest_records(verdict_path(run_dir, judge)).items() if pid in ids]
-    sides = [r[side] for r in records for side in ("forward", "reverse") if isinstance(r.get(side), dict)]
-    reasons = [str(s.get("invalid_reason") or "no reason given") for s in sides if s.get("winner") == "invalid"]
-    check_invalid_share(len(sides), reasons, max_share, f"answers of judge {judge!r}")
-
-
-def _judge_on_ray(setups, config, address: str) -> list:
-    """Give every judge setup a Ray actor pool (same backend settings and judge options)."""
-    from arrpo.scale.ray_judge import RayPoolJudge
-    from arrpo.scale.ray_runner import RayJudgeRunner, connect
-
-    connect(address)
-    pools = []
-    for setup in setups:
-        pool = RayPoolJudge(RayJudgeRunner(config.backend_for(setup.spec), setup.judge.settings))
-        setup.judge = pool
-        pools.append(pool)
-    return pools
+    return config, loaded.pairs
 
 
 def report_command(
@@ -179,15 +140,10 @@ def report_command(
     """Write metrics.json, summary.md, plots and the self-contained report.html of a run."""
     from arrpo.eval.report import write_report
 
-    written = write_report(run_dir, resamples=resamples, seed=seed)
-    _print_summary(run_dir)
+    report = write_report(run_dir, resamples=resamples, seed=seed)
+    say(report.summary, soft_wrap=True)  # subset names come from the dataset: printed as plain text
     for name in ("report.html", "summary.md", "metrics.json"):
-        typer.echo(str(written[name]))
-
-
-def _print_summary(run_dir: Path) -> None:
-    """The summary table of a run (subset names come from the dataset: printed as plain text)."""
-    say((run_dir / "summary.md").read_text(encoding="utf-8").split("\n\n![")[0], soft_wrap=True)
+        typer.echo(str(report[name]))
 
 
 class _Bar:
@@ -198,9 +154,9 @@ class _Bar:
 
         self._bar = CountingProgress(total, "eval", ("fwd ok", "rev ok", "invalid"), console=console)
 
-    def advance(self, judge: str, record: dict) -> None:
-        outcomes = [name for name, side in (("fwd ok", "forward"), ("rev ok", "reverse")) if record[side]["correct"]]
-        if "invalid" in (record["forward"]["winner"], record["reverse"]["winner"]):
+    def advance(self, judge: str, record) -> None:
+        outcomes = [name for name, side in (("fwd ok", record.forward), ("rev ok", record.reverse)) if side.correct]
+        if record.invalid:
             outcomes.append("invalid")
         self._bar.advance(*outcomes)
 

@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 from collections import Counter
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Optional
 
@@ -69,11 +67,6 @@ def judge_command(
     Exit status: 0 done; 1 the verdict is invalid (one pair) or more than --max-invalid-share of
     the batch's verdicts are invalid; 2 a usage or input error.
     """
-    from arrpo.judge import PairwiseJudge
-    from arrpo.judge_settings import JudgeSettings
-    from arrpo.rubric import Rubric
-    from arrpo.vlm.settings import open_backend
-
     batch = pairs is not None
     if batch and (image_a or image_b):
         raise fail("give either two images or --pairs, not both")
@@ -83,38 +76,39 @@ def judge_command(
         raise fail("give two images and --prompt (or --pairs FILE --out FILE for a batch)")
     if not batch and not (prompt or "").strip():
         raise fail("--prompt: the prompt is empty; give the T2I prompt or the edit instruction")
-
-    loaded_rubric = None
-    if rubric is not None:
-        try:
-            loaded_rubric = Rubric.load(rubric)
-        except (OSError, ValueError) as exc:
-            raise fail(f"cannot read rubric {rubric}: {exc}") from None
+    if ray is not None and not batch:
+        raise fail("--ray works with --pairs (batch mode)")
+    from arrpo.judge_settings import JudgeSettings
 
     settings = settings_from_options(JudgeSettings, order=order, on_disagree=on_disagree, max_tokens=max_tokens,
                                      max_answer_chars=max_answer_chars)
-    plan = None
+    loaded_rubric = _load_rubric(rubric)
     if batch:
         assert pairs is not None and out is not None
-        plan = plan_batch(pairs, out, retry_invalid)
-    if ray is not None:
-        if plan is None:
-            raise fail("--ray works with --pairs (batch mode)")
-        _judge_batch_on_ray(vlm, settings, loaded_rubric, plan, images or plan.pairs_path.parent, max_pixels, ray)
-        finish_batch(plan, max_invalid_share)
+        _judge_batch(pairs, out, images, retry_invalid, max_invalid_share, max_pixels, ray, settings, loaded_rubric, vlm)
         return
-    if plan is not None and not plan.todo:
-        finish_batch(plan, max_invalid_share)
-        return
-    comparison = None if plan is not None else _load_comparison(image_a, image_b, prompt or "", source, max_pixels)
-    opened = open_backend(vlm)  # after the inputs are checked: a local model takes long to load
-    judge = PairwiseJudge(opened, settings, rubric=loaded_rubric)
+    _judge_one(image_a, image_b, prompt or "", source, max_pixels, as_json, settings, loaded_rubric, vlm)  # type: ignore[arg-type]
 
-    if plan is not None:
-        asyncio.run(_judge_batch(judge, plan, images or plan.pairs_path.parent, max_pixels, vlm.total_concurrency()))
-        finish_batch(plan, max_invalid_share)
-        return
-    asyncio.run(_judge_one(judge, comparison, image_a, image_b, as_json))  # type: ignore[arg-type]
+
+def _load_rubric(path: Path | None):
+    from arrpo.rubric import Rubric
+
+    if path is None:
+        return None
+    try:
+        return Rubric.load(path)
+    except (OSError, ValueError) as exc:
+        raise fail(f"cannot read rubric {path}: {exc}") from None
+
+
+def _judge_one(image_a: Path, image_b: Path, prompt: str, source: Path | None, max_pixels: int | None,
+               as_json: bool, settings: JudgeSettings, rubric: Rubric | None, vlm: BackendSettings) -> None:
+    from arrpo.judge import PairwiseJudge
+    from arrpo.vlm.settings import open_backend
+
+    comparison = _load_comparison(image_a, image_b, prompt, source, max_pixels)
+    judge = PairwiseJudge(open_backend(vlm), settings, rubric=rubric)  # after the inputs are checked: a local model takes long to load
+    asyncio.run(_judge_and_print(judge, comparison, image_a, image_b, as_json))
 
 
 def _load_comparison(image_a: Path, image_b: Path, prompt: str, source: Path | None, max_pixels: int | None):
@@ -132,7 +126,7 @@ def _load_comparison(image_a: Path, image_b: Path, prompt: str, source: Path | N
     )
 
 
-async def _judge_one(judge, comparison, image_a: Path, image_b: Path, as_json: bool) -> None:
+async def _judge_and_print(judge, comparison, image_a: Path, image_b: Path, as_json: bool) -> None:
     try:
         verdict = await judge.judge(comparison)
     finally:
@@ -162,152 +156,63 @@ def _print_verdict(verdict, image_a: Path, image_b: Path) -> None:
         typer.echo(terminal_text(line))
 
 
-@dataclass
-class BatchPlan:
-    """A checked batch: the pair file, the verdict file and the pairs still to judge."""
+def _judge_batch(pairs: Path, out: Path, images: Path | None, retry_invalid: bool, max_invalid_share: float,
+                 max_pixels: int | None, ray: str | None, settings: JudgeSettings, rubric: Rubric | None,
+                 vlm: BackendSettings) -> None:
+    """Batch mode (:class:`arrpo.jobs.PairFileJob`): plan before the backend opens (a local model
+    takes long to load), judge what is left, print the summary, fail on too many invalid verdicts."""
+    from arrpo.jobs import PairFileJob, verdict_settings
 
-    pairs_path: Path
-    out: Path
-    ids: list[str]
-    todo: list = field(default_factory=list)
-    done: int = 0
-
-
-def plan_batch(pairs_path: Path, out: Path, retry_invalid: bool) -> BatchPlan:
-    """Check the pair and verdict files and list the pairs still to judge.
-
-    Raises :class:`arrpo.errors.BadInputError` (exit 2) for an ``--out`` that is the pair file or
-    a directory, and :class:`arrpo.datasets.pairs.PairFileError` for a missing, malformed or empty pair
-    file (or one with a repeated id).
-    """
-    from arrpo.datasets.pairs import PairFileError, read_pairs
-    from arrpo.errors import BadInputError
-    from arrpo.jsonl import iter_records
-
-    if out.parent.exists() and not out.parent.is_dir():
-        raise BadInputError(f"--out {out}: {out.parent} is not a directory")
-    if out.exists() and not out.is_file():
-        raise BadInputError(f"--out {out}: is a directory, not a file; give the verdict file's path"
-                            if out.is_dir() else f"--out {out}: not a regular file")
-    same = out.resolve() == pairs_path.resolve() or (
-        out.exists() and pairs_path.exists() and os.path.samefile(out, pairs_path)
-    )
-    if same:
-        raise BadInputError(f"--out {out} is the pair file itself; write the verdicts to another file")
-    records = list(read_pairs(pairs_path))
-    if not records:
-        raise PairFileError(f"{pairs_path}: no pairs in the file (it is empty)")
-    latest = {str(r["id"]): r.get("winner") for r in iter_records(out) if r.get("id") is not None}
-    done = {i for i, w in latest.items() if not (retry_invalid and w == "invalid")}
-    todo = [p for p in records if p.id not in done]
-    return BatchPlan(pairs_path, out, [p.id for p in records], todo, len(records) - len(todo))
+    recorded = verdict_settings(settings, model=vlm.model, rubric=rubric, max_pixels=max_pixels)
+    job = PairFileJob.plan(pairs, out, retry_invalid=retry_invalid, settings=recorded)
+    if job.set_aside is not None:
+        say(job.set_aside.message(f"the settings of {out}"))
+    if not job.todo:
+        say(f"all {len(job.ids)} pairs already judged in {out}")
+        result = job.result()
+    else:
+        if job.done:
+            say(f"resuming: {job.done} of {len(job.ids)} pairs already in {out}")
+        judge, close = _open_judge(vlm, settings, rubric, ray)
+        result = asyncio.run(_run_batch(job, judge, close, images, rubric, max_pixels,
+                                        max(2 * vlm.total_concurrency(), 8)))
+    _print_summary(out, result.latest)
+    check_invalid_share(len(result.latest), result.invalid_reasons(), max_invalid_share, "verdicts")
 
 
-def finish_batch(plan: BatchPlan, max_invalid_share: float) -> None:
-    """Print the summary; raise :class:`RunFailedError` (exit 1) when too many verdicts are invalid."""
-    from arrpo.jsonl import iter_records
+def _open_judge(vlm: BackendSettings, settings: JudgeSettings, rubric: Rubric | None, ray: str | None):
+    """The judge of a batch and how to close it: a local one, or an actor pool on a Ray cluster."""
+    if ray is None:
+        from arrpo.judge import PairwiseJudge
+        from arrpo.vlm.settings import open_backend
 
-    wanted = set(plan.ids)
-    latest = {str(r["id"]): r for r in iter_records(plan.out) if str(r.get("id")) in wanted}
-    if not plan.todo:
-        say(f"all {len(plan.ids)} pairs already judged in {plan.out}")
-    _print_summary(plan.out, latest)
-    reasons = [str(r.get("invalid_reason") or "no reason given") for r in latest.values() if r.get("winner") == "invalid"]
-    check_invalid_share(len(latest), reasons, max_invalid_share, "verdicts")
+        judge = PairwiseJudge(open_backend(vlm), settings, rubric=rubric)
+        return judge, judge.backend.aclose
+    from arrpo.scale.ray_judge import RayPoolJudge
+    from arrpo.scale.ray_runner import RayJudgeRunner, connect
 
-
-async def _judge_batch(judge, plan: BatchPlan, images_root: Path, max_pixels: int | None, concurrency: int) -> None:
-    from arrpo.jsonl import JsonlWriter
-    from arrpo.judge import ProgressBar
-    from arrpo.schema import Verdict
-    from arrpo.vlm import BackendUnavailable
-
-    if plan.done:
-        say(f"resuming: {plan.done} of {len(plan.ids)} pairs already in {plan.out}")
-    gate = asyncio.Semaphore(max(2 * concurrency, 8))
-    bar = ProgressBar(len(plan.todo))
-    writer = JsonlWriter(plan.out)
-
-    async def verdict_for(record) -> Verdict:
-        try:
-            comparison = await asyncio.to_thread(
-                record.to_comparison, images_root, rubric=judge.rubric, max_pixels=max_pixels
-            )
-        except ValueError as exc:  # ImageError included
-            return Verdict(id=record.id, winner="invalid", invalid_reason=f"bad input: {exc}")
-        return await judge.judge(comparison)
-
-    async def one(record) -> None:
-        try:
-            try:
-                verdict = await verdict_for(record)
-            except BackendUnavailable:
-                raise  # no backend at all: every pair would fail the same way
-            except Exception as exc:  # one pair's failure, whatever it is, is that pair's verdict
-                verdict = failed_verdict(record.id, exc)
-            write_verdict(writer, verdict)
-            bar.advance(verdict)
-        finally:
-            gate.release()
-
-    tasks: list[asyncio.Task] = []
     try:
-        for record in plan.todo:
-            await gate.acquire()
-            tasks.append(asyncio.create_task(one(record)))
-        await asyncio.gather(*tasks)
+        connect(ray)
+    except ConnectionError as exc:
+        raise fail(f"cannot reach the Ray cluster at {ray!r}: {exc}") from None
+    pool = RayPoolJudge(RayJudgeRunner(vlm, settings, rubric=rubric))
+
+    async def close() -> None:
+        pool.shutdown()
+
+    return pool, close
+
+
+async def _run_batch(job, judge, close, images: Path | None, rubric, max_pixels: int | None, concurrency: int):
+    from arrpo.judge import ProgressBar
+
+    bar = ProgressBar(len(job.todo))
+    try:
+        return await job.run(judge, images=images, rubric=rubric, max_pixels=max_pixels, concurrency=concurrency,
+                             on_verdict=bar.advance)
     finally:
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
         bar.close()
-        writer.close()
-        await judge.backend.aclose()
-
-
-def failed_verdict(pair_id: str, exc: BaseException):
-    """The ``invalid`` verdict of a pair whose judging raised ``exc``."""
-    from arrpo.schema import Verdict
-
-    return Verdict(id=pair_id, winner="invalid", invalid_reason=f"failed: {type(exc).__name__}: {exc}"[:2000])
-
-
-def write_verdict(writer, verdict) -> None:
-    """Append a verdict; one that cannot be written is recorded as an invalid verdict instead."""
-    try:
-        writer.write(verdict.model_dump(mode="json"))
-    except Exception as exc:
-        writer.write(failed_verdict(verdict.id, exc).model_dump(mode="json"))
-
-
-def _judge_batch_on_ray(backend: BackendSettings, settings: JudgeSettings, rubric: Rubric | None, plan: BatchPlan,
-                        images_root: Path, max_pixels: int | None, address: str) -> None:
-    """Batch mode on a Ray cluster: same pair file, same resumable verdict file."""
-    from arrpo.jsonl import JsonlWriter
-    from arrpo.judge import ProgressBar
-    from arrpo.scale.ray_runner import judge_on_ray
-    from arrpo.schema import Verdict
-
-    if plan.done:
-        say(f"resuming: {plan.done} of {len(plan.ids)} pairs already in {plan.out}")
-    bar = ProgressBar(len(plan.todo))
-    with JsonlWriter(plan.out) as writer:
-        comparisons = []
-        for record in plan.todo:
-            try:
-                comparisons.append(record.to_comparison(images_root, rubric=rubric, max_pixels=max_pixels))
-            except ValueError as exc:  # ImageError included
-                verdict = Verdict(id=record.id, winner="invalid", invalid_reason=f"bad input: {exc}")
-                write_verdict(writer, verdict)
-                bar.advance(verdict)
-        try:
-            for _, verdict in judge_on_ray(comparisons, backend, settings, rubric=rubric, address=address):
-                write_verdict(writer, verdict)
-                bar.advance(verdict)
-        except ConnectionError as exc:
-            raise fail(f"cannot reach the Ray cluster at {address!r}: {exc}") from None
-        finally:
-            bar.close()
+        await close()
 
 
 def _print_summary(out: Path, latest: dict[str, dict]) -> None:

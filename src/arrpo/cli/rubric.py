@@ -126,11 +126,9 @@ def learn_command(
 
     arrpo rubric learn --pairs seeds.jsonl --task t2i --out rubric.json --holdout 20% --endpoint URL --model NAME
     """
-    from arrpo.datasets.seeds import read_seed_dataset, read_seeds
-    from arrpo.rubrics.guide import read_guide
+    from arrpo.eval.validate import holdout_dir
     from arrpo.rubrics.learn import LearnConfig, RubricLearner
-    from arrpo.rubrics.state import LearnStateError
-    from arrpo.vlm import BackendError
+    from arrpo.rubrics.report import write_learn_report
 
     _check_task(task)
     if verify_order not in ("random", "both"):
@@ -139,16 +137,8 @@ def learn_command(
         raise fail(f"--format must be auto, jsonl, authors or mjbench (got {seed_format!r})")
     if (pairs is None) == (dataset is None):
         raise fail("give the seed pairs with exactly one of --pairs FILE and --dataset KIND:PATH")
-    from arrpo.cli.eval import _options
-
-    dataset_options = _options(dataset_option or [])
-    # a SeedFileError / GuideFileError is an ArrpoError: the CLI's one handler prints it, exit 2
-    if dataset is not None:
-        seeds = read_seed_dataset(dataset, task=task, images_root=images,  # type: ignore[arg-type]
-                                  options=dataset_options, seed=seed)
-    else:
-        seeds = read_seeds(pairs, task=task, format=seed_format, images_root=images, seed=seed)  # type: ignore[arg-type]
-    loaded_guide = read_guide(guide, task, max_pixels=max_pixels) if guide else None  # type: ignore[arg-type]
+    seeds, dataset_options = _read_seed_pairs(pairs, dataset, dataset_option or [], task, seed_format, images, seed)
+    loaded_guide = _read_guide(guide, task, max_pixels)
     if limit is not None:
         seeds.pairs = seeds.pairs[:limit]
     for note in seeds.skipped[:5]:
@@ -163,49 +153,62 @@ def learn_command(
         max_themes=max_themes, max_tips=max_tips, mcr_select=mcr_select,
         pair_concurrency=pair_concurrency, max_pixels=max_pixels,
     )
-    backend = _open(vlm)
-    learner = RubricLearner(backend, config, guide=loaded_guide)
+    learner = RubricLearner(_open(vlm), config, guide=loaded_guide)
+    run_record = _run_record(out, pairs, dataset, dataset_options, seed_format, images, task, seed, limit, holdout,
+                             seeds, heldout)
+    learned = _learn(learner, seeds, out, state_path, heldout, baselines, resamples, allow_incomplete, run_record)
+    report = write_learn_report(state_path)
+    if learned.rubric is None:
+        say(f"learning report: {report}")
+        raise fail(f"{learned.learned.message}. Progress is saved in {state_path}.", code=1)
+    provenance = learned.rubric.provenance
+    how = "model" if getattr(provenance, "structure", "model") == "model" else "fallback list (model output unusable)"
+    say(f"wrote {len(learned.rubric.themes)} themes to {out} (structured by {how})")
+    held = getattr(provenance, "holdout", None)
+    if held:
+        _print_validation(held["judges"], f"held-out pairs ({held['pairs']})")
+    say(f"learning report: {report}")
+    if learned.validation_error:
+        raise fail(f"the held-out comparison failed ({learned.validation_error}); the rubric is saved without it. "
+                   f"Run the same command again to resume it (verdicts so far are in {holdout_dir(out)}).", 1)
 
-    from arrpo.rubrics.report import RUN_RECORD, write_learn_report
 
-    run_record = {
+def _read_seed_pairs(pairs: Path | None, dataset: str | None, dataset_option: list[str], task: str,
+                     seed_format: str, images: Path | None, seed: int):
+    """The seed pairs (a SeedFileError is an ArrpoError: the CLI's one handler prints it, exit 2)."""
+    from arrpo.cli.eval import _options
+    from arrpo.datasets.seeds import read_seed_dataset, read_seeds
+
+    dataset_options = _options(dataset_option)
+    if dataset is not None:
+        seeds = read_seed_dataset(dataset, task=task, images_root=images,  # type: ignore[arg-type]
+                                  options=dataset_options, seed=seed)
+    else:
+        seeds = read_seeds(pairs, task=task, format=seed_format, images_root=images, seed=seed)  # type: ignore[arg-type]
+    return seeds, dataset_options
+
+
+def _read_guide(guide: Path | None, task: str, max_pixels: int | None):
+    from arrpo.rubrics.guide import read_guide
+
+    return read_guide(guide, task, max_pixels=max_pixels) if guide else None  # type: ignore[arg-type]
+
+
+def _run_record(out: Path, pairs: Path | None, dataset: str | None, dataset_options: dict, seed_format: str,
+                images: Path | None, task: str, seed: int, limit: int | None, holdout: str | None,
+                seeds, heldout: list) -> dict[str, Any]:
+    """What the state records of this run's inputs (the learning report shows it)."""
+    from arrpo.eval.validate import holdout_dir
+    from arrpo.rubrics.report import RUN_RECORD
+
+    return {
         "kind": RUN_RECORD, "rubric": str(out.resolve()), "seed_file": str(pairs.resolve()) if pairs else None,
         "dataset": dataset, "dataset_options": dataset_options,
         "format": seed_format, "images": str(images.resolve()) if images else None, "task": task, "seed": seed,
         "limit": limit, "holdout": holdout, "learn_ids": [p.id for p in seeds.pairs],
         "heldout_ids": [p.id for p in heldout],
-        "holdout_dir": str(_holdout_dir(out).resolve()) if heldout else None,
+        "holdout_dir": str(holdout_dir(out).resolve()) if heldout else None,
     }
-    try:
-        result, validation_error = asyncio.run(_learn(learner, seeds, state_path, allow_incomplete, run_record,
-                                                      heldout, baselines, out, resamples))
-    except LearnStateError as exc:
-        raise fail(str(exc)) from None
-    except BackendError as exc:
-        raise fail(f"a model call failed: {exc}. The pairs are saved in {state_path}; run again to resume.", 1) from None
-    except RuntimeError as exc:  # MCR² model/extra missing
-        raise fail(str(exc), 1) from None
-    if result.rubric is not None:
-        result.rubric.save(out)  # now with the held-out result in its provenance
-    report = write_learn_report(state_path)
-    if result.rubric is None:
-        say(f"learning report: {report}")
-        raise fail(f"{result.message}. Progress is saved in {state_path}.", code=1)
-    provenance = result.rubric.provenance
-    how = "model" if getattr(provenance, "structure", "model") == "model" else "fallback list (model output unusable)"
-    say(f"wrote {len(result.rubric.themes)} themes to {out} (structured by {how})")
-    held = getattr(provenance, "holdout", None)
-    if held:
-        _print_validation(held["judges"], f"held-out pairs ({held['pairs']})")
-    say(f"learning report: {report}")
-    if validation_error:
-        raise fail(f"the held-out comparison failed ({validation_error}); the rubric is saved without it. "
-                   f"Run the same command again to resume it (verdicts so far are in {_holdout_dir(out)}).", 1)
-
-
-def _holdout_dir(out: Path) -> Path:
-    """Where the held-out comparison of a rubric lives: beside it."""
-    return out.with_name(out.stem + ".holdout")
 
 
 def _split(seeds, holdout: str | None, seed: int) -> list:
@@ -231,70 +234,53 @@ def _against(text: str) -> list[str]:
         raise fail(str(exc)) from None
 
 
-async def _learn(learner, seeds, state_path: Path, allow_incomplete: bool, run_record: dict,
-                 heldout: list, baselines: list[str], out: Path, resamples: int):
-    from arrpo.jsonl import JsonlWriter
+def _learn(learner, seeds, out: Path, state_path: Path, heldout: list, baselines: list[str], resamples: int,
+           allow_incomplete: bool, run_record: dict):
+    """:func:`arrpo.eval.validate.learn_and_validate` with a progress bar and the learning summary."""
+    from arrpo.eval.validate import learn_and_validate
     from arrpo.progress import CountingProgress
-    from arrpo.rubrics.state import read_state
-
-    keys = ("passed_first", "refined", "dropped", "bad_input", "failed")
-    with CountingProgress(len(seeds.pairs), "learning", keys, hide_zero=("bad_input",), console=console) as bar:
-
-        def on_outcome(outcome) -> None:
-            bar.advance(outcome.status)
-
-        def on_error(pair, message) -> None:
-            bar.advance("failed")
-            say(f"pair {pair.id}: {message}", to=bar.console)  # the message may quote the model or server
-
-        try:
-            already = len(set(read_state(state_path, learner.fingerprint(seeds))) & {p.id for p in seeds.pairs})
-            with JsonlWriter(state_path) as writer:  # the state is ours: say what this run learns from
-                writer.write(run_record)
-            if already:
-                say(f"resuming: {already} of {len(seeds.pairs)} pairs already done in {state_path}", to=bar.console)
-                bar.advance(steps=already)
-            result = await learner.learn(
-                seeds, state_path, on_outcome=on_outcome, on_error=on_error, allow_incomplete=allow_incomplete
-            )
-        except BaseException:
-            await learner.backend.aclose()
-            raise
-    _print_summary(result, learner.backend)  # before the held-out comparison adds its own requests
-    validation_error = None
-    try:
-        if result.rubric is not None:
-            result.rubric.save(out)  # kept even if the held-out comparison fails below
-            if heldout:
-                result.rubric, validation_error = await _validate_heldout(
-                    learner, result.rubric, heldout, baselines, out, resamples)
-    finally:
-        await learner.backend.aclose()
-    return result, validation_error
-
-
-async def _validate_heldout(learner, rubric, heldout: list, baselines: list[str], out: Path, resamples: int):
-    """Measure the learned rubric on the held-out pairs; returns it with the result in its provenance."""
-    from arrpo.eval.config import ConfigError
-    from arrpo.eval.validate import validate_rubric
-    from arrpo.judge_settings import AskSettings
-    from arrpo.rubrics.write import RubricWriteError
     from arrpo.vlm import BackendError
 
-    cfg = learner.config
-    say(f"validating on {len(heldout)} held-out pairs: {', '.join([*baselines, 'learned'])}")
+    keys = ("passed_first", "refined", "dropped", "bad_input", "failed")
+    bar = CountingProgress(len(seeds.pairs), "learning", keys, hide_zero=("bad_input",), console=console)
+    shown = [True]
+
+    def close_bar() -> None:
+        if shown[0]:
+            shown[0] = False
+            bar.close()
+
+    def started(already: int) -> None:
+        if already:
+            say(f"resuming: {already} of {len(seeds.pairs)} pairs already done in {state_path}", to=bar.console)
+            bar.advance(steps=already)
+
+    def failed(pair, message) -> None:
+        bar.advance("failed")
+        say(f"pair {pair.id}: {message}", to=bar.console)  # the message may quote the model or server
+
+    def learned(result) -> None:
+        close_bar()
+        _print_summary(result, learner.backend)  # before the held-out comparison adds its own requests
+
+    async def run():
+        try:
+            return await learn_and_validate(
+                learner, seeds, out, state_path=state_path, heldout=heldout, against=baselines,
+                resamples=resamples, allow_incomplete=allow_incomplete, run_record=run_record, on_start=started,
+                on_outcome=lambda outcome: bar.advance(outcome.status), on_error=failed, on_learned=learned,
+                on_note=lambda text: say(text, to=bar.console),
+            )
+        finally:
+            close_bar()
+            await learner.backend.aclose()
+
     try:
-        result = await validate_rubric(
-            rubric, heldout, learner.backend, _holdout_dir(out), against=baselines,
-            settings=AskSettings(temperature=cfg.temperature, max_tokens=cfg.max_tokens),
-            max_pixels=cfg.max_pixels, resamples=resamples, seed=cfg.seed,
-            on_note=say,
-        )
-    except (BackendError, RubricWriteError, ConfigError, ValueError) as exc:
-        return rubric, f"{type(exc).__name__}: {exc}"
-    held = result.provenance(split_seed=cfg.seed, held_out_ids=[p.id for p in heldout])
-    provenance = rubric.provenance.model_copy(update={"holdout": held})
-    return rubric.model_copy(update={"provenance": provenance}), None
+        return asyncio.run(run())
+    except BackendError as exc:
+        raise fail(f"a model call failed: {exc}. The pairs are saved in {state_path}; run again to resume.", 1) from None
+    except RuntimeError as exc:  # MCR² model/extra missing
+        raise fail(str(exc), 1) from None
 
 
 def _print_summary(result, backend) -> None:
@@ -367,9 +353,11 @@ def validate_command(
     arrpo rubric validate rubric.json --pairs heldout.jsonl --against zero-shot,direct --endpoint URL --model NAME
     """
     from arrpo.datasets.seeds import SeedFileError, read_seeds
+    from arrpo.eval.config import ConfigError
     from arrpo.eval.validate import RubricValidationError, validate_rubric
     from arrpo.judge_settings import AskSettings
     from arrpo.rubric import Rubric
+    from arrpo.rubrics.write import RubricWriteError
     from arrpo.vlm import BackendError
 
     try:
@@ -402,13 +390,8 @@ def validate_command(
         raise fail(str(exc)) from None
     except BackendError as exc:
         raise fail(f"a model call failed: {exc}; run again to resume ({run_dir})", 1) from None
-    except Exception as exc:  # the eval pipeline's own errors (bad rubric file, config)
-        from arrpo.eval.config import ConfigError
-        from arrpo.rubrics.write import RubricWriteError
-
-        if isinstance(exc, (ConfigError, RubricWriteError)):
-            raise fail(str(exc), 1) from None
-        raise
+    except (ConfigError, RubricWriteError) as exc:  # the eval pipeline's own errors (bad rubric file, config)
+        raise fail(str(exc), 1) from None
     _print_validation(result.judges, f"{rubric_file.name} on {result.pairs} pairs from {pairs.name}")
     if record:
         provenance = rubric.provenance.model_copy(update={"validation": result.provenance(pairs_file=str(pairs))})

@@ -19,6 +19,8 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from arrpo.eval.rundir import EvalRecord
+
 
 @dataclass(frozen=True)
 class PairOutcome:
@@ -46,25 +48,19 @@ class PairOutcome:
         return self.forward == self.reverse and self.forward != "invalid"
 
 
-def outcome_from_record(record: dict[str, Any]) -> PairOutcome:
+def outcome_from_record(record: EvalRecord) -> PairOutcome:
     """A :class:`PairOutcome` from a line of ``verdicts/<judge>.jsonl``."""
-    fwd, rev = record["forward"], record["reverse"]
+    fwd, rev = record.forward, record.reverse
     return PairOutcome(
-        label=record["label"],
-        forward=fwd["winner"],
-        reverse=rev["winner"],
-        subset=record.get("subset", "all"),
-        calls=_calls(fwd) + _calls(rev),
-        prompt_tokens=int(fwd.get("prompt_tokens", 0)) + int(rev.get("prompt_tokens", 0)),
-        completion_tokens=int(fwd.get("completion_tokens", 0)) + int(rev.get("completion_tokens", 0)),
-        wall_s=float(record.get("wall_s", 0.0)),
+        label=record.label,
+        forward=fwd.winner,
+        reverse=rev.winner,
+        subset=record.subset,
+        calls=fwd.calls + rev.calls,
+        prompt_tokens=fwd.prompt_tokens + rev.prompt_tokens,
+        completion_tokens=fwd.completion_tokens + rev.completion_tokens,
+        wall_s=record.wall_s,
     )
-
-
-def _calls(side: dict[str, Any]) -> int:
-    """Requests sent to the model for one order: ``calls`` (HTTP retries included, cache hits not);
-    older records only have ``attempts``."""
-    return int(side.get("calls", side.get("attempts", 0)))
 
 
 def _share(flags: Iterable[bool]) -> float:

@@ -8,16 +8,16 @@ from __future__ import annotations
 
 import json
 import math
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from arrpo.errors import ArrpoError
 from arrpo.eval.metrics import Summary, by_subset, outcome_from_record, summarize
-from arrpo.eval.runner import latest_records, verdict_path
+from arrpo.eval.rundir import EvalRecord, RunDir
 from arrpo.html.plots import grouped_bars
 from arrpo.html.templates import html_environment
 from arrpo.html.thumbs import thumbnail_data_url
-from arrpo.jsonl import iter_records
 from arrpo.rubric import Rubric
 
 
@@ -25,21 +25,30 @@ class ReportError(ArrpoError, ValueError, kind="bad_input"):
     """The run directory has nothing to report."""
 
 
+@dataclass
+class Report:
+    """What :func:`write_report` wrote: the metrics, the summary text and the files."""
+
+    metrics: dict[str, Any]
+    summary: str
+    paths: dict[str, Path]
+
+    def __getitem__(self, name: str) -> Path:
+        """The path of one written file (``report["report.html"]``)."""
+        return self.paths[name]
 
 
-def load_run(run_dir: str | Path) -> tuple[dict[str, Any], list[dict[str, Any]], dict[str, dict[str, dict]]]:
+def load_run(run_dir: str | Path | RunDir) -> tuple[dict[str, Any], list[dict[str, Any]], dict[str, dict[str, EvalRecord]]]:
     """(run info, pair manifest, judge → pair id → latest record)."""
-    run_dir = Path(run_dir)
-    info_path = run_dir / "run.json"
-    if not info_path.exists():
-        raise ReportError(f"{run_dir} is not an arrpo eval run directory (no run.json)")
-    info = json.loads(info_path.read_text(encoding="utf-8"))
-    pairs = list(iter_records(run_dir / "pairs.jsonl"))
-    records = {j["name"]: latest_records(verdict_path(run_dir, j["name"])) for j in info.get("judges", [])}
-    return info, pairs, records
+    run = run_dir if isinstance(run_dir, RunDir) else RunDir(run_dir)
+    if not run.run_json.exists():
+        raise ReportError(f"{run.root} is not an arrpo eval run directory (no run.json)")
+    info = json.loads(run.run_json.read_text(encoding="utf-8"))
+    records = {j["name"]: run.records(j["name"]) for j in info.get("judges", [])}
+    return info, run.pairs(), records
 
 
-def compute_metrics(run_dir: str | Path, *, resamples: int = 1000, seed: int = 0) -> dict[str, Any]:
+def compute_metrics(run_dir: str | Path | RunDir, *, resamples: int = 1000, seed: int = 0) -> dict[str, Any]:
     """Metrics per judge (overall and per subset) over the pairs of the manifest that were judged."""
     info, pairs, records = load_run(run_dir)
     ids = [p["id"] for p in pairs]
@@ -75,7 +84,14 @@ def table_rows(data: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
 
 
 def markdown_summary(metrics: dict[str, Any]) -> str:
-    """The paper's table columns (forward, reverse, mean, Δ) plus consistency, ties, invalid and cost."""
+    """``summary.md``: :func:`summary_table` and the two plots."""
+    return (summary_table(metrics)
+            + "\n\n![accuracy per subset](accuracy_by_subset.svg)\n\n![forward vs reverse](forward_reverse.svg)\n")
+
+
+def summary_table(metrics: dict[str, Any]) -> str:
+    """The paper's table columns (forward, reverse, mean, Δ) plus consistency, ties, invalid and
+    cost, under a title (Markdown; what ``arrpo eval`` prints)."""
     lines = [
         f"# arrpo eval: {metrics['pairs']} pairs (forward = {metrics.get('forward')})",
         "",
@@ -94,7 +110,6 @@ def markdown_summary(metrics: dict[str, Any]) -> str:
                 f"{_pct(v['invalid_rate'])} | {s['calls_per_pair']:.2f} | {s['tokens_per_pair']:.0f} | "
                 f"{s['wall_s_per_pair']:.2f} |"
             )
-    lines += ["", "![accuracy per subset](accuracy_by_subset.svg)", "", "![forward vs reverse](forward_reverse.svg)", ""]
     return "\n".join(lines)
 
 
@@ -115,24 +130,22 @@ def plots(metrics: dict[str, Any]) -> dict[str, str]:
     }
 
 
-def _outcome_class(record: dict[str, Any] | None) -> str:
+def _outcome_class(record: EvalRecord | None) -> str:
     if record is None:
         return "pending"
-    fwd, rev = record["forward"], record["reverse"]
-    if "invalid" in (fwd["winner"], rev["winner"]):
+    if record.invalid:
         return "invalid"
-    if fwd["correct"] and rev["correct"]:
+    if record.forward.correct and record.reverse.correct:
         return "correct"
-    if not fwd["correct"] and not rev["correct"]:
+    if not record.forward.correct and not record.reverse.correct:
         return "wrong"
     return "order-dependent"
 
 
-def render_html(run_dir: str | Path, metrics: dict[str, Any], charts: dict[str, str]) -> str:
+def render_html(run_dir: str | Path | RunDir, metrics: dict[str, Any], charts: dict[str, str]) -> str:
     """The self-contained HTML report."""
-    run_dir = Path(run_dir)
-    info, pairs, records = load_run(run_dir)
-    thumbs = run_dir / "thumbs"
+    run = run_dir if isinstance(run_dir, RunDir) else RunDir(run_dir)
+    info, pairs, records = load_run(run)
     judges = list(records)
     rows = []
     for pair in pairs:
@@ -141,19 +154,19 @@ def render_html(run_dir: str | Path, metrics: dict[str, Any], charts: dict[str, 
         for judge in judges:
             record = records[judge].get(pair["id"])
             if record:
-                thumb_names = thumb_names or record.get("thumbs", {})
+                thumb_names = thumb_names or record.thumbs
             rubric_text = None
-            if record and record.get("rubric_key"):
-                path = run_dir / "rubrics" / judge / f"{record['rubric_key']}.json"
+            if record and record.rubric_key:
+                path = run.rubrics(judge) / f"{record.rubric_key}.json"
                 if path.exists():
                     rubric_text = Rubric.load(path).render()
             cells.append({"judge": judge, "record": record, "outcome": _outcome_class(record), "rubric": rubric_text})
         rows.append({
             "pair": pair,
             "cells": cells,
-            "thumb_a": thumbnail_data_url(thumbs, thumb_names.get("a")),
-            "thumb_b": thumbnail_data_url(thumbs, thumb_names.get("b")),
-            "thumb_source": thumbnail_data_url(thumbs, thumb_names.get("source")),
+            "thumb_a": thumbnail_data_url(run.thumbs, thumb_names.get("a")),
+            "thumb_b": thumbnail_data_url(run.thumbs, thumb_names.get("b")),
+            "thumb_source": thumbnail_data_url(run.thumbs, thumb_names.get("source")),
         })
     subsets = sorted({p["subset"] for p in pairs})
     table = []
@@ -166,25 +179,27 @@ def render_html(run_dir: str | Path, metrics: dict[str, Any], charts: dict[str, 
     )
 
 
-def write_report(run_dir: str | Path, *, resamples: int = 1000, seed: int = 0) -> dict[str, Path]:
-    """Write ``metrics.json``, ``summary.md``, the SVG plots and ``report.html``; returns their paths."""
-    run_dir = Path(run_dir)
-    metrics = compute_metrics(run_dir, resamples=resamples, seed=seed)
+def write_report(run_dir: str | Path | RunDir, *, resamples: int = 1000, seed: int = 0) -> Report:
+    """Write ``metrics.json``, ``summary.md``, the SVG plots and ``report.html``; returns the metrics,
+    the summary table and the paths."""
+    run = run_dir if isinstance(run_dir, RunDir) else RunDir(run_dir)
+    metrics = compute_metrics(run, resamples=resamples, seed=seed)
     charts = plots(metrics)
     written = {}
     for name, svg in charts.items():
-        (run_dir / name).write_text(svg, encoding="utf-8")
-        written[name] = run_dir / name
+        run.report_file(name).write_text(svg, encoding="utf-8")
+        written[name] = run.report_file(name)
     targets = {
         "metrics.json": json.dumps(metrics, indent=2, allow_nan=True) + "\n",
         "summary.md": markdown_summary(metrics),
-        "report.html": render_html(run_dir, metrics, charts),
+        "report.html": render_html(run, metrics, charts),
     }
     for name, text in targets.items():
         # a model's answer may hold text UTF-8 cannot encode (a lone surrogate): escape it, never fail
-        (run_dir / name).write_text(text, encoding="utf-8", errors="backslashreplace")
-        written[name] = run_dir / name
-    return written
+        run.report_file(name).write_text(text, encoding="utf-8", errors="backslashreplace")
+        written[name] = run.report_file(name)
+    return Report(metrics=metrics, summary=summary_table(metrics), paths=written)
 
 
-__all__ = ["ReportError", "Summary", "compute_metrics", "markdown_summary", "plots", "render_html", "write_report"]
+__all__ = ["Report", "ReportError", "Summary", "compute_metrics", "markdown_summary", "plots", "render_html",
+           "summary_table", "write_report"]

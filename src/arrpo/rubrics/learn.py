@@ -11,8 +11,9 @@ verifier decided and writes new ones, up to ``t_max`` times; then the pair is dr
 are consolidated into one Theme-Tips rubric (:mod:`arrpo.rubrics.structure`), optionally after
 MCR² diversity selection (:mod:`arrpo.rubrics.mcr`).
 
-Every finished pair is appended to a state file, so a killed run resumes where it stopped and,
-with the same cached responses, ends with the same rubric as an uninterrupted run.
+Every finished pair is appended to a state file (:mod:`arrpo.rubrics.state`, through the resumable
+job loop of :mod:`arrpo.jobs`), so a killed run resumes where it stopped and, with the same cached
+responses, ends with the same rubric as an uninterrupted run.
 """
 
 from __future__ import annotations
@@ -29,18 +30,20 @@ from arrpo._sync import run_sync
 from arrpo.datasets.seeds import LoadedPair, PreferencePair, SeedSet
 from arrpo.errors import ArrpoError
 from arrpo.images import ImageError
+from arrpo.jobs import SetAside, run_items
 from arrpo.jsonl import JsonlWriter
-from arrpo.judge import IMAGE_LABELS, PairwiseJudge, combine_orders, random_order
+from arrpo.judge import IMAGE_LABELS, PairwiseJudge, judge_in_orders, random_order
 from arrpo.prompts import render, template_sha256
 from arrpo.rubric import Provenance, Rubric
 from arrpo.rubrics.ask import CRITERIA_SCHEMA, CRITERIA_SHAPE, ask_json, model_name
 from arrpo.rubrics.guide import Guide
 from arrpo.rubrics.mcr import Embedder, select_diverse
 from arrpo.rubrics.parsing import CriteriaReply, parse_criteria
-from arrpo.rubrics.state import open_state, read_state
+from arrpo.rubrics.state import open_state, prepare_state, read_state
 from arrpo.rubrics.structure import normalise_criterion, pool_criteria, structure_criteria
 from arrpo.schema import Comparison, Order, Task, Usage, Verdict, Winner
-from arrpo.vlm.base import BackendError, Message, VLMBackend
+from arrpo.text import exception_text
+from arrpo.vlm.base import BackendError, BackendUnavailable, Message, VLMBackend
 from arrpo.vocab import VerifyOrder
 
 PairStatus = Literal["passed_first", "refined", "dropped", "bad_input"]
@@ -129,6 +132,27 @@ class PairOutcome(BaseModel):
     def refinements(self) -> int:
         return max(0, len(self.attempts) - 1)
 
+    def record(self) -> dict[str, object]:
+        """The state-file line of the pair."""
+        return {"kind": "pair", **self.model_dump(mode="json")}
+
+
+@dataclass(frozen=True)
+class PairFailure:
+    """A pair that could not be finished (a backend failure, any unexpected exception): it stays
+    unfinished and is learned again on a rerun."""
+
+    id: str
+    message: str
+
+    @classmethod
+    def of(cls, pair: PreferencePair, exc: Exception) -> PairFailure:
+        return cls(pair.id, str(exc) if isinstance(exc, PairBackendError) else exception_text(exc))
+
+    def record(self) -> dict[str, object]:
+        """The state-file line of the failure (``kind: error``)."""
+        return {"kind": "error", "id": self.id, "message": self.message}
+
 
 class PairBackendError(ArrpoError, RuntimeError, kind="backend"):
     """The backend failed for a pair (not the model's judgement): the pair stays unfinished."""
@@ -195,6 +219,7 @@ class LearnResult:
     resumed: int = 0
     message: str | None = None
     structure: dict[str, object] | None = None
+    set_aside: SetAside | None = None
 
 
 class RubricLearner:
@@ -266,19 +291,7 @@ class RubricLearner:
     async def verify(self, pair: LoadedPair, criteria: list[str]) -> Verdict:
         """Judge the unlabelled pair with only ``criteria`` as the rubric, in :meth:`verify_orders`."""
         comparison = pair.comparison(Rubric.from_criteria(criteria, task=pair.pair.task))
-        orders = self.verify_orders(comparison)
-        answers = list(await asyncio.gather(*(self.verifier.ask(comparison, o) for o in orders)))
-        if len(answers) == 1:
-            winner, agree, invalid = answers[0].winner, None, answers[0].invalid_reason
-        else:
-            winner, agree, invalid = combine_orders(answers[0], answers[1], "tie")
-        usage = Usage()
-        for answer in answers:
-            usage = usage + answer.usage
-        return Verdict(
-            winner=winner, reason=next((a.reason for a in answers if a.reason), None), answers=answers,
-            orders_agree=agree, invalid_reason=invalid if winner == "invalid" else None, usage=usage,
-        )
+        return await judge_in_orders(self.verifier, comparison, self.verify_orders(comparison), "tie")
 
     async def learn_pair(self, pair: PreferencePair) -> PairOutcome:
         """Generate, verify and refine one pair.
@@ -299,6 +312,8 @@ class RubricLearner:
             stage = "generator" if previous is None else "refiner"
             try:
                 reply, used, asked = await self._criteria(loaded, previous, feedback)
+            except BackendUnavailable:
+                raise  # nothing usable is configured: the run stops (arrpo.jobs)
             except BackendError as exc:
                 raise PairBackendError(f"{stage}: {exc}") from exc
             usage, calls = usage + used, calls + asked
@@ -331,6 +346,13 @@ class RubricLearner:
                            usage=usage, calls=calls)
 
     # ---------------------------------------------------------------- the run
+    def open_run(self, seeds: SeedSet, state_path: str | Path) -> tuple[SetAside | None, set[str]]:
+        """Apply the changed-settings rule to ``state_path`` (a state of other settings is set
+        aside and returned) and return the ids of the seed pairs already learned there."""
+        moved = prepare_state(state_path, self.fingerprint(seeds))
+        ids = {p.id for p in seeds.pairs}
+        return moved, set(read_state(state_path)) & ids
+
     async def learn(
         self,
         seeds: SeedSet,
@@ -338,53 +360,48 @@ class RubricLearner:
         *,
         on_outcome: Callable[[PairOutcome], None] | None = None,
         on_error: Callable[[PreferencePair, str], None] | None = None,
+        on_note: Callable[[str], None] | None = None,
         allow_incomplete: bool = False,
     ) -> LearnResult:
         """Learn every pair not yet in ``state_path``, then build the rubric.
 
-        A pair whose backend calls failed, or that failed in any other unexpected way, stays
-        unfinished: the failure is listed in ``errors`` and appended to the state file as an
-        ``error`` record, and the other pairs go on. The rubric is built only when every pair is
+        A state written under other settings is set aside first (``result.set_aside``, and a line
+        to ``on_note``). A pair whose backend calls failed, or that failed in any other unexpected
+        way, stays unfinished: the failure is listed in ``errors`` and appended to the state file
+        as an ``error`` record, and the other pairs go on (:func:`arrpo.jobs.run_items`;
+        ``BackendUnavailable`` stops the run). The rubric is built only when every pair is
         finished, unless ``allow_incomplete``.
         """
         fingerprint = self.fingerprint(seeds)
-        done_records = read_state(state_path, fingerprint)
+        moved, _ = self.open_run(seeds, state_path)
+        if moved is not None and on_note is not None:
+            on_note(moved.message("the learning settings"))
         ids = {p.id for p in seeds.pairs}
-        done = {i: PairOutcome.model_validate(r) for i, r in done_records.items() if i in ids}
+        done = {i: PairOutcome.model_validate(r) for i, r in read_state(state_path).items() if i in ids}
         resumed = len(done)
-        todo = [p for p in seeds.pairs if p.id not in done]
         errors: dict[str, str] = {}
-        writer = open_state(state_path, fingerprint)
-        gate = asyncio.Semaphore(self.config.pair_concurrency)
 
-        async def one(pair: PreferencePair) -> None:
-            async with gate:
-                try:
-                    outcome = await self.learn_pair(pair)
-                except Exception as exc:  # one pair's failure must not end the run
-                    message = str(exc) if isinstance(exc, PairBackendError) else f"{type(exc).__name__}: {exc}"
-                    errors[pair.id] = message
-                    await asyncio.to_thread(writer.write, {"kind": "error", "id": pair.id, "message": message})
-                    if on_error:
-                        on_error(pair, message)
-                    return
-            await asyncio.to_thread(writer.write, {"kind": "pair", **outcome.model_dump(mode="json")})
-            done[pair.id] = outcome
+        def finished(pair: PreferencePair, result: PairOutcome | PairFailure) -> None:
+            if isinstance(result, PairFailure):
+                errors[pair.id] = result.message
+                if on_error:
+                    on_error(pair, result.message)
+                return
+            done[pair.id] = result
             if on_outcome:
-                on_outcome(outcome)
+                on_outcome(result)
 
-        tasks = [asyncio.ensure_future(one(p)) for p in todo]
-        try:
-            await asyncio.gather(*tasks)
-        finally:
-            for task in tasks:
-                task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
-            writer.close()
+        with open_state(state_path, fingerprint) as writer:
+            await run_items(
+                [p for p in seeds.pairs if p.id not in done], self.learn_pair,
+                failure=PairFailure.of, write=lambda _pair, result: writer.write(result.record()),
+                on_done=finished, concurrency=self.config.pair_concurrency,
+            )
 
         outcomes = [done[p.id] for p in seeds.pairs if p.id in done]
         summary = LearnSummary.of(len(seeds.pairs), outcomes, failed=len(errors))
-        result = LearnResult(rubric=None, outcomes=outcomes, summary=summary, errors=errors, resumed=resumed)
+        result = LearnResult(rubric=None, outcomes=outcomes, summary=summary, errors=errors, resumed=resumed,
+                             set_aside=moved)
         if errors and not allow_incomplete:
             result.message = f"{len(errors)} pair(s) failed with backend errors; run again to retry them"
             return result

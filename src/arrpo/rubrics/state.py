@@ -1,9 +1,11 @@
 """The append-only record of a learning run: a header line, then one line per finished pair.
 
-A run that is killed loses at most the pair it was writing; restarted with the same settings it
-reads the finished pairs back and does only the rest. Settings that change what a pair's outcome
-would be (task, K, T_max, verification order, seeds, model, guide) are fixed in the header; a
-restart with different ones is refused instead of silently mixing two experiments.
+A run that is killed loses at most the pairs it was working on; restarted with the same settings
+it reads the finished pairs back and does only the rest. Settings that change what a pair's outcome
+would be (task, K, T_max, verification order, seeds, model, guide, prompt templates) are fixed in
+the header. A restart with different ones follows the project's one rule for changed settings
+(:mod:`arrpo.jobs`): the old state is set aside (renamed ``….stale-TIME.jsonl``) and learning
+starts over, never mixing two experiments.
 """
 
 from __future__ import annotations
@@ -12,47 +14,47 @@ from pathlib import Path
 from typing import Any
 
 from arrpo.errors import ArrpoError
-from arrpo.jsonl import JsonlWriter, iter_records
+from arrpo.jobs import SetAside, set_aside_if_changed
+from arrpo.jsonl import JsonlWriter, iter_records, latest_by_id
 
 
 class LearnStateError(ArrpoError, ValueError, kind="conflict"):
-    """The state file belongs to a run with different settings (or is not a state file)."""
+    """The file is not a learning state (pair records without a header)."""
 
 
-def read_state(path: str | Path, fingerprint: dict[str, Any]) -> dict[str, dict[str, Any]]:
-    """Finished pair records by id (the last record of an id wins).
+def recorded_fingerprint(path: str | Path) -> dict[str, Any] | None:
+    """The settings in the state's header (``None``: no state, or no header yet).
 
     Raises:
-        LearnStateError: the header's fingerprint differs from ``fingerprint``.
+        LearnStateError: the file has pair records but no header: it is not an arrpo learning state.
     """
     path = Path(path)
-    header: dict[str, Any] | None = None
-    pairs: dict[str, dict[str, Any]] = {}
+    has_pairs = False
     for record in iter_records(path):
-        kind = record.get("kind")
-        if kind == "header" and header is None:
-            header = record
-        elif kind == "pair" and record.get("id") is not None:
-            pairs[str(record["id"])] = record
-    if header is None:
-        if pairs:
-            raise LearnStateError(f"{path}: has pair records but no header; not an arrpo learning state")
-        return {}
-    recorded = header.get("fingerprint", {})
-    changed = sorted(k for k in set(recorded) | set(fingerprint) if recorded.get(k) != fingerprint.get(k))
-    if changed:
-        details = ", ".join(f"{k}: {recorded.get(k)!r} -> {fingerprint.get(k)!r}" for k in changed)
-        raise LearnStateError(
-            f"{path} was written by a run with other settings ({details}). Use the same settings to "
-            "resume, another --state file, or --restart to discard it."
-        )
-    return pairs
+        if record.get("kind") == "header":
+            fingerprint = record.get("fingerprint")
+            return fingerprint if isinstance(fingerprint, dict) else {}
+        has_pairs = has_pairs or record.get("kind") == "pair"
+    if has_pairs:
+        raise LearnStateError(f"{path}: has pair records but no header; not an arrpo learning state")
+    return None
+
+
+def prepare_state(path: str | Path, fingerprint: dict[str, Any]) -> SetAside | None:
+    """Apply the changed-settings rule: a state written under another ``fingerprint`` is set aside
+    (returned, to be reported); a state with the same one is left to be resumed."""
+    return set_aside_if_changed(path, recorded_fingerprint(path), fingerprint)
+
+
+def read_state(path: str | Path) -> dict[str, dict[str, Any]]:
+    """Finished pair records by id (the newest record of an id wins)."""
+    return latest_by_id(path, keep=lambda record: record.get("kind") == "pair")
 
 
 def open_state(path: str | Path, fingerprint: dict[str, Any]) -> JsonlWriter:
-    """Open the state file for appending, writing the header first when it is new."""
+    """Open the state file for appending, writing the header first when it has none."""
     path = Path(path)
-    fresh = not any(r.get("kind") == "header" for r in iter_records(path))
+    fresh = recorded_fingerprint(path) is None
     writer = JsonlWriter(path)
     if fresh:
         writer.write({"kind": "header", "fingerprint": fingerprint})

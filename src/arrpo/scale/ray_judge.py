@@ -1,6 +1,7 @@
 """A judge whose comparisons run on a Ray actor pool, for code written against ``judge()``.
 
-:class:`RayPoolJudge` has the judge interface (``async judge(comparison) -> Verdict``), so
+:class:`RayPoolJudge` has the judge interface (``async judge(comparison) -> Verdict``, and
+``async ask(comparison, order) -> OrderAnswer`` for a pool of ``given``-order judges), so
 ``arrpo eval --ray`` (or any caller of a judge) scales out unchanged: concurrent calls are gathered
 into batches and each batch runs through :class:`~arrpo.scale.ray_runner.RayJudgeRunner`, which
 resends the chunks of workers that die. The HTTP retries a worker needed for a comparison are
@@ -13,7 +14,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from arrpo.schema import Comparison, Verdict
+from arrpo.schema import Comparison, Order, OrderAnswer, Verdict
 from arrpo.vlm.base import BackendError, BackendUnavailable
 from arrpo.vlm.batching import MicroBatcher
 from arrpo.vlm.wrappers import add_retries
@@ -50,6 +51,18 @@ class RayPoolJudge:
             return Verdict(id=comparison.id, winner="invalid", invalid_reason=f"ray: {exc}")
         add_retries(retries)
         return verdict
+
+    async def ask(self, comparison: Comparison, order: Order) -> OrderAnswer:
+        """One order on the pool, for a pool whose judges ask in the given order (``order:
+        given``): ``BA`` sends the comparison with A and B exchanged and maps the answer back."""
+        shown = comparison if order == "AB" else comparison.swapped()
+        verdict = await self.judge(shown)
+        if not verdict.answers:  # the comparison failed before any answer (a lost chunk, a bad row)
+            return OrderAnswer(order=order, winner="invalid", invalid_reason=verdict.invalid_reason,
+                               latency_s=verdict.latency_s)
+        answer = verdict.answers[0]
+        winner = {"A": "B", "B": "A"}.get(answer.winner, answer.winner) if order == "BA" else answer.winner
+        return answer.model_copy(update={"order": order, "winner": winner})
 
     def shutdown(self) -> None:
         self.runner.shutdown()
