@@ -3,7 +3,7 @@
 Three parts, each with random weights built from the real configs (``gpu_proof_sizes.py``; nothing
 is downloaded, the tokenizers are small in-memory stand-ins):
 
-* ``flux`` — one RPO iteration of FLUX.1-dev (transformer, VAE, CLIP-L and T5-XXL), 512², 8 SDE
+* ``flux`` — RPO iterations of FLUX.1-dev (transformer, VAE, CLIP-L and T5-XXL), 512², 8 SDE
   steps, group of 2, LoRA r16 — the ``official-flux`` preset, through arrpo's own policy, trainer,
   rollout, loss and optimizer code (``RPOTrainer.rollout_batch`` / ``submit`` / ``train_batch``).
 * ``qwen-edit`` — the same for Qwen-Image-Edit (transformer, VAE, Qwen2.5-VL-7B prompt encoder with
@@ -142,6 +142,12 @@ class PhaseClock:
                 return fn(*args, **kwargs)
 
         return timed
+
+    def close_all(self) -> None:
+        """End every open phase (one a failed part left open, e.g. an optimizer step that raised
+        between its two hooks), so the next part's phases are not nested in it."""
+        while self._stack:
+            self.pop()
 
     def table(self) -> list[dict[str, Any]]:
         return [{"part": p, "phase": ph, "iteration": it, **v} for (p, ph, it), v in self.rows.items()]
@@ -556,7 +562,7 @@ def run(ctx: Proof) -> int:
 
     status = 0
     ctx.deadline.arm()
-    try:
+    try:  # the alarm may also ring between parts, in the cleanup below
         for name in ctx.parts:
             info = ctx.part_info(name)
             try:
@@ -575,11 +581,15 @@ def run(ctx: Proof) -> int:
                 print(info["traceback"], file=sys.stderr)
                 status = max(status, 1)
             finally:
+                ctx.clock.close_all()
                 gc.collect()
                 if ctx.device.type == "cuda":
                     torch.cuda.empty_cache()
                     info["left_allocated_gib"] = torch.cuda.memory_allocated() / GIB
                 ctx.write()
+    except BudgetExceeded as exc:
+        ctx.results["stopped"] = str(exc)
+        status = 2
     finally:
         ctx.deadline.disarm()
     for name in ctx.parts:
@@ -620,7 +630,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--out", type=Path, help="write the results as JSON here (rewritten after every phase)")
     parser.add_argument("--budget-s", type=float, default=420.0, help="stop once this many seconds are spent")
     parser.add_argument("--iterations", type=int, default=2, help="RPO iterations per family (the first warms up)")
-    parser.add_argument("--device", default="auto", help="auto (cuda if available), cpu, cuda, cuda:1 …")
+    parser.add_argument("--device", default="auto", help="auto (cuda if available), cpu, cuda, cuda:N")
     parser.add_argument("--dtype", default="bfloat16", choices=("bfloat16", "float32"))
     parser.add_argument("--dry-run", action="store_true", help="print the plan (parameters, memory, FLOPs); allocate nothing")
     parser.add_argument("--assume-tflops", type=float, default=400.0, help="bf16 matrix rate for the plan's times")
@@ -640,6 +650,8 @@ def main(argv: list[str] | None = None) -> int:
     device = torch.device(device_name)
     if device.type == "cuda" and not torch.cuda.is_available():
         raise SystemExit("--device cuda: no CUDA device is available")
+    if device.index is not None:  # the memory counters read the current device
+        torch.cuda.set_device(device.index)
     if device.type == "cpu":
         torch.set_num_threads(1)  # tiny models: one intra-op thread is the fastest on a shared CPU
     ctx = Proof(
