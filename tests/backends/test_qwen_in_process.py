@@ -3,6 +3,8 @@ processor, tokenizer class and template shape) behind the in-process transformer
 
 from __future__ import annotations
 
+import pytest
+
 from arrpo.judge import PairwiseJudge
 from arrpo.schema import Comparison
 from arrpo.vlm import Message, VLMRequest, wrap_backend
@@ -92,3 +94,35 @@ def test_builder_uses_the_real_classes(tiny_qwen3_vl_dir):
     assert type(processor.tokenizer).__name__ == "Qwen2Tokenizer"
     assert type(processor.video_processor).__name__ == "Qwen3VLVideoProcessor"
     assert type(AutoConfig.from_pretrained(tiny_qwen3_vl_dir)).__name__ == "Qwen3VLConfig"
+
+
+def test_a_model_already_in_memory_answers_as_the_loaded_one(tiny_qwen3_vl_dir, make_image):
+    """``TransformersBackend.from_loaded``: the same chat template, batching and ``generate`` over a
+    model the caller built (no folder, no download), so greedy answers equal the loaded model's."""
+    from transformers import AutoProcessor, Qwen3VLForConditionalGeneration
+
+    loaded = TransformersBackend(str(tiny_qwen3_vl_dir), device="cpu")
+    model = Qwen3VLForConditionalGeneration.from_pretrained(tiny_qwen3_vl_dir)
+    processor = AutoProcessor.from_pretrained(tiny_qwen3_vl_dir)
+    processor.tokenizer.padding_side = "right"  # the backend sets what generation needs
+    in_memory = TransformersBackend.from_loaded(model, processor, name="notebook-model")
+    assert processor.tokenizer.padding_side == "left" and not model.training
+    assert in_memory.model_id == "transformers:notebook-model"
+    request = _pair_request(make_image)
+    expected = loaded.generate([request])[0]
+    got = in_memory.generate([request])[0]
+    assert (got.text, got.usage) == (expected.text, expected.usage)
+    assert in_memory.prepare_inputs([request])["input_ids"].tolist() == loaded.prepare_inputs([request])["input_ids"].tolist()
+
+
+def test_an_in_memory_processor_without_a_chat_template_is_refused(tiny_qwen3_vl_dir):
+    from transformers import AutoProcessor, Qwen3VLForConditionalGeneration
+
+    from arrpo.vlm.base import BackendUnavailable
+
+    processor = AutoProcessor.from_pretrained(tiny_qwen3_vl_dir)
+    processor.chat_template = None
+    processor.tokenizer.chat_template = None
+    model = Qwen3VLForConditionalGeneration.from_pretrained(tiny_qwen3_vl_dir)
+    with pytest.raises(BackendUnavailable, match="no chat template"):
+        TransformersBackend.from_loaded(model, processor)

@@ -48,48 +48,66 @@ def tiny_tokenizer(max_length: int = 32, vocab_size: int = 300):
     )
 
 
-def _clip_encoder(vocab: int, seed: int, projection: bool = True):
+def _clip_encoder(vocab: int, seed: int, projection: bool = True, **sizes):
     import torch
     from transformers import CLIPTextConfig, CLIPTextModel, CLIPTextModelWithProjection
 
     torch.manual_seed(seed)
-    cfg = CLIPTextConfig(
+    config = dict(
         vocab_size=vocab, hidden_size=32, intermediate_size=37, num_hidden_layers=2,
         num_attention_heads=4, projection_dim=32, max_position_embeddings=32,
         eos_token_id=1, pad_token_id=0, bos_token_id=3,
     )  # fmt: skip
+    cfg = CLIPTextConfig(**(config | sizes))
     return CLIPTextModelWithProjection(cfg) if projection else CLIPTextModel(cfg)
 
 
-def _t5_encoder(vocab: int, d_model: int = 32):
+def _t5_encoder(vocab: int, d_model: int = 32, **sizes):
     from transformers import T5Config, T5EncoderModel
 
-    cfg = T5Config(
+    config = dict(
         vocab_size=vocab, d_model=d_model, d_ff=37, d_kv=8, num_layers=1, num_heads=4,
         decoder_start_token_id=0, pad_token_id=0, eos_token_id=1,
     )  # fmt: skip
-    return T5EncoderModel(cfg)
+    return T5EncoderModel(T5Config(**(config | sizes)))
 
 
-def _vae():
+def _vae(**sizes):
     from diffusers import AutoencoderKL
 
-    return AutoencoderKL(
+    config = dict(
         block_out_channels=(8, 8), in_channels=3, out_channels=3, latent_channels=4,
         down_block_types=("DownEncoderBlock2D",) * 2, up_block_types=("UpDecoderBlock2D",) * 2,
         norm_num_groups=1, layers_per_block=1, sample_size=32, use_quant_conv=False,
         use_post_quant_conv=False, shift_factor=0.0609, scaling_factor=1.5035,
     )  # fmt: skip
+    return AutoencoderKL(**(config | sizes))
 
 
-def build_tiny_pipeline(family: str, seed: int = 0):
-    """Build a tiny random pipeline of ``family`` (one of :data:`TINY_FAMILIES`) on CPU in fp32."""
+#: The parts of a FLUX pipeline whose sizes :func:`build_tiny_pipeline` takes overrides for.
+FLUX_PARTS = ("transformer", "vae", "text_encoder", "text_encoder_2")
+
+
+def build_tiny_pipeline(family: str, seed: int = 0, sizes: dict[str, dict] | None = None):
+    """Build a tiny random pipeline of ``family`` (one of :data:`TINY_FAMILIES`).
+
+    ``sizes`` (FLUX families only) overrides the configs of the parts named in :data:`FLUX_PARTS`,
+    e.g. ``{"transformer": {"num_layers": 19, ...}}``: ``benchmarks/gpu_proof.py`` builds a
+    FLUX.1-dev-size pipeline this way. The tokenizers stay the tiny in-memory ones (a stand-in:
+    ids below 300, lengths padded as the real ones). Modules are created where torch's default
+    device and dtype say (CPU, fp32 unless the caller sets them).
+    """
     import torch
     from diffusers import FlowMatchEulerDiscreteScheduler
 
     if family not in TINY_FAMILIES:
         raise ValueError(f"no tiny pipeline for {family!r}; choose one of {TINY_FAMILIES}")
-    tokenizer = tiny_tokenizer()
+    sizes = dict(sizes or {})
+    unknown = set(sizes) - set(FLUX_PARTS)
+    if unknown or (sizes and family == "sd3"):
+        raise ValueError(f"size overrides are for the FLUX parts {FLUX_PARTS}, not {sorted(unknown) or family}")
+    clip_length = sizes.get("text_encoder", {}).get("max_position_embeddings", 32)
+    tokenizer = tiny_tokenizer(max_length=clip_length)
     vocab = len(tokenizer)
     torch.manual_seed(seed)
     scheduler = FlowMatchEulerDiscreteScheduler(shift=3.0)
@@ -109,16 +127,18 @@ def build_tiny_pipeline(family: str, seed: int = 0):
         )  # fmt: skip
     from diffusers import FluxKontextPipeline, FluxPipeline, FluxTransformer2DModel
 
-    transformer = FluxTransformer2DModel(
+    transformer_config = dict(
         patch_size=1, in_channels=16, num_layers=1, num_single_layers=1, attention_head_dim=16,
         num_attention_heads=2, joint_attention_dim=32, pooled_projection_dim=32,
         axes_dims_rope=[4, 4, 8], guidance_embeds=True,
     )  # fmt: skip
+    transformer = FluxTransformer2DModel(**(transformer_config | sizes.get("transformer", {})))
     cls = FluxKontextPipeline if family == "flux-kontext" else FluxPipeline
     return cls(
-        transformer=transformer, scheduler=scheduler, vae=_vae(),
-        text_encoder=_clip_encoder(vocab, seed + 1, projection=False), tokenizer=tokenizer,
-        text_encoder_2=_t5_encoder(vocab), tokenizer_2=tiny_tokenizer(),
+        transformer=transformer, scheduler=scheduler, vae=_vae(**sizes.get("vae", {})),
+        text_encoder=_clip_encoder(vocab, seed + 1, projection=False, **sizes.get("text_encoder", {})),
+        tokenizer=tokenizer, text_encoder_2=_t5_encoder(vocab, **sizes.get("text_encoder_2", {})),
+        tokenizer_2=tiny_tokenizer(),
     )  # fmt: skip
 
 

@@ -2,7 +2,8 @@
 
 - :func:`build_tiny_qwen3_vl`: a ``Qwen3VLForConditionalGeneration`` with the real
   ``Qwen3VLProcessor`` (``Qwen2VLImageProcessor`` + ``Qwen3VLVideoProcessor``), the judge's
-  default model family.
+  default model family; :func:`random_qwen3_vl` and :func:`qwen3_vl_processor` build the two in
+  memory, at any size.
 - :func:`build_tiny_qwen2_5_vl`: a ``Qwen2_5_VLForConditionalGeneration`` with
   ``Qwen2_5_VLProcessor``, the text encoder family of Qwen-Image.
 - :func:`build_tiny_qwen_image`: a ``QwenImagePipeline`` / ``QwenImageEditPipeline`` whose text
@@ -109,59 +110,83 @@ def _image_processor(patch: int, min_tokens: int, max_tokens: int, mean: list[fl
     )  # fmt: skip
 
 
-def build_tiny_qwen3_vl(path: str | Path, *, seed: int = 0) -> Path:
-    """Write a tiny Qwen3-VL (model, ``Qwen3VLProcessor``, tokenizer, chat template) to ``path``.
+def _override(base: dict, sizes: dict | None) -> dict:
+    """``base`` with the keys of ``sizes`` replaced (a nested dict such as ``rope_parameters`` is
+    replaced whole, so an override states everything it changes)."""
+    return {**base, **(sizes or {})}
 
-    Images get 16-pixel patches merged 2×2 (as in the real model) and a budget of 1–64 image
-    tokens, so a 64×64 image becomes a (1, 4, 4) grid and 4 ``<|image_pad|>`` tokens.
+
+def random_qwen3_vl(tokenizer: Any, *, seed: int = 0, text: dict | None = None, vision: dict | None = None):
+    """A ``Qwen3VLForConditionalGeneration`` with random weights over ``tokenizer``'s special tokens.
+
+    The tiny config by default; ``text`` and ``vision`` override keys of its ``text_config`` and
+    ``vision_config`` (``benchmarks/gpu_proof.py`` passes Qwen3-VL-8B's, under a CUDA device and
+    bf16 as torch's defaults). Generation stops at ``<|im_end|>`` or the pad token.
     """
     import torch
-    from transformers import (
-        Qwen3VLConfig,
-        Qwen3VLForConditionalGeneration,
-        Qwen3VLProcessor,
-        Qwen3VLVideoProcessor,
-    )
+    from transformers import Qwen3VLConfig, Qwen3VLForConditionalGeneration
 
-    path = Path(path)
-    tokenizer = tiny_qwen_tokenizer()
     hidden = 32
+    text_config = _text_config(tokenizer, hidden, heads=4, kv_heads=2, mrope=[2, 1, 1], mrope_interleaved=True)
+    vision_config = {
+        "depth": 2, "hidden_size": 32, "intermediate_size": 64, "num_heads": 2, "patch_size": 16,
+        "spatial_merge_size": 2, "temporal_patch_size": 2, "out_hidden_size": hidden,
+        "num_position_embeddings": 64, "deepstack_visual_indexes": [0, 1],
+    }  # fmt: skip
     config = Qwen3VLConfig(
-        text_config=_text_config(tokenizer, hidden, heads=4, kv_heads=2, mrope=[2, 1, 1], mrope_interleaved=True),
-        vision_config={
-            "depth": 2, "hidden_size": 32, "intermediate_size": 64, "num_heads": 2, "patch_size": 16,
-            "spatial_merge_size": 2, "temporal_patch_size": 2, "out_hidden_size": hidden,
-            "num_position_embeddings": 64, "deepstack_visual_indexes": [0, 1],
-        },
+        text_config=_override(text_config, text), vision_config=_override(vision_config, vision),
         **_token_ids(tokenizer),
     )  # fmt: skip
     torch.manual_seed(seed)
     model = Qwen3VLForConditionalGeneration(config)
     model.generation_config.eos_token_id = [tokenizer.convert_tokens_to_ids("<|im_end|>"), tokenizer.pad_token_id]
     model.generation_config.pad_token_id = tokenizer.pad_token_id
+    return model
+
+
+def qwen3_vl_processor(tokenizer: Any, *, min_image_tokens: int = 1, max_image_tokens: int = 64):
+    """A ``Qwen3VLProcessor`` (16-pixel patches merged 2×2, as the real model) over ``tokenizer``,
+    with a pixel budget of ``min_image_tokens``–``max_image_tokens`` merged tokens per image
+    (Qwen3-VL's own: 64–16384)."""
+    from transformers import Qwen3VLProcessor, Qwen3VLVideoProcessor
+
     half = [0.5, 0.5, 0.5]
-    processor = Qwen3VLProcessor(
-        image_processor=_image_processor(16, 1, 64, half, half),
+    return Qwen3VLProcessor(
+        image_processor=_image_processor(16, min_image_tokens, max_image_tokens, half, half),
         tokenizer=tokenizer,
         video_processor=Qwen3VLVideoProcessor(patch_size=16, temporal_patch_size=2, merge_size=2),
         chat_template=qwen_chat_template(),
     )
+
+
+def build_tiny_qwen3_vl(path: str | Path, *, seed: int = 0) -> Path:
+    """Write a tiny Qwen3-VL (model, ``Qwen3VLProcessor``, tokenizer, chat template) to ``path``.
+
+    Images get 16-pixel patches merged 2×2 (as in the real model) and a budget of 1–64 image
+    tokens, so a 64×64 image becomes a (1, 4, 4) grid and 4 ``<|image_pad|>`` tokens.
+    """
+    path = Path(path)
+    tokenizer = tiny_qwen_tokenizer()
+    model = random_qwen3_vl(tokenizer, seed=seed)
     model.save_pretrained(path)
-    processor.save_pretrained(path)
+    qwen3_vl_processor(tokenizer).save_pretrained(path)
     return path
 
 
-def _qwen2_5_vl(tokenizer: Any, hidden: int, seed: int):
+def _qwen2_5_vl(tokenizer: Any, hidden: int, seed: int, text: dict | None = None, vision: dict | None = None):
+    """A random ``Qwen2_5_VLForConditionalGeneration``: tiny (8-wide heads) unless ``text`` and
+    ``vision`` override its configs."""
     import torch
     from transformers import Qwen2_5_VLConfig, Qwen2_5_VLForConditionalGeneration
 
+    text_config = _text_config(tokenizer, hidden, heads=hidden // 8, kv_heads=1, mrope=[2, 1, 1])
+    vision_config = {
+        "depth": 2, "hidden_size": 16, "intermediate_size": 32, "num_heads": 2, "patch_size": 14,
+        "spatial_merge_size": 2, "temporal_patch_size": 2, "window_size": 112,
+        "fullatt_block_indexes": [1], "out_hidden_size": hidden,
+    }  # fmt: skip
     config = Qwen2_5_VLConfig(
-        text_config=_text_config(tokenizer, hidden, heads=2, kv_heads=1, mrope=[2, 1, 1]),
-        vision_config={
-            "depth": 2, "hidden_size": 16, "intermediate_size": 32, "num_heads": 2, "patch_size": 14,
-            "spatial_merge_size": 2, "temporal_patch_size": 2, "window_size": 112,
-            "fullatt_block_indexes": [1], "out_hidden_size": hidden,
-        },
+        text_config=_override(text_config, text), vision_config=_override(vision_config, vision),
         **_token_ids(tokenizer),
     )  # fmt: skip
     torch.manual_seed(seed)
@@ -172,14 +197,14 @@ _CLIP_MEAN = [0.48145466, 0.4578275, 0.40821073]
 _CLIP_STD = [0.26862954, 0.26130258, 0.27577711]
 
 
-def _qwen2_vl_family_processor(cls_name: str, tokenizer: Any):
+def _qwen2_vl_family_processor(cls_name: str, tokenizer: Any, min_tokens: int = 4, max_tokens: int = 64):
     """``Qwen2_5_VLProcessor`` or ``Qwen2VLProcessor`` with 14-pixel patches (Qwen2.5-VL's vision
-    tower) and a budget of 4–64 image tokens."""
+    tower) and a budget of ``min_tokens``–``max_tokens`` image tokens (tiny: 4–64)."""
     import transformers
     from transformers import Qwen2VLVideoProcessor
 
     return getattr(transformers, cls_name)(
-        image_processor=_image_processor(14, 4, 64, _CLIP_MEAN, _CLIP_STD),
+        image_processor=_image_processor(14, min_tokens, max_tokens, _CLIP_MEAN, _CLIP_STD),
         tokenizer=tokenizer,
         video_processor=Qwen2VLVideoProcessor(patch_size=14, temporal_patch_size=2, merge_size=2),
         chat_template=qwen_chat_template(),
@@ -203,14 +228,26 @@ def _template_head(template: str) -> str:
     return template[: template.index(marker) + len(marker)]
 
 
-def build_tiny_qwen_image(*, edit: bool = False, seed: int = 0):
+#: The parts of a Qwen-Image pipeline whose sizes :func:`build_tiny_qwen_image` takes overrides for:
+#: the transformer and VAE configs, the text encoder's ``text_config`` and ``vision_config``, and
+#: ``image_tokens``, the (min, max) pixel budget of the edit processor in merged tokens.
+QWEN_IMAGE_PARTS = ("transformer", "vae", "text", "vision", "image_tokens")
+
+
+def build_tiny_qwen_image(*, edit: bool = False, seed: int = 0, sizes: dict[str, Any] | None = None):
     """A ``QwenImagePipeline`` (or ``QwenImageEditPipeline``) with a tiny random transformer and
-    VAE and a tiny Qwen2.5-VL text encoder, on CPU in fp32.
+    VAE and a tiny Qwen2.5-VL text encoder, created where torch's default device and dtype say.
 
     The pipeline drops a fixed number of leading tokens (its system prompt) from the encoder's
     hidden states; the tokenizer is trained on that prompt so it splits it into exactly that many
-    tokens, as Qwen's own tokenizer does (checked here).
+    tokens, as Qwen's own tokenizer does (checked here). ``sizes`` overrides the configs of the
+    parts in :data:`QWEN_IMAGE_PARTS` (``benchmarks/gpu_proof.py`` builds Qwen-Image-Edit's real
+    sizes this way; the tokenizer stays the small in-memory one).
     """
+    sizes = dict(sizes or {})
+    unknown = set(sizes) - set(QWEN_IMAGE_PARTS)
+    if unknown:
+        raise ValueError(f"unknown Qwen-Image parts {sorted(unknown)}; use {QWEN_IMAGE_PARTS}")
     from diffusers import (
         AutoencoderKLQwenImage,
         FlowMatchEulerDiscreteScheduler,
@@ -229,24 +266,26 @@ def build_tiny_qwen_image(*, edit: bool = False, seed: int = 0):
         raise RuntimeError(f"the tiny tokenizer splits the {pipeline_cls.__name__} system prompt into {head} "
                            f"tokens; the pipeline drops {drop}")
     hidden = 16
-    text_encoder = _qwen2_5_vl(tokenizer, hidden, seed + 1)
+    text_encoder = _qwen2_5_vl(tokenizer, hidden, seed + 1, sizes.get("text"), sizes.get("vision"))
     import torch
 
     torch.manual_seed(seed)
-    transformer = QwenImageTransformer2DModel(
+    transformer_config = dict(
         patch_size=2, in_channels=16, out_channels=4, num_layers=1, attention_head_dim=16,
         num_attention_heads=2, joint_attention_dim=hidden, axes_dims_rope=(8, 4, 4),
     )  # fmt: skip
-    vae = AutoencoderKLQwenImage(
+    transformer = QwenImageTransformer2DModel(**_override(transformer_config, sizes.get("transformer")))
+    vae_config = dict(
         base_dim=8, z_dim=4, dim_mult=[1, 2], num_res_blocks=1, temperal_downsample=[False],
         latents_mean=[0.0] * 4, latents_std=[1.0] * 4,
     )  # fmt: skip
+    vae = AutoencoderKLQwenImage(**_override(vae_config, sizes.get("vae")))
     parts: dict[str, Any] = dict(
         transformer=transformer, vae=vae, scheduler=FlowMatchEulerDiscreteScheduler(),
         text_encoder=text_encoder, tokenizer=tokenizer,
     )  # fmt: skip
     if edit:
-        parts["processor"] = _qwen2_vl_family_processor("Qwen2VLProcessor", tokenizer)
+        parts["processor"] = _qwen2_vl_family_processor("Qwen2VLProcessor", tokenizer, *sizes.get("image_tokens", (4, 64)))
     return pipeline_cls(**parts)
 
 

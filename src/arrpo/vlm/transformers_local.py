@@ -311,6 +311,24 @@ class TransformersBackend:
         processor = AutoProcessor.from_pretrained(source, **common)
         model = AutoModelForImageTextToText.from_pretrained(source, dtype=dtype, **common)
         model.to(device)
+        return self._ready(model, processor)
+
+    @classmethod
+    def from_loaded(cls, model: Any, processor: Any, *, name: str = "in-memory", **kwargs: Any) -> TransformersBackend:
+        """A backend over a model and processor already in memory (a notebook's, or one built with
+        random weights by ``benchmarks/gpu_proof.py``): nothing is loaded or downloaded; requests
+        go through the same chat template, batching and ``generate`` as a loaded model's. The model
+        stays on its device. ``kwargs`` are the constructor's (``max_pixels``, ``max_batch_size``…).
+
+        Raises:
+            BackendUnavailable: the processor has no chat template.
+        """
+        backend = cls(name, **kwargs)
+        backend._model, backend._processor = backend._ready(model, processor)
+        return backend
+
+    def _ready(self, model: Any, processor: Any) -> tuple[Any, Any]:
+        """Evaluation mode, left padding, a pad token; refuse a processor without a chat template."""
         model.eval()
         tokenizer = getattr(processor, "tokenizer", processor)
         tokenizer.padding_side = "left"  # generation continues every row at the same position
@@ -320,7 +338,7 @@ class TransformersBackend:
             raise BackendUnavailable(
                 f"{self.model_name!r} has no chat template; use an instruct/chat VLM (e.g. {DEFAULT_LOCAL_MODEL})"
             )
-        if device == "cpu":
+        if getattr(getattr(model, "device", None), "type", None) == "cpu":
             cpu_notice(self.model_name)
         return model, processor
 
