@@ -25,7 +25,8 @@ from PIL import Image
 from arrpo.images import load_image
 from arrpo.judge import PairwiseJudge
 from arrpo.schema import Comparison
-from arrpo.vlm import build_backend
+from arrpo.vlm import EndpointPool, build_backend
+from arrpo.vlm.wrappers import find_layer
 
 
 def free_port() -> int:
@@ -65,8 +66,9 @@ async def run(n: int, concurrency: int, latency: float, size: int, port: int) ->
     async def count(request):
         sent["bytes"] += len(request.content)
 
-    for http in backend.inner.inner.inner._https:  # Metered → Retrying → Limited → OpenAIBackend
-        http.event_hooks["request"] = [count]
+    for endpoint in find_layer(backend, EndpointPool).backends.values():
+        for http in endpoint._https:
+            http.event_hooks["request"] = [count]
     judge = PairwiseJudge(backend, order="given")
     comparisons = make_comparisons(n, size)
     for c in comparisons[:32]:  # encode every image once up front, as a real run would

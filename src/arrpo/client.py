@@ -5,7 +5,8 @@ Images may be bytes, client-side file paths, PIL images, :class:`~arrpo.images.I
 arrays (HWC uint8 or float in [0, 1]) or torch tensors (CHW in [0, 1]); they are sent as base64.
 A 503 from a saturated service is retried after its ``Retry-After``, and a connection that cannot
 be made or drops is retried with exponential backoff, both within a retry budget
-(``max_retries``, ``backoff``, ``max_wait``); other errors, and an exhausted budget, raise
+(``max_retries``, ``backoff``, ``max_wait``; :func:`retry_waits` gives the waits), ``GET /health``
+included; other errors, and an exhausted budget, raise
 :class:`RewardServiceError` carrying the service's status, code and message (status ``0`` and
 code ``unreachable`` when no answer came at all). :func:`validate_options` checks request options
 on the client before anything is sent.
@@ -159,12 +160,6 @@ def _error(response: httpx.Response) -> RewardServiceError:
     return RewardServiceError(response.status_code, code, message, seconds)
 
 
-def _health(response: httpx.Response) -> Health:
-    if response.status_code != 200:
-        raise _error(response)
-    return Health.model_validate(response.json())
-
-
 #: Transport failures worth retrying: no connection, or one that dropped before an answer. A read
 #: timeout is not retried (the judge call may still be running; resending doubles the load).
 RETRYABLE_TRANSPORT_ERRORS: tuple[type[Exception], ...] = (
@@ -227,6 +222,13 @@ class _Settings:
         return max(0.0, min(self.max_wait, wait))  # a proxy's negative Retry-After means "now"
 
 
+def retry_waits(max_retries: int, backoff: float, max_wait: float) -> list[float]:
+    """The waits (seconds) before each retry of a request whose service stays unreachable: the
+    budget a caller gives a service that is down or restarting (a 503 waits its ``Retry-After``
+    instead, capped by the same ``max_wait``)."""
+    return [min(max_wait, backoff * 2.0 ** attempt) for attempt in range(max_retries)]
+
+
 class RewardClient:
     """Blocking client. Args: ``base_url`` (``http://host:port``), ``token`` (default from
     ``ARRPO_SERVE_TOKEN``), ``timeout`` per request, ``max_retries`` for 503s and connection
@@ -260,11 +262,19 @@ class RewardClient:
         return GroupRewardsResponse.model_validate(self._post("/v1/group_rewards", group_payload(prompt, images, **options)))
 
     def health(self) -> Health:
+        """``GET /health``, retried like any request while the service is unreachable or saturated."""
+        for attempt in itertools.count():
+            step = self.settings.after(attempt, self._fetch("/health"))
+            if isinstance(step, dict):
+                return Health.model_validate(step)
+            time.sleep(step)
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _fetch(self, path: str) -> httpx.Response | Exception:
         try:
-            response = self._http.get("/health")
-        except httpx.TransportError as exc:
-            raise unreachable(self.settings.base_url, exc, 1) from exc
-        return _health(response)
+            return self._http.get(path)
+        except RETRYABLE_TRANSPORT_ERRORS as exc:
+            return exc
 
     def _send(self, path: str, body: dict[str, Any]) -> httpx.Response | Exception:
         try:
@@ -317,11 +327,19 @@ class AsyncRewardClient:
         return GroupRewardsResponse.model_validate(await self._post("/v1/group_rewards", body))
 
     async def health(self) -> Health:
+        """As :meth:`RewardClient.health`, awaited."""
+        for attempt in itertools.count():
+            step = self.settings.after(attempt, await self._fetch("/health"))
+            if isinstance(step, dict):
+                return Health.model_validate(step)
+            await asyncio.sleep(step)
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    async def _fetch(self, path: str) -> httpx.Response | Exception:
         try:
-            response = await self._http.get("/health")
-        except httpx.TransportError as exc:
-            raise unreachable(self.settings.base_url, exc, 1) from exc
-        return _health(response)
+            return await self._http.get(path)
+        except RETRYABLE_TRANSPORT_ERRORS as exc:
+            return exc
 
     async def _send(self, path: str, body: dict[str, Any]) -> httpx.Response | Exception:
         try:

@@ -22,15 +22,17 @@ import asyncio
 import hashlib
 import time
 from collections.abc import Awaitable, Callable, Iterable, Sequence
+from typing import Any
 
 from arrpo._sync import run_sync
+from arrpo.judge_settings import JudgeSettings
 from arrpo.parse import RankAnswer, parse_rank_answer
 from arrpo.prompts import render, template_sha256
 from arrpo.schema import FAILED_PREFIX, Comparison, Order, OrderAnswer, Usage, Verdict, Winner
-from arrpo.text import DEFAULT_MAX_ANSWER_CHARS, clip, exception_text, valid_utf8
+from arrpo.text import clip, exception_text, valid_utf8
 from arrpo.vlm.base import BackendError, BackendUnavailable, Message, VLMBackend, VLMRequest
 from arrpo.vlm.cache import forget_cached
-from arrpo.vocab import DisagreePolicy, OrderPolicy
+from arrpo.vocab import DisagreePolicy
 
 #: Labels placed before each image, by task (the template refers to the same names).
 IMAGE_LABELS = {
@@ -85,57 +87,33 @@ class PairwiseJudge:
 
     Args:
         backend: any :class:`~arrpo.vlm.base.VLMBackend` (usually from :func:`arrpo.vlm.build_backend`).
-        order: order policy, ``given`` | ``random`` | ``both``.
-        on_disagree: with ``both``, what disagreeing orders give: ``tie`` | ``invalid`` | ``first``.
-        allow_ties: let the model answer a tie (the paper forbids ties; so does the default).
-        seed: salt for the ``random`` order policy.
+        settings: the :class:`~arrpo.judge_settings.JudgeSettings` (order policy, ties, re-asks,
+            sampling, how much of an answer is kept); default: its defaults.
         rubric: default rubric for comparisons that carry none (``None``: the direct judge).
-        parse_retries: how many times to ask again, quoting the problem, after an unusable answer.
-        temperature, max_tokens: sampling parameters (the paper uses temperature 0).
-        max_answer_chars: most characters of an answer kept in a verdict (``raw`` keeps its
-            beginning and end, ``reason`` its beginning, each with a marker saying how much was
-            cut); ``None`` keeps everything.
+        **changes: settings fields by name, on top of ``settings``
+            (``PairwiseJudge(backend, order="both")``); checked like the settings themselves.
     """
 
     def __init__(
         self,
         backend: VLMBackend,
+        settings: JudgeSettings | None = None,
         *,
-        order: OrderPolicy = "random",
-        on_disagree: DisagreePolicy = "tie",
-        allow_ties: bool = False,
-        seed: int = 0,
         rubric=None,
-        parse_retries: int = 1,
-        temperature: float = 0.0,
-        max_tokens: int = 1024,
-        max_answer_chars: int | None = DEFAULT_MAX_ANSWER_CHARS,
+        **changes: Any,
     ):
-        if order not in ("given", "random", "both"):
-            raise ValueError(f"order must be 'given', 'random' or 'both', not {order!r}")
-        if on_disagree not in ("tie", "invalid", "first"):
-            raise ValueError(f"on_disagree must be 'tie', 'invalid' or 'first', not {on_disagree!r}")
-        if max_answer_chars is not None and max_answer_chars < 1:
-            raise ValueError(f"max_answer_chars must be at least 1 (or None), not {max_answer_chars!r}")
         self.backend = backend
-        self.order: OrderPolicy = order
-        self.on_disagree: DisagreePolicy = on_disagree
-        self.allow_ties = allow_ties
-        self.seed = seed
+        self.settings: JudgeSettings = JudgeSettings.of(settings, **changes)
         self.rubric = rubric
-        self.parse_retries = parse_retries
-        self.temperature = temperature
-        self.max_tokens = max_tokens
-        self.max_answer_chars = max_answer_chars
 
     # ----------------------------------------------------------------- requests
     def orders_for(self, comparison: Comparison) -> list[Order]:
         """The orders this judge will ask a comparison in."""
-        if self.order == "given":
+        if self.settings.order == "given":
             return ["AB"]
-        if self.order == "both":
+        if self.settings.order == "both":
             return ["AB", "BA"]
-        return [random_order(comparison, self.seed)]
+        return [random_order(comparison, self.settings.seed)]
 
     def build_messages(self, comparison: Comparison, order: Order) -> list[Message]:
         """The chat messages for one order: labelled images first, the instructions last."""
@@ -150,7 +128,7 @@ class PairwiseJudge:
             task=comparison.task,
             rubric=rubric.render() if rubric is not None else None,
             prompt=comparison.prompt,
-            allow_ties=self.allow_ties,
+            allow_ties=self.settings.allow_ties,
         )
         label_1, label_2 = IMAGE_LABELS[comparison.task]
         parts: list = []
@@ -166,8 +144,8 @@ class PairwiseJudge:
     def _request(self, messages: Sequence[Message]) -> VLMRequest:
         return VLMRequest(
             messages=tuple(messages),
-            temperature=self.temperature,
-            max_tokens=self.max_tokens,
+            temperature=self.settings.temperature,
+            max_tokens=self.settings.max_tokens,
             json_schema=RANK_SCHEMA,
         )
 
@@ -195,7 +173,7 @@ class PairwiseJudge:
         raw: str | None = None
         backend_failed = False
         parsed = RankAnswer(None, None, "not asked")
-        for attempt in range(self.parse_retries + 1):
+        for attempt in range(self.settings.parse_retries + 1):
             attempts += 1
             started = time.perf_counter()
             request = self._request(messages)
@@ -222,16 +200,16 @@ class PairwiseJudge:
                 break
             if response.finish_reason == "length":
                 parsed = RankAnswer(None, parsed.reason, f"{parsed.error} (answer cut at max_tokens)")
-            if attempt < self.parse_retries:
-                retry_text = render("judge_retry", problem=parsed.error, allow_ties=self.allow_ties,
+            if attempt < self.settings.parse_retries:
+                retry_text = render("judge_retry", problem=parsed.error, allow_ties=self.settings.allow_ties,
                                     task=comparison.task)
-                echoed = valid_utf8(clip(raw or "", self.max_answer_chars, keep="both"))
+                echoed = valid_utf8(clip(raw or "", self.settings.max_answer_chars, keep="both"))
                 messages = [*messages, Message.assistant(echoed), Message.user(retry_text)]
         return OrderAnswer(
             order=order,
             winner=_to_winner(parsed, order),
-            raw=clip(raw, self.max_answer_chars, keep="both") if raw is not None else None,
-            reason=clip(parsed.reason, self.max_answer_chars) if parsed.reason is not None else None,
+            raw=clip(raw, self.settings.max_answer_chars, keep="both") if raw is not None else None,
+            reason=clip(parsed.reason, self.settings.max_answer_chars) if parsed.reason is not None else None,
             invalid_reason=parsed.error if not parsed.ok else None,
             backend_failed=backend_failed,
             latency_s=latency,
@@ -245,8 +223,8 @@ class PairwiseJudge:
         unusable answer naming it, and the cached copy of that answer is dropped."""
         try:
             if raw is not None and len(raw) > PARSE_INLINE_CHARS:
-                return await asyncio.to_thread(parse_rank_answer, raw, allow_ties=self.allow_ties)
-            return parse_rank_answer(raw, allow_ties=self.allow_ties)
+                return await asyncio.to_thread(parse_rank_answer, raw, allow_ties=self.settings.allow_ties)
+            return parse_rank_answer(raw, allow_ties=self.settings.allow_ties)
         except Exception as exc:
             await forget_cached(self.backend, request)
             return RankAnswer(None, None, f"the answer could not be parsed: {exception_text(exc)}")
@@ -272,7 +250,7 @@ class PairwiseJudge:
             only = answers[0]
             winner, agree, invalid = only.winner, None, only.invalid_reason
         else:
-            winner, agree, invalid = combine_orders(answers[0], answers[1], self.on_disagree)
+            winner, agree, invalid = combine_orders(answers[0], answers[1], self.settings.on_disagree)
         reason = next((a.reason for a in answers if a.reason), None)
         total = Usage()
         for answer in answers:

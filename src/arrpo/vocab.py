@@ -24,9 +24,17 @@ RewardPreset = Literal["official", "symmetric", "zscore"]
 #: What a tie or invalid verdict does to its group's rewards.
 OnBadVerdict = Literal["mask_group", "drop_pair"]
 #: Which pairs of a group are judged.
-Pairing = Literal["all_pairs", "random_pairs"]
+Pairing = Literal["all_pairs", "random_pairs", "tournament"]
 #: Which VLM backend runs the judge (``auto``: from the endpoint/model given).
 BackendKind = Literal["auto", "openai", "transformers", "vllm"]
+#: Why a backend call failed, as far as the endpoint that served it is concerned: ``connect``
+#: (refused, reset, DNS), ``timeout``, ``server_error`` (5xx and other retryable statuses),
+#: ``rate_limited`` (429), ``bad_response`` (a body that is not a chat completion), ``rejected`` (a
+#: 4xx about the request itself: never the endpoint's fault), ``other``.
+BackendFault = Literal["connect", "timeout", "server_error", "rate_limited", "bad_response", "rejected", "other"]
+#: Where an endpoint of a pool stands: taking requests, out of rotation after a failure, or cooled
+#: down and answering (or awaiting) one probe request that decides whether it is back.
+EndpointState = Literal["up", "cooling", "probing"]
 #: Whether an OpenAI-compatible request asks for JSON output.
 JsonMode = Literal["auto", "json_object", "off"]
 #: Which order an evaluation calls "forward": the preferred image first, or the dataset's own order.

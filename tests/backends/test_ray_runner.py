@@ -10,6 +10,7 @@ import signal
 import pytest
 
 from arrpo.judge import PairwiseJudge
+from arrpo.judge_settings import JudgeSettings
 from arrpo.rubric import Rubric, Theme
 from arrpo.scale.ray_runner import JudgeWorker, RayJudgeRunner, pack_chunk, unpack_chunk
 from arrpo.schema import Comparison, Verdict
@@ -93,7 +94,7 @@ def test_ray_verdicts_equal_the_single_process_run(ray_local, make_image, tmp_pa
         # Same cached responses: the Ray workers must hit the cache for every request.
         handler.broken = True
         settings = BackendSettings(endpoint=server.base_url, model="scripted", cache_path=str(cache))
-        runner = RayJudgeRunner(settings, {"order": "both"}, num_workers=2, chunk_size=3)
+        runner = RayJudgeRunner(settings, JudgeSettings(order="both"), num_workers=2, chunk_size=3)
         try:
             got = dict(runner.run(comparisons))
         finally:
@@ -106,7 +107,7 @@ def test_ray_verdicts_equal_the_single_process_run(ray_local, make_image, tmp_pa
         # And without a cache, live answers give the same verdicts.
         handler.broken = False
         live = BackendSettings(endpoint=server.base_url, model="scripted", cache=False)
-        runner = RayJudgeRunner(live, {"order": "both"}, num_workers=2, chunk_size=5)
+        runner = RayJudgeRunner(live, JudgeSettings(order="both"), num_workers=2, chunk_size=5)
         try:
             again = dict(runner.run(comparisons))
         finally:
@@ -120,7 +121,7 @@ def test_a_worker_killed_mid_run_loses_no_comparisons(ray_local, make_image):
         comparisons = _comparisons(make_image, 16)
         expected = [("A" if (20 * i % 256) >= 128 else "B") for i in range(16)]
         settings = BackendSettings(endpoint=server.base_url, model="scripted", cache=False)
-        runner = RayJudgeRunner(settings, {"order": "given"}, num_workers=2, chunk_size=2, chunks_in_flight=2)
+        runner = RayJudgeRunner(settings, JudgeSettings(order="given"), num_workers=2, chunk_size=2, chunks_in_flight=2)
         got: dict[int, Verdict] = {}
         try:
             stream = runner.run(comparisons)
@@ -156,7 +157,7 @@ def _first_attempt_busy(judge):
 def test_a_worker_reports_retries_and_turns_a_failing_pair_into_its_invalid_verdict(make_image):
     with ScriptedVLMServer(_first_attempt_busy(RedderWins())) as server:
         settings = BackendSettings(endpoint=server.base_url, model="scripted", cache=False, max_retries=2)
-        worker = JudgeWorker(settings, {"order": "both"})
+        worker = JudgeWorker(settings, JudgeSettings(order="both").model_dump_json())
         chunk = pack_chunk(list(enumerate(_comparisons(make_image, 3))))
         chunk["rows"][1]["rubric"] = '{"themes": "not a list"}'  # this pair cannot even be rebuilt
         results = asyncio.run(worker.judge_chunk(chunk))
@@ -166,10 +167,25 @@ def test_a_worker_reports_retries_and_turns_a_failing_pair_into_its_invalid_verd
     assert verdicts[1].id == "c1" and verdicts[1].invalid_reason.startswith("judge failed on this pair: ValidationError")
 
 
+def test_a_worker_judges_with_the_settings_sent_as_json(make_image):
+    """What crosses to a worker is the settings' JSON: every field reaches its judge's requests."""
+    with ScriptedVLMServer(RedderWins()) as server:
+        backend = BackendSettings(endpoint=server.base_url, model="scripted", cache=False)
+        settings = JudgeSettings(order="given", temperature=0.3, max_tokens=40, max_answer_chars=12)
+        rubric = Rubric(themes=[Theme(theme="Redness", tips=["Redder is better."])])
+        worker = JudgeWorker(backend, settings.model_dump_json(), rubric.model_dump_json())
+        results = asyncio.run(worker.judge_chunk(pack_chunk(list(enumerate(_comparisons(make_image, 2))))))
+        seen = list(server.seen)
+    assert {(r.body["temperature"], r.body["max_tokens"]) for r in seen} == {(0.3, 40)} and len(seen) == 2
+    assert all("Redder is better." in r.text for r in seen)  # the default rubric travelled too
+    verdicts = [Verdict.model_validate_json(payload) for _, payload, _ in results]
+    assert all(len(v.answers[0].raw) < 12 + 60 for v in verdicts)
+
+
 def test_a_failing_task_ends_as_its_pairs_invalid_verdicts_and_retries_are_counted(ray_local, make_image):
     # a picklable factory that raises ValueError on the worker (not BackendUnavailable: no user action)
     broken = functools.partial(int, "no backend here")
-    runner = RayJudgeRunner(broken, {"order": "given"}, num_workers=1, chunk_size=2)
+    runner = RayJudgeRunner(broken, JudgeSettings(order="given"), num_workers=1, chunk_size=2)
     try:
         got = {index: verdict for index, verdict in runner.run(_comparisons(make_image, 3))}
     finally:
@@ -180,7 +196,7 @@ def test_a_failing_task_ends_as_its_pairs_invalid_verdicts_and_retries_are_count
 
     with ScriptedVLMServer(_first_attempt_busy(RedderWins())) as server:
         settings = BackendSettings(endpoint=server.base_url, model="scripted", cache=False, max_retries=2)
-        runner = RayJudgeRunner(settings, {"order": "given"}, num_workers=2, chunk_size=2)
+        runner = RayJudgeRunner(settings, JudgeSettings(order="given"), num_workers=2, chunk_size=2)
         try:
             counted = {index: (v.winner, retries) for index, v, retries in runner.run_with_retries(
                 _comparisons(make_image, 4))}

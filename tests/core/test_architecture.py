@@ -17,9 +17,9 @@ SRC = Path(__file__).resolve().parents[2] / "src"
 
 #: Rooms by floor, bottom (0) to top. A room is ``arrpo.<name>`` (a package or a module).
 FLOORS: list[set[str]] = [
-    {"errors", "text", "vocab", "_version", "_sync", "jsonl", "progress", "prompts"},
-    {"images", "parse", "rubric", "rewards"},
-    {"convert", "html", "schema"},
+    {"errors", "text", "vocab", "standings", "_version", "_sync", "jsonl", "progress", "prompts"},
+    {"images", "parse", "rubric", "rewards", "judge_settings"},
+    {"convert", "html", "schema", "tournament"},
     {"vlm"},
     {"datasets", "judge"},
     {"jobs", "scale", "evidence"},

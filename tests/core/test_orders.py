@@ -54,7 +54,7 @@ def test_policies_choose_orders(make_image):
     assert PairwiseJudge(None, order="given").orders_for(comparison) == ["AB"]  # type: ignore[arg-type]
     assert PairwiseJudge(None, order="both").orders_for(comparison) == ["AB", "BA"]  # type: ignore[arg-type]
     assert PairwiseJudge(None, order="random").orders_for(comparison) == [random_order(comparison)]  # type: ignore[arg-type]
-    with pytest.raises(ValueError, match="order must be"):
+    with pytest.raises(ValueError, match="order\n  Input should be 'given', 'random' or 'both'"):
         PairwiseJudge(None, order="sideways")  # type: ignore[arg-type]
 
 

@@ -77,7 +77,22 @@ optim:
 
 #: Keys that may appear in a written record although the snapshot lacks them: key → why it was
 #: added deliberately. Everything else new is a difference.
-ALLOWED_NEW_KEYS: dict[str, str] = {}
+ALLOWED_NEW_KEYS: dict[str, str] = {
+    # issue 19: rubric validate's judges.yaml records every ask setting of the one AskSettings model
+    # (it listed three of them by hand before); the values are the defaults the judges used anyway
+    "allow_ties": "judges.yaml written by rubric validate lists all ask settings (issue 19)",
+    "max_answer_chars": "judges.yaml written by rubric validate lists all ask settings (issue 19)",
+    # issue 19: the RPO config's judge section is the one JudgeSettings, so training can now set
+    # these (it could not before); the checkpoint's config.json records their default values
+    "parse_retries": "the RPO judge section is JudgeSettings (issue 19)",
+    "temperature": "the RPO judge section is JudgeSettings (issue 19)",
+    "max_tokens": "the RPO judge section is JudgeSettings (issue 19)",
+    "seed": "the RPO judge section is JudgeSettings: its random-order seed (issue 19)",
+    # issue 21: group_rewards takes the group's pairing (tournament added) and reports each sample's
+    # standing (the all-pairs win rate for all_pairs / random_pairs, as before)
+    "pairing": "group_rewards(pairing=) for the tournament pairing (issue 21)",
+    "standings": "GroupRewards.standings: the value the preset maps (issue 21)",
+}
 
 #: Scenario name → (config file name, template) written before the run as {config}.
 CONFIGS = {"eval": ("judges.yaml", JUDGES_YAML), "train": ("config.yaml", TRAIN_CONFIG)}

@@ -49,6 +49,9 @@ class BaseSample:
     def __getitem__(self, key: str) -> Any:
         return getattr(self, key)
 
+    def __iter__(self):
+        return iter(self.keys())
+
     def _hash_parts(self) -> list[bytes]:
         return [self.prompt.encode()]
 
@@ -101,7 +104,7 @@ def _media_to_pil(model, group_input: dict[str, Any]) -> dict[str, Any]:
 
 def compute_group(model, group: list[BaseSample]) -> torch.Tensor:
     """One group: the declared arguments every sample has (not None), media as PIL, ``.rewards``."""
-    declared = filter_kwargs(model.__call__, **{k: group[0][k] for k in group[0].keys()})
+    declared = filter_kwargs(model.__call__, **{k: group[0][k] for k in group[0]})
     group_input = {k: [getattr(s, k) for s in group] for k in declared if all(getattr(s, k) is not None for s in group)}
     output = model(**_media_to_pil(model, group_input))
     return torch.as_tensor(getattr(output, "rewards", output), dtype=torch.float32)

@@ -27,14 +27,16 @@ def gray_of(prompt_index: int, copy: int) -> int:
 
 
 def build(iterations, rank: int, group_per_iteration: bool = False) -> tuple[list, list]:
-    """Per iteration: this rank's batch; the copy number of each sample counts over ranks (and
-    iterations, unless each iteration holds its own groups) in dealing order, so every sample of
-    a group has a distinct gray."""
+    """Per iteration: this rank's batch; the copy number of each sample counts over ranks and
+    iterations in dealing order, so every sample of a group has a distinct gray. With
+    ``group_per_iteration`` iteration e draws from its own six prompts (6e .. 6e+5), so that no
+    prompt has two groups in one epoch (which of its 2k samples form a group would then depend on
+    the order the ranks' calls pair up in, a choice of no consequence to the host)."""
     seen: dict[int, int] = {}
     batches, rows = [], []
     for number, it in enumerate(iterations):
         if group_per_iteration:
-            seen = {}
+            it = [[index + 6 * number for index in indices] for indices in it]
         for r, indices in enumerate(it):
             mine = []
             for index in indices:
@@ -65,7 +67,7 @@ def run_rank(rank: int, world: int, init_file: str, url: str, out_dir: str) -> N
     record["spread"] = [dict(row, reward=float(v)) for row, v in zip(rows, rewards["avg"], strict=True)]
 
     # the old sampler: two groups of 16 in one iteration of 32 samples
-    whole = [host.old_sampler_iteration(len(PROMPTS), batch=32 // world, k=16, ranks=world, seed_epoch=e) for e in range(2)]
+    whole = [host.old_sampler_iteration(6, batch=32 // world, k=16, ranks=world, seed_epoch=e) for e in range(2)]
     batches, rows = build(whole, rank, group_per_iteration=True)
     rewards = host.sample_epoch(reward_fn, batches)
     record["whole"] = [dict(row, reward=float(v)) for row, v in zip(rows, rewards["avg"], strict=True)]

@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-import json
-import threading
-
 from arrpo.testing.scripted_server import ChatRequest, Reply
 from tests.serve.helpers import brighter_wins, brightness
 
-__all__ = ["brighter_wins", "official", "garbage", "http_500", "invalid_when", "CountingJudge"]
+__all__ = ["brighter_wins", "garbage", "http_500", "invalid_when", "official"]
 
 
 def official(grays: list[int], win: float = 1.0, lose: float = 0.1) -> list[float]:
@@ -36,16 +33,3 @@ def invalid_when(grays: set[int]):
         return brighter_wins(request)
 
     return handler
-
-
-class CountingJudge:
-    """``brighter_wins`` after ``delay`` seconds, counting the judge calls in progress at once."""
-
-    def __init__(self, delay: float):
-        self.delay = delay
-        self.lock = threading.Lock()
-
-    def __call__(self, request: ChatRequest) -> Reply:
-        first, second = (brightness(im) for im in request.images()[-2:])
-        rank = [1, 2] if first >= second else [2, 1]
-        return Reply(text=json.dumps({"rank": rank, "reason": "brighter"}), delay=self.delay)

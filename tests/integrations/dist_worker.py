@@ -37,11 +37,13 @@ def run_rank(rank: int, world: int, init_file: str, url: str, out_dir: str) -> N
     # multi_score is built on every rank in the main thread, as the train scripts do
     reward_fn = with_arrpo(flow_grpo_multi_score)("cpu", {"arrpo": 1.0})
 
-    # t2i: m = 8 prompts x k = 4 fill one iteration of 8 ranks x 4: whole groups per call
+    # t2i: m = 8 prompts x k = 4 fill one iteration of 8 ranks x 4: whole groups per call; each
+    # iteration draws from its own ten prompts (a prompt drawn in both would have 2k samples in
+    # flight, and which k form a group would depend on the order the ranks' calls pair up in)
     batches, rows = [], []
     for iteration in range(2):
-        indices = k_repeat_batches(len(T2I_PROMPTS), BATCH, K, 8, world, epoch=iteration)[0][rank]
-        prompts = [T2I_PROMPTS[i] for i in indices]
+        indices = k_repeat_batches(10, BATCH, K, 8, world, epoch=iteration)[0][rank]
+        prompts = [T2I_PROMPTS[i + 10 * iteration] for i in indices]
         grays = [gray_for(rank, j, iteration) for j in range(BATCH)]
         batches.append((gray_tensor(grays), prompts, [{} for _ in prompts], None))
         rows += [{"iteration": iteration, "prompt": p, "gray": g} for p, g in zip(prompts, grays, strict=True)]
@@ -60,18 +62,27 @@ def run_rank(rank: int, world: int, init_file: str, url: str, out_dir: str) -> N
         for p, s, g, r in zip(prompts, sources, grays, rewards["avg"], strict=True)
     ]
 
-    # m = 16 prompts need two iterations: each call holds fragments of groups -> every rank refuses
-    fragments = k_repeat_batches(len(T2I_PROMPTS), BATCH, K, 16, world, epoch=3)
+    # m = 16 prompts need two iterations: a group's copies arrive in both calls and are assembled
+    spread = k_repeat_batches(len(T2I_PROMPTS), BATCH, K, 16, world, epoch=3)
+    batches, rows = [], []
+    for number, it in enumerate(spread):
+        prompts = [T2I_PROMPTS[i] for i in it[rank]]
+        grays = [gray_for(rank, j, 0) + 3 * number for j in range(BATCH)]  # distinct over both calls
+        batches.append((gray_tensor(grays), prompts, [{}] * BATCH, None))
+        rows += [{"prompt": p, "gray": g} for p, g in zip(prompts, grays, strict=True)]
+    rewards = flow_grpo_step(reward_fn, batches)
+    record["spread"] = [dict(row, reward=float(r)) for row, r in zip(rows, rewards["avg"], strict=True)]
+    # an epoch cut short: its groups are fragments, refused on every rank
+    os.environ["ARRPO_REWARD_OPTIONS"] = json.dumps({"samples_per_prompt": K, "idle_timeout": 1.0})
+    short = with_arrpo(flow_grpo_multi_score)("cpu", {"arrpo": 1.0})
+    first = k_repeat_batches(len(T2I_PROMPTS), BATCH, K, 16, world, epoch=4)[0]
     try:
-        flow_grpo_step(reward_fn, [
-            (gray_tensor([gray_for(rank, j, 0) for j in range(BATCH)]), [T2I_PROMPTS[i] for i in it[rank]],
-             [{}] * BATCH, None)
-            for it in fragments
-        ])
+        flow_grpo_step(short, [(gray_tensor([gray_for(rank, j, 0) for j in range(BATCH)]),
+                                [T2I_PROMPTS[i] for i in first[rank]], [{}] * BATCH, None)])
         record["fragments"] = "scored"
     except RewardGroupError as exc:
         record["fragments"] = str(exc)
-    record["stats"] = reward_fn.arrpo.reward.stats
+    record["stats"] = reward_fn.arrpo.stats
     Path(out_dir, f"rank{rank}.json").write_text(json.dumps(record))
     dist.barrier()
     dist.destroy_process_group()

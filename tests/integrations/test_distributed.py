@@ -1,5 +1,6 @@
 """A Flow-GRPO run on 8 ranks (8 gloo processes on CPU): the sampler spreads each prompt's k
-samples over the ranks; every rank gets the rewards of judging each prompt's whole group at once."""
+samples over the ranks (and over two calls); every rank gets the rewards of judging each
+prompt's whole group at once."""
 
 from __future__ import annotations
 
@@ -51,8 +52,12 @@ def test_flow_grpo_on_eight_ranks_equals_whole_group_judging(service, tmp_path):
         assert [row["reward"] for row in edits] == pytest.approx(whole_groups(client, edits, ("prompt", "source")))
         assert len({row["prompt"] for row in edits}) < len({(row["prompt"], row["source"]) for row in edits})
 
-    for rec in records:  # fragmented groups were refused on every rank, never scored
-        assert rec["fragments"] != "scored" and "fragmented" in rec["fragments"]
+        spread = [row for rec in records for row in rec["spread"]]  # groups over two calls
+        assert [row["reward"] for row in spread] == pytest.approx(whole_groups(client, spread, ("prompt",)))
+
+    for rec in records:  # fragments were refused on every rank, never scored
+        assert rec["fragments"] != "scored" and "incomplete" in rec["fragments"]
         assert rec["stats"]["masked_samples"] == 0
-    # each whole group was judged exactly once (one owner): 8 groups x 6 pairs x 3 calls, + the checks above
-    assert len(service.vlm.seen) == 3 * 8 * 6 * 2
+    # each whole group judged exactly once (one owner): (8 + 8 + 8 + 16) groups x 6 pairs, + the checks above
+    assert len(service.vlm.seen) == 2 * (8 + 8 + 8 + 16) * 6
+    assert service.state.gate.rejected == 0

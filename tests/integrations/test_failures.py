@@ -127,20 +127,29 @@ def test_422_invalid_request(start_service):
     assert out.scores == pytest.approx([0.0, 0.0, -0.1, 1.0]) and out.failed_groups == 1
 
 
-def test_503_storm_exhausts_the_retry_budget(start_service, caplog):
-    service = start_service(slow_brighter_wins(0.3), concurrency=1, config=ServiceConfig(max_pending=1))
-    prompts = [f"p{k}" for k in range(4) for _ in range(2)]
-    storm = GroupScorer(service.url, max_parallel_groups=4, max_retries=1, backoff=0.01, max_wait=0.01)
-    with pytest.raises(RewardServiceError) as caught:
-        storm.score_batch(grays(*range(8)), prompts)
-    assert caught.value.status == 503 and caught.value.code == "saturated"
-    masked = GroupScorer(service.url, max_parallel_groups=4, max_retries=1, backoff=0.01, max_wait=0.01,
-                         on_failure="mask")
-    with caplog.at_level(logging.WARNING, logger="arrpo.integrations"):
-        out = masked.score_batch(grays(*range(8)), prompts)
-    assert out.failed_groups >= 1 and out.masked_samples == 2 * out.failed_groups
-    assert masked.stats["failed_groups"] == out.failed_groups
-    assert "failed request" in caplog.text
+def test_503_from_another_job_exhausts_the_retry_budget(start_service, caplog):
+    """Another job holds the service's only admission slot: our requests draw 503s, retried
+    within the budget, then fail the step (or are masked, counted and logged)."""
+    import threading
+
+    service = start_service(slow_brighter_wins(1.5), concurrency=1, config=ServiceConfig(max_pending=1))
+    other = threading.Thread(target=lambda: RewardClient(service.url).group_rewards("theirs", grays(1, 2)))
+    other.start()
+    try:
+        while service.state.gate.in_use == 0:  # the other job is being judged
+            threading.Event().wait(0.01)
+        storm = GroupScorer(service.url, max_retries=1, backoff=0.01, max_wait=0.01)
+        with pytest.raises(RewardServiceError) as caught:
+            storm.score_batch(grays(10, 20), ["p", "p"])
+        assert caught.value.status == 503 and caught.value.code == "saturated"
+        masked = GroupScorer(service.url, max_retries=1, backoff=0.01, max_wait=0.01, on_failure="mask")
+        with caplog.at_level(logging.WARNING, logger="arrpo.integrations"):
+            out = masked.score_batch(grays(10, 20, 30, 40), ["p", "p", "q", "q"])
+        assert out.failed_groups == 2 and out.masked_samples == 4
+        assert masked.stats["failed_groups"] == 2
+        assert "failed request" in caplog.text
+    finally:
+        other.join()
 
 
 def test_default_parallelism_stays_within_the_admission_gate(start_service):
@@ -166,3 +175,36 @@ def test_option_typos_fail_at_construction(service):
         GroupScorer(service.url, on_failure="ignore")
     with pytest.raises(ValueError, match="order"):
         GroupScorer(service.url, mode="pointwise", order="sideways")
+
+
+def test_the_service_limits_are_read_again_after_a_failure(service):
+    """The service restarts with a lower --max-images: the next request is refused (413), the
+    limit is read again, and the call after that refuses the group before sending it."""
+    scorer = GroupScorer(service.url)
+    assert scorer.score_batch(grays(*range(10, 70, 10)), ["p"] * 6).failed_groups == 0  # 16 read from /health
+    state = service.state  # as if restarted with --max-images 4 (the config is frozen: a new one)
+    state.config = state.config.model_copy(update={"max_images": 4})
+    with pytest.raises(RewardServiceError) as caught:
+        scorer.score_batch(grays(*range(10, 70, 10)), ["p"] * 6)
+    assert caught.value.status == 413
+    sent = len(service.vlm.seen)
+    with pytest.raises(RewardGroupError, match="limit of 4"):
+        scorer.score_batch(grays(*range(10, 70, 10)), ["p"] * 6)
+    assert len(service.vlm.seen) == sent and scorer.group_image_limit() == 4
+
+
+def test_health_is_waited_for_through_the_retry_budget():
+    """A service that refuses connections twice, then answers: /health is retried, not guessed."""
+    answers = iter([None, None])
+
+    def flaky(request: httpx.Request) -> httpx.Response:
+        if next(answers, "up") is None:
+            raise httpx.ConnectError("connection refused", request=request)
+        return httpx.Response(200, json={"status": "ok", "version": "0", "model": "m", "in_flight": 0, "capacity": 8,
+                                         "task_rubrics": [], "prompt_rubrics": False,
+                                         "limits": {"max_images": 24, "max_body_bytes": 1, "max_image_pixels": 1,
+                                                    "max_prompt_chars": 1}})
+
+    with RewardClient("http://reward.test", backoff=0.001) as client:
+        client._http = httpx.Client(base_url="http://reward.test", transport=httpx.MockTransport(flaky))
+        assert client.limits().max_images == 24

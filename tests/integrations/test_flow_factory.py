@@ -42,7 +42,9 @@ def test_constructed_like_flow_factory_runs_the_base_init(service):
     model = flow_factory.ArrpoReward(config=reward_arguments(service.url), accelerator=ACCELERATOR)
     assert model.device == torch.device("cpu")  # config says cuda: the accelerator's device
     assert model.dtype == torch.bfloat16 and model.model is None and model.accelerator is ACCELERATOR
-    assert "condition_images" in model.required_fields and "prompt" in model.required_fields
+    assert model.required_fields == ("prompt", "image")  # a T2ISample has no condition_images
+    edit = flow_factory.ArrpoReward(config=reward_arguments(service.url, task="edit"), accelerator=ACCELERATOR)
+    assert edit.required_fields == ("prompt", "image", "condition_images")
 
 
 def test_subclasses_flow_factorys_groupwise_base_when_installed(service, monkeypatch):
@@ -102,7 +104,7 @@ def test_groupwise_path_over_ranks_t2i(service):
 
 def test_groupwise_path_over_ranks_edits_keep_their_source(start_service):
     service = start_service(closest_to_source_wins)
-    model = flow_factory.ArrpoReward(config=reward_arguments(service.url), accelerator=ACCELERATOR)
+    model = flow_factory.ArrpoReward(config=reward_arguments(service.url, task="edit"), accelerator=ACCELERATOR)
     samples = []
     for uid, source in (("a", 0), ("b", 255)):
         for g in (10, 200):
@@ -147,7 +149,7 @@ def test_async_reward_buffer_judges_each_group_as_it_completes(start_service):
     """``async_reward: true``: groups are judged on Flow-Factory's worker thread, each as soon as its
     k samples are sampled, while sampling goes on; the rewards equal the synchronous path's."""
     service = start_service(closest_to_source_wins)
-    config = reward_arguments(service.url, samples_per_prompt=2)
+    config = reward_arguments(service.url, samples_per_prompt=2, task="edit")
     config.async_reward = True
     model = flow_factory.ArrpoReward(config=config, accelerator=ACCELERATOR)
     meta = json.dumps({"caption": "from the dataset"})  # every sample carries its metadata here
@@ -165,7 +167,7 @@ def test_async_reward_buffer_judges_each_group_as_it_completes(start_service):
     assert set(model.calls_on) == {"reward-buffer-worker"} and len(model.calls_on) == 3
     assert len(service.vlm.seen) == 3  # one pair per group, each judged once
     assert all(len(request.image_bytes) == 3 for request in service.vlm.seen)  # with its source
-    sync = flow_factory_groupwise(flow_factory.ArrpoReward(config=reward_arguments(service.url),
+    sync = flow_factory_groupwise(flow_factory.ArrpoReward(config=reward_arguments(service.url, task="edit"),
                                                            accelerator=ACCELERATOR), [samples[:4], samples[4:]])
     assert torch.cat(sync).tolist() == pytest.approx(rewards.tolist())
 

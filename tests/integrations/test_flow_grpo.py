@@ -11,7 +11,7 @@ import pytest
 torch = pytest.importorskip("torch")
 
 from arrpo.client import RewardClient, RewardServiceError  # noqa: E402
-from arrpo.integrations.flow_grpo import FLOW_GRPO_NO_VALUE, ArrpoRewardFn, arrpo_score, with_arrpo  # noqa: E402
+from arrpo.integrations.flow_grpo import ArrpoRewardFn, arrpo_score, with_arrpo  # noqa: E402
 from arrpo.integrations.groups import RewardGroupError  # noqa: E402
 from tests.integrations.trainers import (  # noqa: E402
     closest_to_source_wins,
@@ -39,12 +39,18 @@ def whole_group_rewards(url: str, prompts: list[str], grays: list[int], sources:
 @pytest.fixture
 def env(monkeypatch, service):
     monkeypatch.setenv("ARRPO_SERVICE_URL", service.url)
-    monkeypatch.delenv("ARRPO_REWARD_OPTIONS", raising=False)
+    k(monkeypatch, 2)
     return service
 
 
-def test_registered_in_multi_score_and_consumed_like_the_train_loop(env):
+def k(monkeypatch, samples_per_prompt: int, **more) -> None:
+    """Flow-GRPO needs the trainer's samples per prompt (config.sample.num_image_per_prompt)."""
+    monkeypatch.setenv("ARRPO_REWARD_OPTIONS", json.dumps({"samples_per_prompt": samples_per_prompt, **more}))
+
+
+def test_registered_in_multi_score_and_consumed_like_the_train_loop(env, monkeypatch):
     """config.reward_fn = {"arrpo": 1.0} with the one-line registration; two sampling batches."""
+    k(monkeypatch, 4)
     multi_score = with_arrpo(flow_grpo_multi_score)
     reward_fn = multi_score("cpu", {"arrpo": 1.0})
     prompts = ["a cat", "a dog", "a cat", "a dog", "a cat", "a dog", "a cat", "a dog"]
@@ -63,9 +69,9 @@ def test_combined_with_flow_grpo_rewards_by_weight(env):
     reward_fn = with_arrpo(flow_grpo_multi_score)("cpu", {"arrpo": 2.0, "jpeg_size": 0.5})
     images = gray_tensor([10, 250])
     details, _ = reward_fn(images, ["p", "p"], [{}, {}], only_strict=True)
-    assert details["arrpo"] == pytest.approx([-0.1, 1.0])
+    assert list(details["arrpo"]) == pytest.approx([-0.1, 1.0])
     means = [float(im.mean()) for im in images]
-    assert details["avg"] == pytest.approx([2.0 * -0.1 + 0.5 * means[0], 2.0 * 1.0 + 0.5 * means[1]])
+    assert list(details["avg"]) == pytest.approx([2.0 * -0.1 + 0.5 * means[0], 2.0 * 1.0 + 0.5 * means[1]])
 
 
 def test_scorer_factory_fits_flow_grpo_registry(env):
@@ -79,7 +85,7 @@ def test_kontext_passes_source_images_fourth(start_service):
     """train_flux_kontext.py: reward_fn(images, prompts, metadata, ref_images, only_strict=True),
     ref_images a list of PIL images; one instruction over two different sources stays two groups."""
     service = start_service(closest_to_source_wins)
-    reward_fn = ArrpoRewardFn(service.url)
+    reward_fn = ArrpoRewardFn(service.url, samples_per_prompt=2)
     prompts = ["match it"] * 4
     grays, sources = [10, 200, 10, 200], [0, 0, 255, 255]
     batch = (gray_tensor(grays), prompts, [{}] * 4, [gray_pil(s) for s in sources])
@@ -89,38 +95,43 @@ def test_kontext_passes_source_images_fourth(start_service):
     assert len(service.vlm.seen[-1].image_bytes) == 3  # the source travelled with the pair
 
 
-def test_eval_call_marks_single_samples_with_flow_grpos_no_value(env, caplog):
-    """eval(): one sample per prompt, only_strict=False. The trainer's logging skips -10."""
+def test_eval_judges_each_prompt_against_its_first_evaluated_image(env):
+    """eval(): one sample per prompt, only_strict=False: the first evaluation sets the anchors
+    (0.5 each), later ones are the win rate against them; a repeated prompt meets its anchor."""
     reward_fn = with_arrpo(flow_grpo_multi_score)("cpu", {"arrpo": 1.0})
-    with caplog.at_level(logging.WARNING, logger="arrpo.integrations"):
-        details, _ = reward_fn(gray_tensor([10, 20, 30]), ["a", "b", "b"], [{}] * 3, only_strict=False)
-    assert details["avg"] == pytest.approx([FLOW_GRPO_NO_VALUE, -0.1, 1.0])
-    assert "masked" in caplog.text
+    details, _ = reward_fn(gray_tensor([10, 20, 30]), ["a", "b", "b"], [{}] * 3, only_strict=False)
+    assert details["avg"] == pytest.approx([0.5, 0.5, 1.0])  # 30 beats the anchor of "b" (20)
+    details, _ = reward_fn(gray_tensor([5, 90]), ["a", "b"], [{}] * 2, only_strict=False)
+    assert details["avg"] == pytest.approx([0.0, 1.0])
     weighted = with_arrpo(flow_grpo_multi_score)("cpu", {"arrpo": 0.5, "jpeg_size": 1.0})
-    details, _ = weighted(gray_tensor([10, 20, 30]), ["a", "b", "b"], [{}] * 3, only_strict=False)
-    assert details["avg"][0] == FLOW_GRPO_NO_VALUE and details["arrpo"][0] == FLOW_GRPO_NO_VALUE
+    images = gray_tensor([10, 200])
+    details, _ = weighted(images, ["c", "c"], [{}] * 2, only_strict=False)
+    means = [float(im.mean()) for im in images]
+    assert details["avg"] == pytest.approx([0.5 * 0.5 + means[0], 0.5 * 1.0 + means[1]])
 
 
-def test_single_sample_groups_fail_the_training_step(env):
+def test_a_group_left_incomplete_fails_the_training_step(env, monkeypatch):
+    k(monkeypatch, 2, idle_timeout=0.2)
     reward_fn = with_arrpo(flow_grpo_multi_score)("cpu", {"arrpo": 1.0})
-    with pytest.raises(RewardGroupError, match="single sample"):
+    with pytest.raises(RewardGroupError, match="1 of 2 samples"):
         flow_grpo_step(reward_fn, [(gray_tensor([1, 2, 3]), ["a", "b", "b"], [{}] * 3, None)])
     before = len(env.vlm.seen)
+    details, _ = reward_fn(gray_tensor([1, 2]), ["a", "b"], [{}, {}])
     with pytest.raises(RewardGroupError):
-        reward_fn(gray_tensor([1, 2]), ["a", "b"], [{}, {}])
-    assert len(env.vlm.seen) == before  # refused before any judge call
+        dict(details)
+    assert len(env.vlm.seen) == before  # fragments are never judged
 
 
-def test_single_sample_groups_masked_and_counted_when_opted_in(env, monkeypatch, caplog):
-    monkeypatch.setenv("ARRPO_REWARD_OPTIONS", json.dumps({"on_failure": "mask"}))
+def test_a_group_left_incomplete_is_masked_and_counted_when_opted_in(env, monkeypatch, caplog):
+    k(monkeypatch, 2, on_failure="mask", idle_timeout=0.2)
     reward = ArrpoRewardFn()
     with caplog.at_level(logging.WARNING, logger="arrpo.integrations"):
         details, meta = reward(gray_tensor([1, 2, 3]), ["a", "b", "b"], [{}] * 3)
-    assert details["avg"] == pytest.approx([0.0, -0.1, 1.0])
+        assert details["avg"] == pytest.approx([0.0, -0.1, 1.0])
     info = meta["arrpo"]
     assert info["mask"] == [False, True, True] and info["unscorable_groups"] == 1 and info["masked_samples"] == 1
     assert reward.stats["unscorable_groups"] == 1 and reward.stats["masked_samples"] == 1
-    assert "1 of 3 sample(s) scored 0.0 and masked" in caplog.text
+    assert "1 of 3 sample(s) masked" in caplog.text
 
 
 def test_configuration_errors_before_the_run(monkeypatch, env):
@@ -128,10 +139,10 @@ def test_configuration_errors_before_the_run(monkeypatch, env):
     with pytest.raises(ValueError, match="ARRPO_SERVICE_URL"):
         with_arrpo(flow_grpo_multi_score)("cpu", {"arrpo": 1.0})
     monkeypatch.setenv("ARRPO_SERVICE_URL", env.url)
-    monkeypatch.setenv("ARRPO_REWARD_OPTIONS", json.dumps({"presett": "official"}))
+    k(monkeypatch, 2, presett="official")
     with pytest.raises(ValueError, match="presett"):
         ArrpoRewardFn()
-    monkeypatch.setenv("ARRPO_REWARD_OPTIONS", json.dumps({"preset": "offical"}))
+    k(monkeypatch, 2, preset="offical")
     with pytest.raises(ValueError, match="preset"):
         ArrpoRewardFn()
     monkeypatch.setenv("ARRPO_REWARD_OPTIONS", "{not json")
@@ -151,14 +162,16 @@ def test_pointwise_mode_judges_against_the_metadata_anchor(env, tmp_path):
         reward(gray_tensor([50]), ["a"], [{}])
 
 
-def test_service_down_fails_the_step_after_retries():
-    reward = ArrpoRewardFn("http://127.0.0.1:9", max_retries=2, backoff=0.01, timeout=2)
+def test_service_down_fails_the_step_after_retries(monkeypatch):
+    monkeypatch.delenv("ARRPO_REWARD_OPTIONS", raising=False)
+    reward = ArrpoRewardFn("http://127.0.0.1:9", samples_per_prompt=2, max_retries=2, backoff=0.01, timeout=2)
     with pytest.raises(RewardServiceError) as caught:
         reward(gray_tensor([1, 2]), ["p", "p"], [{}, {}])
     assert caught.value.code == "unreachable" and "3 attempt" in caught.value.message
-    masked = ArrpoRewardFn("http://127.0.0.1:9", max_retries=1, backoff=0.01, timeout=2, on_failure="mask")
+    masked = ArrpoRewardFn("http://127.0.0.1:9", samples_per_prompt=2, max_retries=1, backoff=0.01, timeout=2,
+                           on_failure="mask")
     details, meta = masked(gray_tensor([1, 2]), ["p", "p"], [{}, {}])
-    assert details["avg"] == [0.0, 0.0] and meta["arrpo"]["failed_groups"] == 1
+    assert list(details["avg"]) == [0.0, 0.0] and meta["arrpo"]["failed_groups"] == 1
     assert masked.stats["failed_groups"] == 1 and masked.stats["masked_samples"] == 2
 
 
@@ -171,5 +184,5 @@ def test_image_forms_flow_grpo_reward_fns_accept(env, form):
         "nhwc_uint8_numpy": np.stack([np.full((8, 8, 3), v, dtype=np.uint8) for v in values]),
         "pil_list": [gray_pil(v) for v in values],
     }[form]
-    details, _ = ArrpoRewardFn()(images, ["p"] * 3, [{}] * 3)
-    assert details["avg"] == pytest.approx([-0.1, 1.0, 0.45])
+    details, _ = ArrpoRewardFn(samples_per_prompt=3)(images, ["p"] * 3, [{}] * 3)
+    assert list(details["avg"]) == pytest.approx([-0.1, 1.0, 0.45])

@@ -9,7 +9,8 @@ from pydantic import ValidationError
 from typer.testing import CliRunner
 
 from arrpo.images import load_image
-from arrpo.rl.config import JudgeConfig, build_config
+from arrpo.judge_settings import JudgeSettings
+from arrpo.rl.config import JudgeConfig, build_config, load_config
 from arrpo.rl.judging import build_judge
 from arrpo.schema import Comparison
 from arrpo.testing.scripted_server import Reply, ScriptedVLMServer
@@ -67,25 +68,46 @@ def test_train_cli_reports_an_unset_key_before_loading_the_model(tmp_path, monke
     assert "ARRPO_TEST_KEY_UNSET is not set" in " ".join(result.output.split())
 
 
-def test_old_flat_judge_keys_still_load():
-    cfg = build_config({"judge": {"endpoint": "http://h:8000/v1", "model": "q", "api_key_env": "K",
-                                  "max_concurrency": 4, "timeout": 30, "max_retries": 2, "cache_path": "c.sqlite"}})  # fmt: skip
-    b = cfg.judge.backend
-    assert (b.endpoint, b.model, b.api_key_env, b.max_concurrency, b.timeout, b.max_retries, b.cache_path) == (
-        "http://h:8000/v1", "q", "K", 4, 30.0, 2, "c.sqlite")  # fmt: skip
-
-
-def test_mixed_or_unknown_backend_keys_are_refused():
-    with pytest.raises(ValidationError, match=r"belong under judge.backend"):
+def test_backend_keys_belong_under_judge_backend_and_unknown_keys_are_refused():
+    with pytest.raises(ValidationError, match=r"judge\.endpoint\n  Extra inputs are not permitted"):
         build_config({"judge": {"endpoint": "http://h/v1", "backend": {"model": "q"}}})
     with pytest.raises(ValidationError, match="extra_bodyy"):
         build_config({"judge": {"backend": {"extra_bodyy": {}}}})
 
 
+def test_judge_settings_of_the_config_file_reach_the_training_judge(tmp_path):
+    """temperature, max_tokens and parse_retries are set in judge: as in every other judge config."""
+    with ScriptedVLMServer(lambda req: Reply("I cannot tell.")) as server:
+        path = tmp_path / "cfg.yaml"
+        path.write_text(
+            "judge:\n  order: given\n  temperature: 0.6\n  max_tokens: 50\n  parse_retries: 2\n"
+            f"  backend: {{endpoint: '{server.base_url}', model: m, cache: false, max_retries: 0}}\n"
+        )
+        cfg = load_config(path)
+        verdict = asyncio.run(build_judge(cfg.judge).judge(_pair()))
+        seen = [(r.body["temperature"], r.body["max_tokens"]) for r in server.seen]
+    assert verdict.winner == "invalid" and verdict.answers[0].attempts == 3  # 1 + parse_retries
+    assert seen == [(0.6, 50)] * 3
+    assert JudgeConfig(order="both", on_disagree="first").judge_settings() == JudgeSettings(order="both", on_disagree="first")
+
+
+@pytest.mark.parametrize(("judge", "message"), [
+    ("  temprature: 0.5\n", "judge.temprature: unknown key"),
+    ("  parse_retries: -1\n", "judge.parse_retries: Input should be greater than or equal to 0"),
+    ("  on_disagree: coin\n", "judge.on_disagree: Input should be 'tie', 'invalid' or 'first'"),
+])
+def test_train_cli_refuses_bad_judge_settings_in_one_line(tmp_path, judge, message):
+    from arrpo.cli import app
+
+    path = tmp_path / "cfg.yaml"
+    path.write_text("preset: tiny-cpu\njudge:\n" + judge)
+    result = CliRunner().invoke(app, ["train", "--config", str(path)])
+    assert result.exit_code == 2, result.output
+    assert " ".join(result.output.split()) == f"error: {path}: {message}"
+
+
 def test_example_presets_load():
     from pathlib import Path
-
-    from arrpo.rl.config import load_config
 
     root = Path(__file__).parents[2] / "examples"
     for name in ("rpo-flux.yaml", "rpo-qwen-edit.yaml", "rpo-tiny-cpu.yaml"):

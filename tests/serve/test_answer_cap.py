@@ -9,6 +9,7 @@ import httpx
 import pytest
 
 from arrpo.errors import ConfigurationError
+from arrpo.judge_settings import JudgeSettings
 from arrpo.server import ServiceConfig
 from arrpo.testing.scripted_server import Reply
 from tests.serve.helpers import b64_png
@@ -22,7 +23,7 @@ def long_answer(request) -> Reply:
 
 @pytest.mark.parametrize("limit", [300, None])
 def test_service_verdicts_keep_at_most_max_answer_chars(start_service, limit):
-    service = start_service(long_answer, config=ServiceConfig(max_answer_chars=limit))
+    service = start_service(long_answer, config=ServiceConfig(judge=JudgeSettings(max_answer_chars=limit)))
     response = httpx.post(service.url + "/v1/compare", timeout=60, json={
         "prompt": "a lamp", "image_a": b64_png(200), "image_b": b64_png(20), "order": "given"})
     assert response.status_code == 200, response.text
@@ -37,8 +38,8 @@ def test_service_verdicts_keep_at_most_max_answer_chars(start_service, limit):
 
 @pytest.mark.parametrize("value", [0, -5, True, "100"])
 def test_a_bad_max_answer_chars_is_refused_at_start(value):
-    with pytest.raises(ConfigurationError, match="max_answer_chars"):
-        ServiceConfig(max_answer_chars=value)
+    with pytest.raises(ConfigurationError, match=r"^reward service settings: judge\.max_answer_chars: [^\n]+$"):
+        ServiceConfig(judge={"max_answer_chars": value})
 
 
 def test_arrpo_serve_passes_max_answer_chars_to_the_service(monkeypatch):
@@ -61,7 +62,8 @@ def test_arrpo_serve_passes_max_answer_chars_to_the_service(monkeypatch):
     args = ["serve", "--endpoint", "http://127.0.0.1:9/v1", "--model", "m", "--no-cache"]
     result = CliRunner().invoke(app, [*args, "--max-answer-chars", "500"], env=env)
     assert result.exit_code == 0, result.output
-    assert seen["config"].max_answer_chars == 500
+    assert seen["config"].judge.max_answer_chars == 500
+    assert seen["app"].state.service.judges["given"].settings.max_answer_chars == 500
     assert CliRunner().invoke(app, args, env=env).exit_code == 0
-    assert seen["config"].max_answer_chars == 16_000  # the default
+    assert seen["config"].judge.max_answer_chars == 16_000  # the default
     assert CliRunner().invoke(app, [*args, "--max-answer-chars", "0"], env=env).exit_code == 2

@@ -55,7 +55,7 @@ def test_refuses_other_non_loopback_hosts_without_token(host):
 @pytest.mark.parametrize(("args", "message"), [
     (["--rubric", "nowhere.json"], "no such file"),
     (["--rubric", "video=x.json"], "must be t2i or edit"),
-    (["--order", "sideways"], "--order must be"),
+    (["--order", "sideways"], "Invalid value for '--order'"),
     ([], "No VLM endpoint"),
 ])
 def test_start_up_errors_are_clear(args, message):

@@ -10,7 +10,6 @@ import pytest
 from PIL import Image
 
 from arrpo.client import AsyncRewardClient, RewardClient, RewardServiceError
-from arrpo.integrations.groups import plan_groups
 from arrpo.server import ServiceConfig
 from tests.serve.helpers import TOKEN, png_bytes, slow_brighter_wins
 
@@ -84,16 +83,6 @@ def test_client_retries_503_after_retry_after(start_service):
     for thread in threads:
         thread.join(60)
     assert errors and all(e.status == 503 and e.retry_after >= 1 for e in errors)
-
-
-def test_plan_groups():
-    assert plan_groups(["a", "b", "a", "c", "b"]) == [[0, 2], [1, 4], [3]]
-    assert plan_groups(["a"] * 4, group_size=2) == [[0, 1], [2, 3]]
-    with pytest.raises(ValueError, match="multiple"):
-        plan_groups(["a"] * 3, group_size=2)
-    assert plan_groups(["p", "p", "p"], sources=["s", "t", "s"]) == [[0, 2], [1]]
-    with pytest.raises(ValueError, match="do not share one prompt and source"):
-        plan_groups(["p"] * 4, group_size=2, sources=["s", "t", "s", "s"])
 
 
 @pytest.mark.parametrize("retry_after", ["-5", "nan", "Wed, 21 Oct 2015 07:28:00 GMT"])

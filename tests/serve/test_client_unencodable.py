@@ -10,6 +10,7 @@ import pytest
 from PIL import Image
 
 from arrpo.client import AsyncRewardClient, RewardClient, RewardServiceError
+from arrpo.judge_settings import JudgeSettings
 from arrpo.server import ServerThread, ServiceConfig, create_app
 from arrpo.testing.scripted_server import ScriptedVLMServer
 from arrpo.vlm import build_backend
@@ -22,7 +23,7 @@ PROMPT = "a red \ud800 bicycle"
 def url():
     with ScriptedVLMServer(brighter_wins) as vlm:
         backend = build_backend(vlm.base_url, "scripted", max_retries=0, cache_path=False)
-        with ServerThread(create_app(backend, ServiceConfig(order="given"))) as thread:
+        with ServerThread(create_app(backend, ServiceConfig(judge=JudgeSettings(order="given")))) as thread:
             yield thread.url
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import httpx
 import pytest
 
+from arrpo.judge_settings import JudgeSettings
 from arrpo.server import ServerThread, ServiceConfig, create_app
 from arrpo.testing.scripted_server import ScriptedVLMServer
 from arrpo.vlm import build_backend
@@ -16,7 +17,7 @@ from tests.serve.helpers import b64_png, brighter_wins
 def service():
     with ScriptedVLMServer(brighter_wins) as vlm:
         backend = build_backend(vlm.base_url, "scripted", max_retries=0, cache_path=False)
-        with ServerThread(create_app(backend, ServiceConfig(order="given", max_rubric_chars=2000))) as thread:
+        with ServerThread(create_app(backend, ServiceConfig(judge=JudgeSettings(order="given"), max_rubric_chars=2000))) as thread:
             yield thread, vlm
 
 

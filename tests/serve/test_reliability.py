@@ -129,12 +129,20 @@ def test_bad_settings_are_refused_at_start(options, message):
 
 @pytest.mark.parametrize("settings", [
     {"max_pixels": -5}, {"max_pixels": 0}, {"max_pending": 0}, {"max_images": 1}, {"max_body_bytes": -1},
-    {"order": "sideways"}, {"token": ""},
+    {"judge": {"order": "sideways"}}, {"token": ""}, {"judge": {"temperature": -1}}, {"max_images": True},
+    {"max_pending": "8"}, {"ordr": "given"},
 ])
 def test_service_config_refuses_unworkable_settings(settings):
     with pytest.raises(ValueError) as caught:
         ServiceConfig(**settings)
     assert isinstance(caught.value, ArrpoError) and caught.value.kind == "config"
+    message = str(caught.value)  # one line naming the setting (nested ones by their path)
+    assert "\n" not in message and f"{'.'.join(_path(settings))}:" in message
+
+
+def _path(settings: dict) -> list[str]:
+    key, value = next(iter(settings.items()))
+    return [key, *_path(value)] if isinstance(value, dict) else [key]
 
 
 def test_error_kinds_map_to_statuses():

@@ -12,6 +12,7 @@ from collections.abc import Callable, Sequence
 from typing import Annotated, Any, Optional, TypeVar
 
 import typer
+from pydantic import BaseModel, ValidationError
 from rich.console import Console
 from rich.text import Text
 
@@ -23,8 +24,11 @@ from arrpo.vlm.settings import BackendSettings
 console = Console(stderr=True, width=None if sys.stderr.isatty() or os.environ.get("COLUMNS") else 160)
 
 Endpoint = Annotated[
-    Optional[str],
-    typer.Option("--endpoint", envvar="ARRPO_ENDPOINT", help="OpenAI-compatible base URL, e.g. http://localhost:8000/v1."),
+    Optional[list[str]],
+    typer.Option("--endpoint", envvar="ARRPO_ENDPOINT",
+                 help="OpenAI-compatible base URL, e.g. http://localhost:8000/v1. Repeat it (or give "
+                      "ARRPO_ENDPOINT a comma-separated list) for several servers of the same model: "
+                      "least-loaded routing, failover."),
 ]
 Model = Annotated[Optional[str], typer.Option("--model", envvar="ARRPO_MODEL", help="Model name the server serves.")]
 ApiKeyEnv = Annotated[
@@ -32,7 +36,7 @@ ApiKeyEnv = Annotated[
     typer.Option("--api-key-env", help="Environment variable with the API key (default ARRPO_API_KEY, OPENAI_API_KEY)."),
 ]
 Timeout = Annotated[float, typer.Option("--timeout", min=0.1, help="Seconds per model request.")]
-Concurrency = Annotated[int, typer.Option("--concurrency", min=1, help="Model requests in flight at once.")]
+Concurrency = Annotated[int, typer.Option("--concurrency", min=1, help="Model requests in flight at once (on each endpoint).")]
 Retries = Annotated[int, typer.Option("--retries", min=0, help="Retries on 429/5xx/timeouts/connection errors.")]
 NoCache = Annotated[bool, typer.Option("--no-cache", help="Do not read or write the response cache.")]
 BackendKind = Annotated[
@@ -64,7 +68,7 @@ MaxAnswerChars = Annotated[
 
 
 def backend_settings(
-    endpoint: str | None,
+    endpoint: str | list[str] | None,
     model: str | None,
     api_key_env: str | None = None,
     timeout: float = 120.0,
@@ -78,18 +82,40 @@ def backend_settings(
     """Build :class:`BackendSettings` from the shared options."""
     if backend not in ("auto", "openai", "transformers", "vllm"):
         raise fail(f"--backend must be auto, openai, transformers or vllm (got {backend!r})")
-    return BackendSettings(
-        endpoint=endpoint,
-        model=model,
-        api_key_env=api_key_env,
-        timeout=timeout,
-        max_concurrency=concurrency,
-        max_retries=retries,
-        cache=not no_cache,
-        cache_path=cache_path,
-        kind=backend,  # type: ignore[arg-type]
-        device=device,
-    )
+    from pydantic import ValidationError
+
+    from arrpo.errors import BadInputError, describe_validation_error
+
+    try:
+        return BackendSettings(
+            endpoint=endpoint or None,
+            model=model,
+            api_key_env=api_key_env,
+            timeout=timeout,
+            max_concurrency=concurrency,
+            max_retries=retries,
+            cache=not no_cache,
+            cache_path=cache_path,
+            kind=backend,  # type: ignore[arg-type]
+            device=device,
+        )
+    except ValidationError as exc:  # a bad --endpoint list
+        message = describe_validation_error(exc)
+        raise BadInputError(f"--{message}" if message.startswith("endpoint: ") else message) from None
+
+
+_Settings = TypeVar("_Settings", bound=BaseModel)
+
+
+def settings_from_options(model: type[_Settings], **values: Any) -> _Settings:
+    """``model(**values)`` from command-line values (e.g. :class:`arrpo.judge_settings.JudgeSettings`);
+    a value the model refuses ends the command with one line naming the setting (exit 2)."""
+    from arrpo.errors import describe_validation_error
+
+    try:
+        return model(**values)
+    except ValidationError as exc:
+        raise fail(describe_validation_error(exc)) from None
 
 
 _Command = TypeVar("_Command", bound=Callable[..., Any])

@@ -123,7 +123,7 @@ def eval_command(
         except Exception as exc:
             raise fail(f"cannot start judges on the Ray cluster at {ray!r}: {exc}") from None
     runner = EvalRunner(setups, out, forward=config.forward, max_pixels=config.max_pixels,
-                        max_pending=max(s.max_concurrency for s in (config.backend_for(j) for j in config.judges)) * 2,
+                        max_pending=max(config.backend_for(j).total_concurrency() for j in config.judges) * 2,
                         retry_invalid=retry_invalid)
     todo = sum(len(v) for v in runner.todo(pairs).values())
     say(f"{len(pairs)} pairs × {len(setups)} judge(s): {todo} to judge, "
@@ -165,11 +165,7 @@ def _judge_on_ray(setups, config, address: str) -> list:
     connect(address)
     pools = []
     for setup in setups:
-        judge = setup.judge
-        options = {"order": judge.order, "allow_ties": judge.allow_ties, "parse_retries": judge.parse_retries,
-                   "temperature": judge.temperature, "max_tokens": judge.max_tokens,
-                   "max_answer_chars": judge.max_answer_chars}
-        pool = RayPoolJudge(RayJudgeRunner(config.backend_for(setup.spec), options))
+        pool = RayPoolJudge(RayJudgeRunner(config.backend_for(setup.spec), setup.judge.settings))
         setup.judge = pool
         pools.append(pool)
     return pools

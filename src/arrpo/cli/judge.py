@@ -8,7 +8,7 @@ import os
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
 
@@ -21,11 +21,17 @@ from arrpo.cli._common import (
     console,
     fail,
     say,
+    settings_from_options,
     terminal_text,
     with_vlm_options,
 )
 from arrpo.text import DEFAULT_MAX_ANSWER_CHARS
 from arrpo.vlm.settings import BackendSettings
+from arrpo.vocab import DisagreePolicy, OrderPolicy
+
+if TYPE_CHECKING:
+    from arrpo.judge_settings import JudgeSettings
+    from arrpo.rubric import Rubric
 
 
 def register(app: typer.Typer) -> None:
@@ -39,8 +45,8 @@ def judge_command(
     prompt: Annotated[Optional[str], typer.Option("--prompt", "-p", help="T2I prompt or edit instruction.")] = None,
     source: Annotated[Optional[Path], typer.Option("--source", help="Source image: makes it an editing pair.")] = None,
     rubric: Annotated[Optional[Path], typer.Option("--rubric", help="Rubric JSON file; none = direct judge.")] = None,
-    order: Annotated[str, typer.Option("--order", help="Order policy: given | random | both.")] = "random",
-    on_disagree: Annotated[str, typer.Option("--on-disagree", help="With --order both: tie | invalid | first.")] = "tie",
+    order: Annotated[OrderPolicy, typer.Option("--order", help="Order policy: given | random | both.")] = "random",
+    on_disagree: Annotated[DisagreePolicy, typer.Option("--on-disagree", help="With --order both: tie | invalid | first.")] = "tie",
     pairs: Annotated[Optional[Path], typer.Option("--pairs", help="Batch mode: JSONL pair file.")] = None,
     out: Annotated[Optional[Path], typer.Option("--out", help="Batch mode: verdicts JSONL (appended, resumable).")] = None,
     images: Annotated[Optional[Path], typer.Option("--images", help="Batch mode: root for relative image paths.")] = None,
@@ -64,13 +70,10 @@ def judge_command(
     the batch's verdicts are invalid; 2 a usage or input error.
     """
     from arrpo.judge import PairwiseJudge
+    from arrpo.judge_settings import JudgeSettings
     from arrpo.rubric import Rubric
     from arrpo.vlm.settings import open_backend
 
-    if order not in ("given", "random", "both"):
-        raise fail(f"--order must be given, random or both (got {order!r})")
-    if on_disagree not in ("tie", "invalid", "first"):
-        raise fail(f"--on-disagree must be tie, invalid or first (got {on_disagree!r})")
     batch = pairs is not None
     if batch and (image_a or image_b):
         raise fail("give either two images or --pairs, not both")
@@ -88,6 +91,8 @@ def judge_command(
         except (OSError, ValueError) as exc:
             raise fail(f"cannot read rubric {rubric}: {exc}") from None
 
+    settings = settings_from_options(JudgeSettings, order=order, on_disagree=on_disagree, max_tokens=max_tokens,
+                                     max_answer_chars=max_answer_chars)
     plan = None
     if batch:
         assert pairs is not None and out is not None
@@ -95,9 +100,7 @@ def judge_command(
     if ray is not None:
         if plan is None:
             raise fail("--ray works with --pairs (batch mode)")
-        options = {"order": order, "on_disagree": on_disagree, "rubric": loaded_rubric, "max_tokens": max_tokens,
-                   "max_answer_chars": max_answer_chars}
-        _judge_batch_on_ray(vlm, options, plan, images or plan.pairs_path.parent, max_pixels, ray)
+        _judge_batch_on_ray(vlm, settings, loaded_rubric, plan, images or plan.pairs_path.parent, max_pixels, ray)
         finish_batch(plan, max_invalid_share)
         return
     if plan is not None and not plan.todo:
@@ -105,11 +108,10 @@ def judge_command(
         return
     comparison = None if plan is not None else _load_comparison(image_a, image_b, prompt or "", source, max_pixels)
     opened = open_backend(vlm)  # after the inputs are checked: a local model takes long to load
-    judge = PairwiseJudge(opened, order=order, on_disagree=on_disagree, rubric=loaded_rubric,  # type: ignore[arg-type]
-                          max_tokens=max_tokens, max_answer_chars=max_answer_chars)
+    judge = PairwiseJudge(opened, settings, rubric=loaded_rubric)
 
     if plan is not None:
-        asyncio.run(_judge_batch(judge, plan, images or plan.pairs_path.parent, max_pixels, vlm.max_concurrency))
+        asyncio.run(_judge_batch(judge, plan, images or plan.pairs_path.parent, max_pixels, vlm.total_concurrency()))
         finish_batch(plan, max_invalid_share)
         return
     asyncio.run(_judge_one(judge, comparison, image_a, image_b, as_json))  # type: ignore[arg-type]
@@ -278,8 +280,8 @@ def write_verdict(writer, verdict) -> None:
         writer.write(failed_verdict(verdict.id, exc).model_dump(mode="json"))
 
 
-def _judge_batch_on_ray(settings, options: dict, plan: BatchPlan, images_root: Path,
-                        max_pixels: int | None, address: str) -> None:
+def _judge_batch_on_ray(backend: BackendSettings, settings: JudgeSettings, rubric: Rubric | None, plan: BatchPlan,
+                        images_root: Path, max_pixels: int | None, address: str) -> None:
     """Batch mode on a Ray cluster: same pair file, same resumable verdict file."""
     from arrpo.jsonl import JsonlWriter
     from arrpo.judge import ProgressBar
@@ -293,13 +295,13 @@ def _judge_batch_on_ray(settings, options: dict, plan: BatchPlan, images_root: P
         comparisons = []
         for record in plan.todo:
             try:
-                comparisons.append(record.to_comparison(images_root, rubric=options["rubric"], max_pixels=max_pixels))
+                comparisons.append(record.to_comparison(images_root, rubric=rubric, max_pixels=max_pixels))
             except ValueError as exc:  # ImageError included
                 verdict = Verdict(id=record.id, winner="invalid", invalid_reason=f"bad input: {exc}")
                 write_verdict(writer, verdict)
                 bar.advance(verdict)
         try:
-            for _, verdict in judge_on_ray(comparisons, settings, options, address=address):
+            for _, verdict in judge_on_ray(comparisons, backend, settings, rubric=rubric, address=address):
                 write_verdict(writer, verdict)
                 bar.advance(verdict)
         except ConnectionError as exc:

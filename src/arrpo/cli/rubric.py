@@ -13,6 +13,7 @@ from arrpo.cli._common import (
     console,
     fail,
     say,
+    settings_from_options,
     terminal_text,
     with_vlm_options,
 )
@@ -275,7 +276,8 @@ async def _learn(learner, seeds, state_path: Path, allow_incomplete: bool, run_r
 async def _validate_heldout(learner, rubric, heldout: list, baselines: list[str], out: Path, resamples: int):
     """Measure the learned rubric on the held-out pairs; returns it with the result in its provenance."""
     from arrpo.eval.config import ConfigError
-    from arrpo.eval.validate import JudgeSampling, validate_rubric
+    from arrpo.eval.validate import validate_rubric
+    from arrpo.judge_settings import AskSettings
     from arrpo.rubrics.write import RubricWriteError
     from arrpo.vlm import BackendError
 
@@ -284,7 +286,7 @@ async def _validate_heldout(learner, rubric, heldout: list, baselines: list[str]
     try:
         result = await validate_rubric(
             rubric, heldout, learner.backend, _holdout_dir(out), against=baselines,
-            sampling=JudgeSampling(temperature=cfg.temperature, max_tokens=cfg.max_tokens),
+            settings=AskSettings(temperature=cfg.temperature, max_tokens=cfg.max_tokens),
             max_pixels=cfg.max_pixels, resamples=resamples, seed=cfg.seed,
             on_note=say,
         )
@@ -365,7 +367,8 @@ def validate_command(
     arrpo rubric validate rubric.json --pairs heldout.jsonl --against zero-shot,direct --endpoint URL --model NAME
     """
     from arrpo.datasets.seeds import SeedFileError, read_seeds
-    from arrpo.eval.validate import JudgeSampling, RubricValidationError, validate_rubric
+    from arrpo.eval.validate import RubricValidationError, validate_rubric
+    from arrpo.judge_settings import AskSettings
     from arrpo.rubric import Rubric
     from arrpo.vlm import BackendError
 
@@ -380,13 +383,14 @@ def validate_command(
     except SeedFileError as exc:
         raise fail(str(exc)) from None
     run_dir = out or rubric_file.with_name(rubric_file.stem + ".validation")
+    settings = settings_from_options(AskSettings, temperature=temperature, max_tokens=max_tokens)
     backend = _open(vlm)
 
     async def run():
         try:
             return await validate_rubric(
                 rubric, seeds.pairs, backend, run_dir, against=baselines,
-                sampling=JudgeSampling(temperature=temperature, max_tokens=max_tokens), max_pixels=max_pixels,
+                settings=settings, max_pixels=max_pixels,
                 resamples=resamples, seed=seed, on_note=say,
             )
         finally:

@@ -31,8 +31,9 @@ def register(app: typer.Typer) -> None:
             raise typer.BadParameter("give --config FILE (the training config) and/or --preset NAME")
         import torch
 
+        from arrpo.errors import describe_validation_error
         from arrpo.images import load_image
-        from arrpo.rl.config import describe_config_error, load_config
+        from arrpo.rl.config import load_config
         from arrpo.rl.data import read_prompts
         from arrpo.rl.policies import load_policy
         from arrpo.rl.sample import LoraLoadError, check_adapter_dir, render_comparison
@@ -45,7 +46,7 @@ def register(app: typer.Typer) -> None:
         try:
             cfg = load_config(config, preset, overrides)
         except (OSError, ValueError, yaml.YAMLError) as exc:
-            raise fail(f"{config or preset}: {describe_config_error(exc)}") from None
+            raise fail(f"{config or preset}: {describe_validation_error(exc, whole='config')}") from None
         try:
             items = read_prompts(prompts)
         except (OSError, ValueError) as exc:

@@ -12,11 +12,13 @@ from arrpo.cli._common import (
     MaxAnswerChars,
     console,
     fail,
+    settings_from_options,
     with_vlm_options,
 )
 from arrpo.server.protocol import DEFAULT_LIMITS
 from arrpo.text import DEFAULT_MAX_ANSWER_CHARS
 from arrpo.vlm.settings import BackendSettings
+from arrpo.vocab import OrderPolicy
 
 TOKEN_ENV = "ARRPO_SERVE_TOKEN"
 
@@ -56,13 +58,13 @@ def serve_command(
     port: Annotated[int, typer.Option("--port", min=0, max=65535, help="Port to listen on.")] = 8080,
     rubric: Annotated[Optional[list[str]], typer.Option("--rubric", help="Task rubric: t2i=FILE, edit=FILE or FILE (repeatable).")] = None,
     prompt_rubrics: Annotated[bool, typer.Option("--prompt-rubrics", help="Enable rubric 'prompt' (zero-shot rubric per prompt, cached).")] = False,
-    order: Annotated[str, typer.Option("--order", help="Default order policy: given | random | both.")] = "random",
+    order: Annotated[OrderPolicy, typer.Option("--order", help="Default order policy: given | random | both.")] = "random",
     token_env: Annotated[str, typer.Option("--token-env", help="Environment variable holding the bearer token.")] = TOKEN_ENV,
     max_body_mb: Annotated[float, typer.Option("--max-body-mb", min=0.01, help="Largest request body in MiB.")] = DEFAULT_LIMITS.max_body_bytes / (1024 * 1024),
     max_images: Annotated[int, typer.Option("--max-images", min=2, help="Most images in one group.")] = DEFAULT_LIMITS.max_images,
     max_image_pixels: Annotated[int, typer.Option("--max-image-pixels", min=1, help="Largest image (width x height) accepted.")] = DEFAULT_LIMITS.max_image_pixels,
     max_pixels: Annotated[Optional[int], typer.Option("--max-pixels", min=1, help="Downscale images above this many pixels before judging.")] = None,
-    max_pending: Annotated[Optional[int], typer.Option("--max-pending", min=1, help="Judge calls admitted at once (default 4 x --concurrency); beyond: 503.")] = None,
+    max_pending: Annotated[Optional[int], typer.Option("--max-pending", min=1, help="Judge calls admitted at once (default 4 x --concurrency x endpoints); beyond: 503.")] = None,
     graceful_timeout: Annotated[float, typer.Option("--graceful-timeout", min=0.0, help="Seconds to let in-flight requests finish on shutdown.")] = 60.0,
     log_level: Annotated[str, typer.Option("--log-level", help="debug | info | warning | error.")] = "info",
     max_answer_chars: MaxAnswerChars = DEFAULT_MAX_ANSWER_CHARS,
@@ -82,12 +84,11 @@ def serve_command(
         import uvicorn  # noqa: F401
     except ImportError:
         raise fail("arrpo serve needs the serve extra: pip install 'arrpo[serve]'") from None
+    from arrpo.judge_settings import JudgeSettings
     from arrpo.server import ServiceConfig, create_app, run_server
     from arrpo.server.auth import check_bind
     from arrpo.vlm.settings import open_backend
 
-    if order not in ("given", "random", "both"):
-        raise fail(f"--order must be given, random or both (got {order!r})")
     if log_level.lower() not in ("critical", "error", "warning", "info", "debug", "trace"):
         raise fail(f"--log-level must be debug, info, warning or error (got {log_level!r})")
     token = os.environ.get(token_env) or None
@@ -99,8 +100,9 @@ def serve_command(
     config = ServiceConfig(
         token=token, max_body_bytes=int(max_body_mb * 1024 * 1024), max_images=max_images,
         max_image_pixels=max_image_pixels, max_pixels=max_pixels,
-        max_pending=max_pending if max_pending is not None else 4 * vlm.max_concurrency, order=order,  # type: ignore[arg-type]
-        task_rubrics=task_rubrics, max_answer_chars=max_answer_chars,
+        max_pending=max_pending if max_pending is not None else 4 * vlm.total_concurrency(),
+        judge=settings_from_options(JudgeSettings, order=order, max_answer_chars=max_answer_chars),
+        task_rubrics=task_rubrics,
     )
     backend = open_backend(vlm)
     writer = None

@@ -29,7 +29,8 @@ def register(app: typer.Typer) -> None:
         """Train LoRA adapters with Rubric Policy Optimization."""
         import logging
 
-        from arrpo.rl.config import describe_config_error, load_config
+        from arrpo.errors import describe_validation_error
+        from arrpo.rl.config import load_config
 
         overrides: dict = {}
         if pretrained:
@@ -53,7 +54,7 @@ def register(app: typer.Typer) -> None:
         try:
             cfg = load_config(config, preset, overrides)
         except (OSError, ValueError, yaml.YAMLError) as exc:  # pydantic's ValidationError is a ValueError
-            raise fail(f"{config or preset}: {describe_config_error(exc)}") from None
+            raise fail(f"{config or preset}: {describe_validation_error(exc, whole='config')}") from None
         if print_config:
             typer.echo(cfg.model_dump_json(indent=2))
             return

@@ -18,11 +18,20 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SerializationInfo,
+    ValidationError,
+    field_serializer,
+    field_validator,
+    model_validator,
+)
 
-from arrpo.errors import ArrpoError
-from arrpo.text import DEFAULT_MAX_ANSWER_CHARS
-from arrpo.vlm.settings import BackendSettings, unknown_keys_message
+from arrpo.errors import ArrpoError, describe_validation_error
+from arrpo.judge_settings import AskSettings, JudgeSettings
+from arrpo.vlm.settings import BackendSettings
 from arrpo.vocab import ForwardOrder
 
 JudgeKind = Literal["direct", "task_rubric", "prompt_rubrics", "guide"]
@@ -32,10 +41,13 @@ class ConfigError(ArrpoError, ValueError, kind="config"):
     """A judge configuration is unusable; the message names the file and field."""
 
 
-class JudgeSpec(BaseModel):
-    """One judge configuration to evaluate."""
+class JudgeSpec(AskSettings):
+    """One judge configuration to evaluate: its name, kind and rubric, the backend overrides, and
+    the :class:`~arrpo.judge_settings.AskSettings` at the judge's level (``temperature: 0.7``).
 
-    model_config = ConfigDict(extra="forbid")
+    Evaluation asks every pair in both orders itself, so the order policy of
+    :class:`~arrpo.judge_settings.JudgeSettings` (``order``, ``on_disagree``, ``seed``) is not a key here.
+    """
 
     name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$", description="Short name; used for file names.")
     kind: JudgeKind = Field(description="direct | task_rubric | prompt_rubrics | guide.")
@@ -47,23 +59,23 @@ class JudgeSpec(BaseModel):
     )
     rubrics_dir: str | None = Field(None, description="prompt_rubrics with provider 'files': folder of rubric JSON.")
     provider_options: dict[str, Any] = Field(default_factory=dict)
-    backend: dict[str, Any] = Field(default_factory=dict, description="Overrides of the shared backend settings.")
-    allow_ties: bool = False
-    parse_retries: int = Field(1, ge=0)
-    temperature: float = 0.0
-    max_tokens: int = Field(1024, ge=1)
-    max_answer_chars: int | None = Field(
-        DEFAULT_MAX_ANSWER_CHARS, ge=1,
-        description="Most characters of a model answer a record keeps (null: all of it).",
+    backend: BackendSettings = Field(
+        default_factory=BackendSettings,
+        description="Overrides of the shared backend settings (only the keys given here apply).",
     )
 
-    @field_validator("backend")
+    @field_serializer("backend")
+    def _overrides_only(self, backend: BackendSettings, info: SerializationInfo) -> dict[str, Any]:
+        """A spec records the overrides it was given, not the whole backend (run.json compares specs)."""
+        return backend.model_dump(mode=info.mode, exclude_unset=True)
+
+    @model_validator(mode="before")
     @classmethod
-    def _known_backend_keys(cls, backend: dict[str, Any]) -> dict[str, Any]:
-        unknown = [str(key) for key in backend if key not in BackendSettings.model_fields]
-        if unknown:
-            raise ValueError(unknown_keys_message(unknown, list(BackendSettings.model_fields)))
-        return backend
+    def _default_provider(cls, data: Any) -> Any:
+        """prompt_rubrics read ``rubrics_dir`` when one is given, else write rubrics (provider 'writer')."""
+        if isinstance(data, dict) and data.get("kind") == "prompt_rubrics" and not data.get("provider"):
+            data = {**data, "provider": "files" if data.get("rubrics_dir") else "writer"}
+        return data
 
     @model_validator(mode="after")
     def _check_kind(self) -> JudgeSpec:
@@ -71,12 +83,14 @@ class JudgeSpec(BaseModel):
             raise ValueError(f"judge {self.name!r} ({self.kind}) needs 'rubric: FILE' or 'rubric: {{t2i: FILE, edit: FILE}}'")
         if self.kind == "direct" and self.rubric:
             raise ValueError(f"judge {self.name!r} is 'direct' and takes no rubric")
-        if self.kind == "prompt_rubrics":
-            provider = self.provider or ("files" if self.rubrics_dir else "writer")
-            if provider == "files" and not self.rubrics_dir:
-                raise ValueError(f"judge {self.name!r}: provider 'files' needs rubrics_dir")
-            self.provider = provider
+        if self.kind == "prompt_rubrics" and self.provider == "files" and not self.rubrics_dir:
+            raise ValueError(f"judge {self.name!r}: provider 'files' needs rubrics_dir")
         return self
+
+    def judge_settings(self) -> JudgeSettings:
+        """The settings of this judge's :class:`~arrpo.judge.PairwiseJudge`: its own, shown in the
+        given order (the runner asks forward and reverse itself)."""
+        return JudgeSettings.of(self, order="given")
 
     def rubric_files(self) -> dict[str, str]:
         """Rubric file per task (``"*"`` for one file used for every task)."""
@@ -119,12 +133,10 @@ class EvalConfig(BaseModel):
 
     def backend_for(self, spec: JudgeSpec) -> BackendSettings:
         """The shared backend settings with the judge's overrides applied."""
-        if not spec.backend:
+        overrides = spec.backend.model_dump(exclude_unset=True)
+        if not overrides:
             return self.backend
-        try:
-            return BackendSettings.model_validate({**self.backend.model_dump(), **spec.backend})
-        except ValidationError as exc:
-            raise ConfigError(f"judge {spec.name!r}: bad backend override: {exc}") from exc
+        return self.backend.model_copy(update=overrides)
 
 
 def load_config(path: str | Path) -> EvalConfig:
@@ -142,5 +154,4 @@ def load_config(path: str | Path) -> EvalConfig:
     try:
         return EvalConfig.model_validate(data)
     except ValidationError as exc:
-        problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'config'}: {e['msg']}" for e in exc.errors())
-        raise ConfigError(f"{path}: {problems}") from exc
+        raise ConfigError(f"{path}: {describe_validation_error(exc, whole='config')}") from exc

@@ -350,9 +350,6 @@ def build_setups(config: EvalConfig, run_dir: Path, backends: dict[str, Any]) ->
     setups = []
     for spec in config.judges:
         backend = backends[spec.name]
-        judge = PairwiseJudge(
-            backend, order="given", allow_ties=spec.allow_ties, parse_retries=spec.parse_retries,
-            temperature=spec.temperature, max_tokens=spec.max_tokens, max_answer_chars=spec.max_answer_chars,
-        )
+        judge = PairwiseJudge(backend, spec.judge_settings())
         setups.append(JudgeSetup(spec, judge, build_source(spec, config, backend, run_dir)))
     return setups

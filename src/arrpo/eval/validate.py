@@ -30,6 +30,7 @@ import yaml
 
 from arrpo.datasets.seeds import PreferencePair
 from arrpo.errors import ArrpoError
+from arrpo.judge_settings import AskSettings
 from arrpo.rubric import Rubric
 from arrpo.rubrics.ask import model_name
 from arrpo.rubrics.write import RubricWriter
@@ -45,15 +46,6 @@ REPORTED = ("forward", "reverse", "mean", "delta", "consistency", "tie_rate", "i
 
 class RubricValidationError(ArrpoError, ValueError, kind="bad_input"):
     """The comparison cannot be run (bad --against, mixed tasks, no pairs)."""
-
-
-@dataclass
-class JudgeSampling:
-    """Sampling settings shared by every judge of the comparison."""
-
-    temperature: float = 0.0
-    max_tokens: int = 1024
-    parse_retries: int = 1
 
 
 @dataclass
@@ -135,9 +127,8 @@ async def zero_shot_rubric(backend: VLMBackend, task: Task, folder: Path, *, max
     return path
 
 
-def _judge_specs(against: Sequence[str], task: Task, sampling: JudgeSampling) -> list[dict[str, Any]]:
-    common = {"temperature": sampling.temperature, "max_tokens": sampling.max_tokens,
-              "parse_retries": sampling.parse_retries}
+def _judge_specs(against: Sequence[str], task: Task, settings: AskSettings) -> list[dict[str, Any]]:
+    common = settings.model_dump(mode="json")
     specs = []
     for name in against:
         if name == "direct":
@@ -187,7 +178,7 @@ async def validate_rubric(
     run_dir: str | Path,
     *,
     against: Sequence[str] = BASELINES,
-    sampling: JudgeSampling | None = None,
+    settings: AskSettings | None = None,
     max_pixels: int | None = None,
     resamples: int = 1000,
     seed: int = 0,
@@ -214,7 +205,7 @@ async def validate_rubric(
     task: Task = next(iter(tasks))  # type: ignore[assignment]
     if rubric.task not in (None, task):
         raise RubricValidationError(f"the rubric is for {rubric.task!r} but the pairs are {task!r} pairs")
-    sampling = sampling or JudgeSampling()
+    settings = settings or AskSettings()
     run_dir = Path(run_dir)
     check_run_dir(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -222,7 +213,7 @@ async def validate_rubric(
     rubric.save(run_dir / "rubric.json")
     if "zero-shot" in against:
         await zero_shot_rubric(backend, task, run_dir)
-    specs = _judge_specs(against, task, sampling)
+    specs = _judge_specs(against, task, settings)
     (run_dir / "judges.yaml").write_text(
         "# Judges of this validation; rerun with:\n"
         f"#   arrpo eval --dataset jsonl:{run_dir / 'heldout.jsonl'} --judge {run_dir / 'judges.yaml'} "

@@ -8,10 +8,12 @@ is the single-process case.
 
 Every rank must call :meth:`all_gather` the same number of times in the same order. A reward call
 takes a ticket the moment it starts (:meth:`TorchExchange.turn`) and exchanges only when its turn
-comes, so reward calls running concurrently on one rank (the trainer's thread pool) exchange in
-the order they started, one at a time. The trainer must therefore start its reward calls in the
-same order on every rank (Flow-GRPO starts one per sampling batch). If calls are ever paired
-wrongly, the groups come out fragmented, which the scorer detects and refuses.
+comes, so reward calls running concurrently on one rank (the trainer's thread pool) exchange one
+at a time, in the order they took their tickets. That order is the threads', not necessarily the
+batches': rank 0's second batch may pair with rank 1's first. With ``samples_per_prompt`` this is
+of no consequence — a group is complete at k samples of its prompt, whatever calls brought them,
+and within one epoch they come from the same policy; without it a mispairing leaves fragments,
+which the assembler refuses.
 """
 
 from __future__ import annotations

@@ -2,37 +2,30 @@
 
 Flow-Factory loads a reward named in the YAML config by import path and builds it as
 ``cls(config=RewardArguments, accelerator=accelerator)``; its ``BaseRewardModel.__init__`` sets
-``.accelerator``, ``.config``, ``.device``, ``.dtype`` and ``.model``. Its ``RewardProcessor``
-gathers, across ranks, only the sample fields named in ``required_fields``, groups the samples by
-their sampler-assigned id, hands each whole group to one rank, passes only the arguments that
-``__call__`` declares (media converted to PIL images), and reads ``.rewards`` from the result.
-Extra YAML keys of a reward entry arrive in ``config.extra_kwargs``.
+``.accelerator``, ``.config``, ``.device``, ``.dtype`` and ``.model``; extra YAML keys of the
+entry arrive in ``config.extra_kwargs``. Its ``RewardProcessor`` hands each whole group (samples
+of one ``unique_id``) to one call, with only the arguments ``__call__`` declares (media as PIL):
+with the ``distributed_k_repeat`` sampler it first gathers, from every rank, the sample fields
+named in ``required_fields`` (reading each with ``getattr``: a text-to-image ``T2ISample`` has no
+``condition_images``), with ``group_contiguous`` it groups on the rank. With ``async_reward: true``
+its ``RewardBuffer`` submits each complete group to a thread pool of ``num_workers`` threads and
+collects them in ``finalize()``, which raises a failed call's exception itself.
 
-With ``async_reward: true`` Flow-Factory computes rewards while it samples: its ``RewardBuffer``
-reads ``.device.type`` of every reward, its sampler keeps each group's k samples on one rank, and
-as soon as a group's k samples are in, one background thread (plain ``threading``, no event loop)
-calls the reward with that group, the declared arguments taken from the whole samples (so
-``metadata`` arrives too), and stores ``.rewards`` per sample. :class:`ArrpoReward` needs nothing
-else there: it keeps no per-thread state, judges from any thread through arrpo's own event loop,
-and each call is one whole local group. An error on that thread stops the buffer's worker;
-Flow-Factory raises it on the main thread (``RuntimeError`` chained to ours) at the next batch,
-so use ``on_failure: mask`` to keep a run going through an unreachable service.
-
-One line of config registers it::
+:class:`ArrpoReward` declares ``prompt`` and ``image`` (and ``condition_images`` with
+``task: edit``, whose first image is the source; ``metadata`` in pointwise mode). It keeps no
+per-thread state, so several workers judge several groups at once, within the process's share
+of the service's capacity. One config entry registers it::
 
     rewards:
       - name: arrpo
         reward_model: arrpo.integrations.flow_factory.ArrpoReward
         url: http://judge-host:8080          # else $ARRPO_SERVICE_URL
+        task: edit                           # for image editing; t2i is the default
         preset: official                     # any GroupScorer option
 
 When Flow-Factory is installed, :class:`ArrpoReward` subclasses its ``GroupwiseRewardModel`` (so
 the processor routes it down the groupwise path and the base ``__init__`` runs); without it, a
-stand-in base with the same constructor semantics is used, so the class can be tested and used
-on its own. For edits, ``condition_images`` (the first one of each sample is the source image)
-is a required field, so it is gathered with the samples. With ``mode: pointwise`` each sample is
-judged against the anchor image named in its dataset metadata (``anchor_image``, a path), and
-``metadata`` becomes a required field too.
+stand-in base with the same constructor semantics is used.
 """
 
 from __future__ import annotations
@@ -103,7 +96,7 @@ def _settings(config: Any) -> dict[str, Any]:
 class ArrpoReward(_Base):
     """Groupwise reward: one call per whole group of samples of one prompt (and source image)."""
 
-    required_fields = ("prompt", "image", "condition_images")
+    required_fields = ("prompt", "image")
     use_tensor_inputs = False
 
     def __init__(self, config: Any, accelerator: Any = None):
@@ -113,10 +106,17 @@ class ArrpoReward(_Base):
         if not url:
             raise ValueError(f"no reward service URL: set `url:` in the reward's config or ${URL_ENV}")
         self.anchor_key = settings.pop("anchor_key", "anchor_image")
-        # Flow-Factory gathers each group onto one rank itself: no exchange between ranks here.
-        self.scorer = GroupScorer(url, exchange=LocalExchange(), **settings)
+        self.task = settings.get("task") or "t2i"
+        # Flow-Factory gathers each group onto one rank itself: no exchange between ranks here,
+        # but every rank judges against the same service, so each keeps to its share of it.
+        ranks = getattr(accelerator, "num_processes", None) or 1
+        self.scorer = GroupScorer(url, exchange=LocalExchange(), ranks=ranks, **settings)
+        fields = list(type(self).required_fields)
+        if self.task == "edit":  # the gathered samples must carry their source image
+            fields.append("condition_images")
         if self.scorer.mode == "pointwise":  # anchors come from each sample's dataset metadata
-            self.required_fields = (*type(self).required_fields, "metadata")
+            fields.append("metadata")
+        self.required_fields = tuple(fields)
 
     def __call__(
         self, prompt: list[str], image: Any = None, condition_images: Any = None, metadata: Any = None,
@@ -130,8 +130,18 @@ class ArrpoReward(_Base):
                 "(samples per prompt) to 2 or more"
             )
         sources = None
+        if condition_images is not None and self.task != "edit":
+            raise RewardGroupError(
+                "this group's samples have condition images, so this is an image-editing run: add `task: edit` "
+                "to the arrpo reward's config entry (its source images are then gathered and judged with it)"
+            )
         if condition_images is not None:  # per sample: a list (or stacked tensor) of condition images
             sources = [_first(c) for c in condition_images]
+        elif self.task == "edit":
+            raise RewardGroupError(
+                "task: edit, but this group has no condition images (the source image of each edit); check the "
+                "dataset's image column, or remove `task: edit` for text-to-image"
+            )
         anchors = None
         if self.scorer.mode == "pointwise":
             anchors = [_metadata(m).get(self.anchor_key) for m in (metadata or [None] * len(image))]

@@ -19,18 +19,12 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from arrpo.judge_settings import JudgeSettings
 from arrpo.rewards import check_reward_parameters
 from arrpo.vlm.settings import BackendSettings
-from arrpo.vocab import (
-    DisagreePolicy,
-    ModelFamily,
-    OnBadVerdict,
-    OrderPolicy,
-    Pairing,
-    RewardPreset,
-)
+from arrpo.vocab import ModelFamily, OnBadVerdict, Pairing, RewardPreset
 
 #: The SDE form of the rollout sampler (:mod:`arrpo.rl.sde`).
 SDEKind = Literal["dance", "flow"]
@@ -130,23 +124,13 @@ class OptimConfig(_Section):
     micro_batch: int = Field(2, ge=1, description="Samples per forward pass (rollout and replay).")
 
 
-class JudgeBackend(BackendSettings):
-    """:class:`arrpo.vlm.settings.BackendSettings`, the settings every command opens its VLM with
-    (HTTP endpoint or in-process transformers/vLLM, JSON mode, ``extra_body``, cache, limits);
-    unknown keys are refused here, as everywhere in the training config."""
+class JudgeConfig(JudgeSettings):
+    """The VLM judge: which backend (``backend``, shared with every other command), which rubric, and
+    the :class:`~arrpo.judge_settings.JudgeSettings` at this section's level (``judge.order``,
+    ``judge.temperature``, ...), spelled as in every other judge configuration."""
 
-    model_config = ConfigDict(extra="forbid")
-
-
-#: Backend fields that older configs wrote directly under ``judge:``.
-_FLAT_BACKEND_KEYS = ("endpoint", "model", "api_key_env", "max_concurrency", "timeout", "max_retries", "cache_path")
-
-
-class JudgeConfig(_Section):
-    """The VLM judge: which backend (``backend``, shared with every other command) and how to judge."""
-
-    backend: JudgeBackend = Field(
-        default_factory=JudgeBackend,
+    backend: BackendSettings = Field(
+        default_factory=BackendSettings,
         description="Which VLM and how (docs/backends.md): kind, endpoint, model, api_key_env, json_mode, "
         "extra_body, cache, limits. Unset endpoint/model fall back to ARRPO_ENDPOINT/ARRPO_MODEL; with no "
         "endpoint at all the in-process transformers backend is opened.",
@@ -157,30 +141,13 @@ class JudgeConfig(_Section):
         "prompt and cached; replaces `rubric` for every comparison.",
     )
     rubric_cache_dir: str | None = Field(None, description="Folder keeping prompt-level rubrics across runs.")
-    order: OrderPolicy = "random"
-    on_disagree: DisagreePolicy = "tie"
     builtin: Literal["mean-red", "mean-red-reversed"] | None = Field(
         None, description="A programmatic demo judge instead of a VLM (no backend is opened)."
     )
 
-    @model_validator(mode="before")
-    @classmethod
-    def _move_flat_backend_keys(cls, data: Any) -> Any:
-        """Configs written before ``judge.backend`` existed keep loading: their flat backend keys
-        (``judge.endpoint``, ``judge.model``, ...) move under ``backend``. Mixing both forms is an error."""
-        if not isinstance(data, dict):
-            return data
-        flat = [k for k in _FLAT_BACKEND_KEYS if k in data]
-        if not flat:
-            return data
-        if "backend" in data:
-            raise ValueError(
-                f"judge: {flat} belong under judge.backend (the same settings as `arrpo judge`); "
-                "move them there instead of mixing both forms"
-            )
-        data = dict(data)
-        data["backend"] = {k: data.pop(k) for k in flat}
-        return data
+    def judge_settings(self) -> JudgeSettings:
+        """The settings of the training judge's :class:`~arrpo.judge.PairwiseJudge`."""
+        return JudgeSettings.of(self)
 
 
 class DataConfig(_Section):
@@ -300,22 +267,6 @@ def build_config(data: dict[str, Any] | None = None, preset: str | None = None) 
         data = _merge(PRESETS[name], data)
         data["preset"] = name
     return RPOConfig.model_validate(data)
-
-
-def describe_config_error(exc: BaseException) -> str:
-    """One line for a config that cannot be read: each invalid key with what is wrong with it
-    (``trian: unknown key``), instead of pydantic's multi-line report with links."""
-    if isinstance(exc, ValidationError):
-        problems = []
-        for error in exc.errors()[:10]:
-            where = ".".join(str(p) for p in error.get("loc", ())) or "config"
-            if error.get("type") == "extra_forbidden":
-                problems.append(f"{where}: unknown key")
-            else:
-                problems.append(f"{where}: {str(error.get('msg', 'invalid value')).removeprefix('Value error, ')}")
-        more = f" (and {exc.error_count() - 10} more)" if exc.error_count() > 10 else ""
-        return "; ".join(problems) + more
-    return " ".join(str(exc).split())
 
 
 def load_config(path: str | Path | None = None, preset: str | None = None, overrides: dict[str, Any] | None = None) -> RPOConfig:

@@ -72,7 +72,7 @@ def build_judge(cfg) -> Judge:
     from arrpo.vlm.settings import open_backend
 
     backend = open_backend(cfg.backend)
-    judge = PairwiseJudge(backend, order=cfg.order, on_disagree=cfg.on_disagree)
+    judge = PairwiseJudge(backend, cfg.judge_settings())
     if cfg.prompt_rubrics:
         from arrpo.rubrics.write import RubricWriter
 

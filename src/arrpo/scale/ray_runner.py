@@ -2,7 +2,8 @@
 
 Each worker is a Ray actor holding its own backend, opened from the same
 :class:`~arrpo.vlm.settings.BackendSettings` (an HTTP client, or a local model on the worker's
-GPU), and its own :class:`~arrpo.judge.PairwiseJudge` built from the same options. Comparisons
+GPU), and its own :class:`~arrpo.judge.PairwiseJudge` built from the same
+:class:`~arrpo.judge_settings.JudgeSettings` (they travel as its JSON, so every field does). Comparisons
 travel in small chunks as plain data with the image *bytes* (never paths a worker may not see);
 each chunk's unique images are sent once. Verdicts come back as each chunk finishes, so a caller
 can append them to its resumable run file as they arrive.
@@ -14,7 +15,7 @@ policy, same cache keys.
 
 Usage (the CLIs' ``--ray ADDRESS``)::
 
-    for index, verdict in judge_on_ray(comparisons, settings, {"order": "both"}, address="auto"):
+    for index, verdict in judge_on_ray(comparisons, backend, JudgeSettings(order="both"), address="auto"):
         writer.write(verdict.model_dump(mode="json"))
 """
 
@@ -27,6 +28,7 @@ from dataclasses import dataclass
 from typing import Any, Union
 
 from arrpo.images import ImageData
+from arrpo.judge_settings import JudgeSettings
 from arrpo.rubric import Rubric
 from arrpo.schema import Comparison, Verdict
 from arrpo.vlm.base import VLMBackend
@@ -80,11 +82,16 @@ def unpack_row(images: Mapping[str, ImageData], row: Mapping[str, Any]) -> Compa
 
 # --------------------------------------------------------------------- worker
 class JudgeWorker:
-    """The body of one Ray actor: a backend and a judge, judging chunks concurrently."""
+    """The body of one Ray actor: a backend and a judge, judging chunks concurrently.
 
-    def __init__(self, backend: BackendSource, judge_options: Mapping[str, Any]):
+    ``settings_json`` is :class:`JudgeSettings` as JSON, ``rubric_json`` the judge's default rubric
+    as JSON (``None``: the comparisons carry theirs, or the direct judge).
+    """
+
+    def __init__(self, backend: BackendSource, settings_json: str, rubric_json: str | None = None):
         self._source = backend
-        self._options = dict(judge_options)
+        self._settings_json = settings_json
+        self._rubric_json = rubric_json
         self._judge: Any = None
 
     def _ensure_judge(self) -> Any:
@@ -94,10 +101,8 @@ class JudgeWorker:
 
             source = self._source
             backend = open_backend(source) if isinstance(source, BackendSettings) else source()
-            options = dict(self._options)
-            if isinstance(options.get("rubric"), str):
-                options["rubric"] = Rubric.model_validate_json(options["rubric"])
-            self._judge = PairwiseJudge(backend, **options)
+            rubric = Rubric.model_validate_json(self._rubric_json) if self._rubric_json else None
+            self._judge = PairwiseJudge(backend, JudgeSettings.model_validate_json(self._settings_json), rubric=rubric)
         return self._judge
 
     async def judge_chunk(self, chunk: Mapping[str, Any]) -> list[tuple[int, str, int]]:
@@ -153,8 +158,8 @@ class RayJudgeRunner:
 
     Args:
         backend: the :class:`BackendSettings` every worker opens (or a picklable factory).
-        judge_options: :class:`~arrpo.judge.PairwiseJudge` keyword arguments (order, on_disagree,
-            allow_ties, seed, rubric, parse_retries, temperature, max_tokens).
+        settings: the :class:`JudgeSettings` of every worker's judge (default: its defaults).
+        rubric: the judges' default rubric, for comparisons that carry none.
         num_workers: actors in the pool (default: one per CPU of the cluster, at most 8, or one per
             GPU when ``num_gpus_per_worker`` is set).
         chunk_size: comparisons per task (the unit that is resent when a worker dies).
@@ -166,8 +171,9 @@ class RayJudgeRunner:
     def __init__(
         self,
         backend: BackendSource,
-        judge_options: Mapping[str, Any] | None = None,
+        settings: JudgeSettings | None = None,
         *,
+        rubric: Rubric | None = None,
         num_workers: int | None = None,
         chunk_size: int = 8,
         chunks_in_flight: int = 2,
@@ -179,11 +185,9 @@ class RayJudgeRunner:
 
         if not ray.is_initialized():
             raise RuntimeError("connect to Ray first: arrpo.scale.ray_runner.connect(address)")
-        options = dict(judge_options or {})
-        if isinstance(options.get("rubric"), Rubric):
-            options["rubric"] = options["rubric"].model_dump_json()
         self._backend = backend
-        self._options = options
+        self.settings = settings or JudgeSettings()
+        self._rubric_json = rubric.model_dump_json() if rubric is not None else None
         self.chunk_size = max(1, chunk_size)
         self.chunks_in_flight = max(1, chunks_in_flight)
         self.max_attempts = max(1, max_attempts)
@@ -199,7 +203,7 @@ class RayJudgeRunner:
         self.stats = RunStats()
 
     def _new_worker(self) -> Any:
-        return self._actor_class.remote(self._backend, self._options)
+        return self._actor_class.remote(self._backend, self.settings.model_dump_json(), self._rubric_json)
 
     def run(self, comparisons: Iterable[Comparison]) -> Iterator[tuple[int, Verdict]]:
         """Yield ``(index in comparisons, verdict)`` as verdicts arrive (completion order)."""
@@ -301,15 +305,16 @@ def connect(address: str | None = None, **init_kwargs: Any) -> None:
 def judge_on_ray(
     comparisons: Iterable[Comparison],
     backend: BackendSource,
-    judge_options: Mapping[str, Any] | None = None,
+    settings: JudgeSettings | None = None,
     *,
+    rubric: Rubric | None = None,
     address: str | None = None,
     **runner_options: Any,
 ) -> Iterator[tuple[int, Verdict]]:
     """Connect to Ray, judge ``comparisons`` on an actor pool, yield ``(index, verdict)`` as they
     finish, and stop the pool at the end (see :class:`RayJudgeRunner` for ``runner_options``)."""
     connect(address)
-    runner = RayJudgeRunner(backend, judge_options, **runner_options)
+    runner = RayJudgeRunner(backend, settings, rubric=rubric, **runner_options)
     try:
         yield from runner.run(comparisons)
     finally:

@@ -32,6 +32,7 @@ from arrpo.server.metrics import CONTENT_TYPE, MetricsMiddleware, ServiceMetrics
 from arrpo.server.protocol import (
     CompareRequest,
     CompareResponse,
+    EndpointHealth,
     ErrorResponse,
     GroupRewardsRequest,
     GroupRewardsResponse,
@@ -40,7 +41,9 @@ from arrpo.server.protocol import (
 )
 from arrpo.server.rubrics import PromptRubricWriter, RubricProvider
 from arrpo.vlm.base import BackendUnavailable, VLMBackend
+from arrpo.vlm.pool import endpoint_stats
 from arrpo.vlm.wrappers import Limited, Metered
+from arrpo.vocab import OrderPolicy, choices
 
 log = logging.getLogger("arrpo.server")
 
@@ -84,9 +87,9 @@ class RewardService:
             config.task_rubrics, writer, config.prompt_rubric_cache_size,
             on_cache=self.metrics.count_rubric_lookup,
         )
+        #: one judge per order policy: a request's ``order`` replaces only that setting
         self.judges = {
-            order: PairwiseJudge(self.backend, order=order, max_answer_chars=config.max_answer_chars)
-            for order in ("given", "random", "both")
+            order: PairwiseJudge(self.backend, config.judge, order=order) for order in choices(OrderPolicy)
         }
         totals = self.backend.totals
         self.metrics.backend_counters.update({
@@ -99,6 +102,7 @@ class RewardService:
             "arrpo_in_flight_calls": lambda: self.gate.in_use,
             "arrpo_capacity_calls": lambda: self.gate.capacity,
         })
+        self.metrics.endpoint_stats = lambda: endpoint_stats(self.backend)
 
     # --------------------------------------------------------------- helpers
     @contextlib.asynccontextmanager
@@ -178,7 +182,7 @@ class RewardService:
     # ------------------------------------------------------------- endpoints
     async def compare(self, body: CompareRequest) -> CompareResponse:
         task = self.task_of(body)
-        order = body.order or self.config.order
+        order = body.order or self.config.judge.order
         async with self.admitted(self.units(order, 1)):
             images = await self.decode({"image_a": body.image_a, "image_b": body.image_b, "source": body.source})
             rubric, info = await self.rubrics.resolve(
@@ -200,7 +204,7 @@ class RewardService:
                 413, "too_many_images",
                 f"images: {n} images, over the limit of {self.config.max_images} per group",
             )
-        order = body.order or self.config.order
+        order = body.order or self.config.judge.order
         pairs = plan_pairs(n)
         async with self.admitted(self.units(order, len(pairs))):
             fields: dict[str, str | None] = {f"images.{k}": v for k, v in enumerate(body.images)}
@@ -238,6 +242,7 @@ class RewardService:
             status="ok", version=__version__, model=self.backend.model_id, in_flight=self.gate.in_use,
             capacity=self.gate.capacity, task_rubrics=sorted(self.config.task_rubrics),
             prompt_rubrics=self.rubrics.writer is not None, limits=self.config.limits(),
+            endpoints=[EndpointHealth(**one.as_dict()) for one in endpoint_stats(self.backend)] or None,
         )
 
 

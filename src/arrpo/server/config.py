@@ -2,81 +2,70 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from typing import Any
 
-from arrpo.errors import ConfigurationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from arrpo.errors import ConfigurationError, describe_validation_error
+from arrpo.judge_settings import JudgeSettings
 from arrpo.rubric import Rubric
 from arrpo.server.protocol import DEFAULT_LIMITS, ServiceLimits
-from arrpo.text import DEFAULT_MAX_ANSWER_CHARS
-from arrpo.vocab import OrderPolicy
+from arrpo.vocab import Task
 
 
-@dataclass
-class ServiceConfig:
+class ServiceConfig(BaseModel):
     """What the service accepts and how hard it works.
 
-    Attributes:
-        token: bearer token every ``/v1`` and ``/metrics`` request must carry (``None``: no auth;
-            only allowed when bound to loopback, see :func:`arrpo.server.auth.check_bind`).
-        max_body_bytes: largest request body; larger ones get 413 before being read in full.
-        max_images: most candidates in one ``group_rewards`` request (pairs grow as N²).
-        max_image_pixels: largest decoded image (width × height); larger ones get 413.
-        max_pixels: optional pixel budget; images above it are downscaled before judging.
-        max_prompt_chars: longest prompt accepted.
-        max_rubric_chars: most characters of text (themes and tips) in a request's inline rubric,
-            which is sent to the model with every pair; longer: 422.
-        max_pending: admission capacity in judge calls (a pair costs 1, or 2 with order
-            ``both``). Requests beyond it get 503 with Retry-After instead of waiting in line.
-        order: default order policy.
-        task_rubrics: rubric per task (``t2i``/``edit``), loaded from files at start-up.
-        prompt_rubric_cache_size: how many prompt-level rubrics are kept in memory.
-        max_answer_chars: most characters of a model answer a verdict keeps (``None``: all).
+    A setting the service could not work with is refused when the config is made, not on the
+    first request: :class:`~arrpo.errors.ConfigurationError` (a ``ValueError``) naming each bad
+    setting on one line.
     """
 
-    token: str | None = None
-    max_body_bytes: int = DEFAULT_LIMITS.max_body_bytes
-    max_images: int = DEFAULT_LIMITS.max_images
-    max_image_pixels: int = DEFAULT_LIMITS.max_image_pixels
-    max_pixels: int | None = None
-    max_prompt_chars: int = DEFAULT_LIMITS.max_prompt_chars
-    max_rubric_chars: int = 32_000
-    max_pending: int = 64
-    order: OrderPolicy = "random"
-    task_rubrics: dict[str, Rubric] = field(default_factory=dict)
-    prompt_rubric_cache_size: int = 1024
-    max_answer_chars: int | None = DEFAULT_MAX_ANSWER_CHARS
+    model_config = ConfigDict(frozen=True, extra="forbid")
 
-    def __post_init__(self) -> None:
-        """Refuse settings the service could not work with (at start, not on the first request).
+    token: str | None = Field(
+        None, min_length=1,
+        description="Bearer token every /v1 and /metrics request must carry (None: no auth; only allowed when "
+        "bound to loopback, see arrpo.server.auth.check_bind). Never printed.",
+    )
+    max_body_bytes: int = Field(
+        DEFAULT_LIMITS.max_body_bytes, ge=1, strict=True, description="Largest request body; larger ones get 413 before being read in full."
+    )
+    max_images: int = Field(
+        DEFAULT_LIMITS.max_images, ge=2, strict=True,
+        description="Most candidates in one group_rewards request (a group needs a pair; pairs grow as N²).",
+    )
+    max_image_pixels: int = Field(
+        DEFAULT_LIMITS.max_image_pixels, ge=1, strict=True, description="Largest decoded image (width × height); larger ones get 413."
+    )
+    max_pixels: int | None = Field(None, ge=1, strict=True, description="Optional pixel budget; images above it are downscaled before judging.")
+    max_prompt_chars: int = Field(DEFAULT_LIMITS.max_prompt_chars, ge=1, strict=True, description="Longest prompt accepted.")
+    max_rubric_chars: int = Field(
+        32_000, ge=1, strict=True,
+        description="Most characters of text (themes and tips) in a request's inline rubric, which is sent to the "
+        "model with every pair; longer: 422.",
+    )
+    max_pending: int = Field(
+        64, ge=1, strict=True,
+        description="Admission capacity in judge calls (a pair costs 1, or 2 with order both). Requests beyond it "
+        "get 503 with Retry-After instead of waiting in line.",
+    )
+    judge: JudgeSettings = Field(
+        default_factory=JudgeSettings,
+        description="How every pair is judged; a request's `order` replaces judge.order for that request.",
+    )
+    task_rubrics: dict[Task, Rubric] = Field(
+        default_factory=dict, description="Rubric per task (t2i, edit), loaded from files at start-up."
+    )
+    prompt_rubric_cache_size: int = Field(1024, ge=1, strict=True, description="How many prompt-level rubrics are kept in memory.")
 
-        Raises:
-            ConfigurationError: a ``ValueError`` naming the setting and the value.
-        """
-        for name in ("max_body_bytes", "max_images", "max_image_pixels", "max_prompt_chars", "max_rubric_chars",
-                     "max_pending", "prompt_rubric_cache_size"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ConfigurationError(f"{name} must be a positive whole number (got {value!r})")
-        if self.max_pixels is not None and (
-            isinstance(self.max_pixels, bool) or not isinstance(self.max_pixels, int) or self.max_pixels < 1
-        ):
-            raise ConfigurationError(f"max_pixels must be a positive number of pixels or unset (got {self.max_pixels!r})")
-        if self.max_answer_chars is not None and (
-            isinstance(self.max_answer_chars, bool) or not isinstance(self.max_answer_chars, int)
-            or self.max_answer_chars < 1
-        ):
+    def __init__(self, **settings: Any) -> None:
+        try:
+            super().__init__(**settings)
+        except ValidationError as exc:
             raise ConfigurationError(
-                f"max_answer_chars must be a positive number of characters or unset (got {self.max_answer_chars!r})"
-            )
-        if self.max_images < 2:
-            raise ConfigurationError("max_images must be at least 2 (a group needs a pair)")
-        if self.order not in ("given", "random", "both"):
-            raise ConfigurationError(f"order must be given, random or both (got {self.order!r})")
-        if self.token is not None and not self.token:
-            raise ConfigurationError("token must not be empty (use None for no authentication)")
-        unknown = set(self.task_rubrics) - {"t2i", "edit"}
-        if unknown:
-            raise ConfigurationError(f"task rubrics are keyed by 't2i' or 'edit', not {sorted(unknown)}")
+                f"reward service settings: {describe_validation_error(exc, unknown='unknown setting')}"
+            ) from None
 
     def limits(self) -> ServiceLimits:
         """The limits a request must keep to, as reported by ``/health``."""
@@ -85,10 +74,11 @@ class ServiceConfig:
             max_image_pixels=self.max_image_pixels, max_prompt_chars=self.max_prompt_chars,
         )
 
-    def __repr__(self) -> str:  # never print the token
-        token = "<set>" if self.token else None
-        return (
-            f"ServiceConfig(token={token}, max_body_bytes={self.max_body_bytes}, max_images="
-            f"{self.max_images}, max_image_pixels={self.max_image_pixels}, max_pending={self.max_pending}, "
-            f"order={self.order!r}, task_rubrics={sorted(self.task_rubrics)})"
-        )
+    def __repr_args__(self):  # never print the token; rubrics by task only
+        for name, value in super().__repr_args__():
+            if name == "token":
+                yield name, "<set>" if value else None
+            elif name == "task_rubrics":
+                yield name, sorted(value)
+            else:
+                yield name, value

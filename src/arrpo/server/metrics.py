@@ -8,15 +8,29 @@ one process, e.g. in tests). Metric names are stable: dashboards rely on them.
   ``arrpo_prompt_rubric_cache_total{result}``
 * backend counters (``arrpo_backend_requests_total`` ...) and gauges (``arrpo_in_flight_calls`` ...)
   read from callables when scraped, and ``arrpo_uptime_seconds``.
+* per VLM endpoint (label ``endpoint``: its base URL), read when scraped:
+  ``arrpo_vlm_endpoint_requests_total``, ``arrpo_vlm_endpoint_ok_total``,
+  ``arrpo_vlm_endpoint_failures_total{endpoint,kind}``, ``arrpo_vlm_endpoint_cooldowns_total``,
+  ``arrpo_vlm_endpoint_in_flight``, ``arrpo_vlm_endpoint_up`` (1 in rotation, 0 cooling or probing),
+  ``arrpo_vlm_endpoint_latency_seconds`` (summary of answered calls: ``_count``, ``_sum``).
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
+from typing import TYPE_CHECKING
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    Metric,
+    SummaryMetricFamily,
+)
+
+if TYPE_CHECKING:
+    from arrpo.vlm.pool import EndpointStats
 
 #: Request latency buckets in seconds (judge calls take from ~0.1 s to a minute).
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0)
@@ -44,6 +58,37 @@ class _ReadOnScrape:
         uptime = GaugeMetricFamily("arrpo_uptime_seconds", "Seconds since the service started.")
         uptime.add_metric([], round(time.time() - self.metrics.started, 3))
         yield uptime
+        if self.metrics.endpoint_stats is not None:
+            yield from endpoint_families(self.metrics.endpoint_stats())
+
+
+def endpoint_families(stats: Sequence[EndpointStats]) -> Iterator[Metric]:
+    """The per-endpoint metric families of a backend's endpoint pool, labelled by endpoint URL."""
+    label = ["endpoint"]
+    families = {
+        "requests": CounterMetricFamily("arrpo_vlm_endpoint_requests", "Calls sent to the VLM endpoint.", labels=label),
+        "ok": CounterMetricFamily("arrpo_vlm_endpoint_ok", "Calls the VLM endpoint answered.", labels=label),
+        "cooldowns": CounterMetricFamily("arrpo_vlm_endpoint_cooldowns", "Times the VLM endpoint was taken "
+                                         "out of rotation after a failure.", labels=label),
+        "in_flight": GaugeMetricFamily("arrpo_vlm_endpoint_in_flight", "Calls in flight on the VLM endpoint.",
+                                       labels=label),
+        "up": GaugeMetricFamily("arrpo_vlm_endpoint_up", "1 when the VLM endpoint is in rotation, 0 while it "
+                                "cools down or is probed.", labels=label),
+    }
+    failures = CounterMetricFamily("arrpo_vlm_endpoint_failures", "Failed calls to the VLM endpoint, by kind.",
+                                   labels=["endpoint", "kind"])
+    latency = SummaryMetricFamily("arrpo_vlm_endpoint_latency_seconds", "Seconds of the VLM endpoint's "
+                                  "answered calls.", labels=label)
+    for one in stats:
+        for name in ("requests", "ok", "cooldowns", "in_flight"):
+            families[name].add_metric([one.endpoint], float(getattr(one, name)))
+        families["up"].add_metric([one.endpoint], 1.0 if one.state == "up" else 0.0)
+        for kind, count in sorted(one.failures.items()):
+            failures.add_metric([one.endpoint, kind], float(count))
+        latency.add_metric([one.endpoint], count_value=one.ok, sum_value=one.latency_sum_s)
+    yield from families.values()
+    yield failures
+    yield latency
 
 
 class ServiceMetrics:
@@ -71,6 +116,8 @@ class ServiceMetrics:
         self.backend_counters: dict[str, tuple[str, Callable[[], float]]] = {}
         #: name → read: gauges read at scrape time.
         self.gauges: dict[str, Callable[[], float]] = {}
+        #: The backend's per-endpoint counts, read at scrape time (None: no endpoint pool).
+        self.endpoint_stats: Callable[[], Sequence[EndpointStats]] | None = None
         self.registry.register(_ReadOnScrape(self))
 
     # ---------------------------------------------------------------- recording

@@ -15,7 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from arrpo.rewards import check_reward_parameters
 from arrpo.rubric import Rubric
 from arrpo.schema import Task, Verdict
-from arrpo.vocab import OnBadVerdict, OrderPolicy, RewardPreset
+from arrpo.vocab import EndpointState, OnBadVerdict, OrderPolicy, RewardPreset
 
 RubricMode = Literal["auto", "task", "prompt", "none"]
 
@@ -187,6 +187,22 @@ DEFAULT_LIMITS = ServiceLimits(
 )
 
 
+class EndpointHealth(BaseModel):
+    """One VLM endpoint of the service's backend, with its counts since the service started."""
+
+    endpoint: str = Field(description="The endpoint's base URL.")
+    state: EndpointState = Field(description="up; cooling (out of rotation after a failure); probing "
+                                 "(cooled down: the next request decides whether it is back).")
+    in_flight: int
+    requests: int = Field(description="Calls sent to it (failed ones included).")
+    ok: int = Field(description="Calls it answered.")
+    failures: dict[str, int] = Field(description="Failed calls by kind: connect, timeout, server_error, "
+                                     "rate_limited, bad_response, rejected (a 4xx: the request's fault), other.")
+    cooldowns: int = Field(description="Times it was taken out of rotation.")
+    cooling_for_s: float = Field(description="Seconds left of its cooldown (0 when up).")
+    mean_latency_s: float | None = Field(description="Mean seconds of its answered calls.")
+
+
 class Health(BaseModel):
     status: Literal["ok", "draining"]
     version: str
@@ -197,4 +213,8 @@ class Health(BaseModel):
     prompt_rubrics: bool
     limits: ServiceLimits | None = Field(
         None, description="The request limits (absent from services older than this field).",
+    )
+    endpoints: list[EndpointHealth] | None = Field(
+        None, description="The VLM endpoints and their counts (absent for an in-process model and from "
+        "services older than this field).",
     )

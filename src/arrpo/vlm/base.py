@@ -15,6 +15,7 @@ from typing import Any, Literal, Protocol, Union, runtime_checkable
 from arrpo.errors import ArrpoError
 from arrpo.images import ImageData
 from arrpo.schema import Usage
+from arrpo.vocab import BackendFault
 
 Role = Literal["system", "user", "assistant"]
 
@@ -121,7 +122,9 @@ class VLMResponse:
 
 
 class BackendError(ArrpoError, kind="backend"):
-    """A backend call failed. ``retryable`` says whether trying again may help."""
+    """A backend call failed. ``retryable`` says whether trying again may help; ``fault`` says how
+    the transport failed when the backend knows (``connect``, ``timeout``, ``bad_response``), so an
+    endpoint pool can count failures by kind (:func:`arrpo.vlm.pool.fault_of`)."""
 
     def __init__(
         self,
@@ -130,11 +133,13 @@ class BackendError(ArrpoError, kind="backend"):
         retryable: bool = False,
         retry_after: float | None = None,
         status: int | None = None,
+        fault: BackendFault | None = None,
     ):
         super().__init__(message)
         self.retryable = retryable
         self.retry_after = retry_after
         self.status = status
+        self.fault: BackendFault | None = fault
 
 
 class BackendUnavailable(BackendError, kind="backend_unavailable"):

@@ -15,7 +15,7 @@ import os
 import re
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import datetime, timezone
 from typing import Any
 
@@ -171,7 +171,13 @@ class OpenAIBackend:
 
     @property
     def model_id(self) -> str:
-        return f"openai:{self.base_url}#{self.model}{self._options_tag}"
+        return self.model_id_over([self.base_url])
+
+    def model_id_over(self, base_urls: Sequence[str]) -> str:
+        """The model id of this model served by the endpoints ``base_urls`` together: their sorted
+        set stands where the one URL does, so the response cache key does not depend on which of
+        them answered, nor on their order (one URL: :attr:`model_id`)."""
+        return f"openai:{','.join(sorted(set(base_urls)))}#{self.model}{self._options_tag}"
 
     async def complete(self, request: VLMRequest) -> VLMResponse:
         body: dict[str, Any] = {
@@ -212,11 +218,11 @@ class OpenAIBackend:
                 status=status,
             ) from exc
         except openai.APITimeoutError as exc:
-            raise BackendError(f"timed out after {self.timeout:g}s", retryable=True) from exc
+            raise BackendError(f"timed out after {self.timeout:g}s", retryable=True, fault="timeout") from exc
         except openai.APIConnectionError as exc:
-            raise BackendError(f"connection failed: {exc.__cause__ or exc}", retryable=True) from exc
+            raise BackendError(f"connection failed: {exc.__cause__ or exc}", retryable=True, fault="connect") from exc
         except openai.APIError as exc:  # malformed bodies and the like
-            raise BackendError(f"bad response: {exc}", retryable=True) from exc
+            raise BackendError(f"bad response: {exc}", retryable=True, fault="bad_response") from exc
         latency = time.perf_counter() - started
         return _read_completion(raw, self.model, latency)
 
@@ -241,7 +247,8 @@ def _read_completion(raw: bytes, model: str, latency: float) -> VLMResponse:
         content = choice["message"].get("content")
     except (ValueError, KeyError, IndexError, TypeError, AttributeError, RecursionError) as exc:
         preview = raw[:200].decode("utf-8", "replace")
-        raise BackendError(f"not a chat completion ({type(exc).__name__}): {preview!r}", retryable=True) from exc
+        raise BackendError(f"not a chat completion ({type(exc).__name__}): {preview!r}", retryable=True,
+                           fault="bad_response") from exc
     usage = data.get("usage") if isinstance(data.get("usage"), dict) else {}
     finish = choice.get("finish_reason")
     reported = data.get("model")

@@ -12,9 +12,24 @@ import contextvars
 import random
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import Any, TypeVar
 
 from arrpo.schema import Usage
 from arrpo.vlm.base import BackendError, VLMBackend, VLMRequest, VLMResponse
+
+_Layer = TypeVar("_Layer")
+
+
+def find_layer(backend: Any, layer: type[_Layer]) -> _Layer | None:
+    """The outermost ``layer`` (a wrapper or backend class) in a wrapper stack, following each
+    wrapper's ``inner``; ``None`` when the stack has none."""
+    for _ in range(32):  # a stack is a handful of wrappers; a cycle must not hang the caller
+        if backend is None:
+            return None
+        if isinstance(backend, layer):
+            return backend
+        backend = getattr(backend, "inner", None)
+    return None
 
 
 class Limited:
