@@ -49,7 +49,7 @@ from typing import Any
 
 from arrpo.client import TOKEN_ENV, AsyncRewardClient, RewardServiceError, validate_options
 from arrpo.convert import image_bytes, is_ndarray, is_tensor
-from arrpo.integrations.groups import RewardGroupError
+from arrpo.integrations.assembly import RewardGroupError
 from arrpo.integrations.monitor import MONITOR_DEFAULTS, StepMonitor, cause_of
 
 log = logging.getLogger("arrpo.integrations")
