@@ -21,7 +21,8 @@ from tests.hosts.judges import garbage, invalid_when, official  # noqa: E402
 from tests.integrations.trainers import closest_to_source_wins  # noqa: E402
 from tests.serve.helpers import brighter_wins  # noqa: E402
 
-PATH = adapter.__file__
+PATH = "pkg://arrpo.integrations.verl_omni"  # the documented config line
+FILE = adapter.__file__  # the same function loaded from its file
 
 
 @pytest.fixture(scope="module")
@@ -156,7 +157,7 @@ def test_pointwise_mode_judges_each_sample_against_its_rows_anchor(workers, star
 
 def test_with_a_reward_router_configured_and_bad_settings(workers, start_service):
     service = start_service()
-    host.configure(workers, PATH, {"url": service.url, "samples_per_prompt": 2}, router_address="10.0.0.1:8000")
+    host.configure(workers, FILE, {"url": service.url, "samples_per_prompt": 2}, router_address="10.0.0.1:8000")
     batch = host.step_batch([host.Row("a cat", [30, 200], 0)])
     assert host.rm_scores(host.streaming_scores(workers, batch))[:, 0].tolist() == pytest.approx([-0.1, 1.0])
     for settings, words in [({}, "samples_per_prompt must be set"), ({"samples_per_prompt": 2, "presett": "x"},

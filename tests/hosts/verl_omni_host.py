@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import importlib
 import importlib.util
 import inspect
 import io
@@ -47,11 +48,14 @@ async def _merged_call_async(raw_fn, extra_kwargs, *args, **kwargs):
 
 
 def load_custom_reward_fn(path: str, name: str, reward_kwargs: dict) -> Any:
-    """``get_custom_reward_fn``: the object ``name`` of the file ``path``, with ``reward_kwargs``
+    """``get_custom_reward_fn``: the object ``name`` of ``path`` (``pkg://`` module or file), with ``reward_kwargs``
     merged into every call (they win); a coroutine function stays one."""
-    spec = importlib.util.spec_from_file_location("custom_module", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)  # type: ignore[union-attr]
+    if path.startswith("pkg://"):  # verl's load_module: a package module, imported
+        module = importlib.import_module(path.removeprefix("pkg://").replace("/", "."))
+    else:  # a file, executed as a module of its own
+        spec = importlib.util.spec_from_file_location("custom_module", path.removeprefix("file://"))
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)  # type: ignore[union-attr]
     raw_fn = getattr(module, name)
     wrapper = _merged_call_async if inspect.iscoroutinefunction(raw_fn) else _merged_call
     return partial(wrapper, raw_fn, dict(reward_kwargs))

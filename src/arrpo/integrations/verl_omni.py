@@ -50,6 +50,7 @@ from typing import Any
 from arrpo.client import TOKEN_ENV, AsyncRewardClient, RewardServiceError, validate_options
 from arrpo.convert import image_bytes, is_ndarray, is_tensor
 from arrpo.integrations.assembly import RewardGroupError
+from arrpo.integrations.groups import DEFAULT_RETRIES
 from arrpo.integrations.monitor import MONITOR_DEFAULTS, StepMonitor, cause_of
 
 log = logging.getLogger("arrpo.integrations")
@@ -64,8 +65,7 @@ DEFAULTS: dict[str, Any] = {
     "url": None, "token": None, "samples_per_prompt": None, "val_samples_per_prompt": 1,
     "val_splits": ("test", "val", "validation", "eval"), "mode": "group", "score": "reward",
     "prompt_key": "prompt", "source_key": "source_img", "anchor_key": "anchor_image", "group_key": ("index",),
-    "run_id": None, "group_timeout": 900.0, "judge_timeout": 600.0, "max_retries": 5, "backoff": 0.5,
-    "max_wait": 30.0, **MONITOR_DEFAULTS,
+    "run_id": None, "group_timeout": 900.0, "judge_timeout": 600.0, **DEFAULT_RETRIES, **MONITOR_DEFAULTS,
 }
 #: Keys of the returned dict; verl builds its extra-info arrays from the first sample's keys, so
 #: every call returns the same ones.
@@ -77,9 +77,12 @@ class Settings:
 
     def __init__(self, given: Mapping[str, Any]):
         values = {**_env_options(), **{k: _plain(v) for k, v in given.items()}}
-        unknown_request = {k: v for k, v in values.items() if k not in DEFAULTS}
-        validate_options("group_rewards", unknown_request)  # a typo fails at the first call
-        self.request = unknown_request
+        request = {k: v for k, v in values.items() if k not in DEFAULTS}
+        try:
+            validate_options("group_rewards", request)  # a typo fails at the first call
+        except ValueError as exc:
+            raise ValueError(f"arrpo verl-omni reward: {exc}; the adapter's own settings: {sorted(DEFAULTS)}") from None
+        self.request = request
         merged = {**DEFAULTS, **{k: v for k, v in values.items() if k in DEFAULTS}}
         self.url = str(merged["url"] or os.environ.get(URL_ENV) or "").rstrip("/")
         if not self.url:
