@@ -142,6 +142,8 @@ def test_health_and_control_calls(start_service, caplog):
     ({"prompt": ["a cat", "a cat"], "image": [b64_png(9), b64_png(20)], "condition_images": [[b64_png(1)]]},
      "2 prompts but 1 condition image lists"),
     ([1, 2], "JSON object"),
+    ({"prompt": [f"p{i}" for i in range(65) for _ in range(2)], "image": [b64_png(9), b64_png(20)] * 65},
+     "65 groups in one request"),
 ])
 def test_bad_input_is_answered_in_the_protocols_error_form(service, payload, words):
     client = remote.RemoteRewardClient(f"{service.url}/flow-factory/2")

@@ -60,6 +60,8 @@ log = logging.getLogger("arrpo.server")
 
 PREFIX = "/flow-factory"
 _ROUTE = re.compile(r"^/flow-factory/(?P<k>\d{1,4})/(?P<action>health|compute|load|offload)/?$")
+#: Most groups one request may hold (each is judged at once).
+MAX_GROUPS = 64
 #: Answers kept for resent requests, and for how long (seconds).
 RECENT_ANSWERS = 1024
 RECENT_SECONDS = 600.0
@@ -241,6 +243,8 @@ class FlowFactoryRemote:
         for i, prompt in enumerate(body.prompt):
             conditions = body.condition_images[i] if body.condition_images is not None else []
             groups.setdefault((prompt, conditions[0] if conditions else None), []).append(i)
+        if len(groups) > MAX_GROUPS:
+            raise FlowFactoryError(f"{len(groups)} groups in one request, over the {MAX_GROUPS} allowed; lower batch_size")
         for (prompt, _), members in groups.items():
             if len(members) != k:
                 raise FlowFactoryError(

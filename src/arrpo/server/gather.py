@@ -58,6 +58,8 @@ T = TypeVar("T")
 #: remembered for its own wait.
 REMEMBERED_GROUPS = 4096
 REMEMBER_SECONDS = 900.0
+#: Most groups gathered at once (with the bytes their members hold: 32 x --max-body-mb).
+MAX_OPEN_GROUPS = 65536
 #: Longest a complete group waits for admission before its members are answered 503.
 ADMISSION_WAIT = 600.0
 
@@ -138,7 +140,7 @@ class GroupGatherer:
     async def join(self, body: GroupMemberRequest) -> GroupMemberResponse:
         """Add one member; answer it with its value once its group is judged."""
         limit = self.service.config.max_images
-        if body.anchor is None and body.group_size > limit:
+        if body.group_size > limit:
             raise ApiError(413, "too_many_images",
                            f"group_size: {body.group_size} members, over the limit of {limit} per group "
                            "(start the service with a larger --max-images)")
@@ -153,6 +155,9 @@ class GroupGatherer:
                 raise group.done.exception()  # a late member of a failed group gets the group's error
         group = self.open.get(body.group)
         if group is None:
+            if len(self.open) >= MAX_OPEN_GROUPS:
+                raise ApiError(503, "saturated", f"the service is gathering {len(self.open)} groups, as many as it "
+                               "may; retry shortly", {"Retry-After": "5"})
             group = self._open(body)
         elif group.spec != _spec(body):
             raise ApiError(409, "group_conflict",
