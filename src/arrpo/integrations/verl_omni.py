@@ -24,7 +24,7 @@ is zero advantage under verl-omni's per-prompt centring.
 
 Config (Hydra overrides; the settings may instead come from ``$ARRPO_REWARD_OPTIONS``, JSON)::
 
-    reward.custom_reward_function.path=<site-packages>/arrpo/integrations/verl_omni.py
+    reward.custom_reward_function.path=pkg://arrpo.integrations.verl_omni
     reward.custom_reward_function.name=compute_score
     +reward.custom_reward_function.reward_kwargs.url=http://judge-host:8080
     +reward.custom_reward_function.reward_kwargs.samples_per_prompt=16   # = actor_rollout_ref.rollout.n
@@ -50,13 +50,12 @@ from typing import Any
 from arrpo.client import TOKEN_ENV, AsyncRewardClient, RewardServiceError, validate_options
 from arrpo.convert import image_bytes, is_ndarray, is_tensor
 from arrpo.integrations.assembly import RewardGroupError
+from arrpo.integrations.flow_grpo import OPTIONS_ENV, URL_ENV, options_from_env
 from arrpo.integrations.groups import DEFAULT_RETRIES
 from arrpo.integrations.monitor import MONITOR_DEFAULTS, StepMonitor, cause_of
 
 log = logging.getLogger("arrpo.integrations")
 
-URL_ENV = "ARRPO_SERVICE_URL"
-OPTIONS_ENV = "ARRPO_REWARD_OPTIONS"
 RUN_ENV = "ARRPO_RUN_ID"
 #: What verl-omni passes besides the sample when a reward router is configured (not used here).
 ROUTER_KWARGS = ("reward_router_address", "reward_model_tokenizer", "model_name", "sampling_params")
@@ -76,7 +75,7 @@ class Settings:
     """The adapter's settings from ``reward_kwargs`` over ``$ARRPO_REWARD_OPTIONS`` (checked once)."""
 
     def __init__(self, given: Mapping[str, Any]):
-        values = {**_env_options(), **{k: _plain(v) for k, v in given.items()}}
+        values = {**options_from_env(), **{k: _plain(v) for k, v in given.items()}}
         request = {k: v for k, v in values.items() if k not in DEFAULTS}
         try:
             validate_options("group_rewards", request)  # a typo fails at the first call
@@ -123,19 +122,6 @@ def _plain(value: Any) -> Any:
     if isinstance(value, Sequence):
         return [_plain(v) for v in value]
     return value
-
-
-def _env_options() -> dict[str, Any]:
-    text = os.environ.get(OPTIONS_ENV, "").strip()
-    if not text:
-        return {}
-    try:
-        options = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise ValueError(f"${OPTIONS_ENV} is not valid JSON: {exc}") from None
-    if not isinstance(options, dict):
-        raise ValueError(f"${OPTIONS_ENV} must be a JSON object of options, not {type(options).__name__}")
-    return options
 
 
 def _ray_job_id() -> str:
