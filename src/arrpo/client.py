@@ -30,6 +30,7 @@ from arrpo.server.protocol import (
     DEFAULT_LIMITS,
     CompareRequest,
     CompareResponse,
+    GroupMemberResponse,
     GroupRewardsRequest,
     GroupRewardsResponse,
     Health,
@@ -130,6 +131,19 @@ def _common(body: dict[str, Any], *, source: Any, task: str | None, order: str |
         if value is not None:
             body[key] = value
     return body
+
+
+def member_payload(
+    prompt: str, image: Any, *, group: str, group_size: int, anchor: Any = None, wait: float = 600.0,
+    source: Any = None, task: str | None = None, order: OrderPolicy | None = None, **options: Any,
+) -> dict[str, Any]:
+    """The body of ``/v1/group_member``: one member of a group the service assembles (``options``:
+    ``rubric``, ``rubric_inline``, ``preset``, ``win``, ``lose``, ``scale``, ``on_bad_verdict``, ``id``)."""
+    body: dict[str, Any] = {"prompt": prompt, "image": encode_image(image), "group": group,
+                            "group_size": group_size, "wait": wait, **options}
+    if anchor is not None:
+        body["anchor"] = encode_image(anchor)
+    return _common(body, source=source, task=task, order=order, id=body.pop("id", None))
 
 
 def _error(response: httpx.Response) -> RewardServiceError:
@@ -336,6 +350,12 @@ class AsyncRewardClient:
     async def limits(self) -> ServiceLimits:
         """As :meth:`RewardClient.limits`."""
         return (await self.health()).limits or DEFAULT_LIMITS
+
+    async def group_member(self, prompt: str, image: Any, **options: Any) -> GroupMemberResponse:
+        """One member of a group the service assembles (options as :func:`member_payload`); returns
+        when the whole group is judged. The client's ``timeout`` must cover the group's ``wait``."""
+        body = await asyncio.to_thread(member_payload, prompt, image, **options)
+        return GroupMemberResponse.model_validate(await self._post("/v1/group_member", body))
 
     async def aclose(self) -> None:
         await self._http.aclose()

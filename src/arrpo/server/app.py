@@ -314,4 +314,11 @@ def create_app(
         """Prometheus text exposition format."""
         return PlainTextResponse(service.metrics.render(), media_type=CONTENT_TYPE)
 
+    # Ways in for hosts that cannot send whole groups (docs/serving.md): groups gathered member by
+    # member (verl-omni), and Flow-Factory's remote reward protocol under /flow-factory/<k>.
+    from arrpo.server.flow_factory import mount_flow_factory
+    from arrpo.server.gather import mount_gathering
+
+    mount_gathering(app, service, guarded)
+    mount_flow_factory(app, service)
     return app

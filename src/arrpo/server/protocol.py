@@ -48,10 +48,9 @@ class CompareRequest(_Request):
     image_b: str = Field(description="Candidate B. " + _IMAGE_DOC)
 
 
-class GroupRewardsRequest(_Request):
-    """Rewards for a group of N candidates of one prompt (all pairs are judged)."""
+class _RewardRequest(_Request):
+    """A request whose verdicts are mapped to rewards (the preset and its parameters)."""
 
-    images: list[str] = Field(min_length=2, description="The N candidates. " + _IMAGE_DOC)
     preset: RewardPreset = Field("official", description="Reward preset (see arrpo.rewards).")
     win: float = Field(1.0, description="Winner reward λ of the 'official' preset (finite).")
     lose: float = Field(
@@ -63,9 +62,45 @@ class GroupRewardsRequest(_Request):
     )
 
     @model_validator(mode="after")
-    def _winner_above_loser(self) -> GroupRewardsRequest:
+    def _winner_above_loser(self) -> _RewardRequest:
         # the same rule as the RL config and arrpo.rewards.group_rewards (a ValueError: a 422 here)
         check_reward_parameters(win=self.win, lose=self.lose, scale=self.scale)
+        return self
+
+
+class GroupRewardsRequest(_RewardRequest):
+    """Rewards for a group of N candidates of one prompt (all pairs are judged)."""
+
+    images: list[str] = Field(min_length=2, description="The N candidates. " + _IMAGE_DOC)
+
+
+#: Longest a member may wait for the rest of its group (seconds).
+MAX_GATHER_WAIT = 3600.0
+
+
+class GroupMemberRequest(_RewardRequest):
+    """One member of a group that the service assembles from one request per member
+    (``/v1/group_member``): every member names the same ``group`` key, ``group_size`` and options;
+    the group is judged once when ``group_size`` distinct images are in, and each request is
+    answered with its own image's value."""
+
+    group: str = Field(min_length=1, max_length=512, description="The group's key, the same for every member.")
+    group_size: int = Field(ge=1, description="Members in the whole group (the trainer's samples per prompt).")
+    image: str = Field(description="This member's candidate. " + _IMAGE_DOC)
+    anchor: str | None = Field(
+        None, description="Judge each member against this image instead of all pairs (the same for every "
+        "member; a group of 1 is allowed then). " + _IMAGE_DOC,
+    )
+    wait: float = Field(
+        600.0, gt=0, le=MAX_GATHER_WAIT,
+        description="Seconds from the group's first member until it must be complete; then every waiting "
+        "member is answered 504 group_incomplete.",
+    )
+
+    @model_validator(mode="after")
+    def _pairs_need_two(self) -> GroupMemberRequest:
+        if self.anchor is None and self.group_size < 2:
+            raise ValueError("group_size: a group judged all-pairs needs at least 2 members (or send an anchor)")
         return self
 
 
@@ -106,6 +141,25 @@ class GroupRewardsResponse(BaseModel):
     notes: list[str] = Field(default_factory=list)
     pairs: list[PairVerdict]
     rubric: RubricInfo
+
+
+class GroupMemberResponse(BaseModel):
+    """One member's value from its judged group (the masked-value rule applied to the group)."""
+
+    group: str
+    index: int = Field(description="This member's place in the group (arrival order).")
+    group_size: int
+    duplicate: bool = Field(description="The image was already a member (a resent or padded copy); its value.")
+    reward: float
+    advantage: float
+    mask: bool = Field(description="False: this member carries no training signal (its value is 0.0).")
+    masked: bool = Field(description="True when the whole group carries no signal.")
+    cause: str | None = Field(None, description="Why this member is masked, when it is.")
+    n_pairs: int
+    n_valid: int
+    n_tie: int
+    n_invalid: int
+    notes: list[str] = Field(default_factory=list)
 
 
 class ErrorBody(BaseModel):
