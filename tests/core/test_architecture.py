@@ -18,7 +18,7 @@ SRC = Path(__file__).resolve().parents[2] / "src"
 #: Rooms by floor, bottom (0) to top. A room is ``arrpo.<name>`` (a package or a module).
 FLOORS: list[set[str]] = [
     {"errors", "text", "vocab", "standings", "_version", "_sync", "jsonl", "progress", "prompts"},
-    {"images", "parse", "rubric", "rewards", "judge_settings"},
+    {"images", "parse", "rubric", "rewards", "judge_settings", "masking", "step_monitor"},
     {"convert", "html", "schema", "tournament"},
     {"vlm"},
     {"datasets", "judge"},

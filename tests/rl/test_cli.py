@@ -63,7 +63,7 @@ def test_vlm_judge_wiring_with_scripted_server(tmp_path):
     from arrpo.testing.scripted_server import Reply, ScriptedVLMServer
 
     with ScriptedVLMServer(lambda req: Reply('{"rank": [2, 1], "reason": "second is better"}')) as server:
-        judge = build_judge(JudgeConfig(endpoint=server.base_url, model="scripted", order="given"))
+        judge = build_judge(JudgeConfig(backend={"endpoint": server.base_url, "model": "scripted"}, order="given"))
         a, b = (load_image(Image.new("RGB", (16, 16), c)) for c in ("red", "blue"))
         verdict = asyncio.run(judge.judge(Comparison(prompt="x", image_a=a, image_b=b)))
     assert verdict.winner == "B"
@@ -87,9 +87,9 @@ def test_prompt_rubric_judge_writes_once_per_prompt(tmp_path):
         return Reply('{"rank": [1, 2], "reason": "first is redder"}')
 
     with ScriptedVLMServer(handler) as server:
-        judge = build_judge(JudgeConfig(endpoint=server.base_url, model="scripted", order="given",
-                                        prompt_rubrics=True, rubric_cache_dir=str(tmp_path / "rubrics"),
-                                        cache_path=str(tmp_path / "responses.sqlite")))
+        backend = {"endpoint": server.base_url, "model": "scripted", "cache_path": str(tmp_path / "responses.sqlite")}
+        judge = build_judge(JudgeConfig(backend=backend, order="given", prompt_rubrics=True,
+                                        rubric_cache_dir=str(tmp_path / "rubrics")))
         a, b = (load_image(Image.new("RGB", (16, 16), c)) for c in ("red", "blue"))
 
         async def both():

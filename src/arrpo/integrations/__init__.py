@@ -10,9 +10,9 @@
 The mechanisms behind them, one home each (reuse them for a new host):
 
 * :mod:`arrpo.integrations.assembly` — whole groups across ranks and calls; values read later.
-* :mod:`arrpo.integrations.masking` — the masked-value rule: what a host that cannot see a mask
+* :mod:`arrpo.masking` — the masked-value rule: what a host that cannot see a mask
   receives for a masked sample, and why.
-* :mod:`arrpo.integrations.monitor` — the dead-step monitor (warn every dead step, fail a run).
+* :mod:`arrpo.step_monitor` — the dead-step monitor (warn every dead step, fail a run).
 * :mod:`arrpo.integrations.service` — ``/health`` as facts, re-read after failures; in-flight
   planning from the service's admission rule.
 * :mod:`arrpo.integrations.judging` — sending groups and anchor pairs within those limits.

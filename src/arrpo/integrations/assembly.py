@@ -25,7 +25,7 @@ call that completed the group, on every rank, and again when a :class:`Pending` 
 its samples is read (``on_failure="raise"``), or is masked and counted (``"mask"``).
 
 Each *window* — the calls until no group is left open, e.g. Flow-GRPO's sampling epoch — is one
-step for the :class:`~arrpo.integrations.monitor.StepMonitor` (or, for hosts calling once per
+step for the :class:`~arrpo.step_monitor.StepMonitor` (or, for hosts calling once per
 group, each call adds to the monitor's running step).
 """
 
@@ -46,8 +46,8 @@ from arrpo.convert import image_bytes, split_images
 from arrpo.errors import ArrpoError
 from arrpo.integrations.exchange import Exchange
 from arrpo.integrations.judging import GroupJudge, GroupRequest, Outcome
-from arrpo.integrations.monitor import StepMonitor
 from arrpo.integrations.service import JudgingPlan, plan_judging, process_gate
+from arrpo.step_monitor import StepMonitor
 
 log = logging.getLogger("arrpo.integrations")
 

@@ -44,7 +44,7 @@ from arrpo.client import RewardServiceError
 from arrpo.convert import image_bytes, split_images
 from arrpo.integrations.assembly import BatchScores, Pending
 from arrpo.integrations.groups import GroupScorer
-from arrpo.integrations.monitor import StepMonitor, cause_of
+from arrpo.step_monitor import StepMonitor, cause_of
 
 #: The reward's name in ``config.reward_fn`` and in the returned dict.
 NAME = "arrpo"

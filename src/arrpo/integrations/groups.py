@@ -15,8 +15,8 @@ service's image limit without ``split_large_groups``, a missing anchor) raises
 after the retry budget) raises :class:`~arrpo.client.RewardServiceError`; every rank raises the
 same. ``on_failure="mask"`` instead masks such samples (logged, counted in ``info`` and
 ``stats``). Masked samples reach the host by the masked-value rule
-(:mod:`arrpo.integrations.masking`), and a run of steps with no signal fails
-(:mod:`arrpo.integrations.monitor`). The service's limits and capacity come from its ``/health``
+(:mod:`arrpo.masking`), and a run of steps with no signal fails
+(:mod:`arrpo.step_monitor`). The service's limits and capacity come from its ``/health``
 (:mod:`arrpo.integrations.service`).
 """
 
@@ -33,8 +33,8 @@ from arrpo.convert import image_bytes, split_images
 from arrpo.integrations.assembly import BatchScores, GroupAssembler, RewardGroupError, too_large
 from arrpo.integrations.exchange import Exchange, default_exchange
 from arrpo.integrations.judging import REWARD_OPTIONS, GroupJudge, pair_units
-from arrpo.integrations.monitor import MONITOR_DEFAULTS, StepMonitor
 from arrpo.integrations.service import ServiceFacts, plan_judging, process_gate
+from arrpo.step_monitor import MONITOR_DEFAULTS, StepMonitor
 
 __all__ = ["SCORER_OPTIONS", "BatchScores", "GroupScorer", "RewardGroupError", "too_large"]
 
@@ -80,7 +80,7 @@ class GroupScorer:
         max_retries, backoff, max_wait, timeout: the retry budget for 503s and connection errors,
             ``/health`` included (default :data:`DEFAULT_RETRIES`: about 10 minutes).
         max_invalid_share, max_dead_steps, step_samples: the dead-step monitor
-            (:class:`~arrpo.integrations.monitor.StepMonitor`).
+            (:class:`~arrpo.step_monitor.StepMonitor`).
         idle_timeout, group_timeout: how long an open group waits for its other samples.
         distributed: ``None`` (auto), ``True`` or ``False``; or pass ``exchange``.
         window_steps: a monitor step is a window of calls ending with no group open (Flow-GRPO's

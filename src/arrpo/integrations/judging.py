@@ -3,7 +3,7 @@
 :class:`GroupJudge` sends each group to ``/v1/group_rewards`` — split into near-equal sub-groups
 when it is over the service's image limit and the caller allows it — under the process's
 :class:`~arrpo.integrations.service.UnitGate`, and returns one :class:`Outcome` per group with the
-masked-value rule (:mod:`arrpo.integrations.masking`) already applied and the causes of every
+masked-value rule (:mod:`arrpo.masking`) already applied and the causes of every
 masked sample counted. A failed request is an outcome with ``error`` set, never an exception, so
 that every rank learns of it; :meth:`GroupJudge.compare` does the same for one sample against its
 anchor (``/v1/compare``).
@@ -18,10 +18,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from arrpo.client import RewardServiceError
-from arrpo.integrations.masking import host_values
-from arrpo.integrations.monitor import cause_of
 from arrpo.integrations.service import ServiceFacts, UnitGate
+from arrpo.masking import host_values
 from arrpo.rewards import group_rewards
+from arrpo.step_monitor import cause_of
 
 #: Reward options applied on the client for anchor comparisons (``/v1/compare`` has no rewards).
 REWARD_OPTIONS = ("preset", "win", "lose", "scale", "on_bad_verdict")

@@ -19,7 +19,7 @@ its own value (:mod:`arrpo.server.gather`: padding copies answered without count
 never judged, a group incomplete after ``group_timeout`` fails every call loudly). The key is
 made of the run, ``data_source``, the row's ``extra_info["split"]`` and ``extra_info["index"]``
 (``group_key`` fields), the prompt and the source image. Values follow the masked-value rule
-(:mod:`arrpo.integrations.masking`): a group with a masked sample scores 0.0 throughout, which
+(:mod:`arrpo.masking`): a group with a masked sample scores 0.0 throughout, which
 is zero advantage under verl-omni's per-prompt centring.
 
 Config (Hydra overrides; the settings may instead come from ``$ARRPO_REWARD_OPTIONS``, JSON)::
@@ -52,7 +52,7 @@ from arrpo.convert import image_bytes, is_ndarray, is_tensor
 from arrpo.integrations.assembly import RewardGroupError
 from arrpo.integrations.flow_grpo import OPTIONS_ENV, URL_ENV, options_from_env
 from arrpo.integrations.groups import DEFAULT_RETRIES
-from arrpo.integrations.monitor import MONITOR_DEFAULTS, StepMonitor, cause_of
+from arrpo.step_monitor import MONITOR_DEFAULTS, StepMonitor, cause_of
 
 log = logging.getLogger("arrpo.integrations")
 

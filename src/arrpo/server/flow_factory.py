@@ -19,7 +19,7 @@ URL does: ``server_url: http://judge-host:8080/flow-factory/16`` for groups of 1
   point-wise one sends ``batch_size`` samples, which are whole groups only with the
   ``group_contiguous`` sampler and a ``batch_size`` that is a multiple of the group size. Each
   group is judged all-pairs once (concurrently), waiting for admission rather than answering 503;
-  the values follow the masked-value rule (:mod:`arrpo.integrations.masking`): a group with a
+  the values follow the masked-value rule (:mod:`arrpo.masking`): a group with a
   masked sample scores 0.0 throughout. A resent request (the client's retry after a read
   timeout) joins the judging in progress or gets the answer just given;
 * ``POST …/load`` and ``…/offload`` (the newer client's control calls) succeed and do nothing.
@@ -27,7 +27,7 @@ URL does: ``server_url: http://judge-host:8080/flow-factory/16`` for groups of 1
 The service token, when set, comes as URL user info (``http://arrpo:TOKEN@judge-host:8080/…``;
 ``requests`` sends it as HTTP Basic auth) or as a bearer token. ``POST /compute`` at the root
 answers how to write the URL. Every mostly invalid request is a WARNING in the service's log
-(:class:`~arrpo.integrations.monitor.StepMonitor`).
+(:class:`~arrpo.step_monitor.StepMonitor`).
 """
 
 from __future__ import annotations
@@ -49,12 +49,12 @@ from pydantic import BaseModel, ConfigDict, Field
 from starlette.middleware import Middleware
 
 from arrpo.errors import ArrpoError
-from arrpo.integrations.masking import host_values
-from arrpo.integrations.monitor import StepMonitor
+from arrpo.masking import host_values
 from arrpo.server.errors import ApiError, describe_unparsable_body
 from arrpo.server.gather import masked_causes, when_admitted
 from arrpo.server.metrics import MetricsMiddleware
 from arrpo.server.protocol import GroupRewardsRequest
+from arrpo.step_monitor import StepMonitor
 
 log = logging.getLogger("arrpo.server")
 

@@ -13,13 +13,13 @@ so the service gathers the group:
 * when ``group_size`` distinct images are in, the group is judged once — all pairs, or each
   member against the ``anchor`` — waiting for admission rather than answering 503 (the members'
   requests are already waiting), and each request gets its own member's value with the
-  masked-value rule of :mod:`arrpo.integrations.masking` applied to the whole group (the hosts
+  masked-value rule of :mod:`arrpo.masking` applied to the whole group (the hosts
   that use this cannot see masks);
 * a group not complete ``wait`` seconds after its first member is never judged as a fragment:
   every waiting member, and any late one, is answered 504 ``group_incomplete`` naming how many
   arrived.
 
-Every judged group counts in a :class:`~arrpo.integrations.monitor.StepMonitor` (warnings only),
+Every judged group counts in a :class:`~arrpo.step_monitor.StepMonitor` (warnings only),
 so a mostly invalid group is a WARNING in the service's log with its share and commonest cause.
 """
 
@@ -37,8 +37,7 @@ from typing import Any, TypeVar
 
 from fastapi import FastAPI
 
-from arrpo.integrations.masking import host_values
-from arrpo.integrations.monitor import StepMonitor, cause_of
+from arrpo.masking import host_values
 from arrpo.rewards import group_rewards
 from arrpo.server.errors import ApiError
 from arrpo.server.inputs import decode_base64_field
@@ -49,6 +48,7 @@ from arrpo.server.protocol import (
     GroupRewardsRequest,
     GroupRewardsResponse,
 )
+from arrpo.step_monitor import StepMonitor, cause_of
 
 log = logging.getLogger("arrpo.server")
 
