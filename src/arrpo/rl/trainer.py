@@ -199,12 +199,7 @@ class RPOTrainer:
         batch.future = self.judging.submit(comparisons)
 
     def _verdicts(self, batch: Batch) -> list[Verdict]:
-        try:
-            return batch.future.result(timeout=self.cfg.train.judge_timeout + 30)
-        except Exception as exc:  # never let judging kill the run
-            log.warning("judging of iteration %d failed (%s); the batch is masked", batch.iteration, exc)
-            n = sum(len(p) for p in batch.pairs)
-            return [Verdict(winner="invalid", invalid_reason=str(exc)) for _ in range(n)]
+        return batch.future.result()  # never raises: failed comparisons come back as failed verdicts
 
     # ----------------------------------------------------------------------------- update
     def advantages(self, batch: Batch, verdicts: list[Verdict]):
@@ -388,7 +383,7 @@ class RPOTrainer:
                 self.policy, self.judge, [it.prompt for it in prompts], seeds * len(items),
                 num_steps=self.cfg.sampling.num_steps, shift=self.cfg.sampling.shift, sources=sources,
                 task=self.task, rubric=self.rubric,
-                judge_all=lambda comparisons: self.judging.submit(comparisons).result(self.judging.timeout + 60),
+                judge_all=self.judging.judge_all,
             )
 
     def train(self) -> list[dict[str, float]]:

@@ -39,7 +39,7 @@ from arrpo.server.protocol import (
     PairVerdict,
 )
 from arrpo.server.rubrics import PromptRubricWriter, RubricProvider
-from arrpo.vlm.base import BackendUnavailable, VLMBackend
+from arrpo.vlm.base import VLMBackend
 from arrpo.vlm.wrappers import Limited, Metered
 
 log = logging.getLogger("arrpo.server")
@@ -156,24 +156,17 @@ class RewardService:
     def units(self, order: str, pairs: int) -> int:
         return pairs * (2 if order == "both" else 1)
 
-    async def judge_safely(self, order: str, comparison: Comparison) -> Verdict:
-        """Judge one pair; a failure of any kind is that pair's ``invalid`` verdict, never a 500.
+    async def judge(self, order: str, comparison: Comparison) -> Verdict:
+        """Judge one pair. The judge's contract holds: a failure is that pair's ``invalid`` verdict,
+        and only :class:`~arrpo.vlm.base.BackendUnavailable` (no usable backend) is raised, as a 503.
 
-        Only :class:`BackendUnavailable` (no usable backend at all) is raised, as a 503. Two
-        byte-identical candidates are a ``tie`` without asking the model: there is no preference to
-        find, and a model would answer with its position bias.
+        Two byte-identical candidates are a ``tie`` without asking the model: there is no
+        preference to find, and a model would answer with its position bias.
         """
         if comparison.image_a.sha256 == comparison.image_b.sha256:
             return Verdict(id=comparison.id, winner="tie",
                            reason="the two images are identical (same bytes); no preference to judge")
-        try:
-            return await self.judges[order].judge(comparison)
-        except BackendUnavailable:
-            raise
-        except Exception as exc:
-            log.warning("judging %s failed: %s: %s", comparison.id, type(exc).__name__, exc)
-            return Verdict(id=comparison.id, winner="invalid",
-                           invalid_reason=f"failed: {type(exc).__name__}: {exc}"[:2000])
+        return await self.judges[order].judge(comparison)
 
     # ------------------------------------------------------------- endpoints
     async def compare(self, body: CompareRequest) -> CompareResponse:
@@ -188,7 +181,7 @@ class RewardService:
                 task=task, prompt=body.prompt, image_a=images["image_a"], image_b=images["image_b"],
                 source=images["source"], rubric=rubric, id=body.id,
             )
-            verdict = await self.judge_safely(order, comparison)
+            verdict = await self.judge(order, comparison)
         self.metrics.count_verdict(verdict.winner)
         return CompareResponse(id=body.id, verdict=verdict, rubric=info)
 
@@ -217,7 +210,7 @@ class RewardService:
                 )
                 for i, j in pairs
             ]
-            verdicts = list(await asyncio.gather(*(self.judge_safely(order, c) for c in comparisons)))
+            verdicts = list(await asyncio.gather(*(self.judge(order, c) for c in comparisons)))
         for verdict in verdicts:
             self.metrics.count_verdict(verdict.winner)
         outcome = group_rewards(  # parameters were validated with the body (422)
