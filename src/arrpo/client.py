@@ -24,7 +24,7 @@ from typing import Any
 
 import httpx
 
-from arrpo.errors import ArrpoError
+from arrpo.errors import ArrpoError, describe_validation_error
 from arrpo.server.protocol import (
     DEFAULT_LIMITS,
     CompareRequest,
@@ -77,10 +77,7 @@ def validate_options(endpoint: str, options: dict[str, Any]) -> None:
     try:
         model.model_validate(body)
     except pydantic.ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in e['loc']) + ': ' if e['loc'] else ''}{e['msg']}" for e in exc.errors()[:10]
-        )
-        raise ValueError(f"invalid {endpoint} option(s): {problems}") from None
+        raise ValueError(f"invalid {endpoint} option(s): {describe_validation_error(exc, whole='')}") from None
 
 
 def encode_image(image: Any) -> str:

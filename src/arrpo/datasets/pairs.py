@@ -30,7 +30,7 @@ from typing import Any, Literal
 
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field, ValidationError
 
-from arrpo.errors import ArrpoError
+from arrpo.errors import ArrpoError, describe_validation_error
 from arrpo.images import ImageData, ImageError, load_image
 from arrpo.rubric import Rubric
 from arrpo.schema import Comparison
@@ -271,7 +271,7 @@ def read_pairs(path: str | Path) -> Iterator[PairRecord]:
             data["id"] = str(data["id"])
             record = PairRecord.model_validate(data)
         except (ValueError, ValidationError, RecursionError) as exc:
-            raise PairFileError(f"{path}:{number}: {_short(exc)}") from exc
+            raise PairFileError(f"{path}:{number}: {describe_validation_error(exc, whole='line')}") from exc
         problem = ids.problem(record.id, f"line {number}")
         if problem is not None:
             raise PairFileError(f"{path}:{number}: {problem}")
@@ -291,9 +291,3 @@ def _lines(path: Path) -> Iterator[tuple[int, str]]:
         raise PairFileError(f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
     except OSError as exc:
         raise PairFileError(f"{path}: cannot read ({exc.strerror or exc})") from None
-
-
-def _short(exc: Exception) -> str:
-    if isinstance(exc, ValidationError):
-        return "; ".join(f"{'.'.join(map(str, e['loc'])) or 'line'}: {e['msg']}" for e in exc.errors())
-    return str(exc)

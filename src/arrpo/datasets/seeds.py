@@ -46,7 +46,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from arrpo.datasets.pairs import ImageRef, LoadedPair, PairIds, PairRecord, PreferencePair
-from arrpo.errors import ArrpoError
+from arrpo.errors import ArrpoError, describe_validation_error
 from arrpo.schema import Task
 from arrpo.vocab import SeedFormat
 
@@ -232,8 +232,7 @@ def _read_project(path: Path, items: list[tuple[str, Any]], root: Path, task: Ta
         try:
             record = PairRecord.model_validate(data)
         except ValidationError as exc:
-            details = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'line'}: {e['msg']}" for e in exc.errors())
-            raise SeedFileError(f"{where}: {details}") from None
+            raise SeedFileError(f"{where}: {describe_validation_error(exc, whole='line')}") from None
         if record.label is None:
             raise SeedFileError(f"{path}: pair {record.id!r} has no 'label' (\"A\" or \"B\")")
         pair_task = _check_task(path, f"pair {record.id!r}", record.resolved_task(), task)

@@ -19,8 +19,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from arrpo.errors import describe_validation_error
 from arrpo.rewards import check_reward_parameters
 from arrpo.vlm.settings import BackendSettings
 from arrpo.vocab import (
@@ -303,19 +304,9 @@ def build_config(data: dict[str, Any] | None = None, preset: str | None = None) 
 
 
 def describe_config_error(exc: BaseException) -> str:
-    """One line for a config that cannot be read: each invalid key with what is wrong with it
-    (``trian: unknown key``), instead of pydantic's multi-line report with links."""
-    if isinstance(exc, ValidationError):
-        problems = []
-        for error in exc.errors()[:10]:
-            where = ".".join(str(p) for p in error.get("loc", ())) or "config"
-            if error.get("type") == "extra_forbidden":
-                problems.append(f"{where}: unknown key")
-            else:
-                problems.append(f"{where}: {str(error.get('msg', 'invalid value')).removeprefix('Value error, ')}")
-        more = f" (and {exc.error_count() - 10} more)" if exc.error_count() > 10 else ""
-        return "; ".join(problems) + more
-    return " ".join(str(exc).split())
+    """One line for a config that cannot be read (``trian: unknown key``), by the project's one
+    formatter, :func:`arrpo.errors.describe_validation_error`."""
+    return describe_validation_error(exc, whole="config")
 
 
 def load_config(path: str | Path | None = None, preset: str | None = None, overrides: dict[str, Any] | None = None) -> RPOConfig:
