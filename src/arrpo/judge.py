@@ -50,6 +50,8 @@ RANK_SCHEMA = {
 JUDGE_TEMPLATES = ("judge", "judge_retry")
 #: Answers longer than this (characters) are parsed in a worker thread, off the event loop.
 PARSE_INLINE_CHARS = 32_000
+#: The reason of the tie given to two byte-identical candidates (no model is asked).
+IDENTICAL_IMAGES = "the two images are identical (same bytes); no preference to judge"
 
 
 def judge_prompts_sha256() -> str:
@@ -255,8 +257,12 @@ class PairwiseJudge:
         """Judge one comparison under the order policy; never raises for a model's answer.
 
         An unexpected exception ends as an ``invalid`` verdict naming it (only
-        :class:`BackendUnavailable` propagates).
+        :class:`BackendUnavailable` propagates). Two byte-identical candidates are a ``tie``
+        without asking the model: there is no preference to find, and a model would answer with
+        its position bias.
         """
+        if comparison.image_a.sha256 == comparison.image_b.sha256:
+            return Verdict(id=comparison.id, winner="tie", reason=IDENTICAL_IMAGES)
         started = time.perf_counter()
         try:
             return await self._judge(comparison, started)

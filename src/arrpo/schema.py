@@ -118,8 +118,8 @@ class OrderAnswer(BaseModel):
 class Verdict(BaseModel):
     """The judge's decision on a comparison.
 
-    ``winner`` is ``A``, ``B``, ``tie`` (only from order disagreement or when ties are allowed)
-    or ``invalid`` (the model's answers could not be used; ``invalid_reason`` says why).
+    ``winner`` is ``A``, ``B``, ``tie`` (only from order disagreement, when ties are allowed, or
+    for two byte-identical images) or ``invalid`` (the model's answers could not be used; ``invalid_reason`` says why).
     """
 
     id: str | None = None

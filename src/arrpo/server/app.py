@@ -22,7 +22,7 @@ from arrpo._version import __version__
 from arrpo.images import ImageData
 from arrpo.judge import PairwiseJudge
 from arrpo.rewards import group_rewards, plan_pairs
-from arrpo.schema import Comparison, Verdict
+from arrpo.schema import Comparison
 from arrpo.server.auth import AuthGuard, check_token
 from arrpo.server.config import ServiceConfig
 from arrpo.server.errors import ApiError, Utf8JSONResponse, install_error_handlers
@@ -156,18 +156,6 @@ class RewardService:
     def units(self, order: str, pairs: int) -> int:
         return pairs * (2 if order == "both" else 1)
 
-    async def judge(self, order: str, comparison: Comparison) -> Verdict:
-        """Judge one pair. The judge's contract holds: a failure is that pair's ``invalid`` verdict,
-        and only :class:`~arrpo.vlm.base.BackendUnavailable` (no usable backend) is raised, as a 503.
-
-        Two byte-identical candidates are a ``tie`` without asking the model: there is no
-        preference to find, and a model would answer with its position bias.
-        """
-        if comparison.image_a.sha256 == comparison.image_b.sha256:
-            return Verdict(id=comparison.id, winner="tie",
-                           reason="the two images are identical (same bytes); no preference to judge")
-        return await self.judges[order].judge(comparison)
-
     # ------------------------------------------------------------- endpoints
     async def compare(self, body: CompareRequest) -> CompareResponse:
         task = self.task_of(body)
@@ -181,7 +169,7 @@ class RewardService:
                 task=task, prompt=body.prompt, image_a=images["image_a"], image_b=images["image_b"],
                 source=images["source"], rubric=rubric, id=body.id,
             )
-            verdict = await self.judge(order, comparison)
+            verdict = await self.judges[order].judge(comparison)
         self.metrics.count_verdict(verdict.winner)
         return CompareResponse(id=body.id, verdict=verdict, rubric=info)
 
@@ -210,7 +198,7 @@ class RewardService:
                 )
                 for i, j in pairs
             ]
-            verdicts = list(await asyncio.gather(*(self.judge(order, c) for c in comparisons)))
+            verdicts = list(await asyncio.gather(*(self.judges[order].judge(c) for c in comparisons)))
         for verdict in verdicts:
             self.metrics.count_verdict(verdict.winner)
         outcome = group_rewards(  # parameters were validated with the body (422)
