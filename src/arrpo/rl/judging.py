@@ -90,8 +90,10 @@ def build_judge(cfg) -> Judge:
 class PromptRubricJudge:
     """Judge each comparison under the rubric written for its prompt (ARR's prompt-level rubrics).
 
-    The writer asks the VLM once per prompt (and source image) and caches the rubric, so a group's
-    comparisons and later visits of the prompt reuse it. A rubric that cannot be written makes the
+    The writer asks the VLM once per prompt (and source image) and its
+    :class:`~arrpo.rubrics.write.PromptRubrics` keeps the rubric (bounded in memory, and in
+    ``judge.rubric_cache_dir`` when set), so a group's comparisons and later visits of the prompt
+    reuse it. This class keeps only training's policy: a rubric that cannot be written makes the
     verdict ``invalid`` (the group is then masked), never a crash.
     """
 

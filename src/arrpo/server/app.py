@@ -22,6 +22,7 @@ from arrpo._version import __version__
 from arrpo.images import ImageData
 from arrpo.judge import PairwiseJudge
 from arrpo.rewards import group_rewards, plan_pairs
+from arrpo.rubrics.write import PromptRubricWriter
 from arrpo.schema import Comparison
 from arrpo.server.auth import AuthGuard, check_token
 from arrpo.server.config import ServiceConfig
@@ -38,7 +39,7 @@ from arrpo.server.protocol import (
     Health,
     PairVerdict,
 )
-from arrpo.server.rubrics import PromptRubricWriter, RubricProvider
+from arrpo.server.rubrics import RubricSource
 from arrpo.vlm.base import VLMBackend
 from arrpo.vlm.wrappers import Limited, Metered
 
@@ -80,7 +81,7 @@ class RewardService:
         self.backend = backend if isinstance(backend, Metered) else Metered(backend)
         self.metrics = ServiceMetrics()
         self.gate = AdmissionGate(config.max_pending, backend_concurrency(backend))
-        self.rubrics = RubricProvider(
+        self.rubrics = RubricSource(
             config.task_rubrics, writer, config.prompt_rubric_cache_size,
             on_cache=self.metrics.count_rubric_lookup,
         )
@@ -234,7 +235,7 @@ def create_app(
     Args:
         backend: the judge's backend; its ``Limited`` wrapper bounds concurrent VLM calls.
         config: limits, defaults, token and task rubrics.
-        prompt_rubric_writer: async ``(prompt, task, source) -> Rubric`` enabling ``rubric: "prompt"``.
+        prompt_rubric_writer: async ``(task, prompt, source) -> Rubric`` enabling ``rubric: "prompt"``.
         close_backend: close the backend when the application shuts down.
     """
     config = config or ServiceConfig()
