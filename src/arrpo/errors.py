@@ -74,8 +74,12 @@ class BadInputError(ArrpoError, ValueError, kind="bad_input"):
     """An input (option, request field, file line) that is not valid."""
 
 
-class ConfigurationError(ArrpoError, ValueError, kind="config"):
-    """A configuration that cannot work."""
+class ConfigError(ArrpoError, ValueError, kind="config"):
+    """A configuration that cannot work; the message names the file or setting and the value."""
+
+
+class ReportError(ArrpoError, ValueError, kind="bad_input"):
+    """There is nothing to report on: no evaluation run, no learning state (the message says which)."""
 
 
 class RunFailedError(ArrpoError, kind="run_failed"):

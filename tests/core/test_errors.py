@@ -129,3 +129,21 @@ def test_one_formatter_words_every_pydantic_error_on_one_line():
         Request.model_validate({"body": {}})
     assert describe_validation_error(nested.value, hide=("body",)) == "prompt: Field required"
     assert describe_validation_error(ValueError("plain\n  message")) == "plain message"
+
+
+def test_exception_names_are_unique_and_shadow_neither_pydantic_nor_builtins():
+    import builtins
+
+    import pydantic
+    import pydantic_core
+
+    found = project_exception_classes()
+    by_name: dict[str, list[str]] = {}
+    for key in found:
+        by_name.setdefault(key.split(":")[1], []).append(key.split(":")[0])
+    assert len(by_name) >= 15
+    assert {name: files for name, files in by_name.items() if len(files) > 1} == {}
+    theirs = {name for module in (builtins, pydantic, pydantic_core) for name in dir(module)
+              if isinstance(getattr(module, name, None), type) and issubclass(getattr(module, name), BaseException)}
+    assert "ValidationError" in theirs and "TimeoutError" in theirs  # the scan sees both
+    assert sorted(set(by_name) & theirs) == []

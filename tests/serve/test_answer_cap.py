@@ -8,7 +8,7 @@ import json
 import httpx
 import pytest
 
-from arrpo.errors import ConfigurationError
+from arrpo.errors import ConfigError
 from arrpo.server import ServiceConfig
 from arrpo.testing.scripted_server import Reply
 from tests.serve.helpers import b64_png
@@ -37,7 +37,7 @@ def test_service_verdicts_keep_at_most_max_answer_chars(start_service, limit):
 
 @pytest.mark.parametrize("value", [0, -5, True, "100"])
 def test_a_bad_max_answer_chars_is_refused_at_start(value):
-    with pytest.raises(ConfigurationError, match="max_answer_chars"):
+    with pytest.raises(ConfigError, match="max_answer_chars"):
         ServiceConfig(max_answer_chars=value)
 
 

@@ -20,16 +20,12 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from arrpo.errors import ArrpoError
+from arrpo.errors import ConfigError
 from arrpo.text import DEFAULT_MAX_ANSWER_CHARS
 from arrpo.vlm.settings import BackendSettings, unknown_keys_message
 from arrpo.vocab import ForwardOrder
 
 JudgeKind = Literal["direct", "task_rubric", "prompt_rubrics", "guide"]
-
-
-class ConfigError(ArrpoError, ValueError, kind="config"):
-    """A judge configuration is unusable; the message names the file and field."""
 
 
 class JudgeSpec(BaseModel):

@@ -11,7 +11,7 @@ import math
 from pathlib import Path
 from typing import Any
 
-from arrpo.errors import ArrpoError
+from arrpo.errors import ReportError
 from arrpo.eval.metrics import Summary, by_subset, outcome_from_record, summarize
 from arrpo.eval.runner import latest_records, verdict_path
 from arrpo.html.plots import grouped_bars
@@ -19,12 +19,6 @@ from arrpo.html.templates import html_environment
 from arrpo.html.thumbs import thumbnail_data_url
 from arrpo.jsonl import iter_records
 from arrpo.rubric import Rubric
-
-
-class ReportError(ArrpoError, ValueError, kind="bad_input"):
-    """The run directory has nothing to report."""
-
-
 
 
 def load_run(run_dir: str | Path) -> tuple[dict[str, Any], list[dict[str, Any]], dict[str, dict[str, dict]]]:

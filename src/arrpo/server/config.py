@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from arrpo.errors import ConfigurationError
+from arrpo.errors import ConfigError
 from arrpo.rubric import Rubric
 from arrpo.server.protocol import DEFAULT_LIMITS, ServiceLimits
 from arrpo.text import DEFAULT_MAX_ANSWER_CHARS
@@ -50,33 +50,33 @@ class ServiceConfig:
         """Refuse settings the service could not work with (at start, not on the first request).
 
         Raises:
-            ConfigurationError: a ``ValueError`` naming the setting and the value.
+            ConfigError: a ``ValueError`` naming the setting and the value.
         """
         for name in ("max_body_bytes", "max_images", "max_image_pixels", "max_prompt_chars", "max_rubric_chars",
                      "max_pending", "prompt_rubric_cache_size"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ConfigurationError(f"{name} must be a positive whole number (got {value!r})")
+                raise ConfigError(f"{name} must be a positive whole number (got {value!r})")
         if self.max_pixels is not None and (
             isinstance(self.max_pixels, bool) or not isinstance(self.max_pixels, int) or self.max_pixels < 1
         ):
-            raise ConfigurationError(f"max_pixels must be a positive number of pixels or unset (got {self.max_pixels!r})")
+            raise ConfigError(f"max_pixels must be a positive number of pixels or unset (got {self.max_pixels!r})")
         if self.max_answer_chars is not None and (
             isinstance(self.max_answer_chars, bool) or not isinstance(self.max_answer_chars, int)
             or self.max_answer_chars < 1
         ):
-            raise ConfigurationError(
+            raise ConfigError(
                 f"max_answer_chars must be a positive number of characters or unset (got {self.max_answer_chars!r})"
             )
         if self.max_images < 2:
-            raise ConfigurationError("max_images must be at least 2 (a group needs a pair)")
+            raise ConfigError("max_images must be at least 2 (a group needs a pair)")
         if self.order not in ("given", "random", "both"):
-            raise ConfigurationError(f"order must be given, random or both (got {self.order!r})")
+            raise ConfigError(f"order must be given, random or both (got {self.order!r})")
         if self.token is not None and not self.token:
-            raise ConfigurationError("token must not be empty (use None for no authentication)")
+            raise ConfigError("token must not be empty (use None for no authentication)")
         unknown = set(self.task_rubrics) - {"t2i", "edit"}
         if unknown:
-            raise ConfigurationError(f"task rubrics are keyed by 't2i' or 'edit', not {sorted(unknown)}")
+            raise ConfigError(f"task rubrics are keyed by 't2i' or 'edit', not {sorted(unknown)}")
 
     def limits(self) -> ServiceLimits:
         """The limits a request must keep to, as reported by ``/health``."""
