@@ -26,7 +26,6 @@ import httpx
 
 from arrpo.errors import ArrpoError, describe_validation_error
 from arrpo.server.protocol import (
-    DEFAULT_LIMITS,
     CompareRequest,
     CompareResponse,
     GroupRewardsRequest,
@@ -256,9 +255,9 @@ class RewardClient:
             return exc
 
     def limits(self) -> ServiceLimits:
-        """The service's request limits from ``/health`` (:data:`DEFAULT_LIMITS` for a service too
-        old to report them): how many images a group request may hold, the largest body."""
-        return self.health().limits or DEFAULT_LIMITS
+        """The service's request limits from ``/health``: how many images a group request may
+        hold, the largest body."""
+        return self.health().limits
 
     def close(self) -> None:
         self._http.close()
@@ -314,7 +313,7 @@ class AsyncRewardClient:
 
     async def limits(self) -> ServiceLimits:
         """As :meth:`RewardClient.limits`."""
-        return (await self.health()).limits or DEFAULT_LIMITS
+        return (await self.health()).limits
 
     async def aclose(self) -> None:
         await self._http.aclose()

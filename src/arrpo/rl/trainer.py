@@ -175,14 +175,7 @@ class RPOTrainer:
 
     def _decode(self, batch: Batch) -> None:
         which = self.cfg.reward.reward_image
-        images = []
-        for c in batch.chunks:
-            if which == "predicted_x0" and c.final_x0 is None:  # a batch from an older checkpoint
-                log.warning("iteration %d was rolled out without x̂0; judging its final sample", batch.iteration)
-                images.extend(self.policy.decode(c.latents[:, -1]))
-            else:
-                images.extend(self.policy.decode(c.final_latents(which)))
-        batch.images = images
+        batch.images = [image for c in batch.chunks for image in self.policy.decode(c.final_latents(which))]
 
     def submit(self, batch: Batch) -> None:
         """Start judging every planned pair of the batch in the background."""
@@ -514,8 +507,8 @@ def _pack_batch(b: Batch) -> dict:
 
 def _unpack_batch(d: dict, device) -> Batch:
     chunks = []
-    for lat, lp, sig, cond, *rest in d["chunks"]:  # checkpoints before x̂0 was recorded have 4 fields
-        x0 = rest[0].to(device) if rest and rest[0] is not None else None
+    for lat, lp, sig, cond, x0 in d["chunks"]:
+        x0 = x0.to(device) if x0 is not None else None
         chunks.append(Trajectories(lat.to(device), lp.to(device), sig.to(device), Conditioning({k: v.to(device) for k, v in cond.items()}), x0))
     return Batch(d["iteration"], [PromptItem(p, s) for p, s in d["items"]], chunks, d["pairs"])
 

@@ -14,7 +14,7 @@ import logging
 import time
 from collections.abc import AsyncIterator
 
-from fastapi import Depends, FastAPI, Request
+from fastapi import Depends, FastAPI
 from fastapi.responses import PlainTextResponse
 from fastapi.security import HTTPBearer
 
@@ -24,7 +24,7 @@ from arrpo.judge import PairwiseJudge
 from arrpo.rewards import group_rewards, plan_pairs
 from arrpo.rubrics.write import PromptRubricWriter
 from arrpo.schema import Comparison
-from arrpo.server.auth import AuthGuard, check_token
+from arrpo.server.auth import AuthGuard
 from arrpo.server.config import ServiceConfig
 from arrpo.server.errors import ApiError, Utf8JSONResponse, install_error_handlers
 from arrpo.server.inputs import decode_image_field
@@ -264,12 +264,10 @@ def create_app(
     app.add_middleware(AuthGuard, token=config.token)
     app.add_middleware(MetricsMiddleware, metrics=service.metrics)
 
+    # AuthGuard (above) checks the token of every guarded path before a body is read; the bearer
+    # dependency only declares the scheme in the OpenAPI document (it checks nothing)
     bearer = HTTPBearer(auto_error=False, description="Service token (required unless on loopback without one).")
-
-    async def authorize(request: Request, _=Depends(bearer)) -> None:
-        check_token(request.headers.get("authorization"), config.token)
-
-    guarded = [Depends(authorize)]
+    guarded = [Depends(bearer)]
 
     @app.post("/v1/compare", response_model=CompareResponse, responses=_ERRORS, dependencies=guarded)
     async def compare(body: CompareRequest) -> CompareResponse:

@@ -127,7 +127,7 @@ class ServiceLimits(BaseModel):
     max_prompt_chars: int = Field(description="Longest prompt accepted; longer: 422.")
 
 
-#: The service's default limits; a client assumes them for a service too old to report its own.
+#: The service's default limits (those of a default :class:`~arrpo.server.config.ServiceConfig`).
 DEFAULT_LIMITS = ServiceLimits(
     max_images=16, max_body_bytes=32 * 1024 * 1024, max_image_pixels=4096 * 4096, max_prompt_chars=8000,
 )
@@ -141,6 +141,4 @@ class Health(BaseModel):
     capacity: int
     task_rubrics: list[str]
     prompt_rubrics: bool
-    limits: ServiceLimits | None = Field(
-        None, description="The request limits (absent from services older than this field).",
-    )
+    limits: ServiceLimits = Field(description="What one request may hold; clients size their requests by it.")
