@@ -107,9 +107,10 @@ def load_dataset(
     pairs: list[PreferencePair] = []
     ids = PairIds()
     for number, pair in enumerate(ADAPTERS[kind].read(reader), start=1):
-        problem = ids.problem(pair.id, f"pair {number}")
+        where, reader.location = reader.location or f"pair {number}", None
+        problem = ids.problem(pair.id, where)  # the one id check of every adapter's pairs
         if problem is not None:
-            raise DatasetError(f"{path}: pair {number}: {problem}")
+            raise DatasetError(f"{path}: {where}: {problem}")
         pairs.append(pair)
         if limit is not None and len(pairs) >= limit:
             break

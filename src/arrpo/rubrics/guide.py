@@ -21,6 +21,7 @@ from pathlib import Path
 
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field, ValidationError
 
+from arrpo.datasets.pairs import PROMPT_KEYS
 from arrpo.errors import ArrpoError, describe_validation_error
 from arrpo.images import ImageData, ImageError, load_image
 from arrpo.prompts import render
@@ -35,7 +36,7 @@ class GuideFileError(ArrpoError, ValueError, kind="bad_input"):
 class _GuideRecord(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
-    prompt: str = Field(min_length=1, validation_alias=AliasChoices("prompt", "instruction", "caption"))
+    prompt: str = Field(min_length=1, validation_alias=AliasChoices(*PROMPT_KEYS))
     preferred: str
     dispreferred: str = Field(validation_alias=AliasChoices("dispreferred", "other", "rejected"))
     rationale: str = Field(min_length=1)

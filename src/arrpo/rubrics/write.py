@@ -25,7 +25,7 @@ from arrpo.prompts import render, template_sha256
 from arrpo.rubric import Provenance, Rubric
 from arrpo.rubrics.ask import THEMES_SCHEMA, THEMES_SHAPE, ask_json, model_name
 from arrpo.rubrics.parsing import parse_themes
-from arrpo.schema import Task
+from arrpo.schema import Task, task_source_problem
 from arrpo.text import exception_text
 from arrpo.vlm.base import Message, VLMBackend, options_tag
 
@@ -235,10 +235,9 @@ class RubricWriter:
         When the model never gives a usable rubric, returns ``fallback`` if given (not kept, so
         a later call tries again), else raises :class:`RubricWriteError`.
         """
-        if task == "edit" and source is None:
-            raise ValueError("a prompt-level edit rubric needs the source image")
-        if task == "t2i" and source is not None:
-            raise ValueError("a t2i rubric takes no source image")
+        problem = task_source_problem(task, source is not None)
+        if problem is not None:
+            raise ValueError(f"prompt-level rubric: {problem}")
         try:
             rubric, _ = await self.prompt_rubrics.get(
                 task, prompt, source, lambda: self._write(task, "prompt", prompt, source)

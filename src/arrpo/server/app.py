@@ -23,7 +23,7 @@ from arrpo.images import ImageData
 from arrpo.judge import PairwiseJudge
 from arrpo.rewards import group_rewards, plan_pairs
 from arrpo.rubrics.write import PromptRubricWriter
-from arrpo.schema import Comparison
+from arrpo.schema import Comparison, task_for, task_source_problem
 from arrpo.server.auth import AuthGuard
 from arrpo.server.config import ServiceConfig
 from arrpo.server.errors import ApiError, Utf8JSONResponse, install_error_handlers
@@ -120,11 +120,10 @@ class RewardService:
             self.gate.release(units, time.perf_counter() - started)
 
     def task_of(self, body: CompareRequest | GroupRewardsRequest) -> str:
-        task = body.task or ("edit" if body.source is not None else "t2i")
-        if task == "edit" and body.source is None:
-            raise ApiError(422, "invalid_request", "source: field required for task 'edit'")
-        if task == "t2i" and body.source is not None:
-            raise ApiError(422, "invalid_request", "source: a 't2i' request takes no source image (use task 'edit')")
+        task = task_for(body.task, body.source)
+        problem = task_source_problem(task, body.source is not None)
+        if problem is not None:
+            raise ApiError(422, "invalid_request", f"source: {problem}")
         if len(body.prompt) > self.config.max_prompt_chars:
             raise ApiError(
                 422, "invalid_request",
