@@ -1,4 +1,5 @@
-"""Errors the service answers with: always JSON ``{"error": {"status", "code", "message"}}``."""
+"""Errors arrpo's servers answer with (the reward service, the label and review pages): always
+JSON ``{"error": {"status", "code", "message"}}``."""
 
 from __future__ import annotations
 
@@ -49,8 +50,9 @@ class Utf8JSONResponse(JSONResponse):
             return json.dumps(content, ensure_ascii=True, allow_nan=False, separators=(",", ":")).encode("ascii")
 
 
-def error_response(status: int, code: str, message: str, headers: dict[str, str] | None = None):
-    body = {"error": {"status": status, "code": code, "message": message}}
+def error_response(status: int, code: str, message: str, headers: dict[str, str] | None = None, **extra):
+    """The one error answer of every arrpo server (``extra``: more top-level fields, e.g. a state)."""
+    body = {"error": {"status": status, "code": code, "message": message}, **extra}
     return Utf8JSONResponse(body, status_code=status, headers=headers)
 
 
