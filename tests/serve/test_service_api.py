@@ -258,3 +258,33 @@ def test_health_reports_the_request_limits(start_service):
                       "max_prompt_chars": 99}
     with RewardClient(service.url) as client:
         assert client.limits().max_images == 5
+
+
+def test_a_group_holds_the_judge_calls_the_protocol_says_it_costs(start_service):
+    import threading
+    import time
+
+    from arrpo.server.protocol import judge_calls
+
+    release = threading.Event()
+
+    def held(request):
+        release.wait(30)
+        from tests.serve.helpers import brighter_wins
+
+        return brighter_wins(request)
+
+    service = start_service(held, concurrency=16)
+    body = {"prompt": "p", "images": [b64_png(10), b64_png(90), b64_png(200)], "order": "both"}
+    answer: list[httpx.Response] = []
+    sender = threading.Thread(target=lambda: answer.append(post(service, "/v1/group_rewards", body)))
+    sender.start()
+    deadline = time.monotonic() + 30
+    seen = 0
+    while time.monotonic() < deadline and seen == 0:
+        seen = httpx.get(service.url + "/health").json()["in_flight"]
+        time.sleep(0.02)
+    release.set()
+    sender.join(30)
+    assert seen == judge_calls("both", 3) == 6
+    assert answer and answer[0].status_code == 200

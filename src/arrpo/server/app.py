@@ -38,6 +38,7 @@ from arrpo.server.protocol import (
     GroupRewardsResponse,
     Health,
     PairVerdict,
+    judge_calls,
 )
 from arrpo.server.rubrics import RubricSource
 from arrpo.vlm.base import VLMBackend
@@ -153,14 +154,11 @@ class RewardService:
 
         return await asyncio.to_thread(work)
 
-    def units(self, order: str, pairs: int) -> int:
-        return pairs * (2 if order == "both" else 1)
-
     # ------------------------------------------------------------- endpoints
     async def compare(self, body: CompareRequest) -> CompareResponse:
         task = self.task_of(body)
         order = body.order or self.config.order
-        async with self.admitted(self.units(order, 1)):
+        async with self.admitted(judge_calls(order, 1)):
             images = await self.decode({"image_a": body.image_a, "image_b": body.image_b, "source": body.source})
             rubric, info = await self.rubrics.resolve(
                 body.rubric, task, body.prompt, body.rubric_inline, images["source"]
@@ -183,7 +181,7 @@ class RewardService:
             )
         order = body.order or self.config.order
         pairs = plan_pairs(n)
-        async with self.admitted(self.units(order, len(pairs))):
+        async with self.admitted(judge_calls(order, len(pairs))):
             fields: dict[str, str | None] = {f"images.{k}": v for k, v in enumerate(body.images)}
             fields["source"] = body.source
             decoded = await self.decode(fields)

@@ -118,6 +118,13 @@ class ErrorResponse(BaseModel):
     error: ErrorBody
 
 
+def judge_calls(order: str, pairs: int) -> int:
+    """The judge calls a request of ``pairs`` pairs costs the service's admission gate (two per
+    pair when both orders are asked): what ``/health``'s ``capacity`` and ``in_flight`` count, so a
+    client sizes its concurrency by the same arithmetic as the service."""
+    return pairs * (2 if order == "both" else 1)
+
+
 class ServiceLimits(BaseModel):
     """What one request may hold (the ``arrpo serve`` limits); clients size their requests by it."""
 
