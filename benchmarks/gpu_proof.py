@@ -345,7 +345,7 @@ def _rpo_iteration(trainer, clock: PhaseClock, name: str, it: int) -> dict[str, 
         batch = trainer.rollout_batch(items)
     with clock.phase(name, "judge (stand-in)", it):
         trainer.submit(batch)
-        verdicts = batch.future.result(timeout=600)
+        verdicts = batch.future.result()
     with clock.phase(name, "replay + backward (trained steps)", it):
         metrics = trainer.train_batch(batch, verdicts)
     keep = ("loss", "kl", "ratio_min", "ratio_max", "grad_norm", "trained_fraction", "optimizer_steps", "skipped_updates")

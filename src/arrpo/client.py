@@ -25,9 +25,8 @@ from typing import Any
 
 import httpx
 
-from arrpo.errors import ArrpoError
+from arrpo.errors import ArrpoError, describe_validation_error
 from arrpo.server.protocol import (
-    DEFAULT_LIMITS,
     CompareRequest,
     CompareResponse,
     GroupMemberResponse,
@@ -79,10 +78,7 @@ def validate_options(endpoint: str, options: dict[str, Any]) -> None:
     try:
         model.model_validate(body)
     except pydantic.ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in e['loc']) + ': ' if e['loc'] else ''}{e['msg']}" for e in exc.errors()[:10]
-        )
-        raise ValueError(f"invalid {endpoint} option(s): {problems}") from None
+        raise ValueError(f"invalid {endpoint} option(s): {describe_validation_error(exc, whole='')}") from None
 
 
 def encode_image(image: Any) -> str:
@@ -283,9 +279,9 @@ class RewardClient:
             return exc
 
     def limits(self) -> ServiceLimits:
-        """The service's request limits from ``/health`` (:data:`DEFAULT_LIMITS` for a service too
-        old to report them): how many images a group request may hold, the largest body."""
-        return self.health().limits or DEFAULT_LIMITS
+        """The service's request limits from ``/health``: how many images a group request may
+        hold, the largest body."""
+        return self.health().limits
 
     def close(self) -> None:
         self._http.close()
@@ -349,7 +345,7 @@ class AsyncRewardClient:
 
     async def limits(self) -> ServiceLimits:
         """As :meth:`RewardClient.limits`."""
-        return (await self.health()).limits or DEFAULT_LIMITS
+        return (await self.health()).limits
 
     async def group_member(self, prompt: str, image: Any, **options: Any) -> GroupMemberResponse:
         """One member of a group the service assembles (options as :func:`member_payload`); returns

@@ -74,8 +74,12 @@ class BadInputError(ArrpoError, ValueError, kind="bad_input"):
     """An input (option, request field, file line) that is not valid."""
 
 
-class ConfigurationError(ArrpoError, ValueError, kind="config"):
-    """A configuration that cannot work."""
+class ConfigError(ArrpoError, ValueError, kind="config"):
+    """A configuration that cannot work; the message names the file or setting and the value."""
+
+
+class ReportError(ArrpoError, ValueError, kind="bad_input"):
+    """There is nothing to report on: no evaluation run, no learning state (the message says which)."""
 
 
 class RunFailedError(ArrpoError, kind="run_failed"):
@@ -87,13 +91,23 @@ def kind_of(exc: BaseException) -> str:
     return exc.kind if isinstance(exc, ArrpoError) else "error"
 
 
-def describe_validation_error(exc: Any, *, limit: int = 10, unknown: str = "unknown key", whole: str = "value") -> str:
+def describe_validation_error(
+    exc: Any,
+    *,
+    limit: int = 10,
+    unknown: str = "unknown key",
+    missing: str | None = None,
+    whole: str = "value",
+    hide: tuple[str, ...] = (),
+) -> str:
     """One line for a pydantic ``ValidationError``: each location with what is wrong with it
     (``trian: unknown key; judges.0.order: Input should be 'given', 'random' or 'both'``), at most
     ``limit`` of them, instead of pydantic's multi-line report with links.
 
-    ``unknown`` words a key the model does not know; ``whole`` names an error of the whole value
-    (no location). Anything that is not a ``ValidationError`` gives its message on one line.
+    ``unknown`` words a key the model does not know and ``missing`` (if given) a required one that
+    is absent; ``whole`` names an error of the whole value (no location; ``""``: the message alone);
+    ``hide`` lists location parts left out (the reward service drops FastAPI's ``body``). Anything
+    that is not a ``ValidationError`` gives its message on one line.
     """
     errors = getattr(exc, "errors", None)
     if not callable(errors):
@@ -101,11 +115,13 @@ def describe_validation_error(exc: Any, *, limit: int = 10, unknown: str = "unkn
     problems = []
     found = errors()
     for error in found[:limit]:
-        where = ".".join(str(part) for part in error.get("loc", ())) or whole
+        where = ".".join(str(part) for part in error.get("loc", ()) if part not in hide) or whole
         if error.get("type") == "extra_forbidden":
-            problems.append(f"{where}: {unknown}")
+            message = unknown
+        elif error.get("type") == "missing" and missing is not None:
+            message = missing
         else:
-            message = str(error.get("msg", "invalid value")).removeprefix("Value error, ")
-            problems.append(f"{where}: {' '.join(message.split())}")
+            message = " ".join(str(error.get("msg", "invalid value")).removeprefix("Value error, ").split())
+        problems.append(f"{where}: {message}" if where else message)
     more = f" (and {len(found) - limit} more)" if len(found) > limit else ""
     return "; ".join(problems) + more

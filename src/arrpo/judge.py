@@ -52,6 +52,8 @@ RANK_SCHEMA = {
 JUDGE_TEMPLATES = ("judge", "judge_retry")
 #: Answers longer than this (characters) are parsed in a worker thread, off the event loop.
 PARSE_INLINE_CHARS = 32_000
+#: The reason of the tie given to two byte-identical candidates (no model is asked).
+IDENTICAL_IMAGES = "the two images are identical (same bytes); no preference to judge"
 
 
 def judge_prompts_sha256() -> str:
@@ -194,8 +196,13 @@ class PairwiseJudge:
         """Ask one order; never raises for backend or model failures.
 
         An unexpected exception while asking or handling the answer becomes an ``invalid``
-        answer naming it (only :class:`BackendUnavailable` propagates).
+        answer naming it (only :class:`BackendUnavailable` propagates). Two byte-identical
+        candidates are a ``tie`` without asking the model: there is no preference to find, and a
+        model would answer with its position bias. Every path that judges (a verdict, eval's two
+        orders, rubric verification) asks through here, so each saves the call.
         """
+        if comparison.image_a.sha256 == comparison.image_b.sha256:
+            return OrderAnswer(order=order, winner="tie", reason=IDENTICAL_IMAGES, attempts=0)
         asked: list[VLMRequest] = []
         try:
             return await self._ask(comparison, order, asked)
@@ -273,7 +280,8 @@ class PairwiseJudge:
         """Judge one comparison under the order policy; never raises for a model's answer.
 
         An unexpected exception ends as an ``invalid`` verdict naming it (only
-        :class:`BackendUnavailable` propagates).
+        :class:`BackendUnavailable` propagates). Two byte-identical candidates are a ``tie``
+        without asking the model (see :meth:`ask`).
         """
         started = time.perf_counter()
         try:

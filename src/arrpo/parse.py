@@ -66,6 +66,8 @@ _RANK_KEYS = ("rank", "ranks", "ranking", "rankings")
 _WINNER_KEYS = ("winner", "better", "better_image", "preferred", "preference", "choice", "best")
 _REASON_KEYS = ("reason", "reasoning", "explanation", "rationale", "analysis")
 _TIE_WORDS = {"tie", "equal", "both", "same", "draw", "neither", "none"}
+#: Words with which a winner text names both images or neither ("both images", "either one").
+_NO_SINGLE = re.compile(r"\b(?:tie|equal(?:ly)?|both|same|draw|neither|either|none)\b")
 
 # ---- naming an image in free text ("Image 2", "the first one", "Edited Image 1")
 _ORDINAL = {"first": "1", "1st": "1", "second": "2", "2nd": "2", "one": "1", "two": "2", "1": "1", "2": "2"}
@@ -439,6 +441,15 @@ def _choice_from_winner(value: Any, allow_ties: bool) -> tuple[Choice | None, st
     return None, f"winner {preview(value)} names image {number} with a negation or hedge: ambiguous"
 
 
+def _names_no_single_image(value: Any) -> bool:
+    """Whether a winner text names both images or neither (``"Image 1 or 2"``, ``"both"``)."""
+    if not isinstance(value, str) or len(value) > 200:
+        return False
+    text = _normalise(value)
+    mentioned = {_ORDINAL[next(g for g in m.groups() if g)] for m in _IMAGE_MENTION.finditer(text)}
+    return len(mentioned) > 1 or bool(_NO_SINGLE.search(text))
+
+
 def _decision_fields(obj: dict[str, Any]) -> tuple[Any, Any]:
     return _lookup(obj, _RANK_KEYS), _lookup(obj, _WINNER_KEYS)
 
@@ -482,6 +493,9 @@ def _from_object(obj: dict[str, Any], allow_ties: bool) -> RankAnswer:
     by_winner = _choice_from_winner(winner, allow_ties) if winner is not None else None
     if by_rank and by_winner and by_rank[0] and by_winner[0] and by_rank[0] != by_winner[0]:
         return RankAnswer(None, reason, f"'rank' {preview(ranks)} contradicts 'winner' {preview(winner)}")
+    if by_rank and by_rank[0] and by_winner and by_winner[0] is None and _names_no_single_image(winner):
+        return RankAnswer(None, reason, f"'winner' {preview(winner)} names no single image, so 'rank' "
+                                        f"{preview(ranks)} is not a clear preference")
     choice, error = by_rank if by_rank and by_rank[0] else (by_winner or by_rank)  # type: ignore[misc]
     if choice is None and by_rank:
         error = by_rank[1]

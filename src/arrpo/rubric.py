@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
@@ -46,7 +46,11 @@ class Theme(BaseModel):
 
 
 class Provenance(BaseModel):
-    """Where a rubric came from, so a reward can be reproduced and audited."""
+    """Where a rubric came from, so a reward can be reproduced and audited.
+
+    The fields of every method are declared (unset ones are not written); a hand-written rubric
+    may add its own notes, which are kept as they are (``extra="allow"``).
+    """
 
     model_config = ConfigDict(extra="allow")
 
@@ -61,6 +65,30 @@ class Provenance(BaseModel):
     dropped: int | None = None
     created: str = Field(default_factory=lambda: datetime.now(timezone.utc).isoformat(timespec="seconds"))
     arrpo_version: str = __version__
+    # learned rubrics (arrpo rubric learn): what the run did and how the criteria were structured
+    bad_input: int | None = Field(None, description="Seed pairs whose images could not be used.")
+    seed_format: str | None = None
+    verify_order: str | None = None
+    order_disagreements: int | None = None
+    failed_verifications: int | None = None
+    guide_sha256: str | None = None
+    criteria_pool: int | None = Field(None, description="Verified criteria pooled from all pairs.")
+    criteria_structured: int | None = Field(None, description="Criteria given to the structurer.")
+    mcr_select: int | None = None
+    structure: str | None = Field(None, description="'model', or 'fallback' when the structuring answer was unusable.")
+    structure_problem: str | None = None
+    # size limits (learned and zero-shot rubrics), then what structuring and learning produced and cost
+    max_themes: int | None = None
+    max_tips: int | None = None
+    tips: int | None = None
+    tips_with_sources: int | None = None
+    structure_calls: int | None = None
+    learn_calls: int | None = None
+    learn_tokens: int | None = None
+    # zero-shot prompt-level rubrics of edits: the source image they were written for
+    source_sha256: str | None = None
+    # a rubric validated on held-out pairs (arrpo rubric learn --holdout): the accuracies
+    holdout: dict[str, Any] | None = None
 
 
 class Rubric(BaseModel):

@@ -17,7 +17,8 @@ from arrpo.vocab import Order, Task, Winner
 #: How the reason of a verdict or answer that failed with an exception begins.
 FAILED_PREFIX = "judge failed on this pair: "
 
-__all__ = ["FAILED_PREFIX", "Comparison", "Order", "OrderAnswer", "Task", "Usage", "Verdict", "Winner"]
+__all__ = ["FAILED_PREFIX", "Comparison", "Order", "OrderAnswer", "Task", "Usage", "Verdict", "Winner",
+           "task_for", "task_source_problem"]
 
 
 
@@ -44,6 +45,21 @@ def _utf8_or_none(value: str | None) -> str | None:
     return None if value is None else valid_utf8(value)
 
 
+def task_for(task: Task | None, source: object | None) -> Task:
+    """The task of a pair: the one given, else ``edit`` when it has a source image, ``t2i`` otherwise."""
+    return task or ("edit" if source else "t2i")
+
+
+def task_source_problem(task: Task, has_source: bool) -> str | None:
+    """Why ``task`` and having a source image (or not) do not go together, or ``None``: the one
+    rule every reader of pairs and requests applies, and :class:`Comparison` enforces."""
+    if task == "edit" and not has_source:
+        return "task 'edit' needs a source image"
+    if task == "t2i" and has_source:
+        return "task 't2i' takes no source image (use task 'edit')"
+    return None
+
+
 class Comparison(BaseModel):
     """Two candidate images for one prompt (and a source image for edits), to be judged.
 
@@ -67,10 +83,9 @@ class Comparison(BaseModel):
 
     @model_validator(mode="after")
     def _check_task(self) -> Comparison:
-        if self.task == "edit" and self.source is None:
-            raise ValueError("an 'edit' comparison needs a source image")
-        if self.task == "t2i" and self.source is not None:
-            raise ValueError("a 't2i' comparison takes no source image (use task='edit')")
+        problem = task_source_problem(self.task, self.source is not None)
+        if problem is not None:
+            raise ValueError(problem)
         return self
 
     def key(self) -> str:
@@ -118,8 +133,8 @@ class OrderAnswer(BaseModel):
 class Verdict(BaseModel):
     """The judge's decision on a comparison.
 
-    ``winner`` is ``A``, ``B``, ``tie`` (only from order disagreement or when ties are allowed)
-    or ``invalid`` (the model's answers could not be used; ``invalid_reason`` says why).
+    ``winner`` is ``A``, ``B``, ``tie`` (only from order disagreement, when ties are allowed, or
+    for two byte-identical images) or ``invalid`` (the model's answers could not be used; ``invalid_reason`` says why).
     """
 
     id: str | None = None

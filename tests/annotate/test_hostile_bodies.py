@@ -51,7 +51,7 @@ def test_a_rationale_with_a_lone_surrogate_is_stored_so_that_learning_can_read_i
 def test_a_rationale_that_is_not_text_is_refused(review, rationale):
     http, _, out = review
     response = http.post("/api/exemplars", json={"n": 1, "preferred": "A", "rationale": rationale})
-    assert response.status_code == 409 and "rationale" in response.json()["error"]
+    assert response.status_code == 409 and "rationale" in response.json()["error"]["message"]
     assert not out.exists() or out.read_text() == ""
 
 
@@ -70,7 +70,7 @@ def test_label_errors_quote_a_huge_or_hostile_id_briefly(tmp_path):
     try:
         http = TestClient(create_label_app(book), base_url="http://127.0.0.1:8765", raise_server_exceptions=False)
         huge = raw_post(http, "/api/answer", b'{"id": "' + b"x" * 60000 + b'", "choice": "left"}')
-        assert huge.status_code == 409 and len(huge.json()["error"]) < 200
+        assert huge.status_code == 409 and len(huge.json()["error"]["message"]) < 200
         surrogate = raw_post(http, "/api/answer", b'{"id": "\\ud800", "choice": "\\udfff"}')
         assert surrogate.status_code == 409
         surrogate.content.decode("utf-8")  # the answer itself is valid UTF-8

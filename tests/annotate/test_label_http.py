@@ -90,7 +90,7 @@ def test_bad_answers_are_refused(book):
     assert http.post("/api/answer", json=["p0"]).status_code == 422
     assert http.post("/api/answer", json={"id": "p0", "choice": "left", "seconds": "NaN"}).status_code == 200
     second = http.post("/api/answer", json={"id": "p0", "choice": "right"})
-    assert second.status_code == 409 and "already answered" in second.json()["error"]
+    assert second.status_code == 409 and "already answered" in second.json()["error"]["message"]
     assert json.loads(log_path_for(book.out).read_text())["seconds"] is None
     # cross-site forms cannot post: only JSON bodies are accepted
     form = http.post("/api/answer", content=b"id=p1&choice=left", headers={"Content-Type": "application/x-www-form-urlencoded"})
@@ -230,3 +230,32 @@ def test_agreement_command(tmp_path):
     assert re.search(rf"│\s+4\s+│\s+{lefts} of 4\s+│\s+{lefts / 4:.1%}", result.output), result.output
     lonely = runner.invoke(cli, ["label", "agreement", str(tmp_path / "seeds.ann1.jsonl")])
     assert lonely.exit_code == 2
+
+
+def test_the_pages_and_the_service_share_one_rule_set_and_one_error_shape(book):
+    from arrpo.annotate.web import check_page_bind
+    from arrpo.server.auth import MIN_TOKEN_CHARS, UnsafeBindError, check_bind
+
+    short, enough = "k" * (MIN_TOKEN_CHARS - 1), "k" * MIN_TOKEN_CHARS
+    for check in (check_bind, check_page_bind):
+        with pytest.raises(UnsafeBindError, match=f"at least {MIN_TOKEN_CHARS} characters"):
+            check("127.0.0.1", short)
+        with pytest.raises(UnsafeBindError, match="without a token"):
+            check("0.0.0.0", None)
+        check("0.0.0.0", enough)
+        check("::1", None)
+    http = client(book, token=TOKEN)
+    shapes = {
+        "no token": http.get("/api/state"),
+        "bearer of another scheme": http.get("/api/state", headers={"Authorization": f"Basic {TOKEN}"}),
+        "wrong token": http.get("/", params={"token": "wrong" * 5}),
+        "no such image": client(book).get("/api/image/99/left"),
+        "unknown route": client(book).get("/api/nothing"),
+        "form body": client(book).post("/api/answer", content=b"a=b",
+                                       headers={"Content-Type": "application/x-www-form-urlencoded"}),
+    }
+    for name, response in shapes.items():
+        error = response.json()["error"]
+        assert set(error) == {"status", "code", "message"} and error["status"] == response.status_code, name
+    assert [shapes[n].json()["error"]["code"] for n in ("no token", "wrong token", "no such image", "form body")] == [
+        "unauthorized", "forbidden", "not_found", "unsupported_media_type"]

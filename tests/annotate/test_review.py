@@ -188,7 +188,7 @@ def test_http_refusals_and_no_paths(eval_run, tmp_path):
     assert post({"n": 99, "preferred": "A", "rationale": "long enough"}).status_code == 409
     assert post({"n": 0, "preferred": "B", "rationale": "B is better here."}).status_code == 200
     again = post({"n": 0, "preferred": "A", "rationale": "changed my mind"})
-    assert again.status_code == 409 and "already" in again.json()["error"]
+    assert again.status_code == 409 and "already" in again.json()["error"]["message"]
     record = json.loads((tmp_path / "ex.jsonl").read_text())
     assert record["preferred"].endswith("good_bad.png") and record["human_label"] == "A"
     # the original images moved away: marking refuses, showing falls back to the run's thumbnails

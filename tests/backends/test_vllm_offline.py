@@ -108,7 +108,7 @@ async def test_concurrent_judgements_go_out_as_one_chat_call(monkeypatch, make_i
                           batch_window_s=0.05)
     judge = PairwiseJudge(backend, order="both")
     comparisons = [Comparison(prompt=f"p{i}", image_a=make_image((i, 0, 0)), image_b=make_image((0, i, 0)), id=str(i))
-                   for i in range(3)]
+                   for i in range(1, 4)]  # distinct images: identical ones are a tie without a call
     verdicts = await asyncio.gather(*(judge.judge(c) for c in comparisons))
     llm = _FakeLLM.instances[-1]
     assert llm.engine_args["limit_mm_per_prompt"] == {"image": 3, "video": 0}

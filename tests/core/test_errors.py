@@ -90,3 +90,60 @@ def test_rewards_stay_finite_and_rank_the_winner_first():
     assert all(math.isfinite(v) for v in (*outcome.rewards, *outcome.advantages))
     assert outcome.rewards[0] > outcome.rewards[2] > outcome.rewards[1]
     assert issubclass(NonFiniteRewardError, ArrpoError)
+
+
+def test_one_formatter_words_every_pydantic_error_on_one_line():
+    from typing import Optional
+
+    from pydantic import BaseModel, ConfigDict, ValidationError, model_validator
+
+    from arrpo.errors import describe_validation_error
+
+    class Body(BaseModel):
+        model_config = ConfigDict(extra="forbid")
+        prompt: str
+        size: Optional[int] = None
+
+        @model_validator(mode="after")
+        def _whole(self):
+            if self.size == 0:
+                raise ValueError("size 0 means nothing")
+            return self
+
+    with pytest.raises(ValidationError) as missing:
+        Body.model_validate({"trian": 1, "size": "x"})
+    assert describe_validation_error(missing.value) == (
+        "prompt: Field required; size: Input should be a valid integer, unable to parse string as an integer; "
+        "trian: unknown key")
+    assert describe_validation_error(missing.value, missing="field required", unknown="unknown field",
+                                     limit=1) == "prompt: field required (and 2 more)"
+    with pytest.raises(ValidationError) as whole:
+        Body.model_validate({"prompt": "p", "size": 0})
+    assert describe_validation_error(whole.value) == "value: size 0 means nothing"
+    assert describe_validation_error(whole.value, whole="") == "size 0 means nothing"
+
+    class Request(BaseModel):
+        body: Body
+
+    with pytest.raises(ValidationError) as nested:
+        Request.model_validate({"body": {}})
+    assert describe_validation_error(nested.value, hide=("body",)) == "prompt: Field required"
+    assert describe_validation_error(ValueError("plain\n  message")) == "plain message"
+
+
+def test_exception_names_are_unique_and_shadow_neither_pydantic_nor_builtins():
+    import builtins
+
+    import pydantic
+    import pydantic_core
+
+    found = project_exception_classes()
+    by_name: dict[str, list[str]] = {}
+    for key in found:
+        by_name.setdefault(key.split(":")[1], []).append(key.split(":")[0])
+    assert len(by_name) >= 15
+    assert {name: files for name, files in by_name.items() if len(files) > 1} == {}
+    theirs = {name for module in (builtins, pydantic, pydantic_core) for name in dir(module)
+              if isinstance(getattr(module, name, None), type) and issubclass(getattr(module, name), BaseException)}
+    assert "ValidationError" in theirs and "TimeoutError" in theirs  # the scan sees both
+    assert sorted(set(by_name) & theirs) == []

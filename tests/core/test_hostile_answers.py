@@ -21,7 +21,7 @@ from PIL import Image
 import arrpo.judge as judge_module
 from arrpo.judge import PARSE_INLINE_CHARS, PairwiseJudge
 from arrpo.schema import Comparison
-from arrpo.testing.hostile import CASES, GOOD, hostile_handler
+from arrpo.testing.hostile import CASES, GOOD, case_of, hostile_handler
 from arrpo.testing.scripted_server import Reply
 from arrpo.text import DEFAULT_MAX_ANSWER_CHARS
 from arrpo.vlm import build_backend
@@ -243,3 +243,35 @@ def test_batch_summary_prints_invalid_reasons_that_look_like_markup(scripted_ser
     stderr = result.stderr.decode("utf-8")
     assert "Traceback" not in stderr and "[/bold] [red]x[/red]" in stderr, stderr[-2000:]
     assert [r["id"] for r in read_lines(out)] == ["m"]
+
+
+def test_withheld_answers_are_named_and_tool_calls_read(scripted_server, make_image):
+    """Issue 19: a refusal, a content filter and an answer only in ``tool_calls`` read as "empty
+    answer" before; an error object sent with status 200 was retried as if transient."""
+    server = scripted_server(hostile_handler)
+    backend = build_backend(server.base_url, "m", max_retries=4, cache_path=False, retry_base_delay=0.01)
+    judge = PairwiseJudge(backend, order="given")
+    names = ["refusal-field", "content-filter", "content-filter-partial", "tool-call-only", "tool-call-object",
+             "error-body-200", "error-body-200-vllm"]
+    by_id = {v.id: v for v in judge.judge_many_sync([comparison(make_image, name) for name in names])}
+    reasons = {name: by_id[name].invalid_reason or "" for name in names}
+    assert "the model refused to answer: \"I can't help with comparing these images.\"" in reasons["refusal-field"]
+    assert "content filter withheld the answer (finish_reason 'content_filter')" in reasons["content-filter"]
+    assert "withheld the answer after 12 characters" in reasons["content-filter-partial"]
+    assert by_id["tool-call-only"].winner == "B" and by_id["tool-call-only"].reason == "Image 2 is better."
+    assert by_id["tool-call-object"].winner == "B"
+    for name in ("error-body-200", "error-body-200-vllm"):
+        assert reasons[name].startswith("backend error: server answered 200 with an error: This model's maximum "
+                                        "context length is 8192 tokens"), reasons[name]
+    assert all("empty answer" not in reason for reason in reasons.values())
+    asked = {name: sum(1 for r in server.seen if case_of(r) == name) for name in names}
+    # one request each: nothing here is transient (no HTTP retry) and no re-ask can help
+    assert asked == dict.fromkeys(names, 1), asked
+
+
+def test_an_error_body_with_a_retryable_code_is_retried(scripted_server, make_image):
+    busy = {"error": {"message": "the engine is overloaded", "code": 503}}
+    server = scripted_server(lambda request: Reply(body=busy) if server.requests <= 2 else Reply(text=GOOD))
+    backend = build_backend(server.base_url, "m", max_retries=4, cache_path=False, retry_base_delay=0.01)
+    verdict = PairwiseJudge(backend, order="given").judge_sync(comparison(make_image, "busy"))
+    assert verdict.winner == "B" and server.requests == 3

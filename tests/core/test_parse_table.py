@@ -75,7 +75,23 @@ DRAFT_THEN_FINAL = [
 ]
 
 
-@pytest.mark.parametrize(("reply", "choice", "error"), NEGATION + SHAPES + DRAFT_THEN_FINAL)
+# issue 19: a winner text that names no single image is no preference, whatever a rank beside it says
+NO_SINGLE_IMAGE = [
+    ('{"winner": "Image 1 or 2"}', None, "unreadable winner"),
+    ('{"winner": "both"}', None, "where ties are not allowed"),
+    ('{"rank": [2, 1], "winner": "Image 1 or 2"}', None, "names no single image"),
+    ('{"rank": [2, 1], "winner": "both"}', None, "names no single image"),
+    ('{"rank": [1, 2], "winner": "neither"}', None, "names no single image"),
+    ('{"rank": [2, 1], "winner": "Image 1 and Image 2"}', None, "names no single image"),
+    ('{"ranking": "Image 2 > Image 1", "better": "both images"}', None, "names no single image"),
+    # still read: the winner names one image, or says nothing about the images
+    ('{"rank": [2, 1], "winner": "Image 2"}', "2", None),
+    ('{"rank": [2, 1], "winner": "Image 2 > Image 1"}', "2", None),
+    ('{"rank": [2, 1], "winner": ""}', "2", None),
+]
+
+
+@pytest.mark.parametrize(("reply", "choice", "error"), NEGATION + SHAPES + DRAFT_THEN_FINAL + NO_SINGLE_IMAGE)
 def test_answer_table(reply: str, choice: str | None, error: str | None):
     answer = parse_rank_answer(reply)
     assert answer.choice == choice, (reply, answer)
@@ -93,5 +109,7 @@ def test_a_negated_image_is_never_its_vote(reply: str):
 
 def test_edit_names_and_ties():
     assert parse_rank_answer('{"winner": "tie"}', allow_ties=True).choice == "tie"
+    assert parse_rank_answer('{"winner": "both"}', allow_ties=True).choice == "tie"
+    assert parse_rank_answer('{"rank": [2, 1], "winner": "both"}', allow_ties=True).error.startswith("'rank'")
     assert parse_rank_answer('{"rank": {"Image 1": 1, "Image 2": 1}}', allow_ties=True).choice == "tie"
     assert parse_rank_answer('{"rank": {"Image 1": 1, "Image 2": 1}}').error.startswith("tie")

@@ -55,3 +55,16 @@ def test_blank_theme_refused():
 def test_from_criteria():
     rubric = Rubric.from_criteria(["a", " ", "b"], scope="prompt", prompt="p")
     assert [t.theme for t in rubric.themes] == ["a", "b"] and rubric.scope == "prompt"
+
+
+def test_learned_provenance_fields_are_typed_and_written_as_before(tmp_path):
+    provenance = Provenance(method="learned", generator_model="m", k=3, bad_input="2", structure="fallback",
+                            max_themes=10, learn_tokens=120, note="kept as written")
+    rubric = Rubric(themes=[Theme(theme="Sharp edges")], provenance=provenance)
+    path = rubric.save(tmp_path / "r.json")
+    written = json.loads(path.read_text())["provenance"]
+    assert list(written) == ["method", "generator_model", "k", "created", "arrpo_version", "bad_input",
+                             "structure", "max_themes", "learn_tokens", "note"]  # unset fields are not written
+    loaded = Rubric.load(path).provenance
+    assert loaded.bad_input == 2 and loaded.structure == "fallback" and loaded.holdout is None
+    assert loaded.model_extra == {"note": "kept as written"}

@@ -384,3 +384,25 @@ def test_dataset_text_in_the_printed_summary_is_not_markup(tmp_path, scripted_se
                  "--bootstrap", "0", "--no-progress")
     assert result.returncode == 0, result.stderr
     assert "[/bold] even [red]x" in result.stderr and "MarkupError" not in result.stderr
+
+
+async def test_prompt_rubric_files_are_found_by_the_one_key_and_kept_in_the_run(tmp_path):
+    from arrpo.datasets.pairs import ImageRef, PreferencePair
+    from arrpo.eval.providers import RubricUnavailable, build_source
+    from arrpo.rubrics.write import prompt_rubric_key
+
+    write_png(tmp_path / "src.png", RED)
+    folder = tmp_path / "rubrics"
+    source = ImageRef(path=str(tmp_path / "src.png"))
+    key = prompt_rubric_key("files", "edit", "make it night", source.load())
+    Rubric(themes=[Theme(theme="Night sky")], scope="prompt").save(folder / f"{key}.json")
+    config_path = tmp_path / "judges.yaml"
+    config_path.write_text("judges:\n  - {name: f, kind: prompt_rubrics, provider: files, rubrics_dir: rubrics}\n")
+    rubrics = build_source(load_config(config_path).judges[0], load_config(config_path), None, tmp_path / "run")
+    pair = PreferencePair(id="e/1", task="edit", prompt="make it night", image_a=source, image_b=source,
+                          source=source, label="A")
+    rubric, kept_as = await rubrics.rubric_for(pair)
+    assert rubric.themes[0].theme == "Night sky" and kept_as == key
+    assert (tmp_path / "run" / "rubrics" / "f" / f"{key}.json").is_file()  # what the report shows
+    with pytest.raises(RubricUnavailable, match=r"no prompt rubric in .* for pair 'e/2' \(looked for e__2.json"):
+        await rubrics.rubric_for(pair.model_copy(update={"id": "e/2", "prompt": "make it day"}))

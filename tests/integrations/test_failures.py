@@ -104,20 +104,6 @@ def test_too_many_images_refused_before_sending_by_the_limit_the_service_reports
     assert len(service.vlm.seen) == 2 * 3
 
 
-def test_a_service_too_old_to_report_limits_is_assumed_to_take_16(start_service, monkeypatch):
-    service = start_service(config=ServiceConfig(max_images=4))
-    reported = service.state.health()
-    assert reported.limits is not None and reported.limits.max_images == 4
-    monkeypatch.setattr(service.state, "health", lambda: reported.model_copy(update={"limits": None}))
-    scorer = GroupScorer(service.url)
-    assert scorer.group_image_limit() == 16
-    with pytest.raises(RewardServiceError) as caught:  # sent, as before: the service answers 413
-        scorer.score_batch(grays(*range(6)), ["p"] * 6)
-    assert caught.value.status == 413 and caught.value.code == "too_many_images"
-    with RewardClient(service.url) as client:
-        assert client.limits().max_images == 16
-
-
 def test_422_invalid_request(start_service):
     service = start_service(config=ServiceConfig(max_prompt_chars=20))
     with pytest.raises(RewardServiceError) as caught:

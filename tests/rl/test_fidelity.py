@@ -152,22 +152,13 @@ def test_pyproject_requires_a_diffusers_with_dtype_and_the_edit_pipelines():
     assert (major, minor) >= (0, 40)
 
 
-def test_pending_batches_of_older_checkpoints_still_resume(tmp_path, make_policy, caplog):
-    """Checkpoints written before x̂0 was recorded hold 4-field chunks: they load, and their images
-    are the final samples (with a warning), the only thing they can give."""
+def test_pending_batches_keep_their_x0_through_a_checkpoint(tmp_path, make_policy):
     from arrpo.rl.trainer import _pack_batch, _unpack_batch
 
     tr = _trainer(tmp_path, make_policy, RecordingJudge())
     batch = tr.rollout_batch(tr.stream.next(1, 0, 1))
-    packed = _pack_batch(batch)
-    restored = _unpack_batch(packed, tr.policy.device)
+    restored = _unpack_batch(_pack_batch(batch), tr.policy.device)
     assert torch.equal(restored.chunks[0].final_x0, batch.chunks[0].final_x0)
-    packed["chunks"] = [c[:4] for c in packed["chunks"]]
-    old = _unpack_batch(packed, tr.policy.device)
-    assert old.chunks[0].final_x0 is None
-    with caplog.at_level("WARNING", logger="arrpo.rl"):
-        tr._decode(old)
-    assert "without x̂0" in caplog.text
-    noisy = _pixels(tr.policy.decode(batch.chunks[0].latents[:, -1]))
-    assert all(np.array_equal(a, b) for a, b in zip(_pixels(old.images), noisy, strict=True))
+    tr._decode(restored)
+    assert all(np.array_equal(a, b) for a, b in zip(_pixels(restored.images), _pixels(batch.images), strict=True))
     tr.close()

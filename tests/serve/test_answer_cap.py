@@ -8,7 +8,7 @@ import json
 import httpx
 import pytest
 
-from arrpo.errors import ConfigurationError
+from arrpo.errors import ConfigError
 from arrpo.judge_settings import JudgeSettings
 from arrpo.server import ServiceConfig
 from arrpo.testing.scripted_server import Reply
@@ -38,7 +38,7 @@ def test_service_verdicts_keep_at_most_max_answer_chars(start_service, limit):
 
 @pytest.mark.parametrize("value", [0, -5, True, "100"])
 def test_a_bad_max_answer_chars_is_refused_at_start(value):
-    with pytest.raises(ConfigurationError, match=r"^reward service settings: judge\.max_answer_chars: [^\n]+$"):
+    with pytest.raises(ConfigError, match=r"^reward service settings: judge\.max_answer_chars: [^\n]+$"):
         ServiceConfig(judge={"max_answer_chars": value})
 
 

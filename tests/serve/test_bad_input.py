@@ -121,7 +121,7 @@ CASES = [
     ("t2i with a source", {"json": compare_with(task="t2i", source=b64_png(3))}, "/v1/compare", 422,
      "invalid_request", "takes no source image"),
     ("edit without a source", {"json": compare_with(task="edit")}, "/v1/compare", 422, "invalid_request",
-     "source: field required"),
+     "source: task 'edit' needs a source image"),
     ("unknown route", {}, "/v1/judge", 404, "not_found", "Not Found"),
 ]
 

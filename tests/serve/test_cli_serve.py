@@ -42,7 +42,7 @@ def cli(*args: str, env: dict | None = None):
 def test_refuses_0_0_0_0_without_token():
     result = arrpo("serve", "--host", "0.0.0.0", "--endpoint", "http://127.0.0.1:9/v1", "--model", "m")
     assert result.returncode == 2
-    assert "refusing to serve on 0.0.0.0" in result.stderr and "without a token" in result.stderr
+    assert "refusing to serve the reward service on 0.0.0.0 without a token" in result.stderr
 
 
 @pytest.mark.parametrize("host", ["::", "10.1.2.3", "example.org"])

@@ -103,7 +103,7 @@ def test_client_survives_odd_retry_after(retry_after):
 
 
 @pytest.mark.parametrize(("options", "message"), [
-    ({"win": float("nan")}, "invalid group_rewards option(s): Value error, win: must be a finite number"),
+    ({"win": float("nan")}, "invalid group_rewards option(s): win: must be a finite number"),
     ({"win": 0.05, "lose": -0.1}, "win + lose must be positive"),
     ({"scale": 0.0}, "scale: must be positive"),
 ])

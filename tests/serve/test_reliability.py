@@ -75,25 +75,41 @@ def test_no_answer_gives_a_500(start_service, answer):
 
 
 def test_a_pair_that_fails_masks_its_group_instead_of_failing_the_request(service):
+    """The judge's contract: a pair whose judging fails (here its backend call raises) is that
+    pair's invalid verdict, and the group follows on_bad_verdict; the service does not re-wrap it."""
+    import hashlib
+
+    from tests.serve.helpers import png_bytes
+
     judge = service.state.judges["random"]
-    original = judge.judge
+    original = judge.backend
+    exploding_pair = {hashlib.sha256(png_bytes(gray)).hexdigest() for gray in (10, 240)}
 
-    async def flaky(comparison):
-        if comparison.id.endswith(":0-2"):
-            raise RuntimeError("judge exploded")
-        return await original(comparison)
+    class Exploding:
+        model_id = original.model_id
 
-    judge.judge = flaky
-    response = httpx.post(service.url + "/v1/group_rewards", json=GROUP, timeout=30)
-    assert response.status_code == 200, response.text
-    data = response.json()
-    assert data["masked"] and data["mask"] == [False, False, False] and data["n_invalid"] == 1
-    failed = next(p for p in data["pairs"] if (p["i"], p["j"]) == (0, 2))
-    assert failed["verdict"]["winner"] == "invalid"
-    assert "RuntimeError: judge exploded" in failed["verdict"]["invalid_reason"]
-    dropped = httpx.post(service.url + "/v1/group_rewards", json={**GROUP, "on_bad_verdict": "drop_pair"}, timeout=30)
-    assert dropped.status_code == 200 and not dropped.json()["masked"]
-    judge.judge = original
+        async def complete(self, request):
+            if {image.sha256 for message in request.messages for image in message.images} == exploding_pair:
+                raise RuntimeError("backend exploded")
+            return await original.complete(request)
+
+        async def aclose(self):
+            pass
+
+    judge.backend = Exploding()
+    try:
+        response = httpx.post(service.url + "/v1/group_rewards", json=GROUP, timeout=30)
+        assert response.status_code == 200, response.text
+        data = response.json()
+        assert data["masked"] and data["mask"] == [False, False, False] and data["n_invalid"] == 1
+        failed = next(p for p in data["pairs"] if (p["i"], p["j"]) == (0, 2))
+        assert failed["verdict"]["winner"] == "invalid"
+        assert "RuntimeError: backend exploded" in failed["verdict"]["invalid_reason"]
+        dropped = httpx.post(service.url + "/v1/group_rewards", json={**GROUP, "on_bad_verdict": "drop_pair"},
+                             timeout=30)
+        assert dropped.status_code == 200 and not dropped.json()["masked"]
+    finally:
+        judge.backend = original
 
 
 @pytest.fixture

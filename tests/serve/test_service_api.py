@@ -138,7 +138,7 @@ def test_prompt_rubrics_without_a_writer_are_501(service):
 def test_prompt_rubrics_are_generated_once_and_cached(start_service):
     calls: list[tuple[str, str]] = []
 
-    async def writer(prompt: str, task: str, source) -> Rubric:
+    async def writer(task: str, prompt: str, source) -> Rubric:
         calls.append((prompt, task))
         await asyncio.sleep(0.2)  # concurrent requests must share this one generation
         return Rubric(themes=[Theme(theme=f"Rubric for {prompt}")], scope="prompt", prompt=prompt)
@@ -163,10 +163,24 @@ def test_prompt_rubrics_are_generated_once_and_cached(start_service):
     assert 'arrpo_prompt_rubric_cache_total{result="miss"} 2' in metrics
 
 
+def test_prompt_rubrics_kept_in_memory_are_bounded_by_the_cache_size(start_service):
+    calls: list[str] = []
+
+    async def writer(task: str, prompt: str, source) -> Rubric:
+        calls.append(prompt)
+        return Rubric(themes=[Theme(theme=f"Rubric for {prompt}")], scope="prompt", prompt=prompt)
+
+    service = start_service(writer=writer, config=ServiceConfig(prompt_rubric_cache_size=2))
+    for prompt in ("a", "b", "a", "c", "a", "b"):  # "b" is the least recently used when "c" comes
+        body = {"prompt": prompt, "image_a": b64_png(1), "image_b": b64_png(2), "rubric": "prompt"}
+        assert post(service, "/v1/compare", body).status_code == 200
+    assert calls == ["a", "b", "c", "b"]
+
+
 def test_failing_rubric_writer_is_502_and_not_cached(start_service):
     attempts = []
 
-    async def writer(prompt: str, task: str, source) -> Rubric:
+    async def writer(task: str, prompt: str, source) -> Rubric:
         attempts.append(prompt)
         raise RuntimeError("backend down")
 
@@ -244,3 +258,33 @@ def test_health_reports_the_request_limits(start_service):
                       "max_prompt_chars": 99}
     with RewardClient(service.url) as client:
         assert client.limits().max_images == 5
+
+
+def test_a_group_holds_the_judge_calls_the_protocol_says_it_costs(start_service):
+    import threading
+    import time
+
+    from arrpo.server.protocol import judge_calls
+
+    release = threading.Event()
+
+    def held(request):
+        release.wait(30)
+        from tests.serve.helpers import brighter_wins
+
+        return brighter_wins(request)
+
+    service = start_service(held, concurrency=16)
+    body = {"prompt": "p", "images": [b64_png(10), b64_png(90), b64_png(200)], "order": "both"}
+    answer: list[httpx.Response] = []
+    sender = threading.Thread(target=lambda: answer.append(post(service, "/v1/group_rewards", body)))
+    sender.start()
+    deadline = time.monotonic() + 30
+    seen = 0
+    while time.monotonic() < deadline and seen == 0:
+        seen = httpx.get(service.url + "/health").json()["in_flight"]
+        time.sleep(0.02)
+    release.set()
+    sender.join(30)
+    assert seen == judge_calls("both", 3) == 6
+    assert answer and answer[0].status_code == 200

@@ -26,8 +26,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from arrpo.datasets.pairs import ImageRef, PairIds
+from arrpo.datasets.pairs import ImageRef, first_id_problem
 from arrpo.errors import ArrpoError
+from arrpo.schema import Task, task_for
 from arrpo.text import valid_utf8
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp")
@@ -47,7 +48,7 @@ class LabelItem:
     """
 
     id: str
-    task: str
+    task: Task
     prompt: str
     image_a: ImageRef
     image_b: ImageRef
@@ -164,7 +165,7 @@ def _from_folder(root: Path, *, seed: int, pairs_per_prompt: int | None) -> list
             couples = [c for i, c in enumerate(couples) if i in chosen]
         for first, second in couples:
             items.append(LabelItem(
-                id=f"{folder.name}/{first.name}|{second.name}", task="edit" if source else "t2i",
+                id=f"{folder.name}/{first.name}|{second.name}", task=task_for(None, source),
                 prompt=prompt, image_a=ImageRef(path=str(first)), image_b=ImageRef(path=str(second)),
                 source=ImageRef(path=str(source)) if source else None,
             ))
@@ -174,11 +175,9 @@ def _from_folder(root: Path, *, seed: int, pairs_per_prompt: int | None) -> list
 
 
 def _check_unique(spec: object, items: Iterable[LabelItem]) -> None:
-    ids = PairIds()
-    for number, item in enumerate(items, 1):
-        problem = ids.problem(item.id, f"pair {number}")
-        if problem is not None:
-            raise LabelInputError(f"{spec}: pair {number}: {problem}")
+    problem = first_id_problem(item.id for item in items)
+    if problem is not None:
+        raise LabelInputError(f"{spec}: {problem}")
 
 
 def _check_files(spec: object, items: list[LabelItem]) -> None:

@@ -13,6 +13,7 @@ from typing import Any
 
 from arrpo.annotate.labels import LabelBook, LabelStateError
 from arrpo.annotate.web import add_basic_routes, image_response, install_guard, page_html
+from arrpo.server.errors import error_response
 
 SLOTS = ("left", "right", "source")
 
@@ -48,7 +49,7 @@ def state_of(book: LabelBook, *, undone: str | None = None) -> dict[str, Any]:
 def create_label_app(book: LabelBook, *, host: str = "127.0.0.1", token: str | None = None) -> Any:
     """The FastAPI app over ``book`` (needs the ``serve`` extra)."""
     from fastapi import Body, FastAPI
-    from fastapi.responses import HTMLResponse, JSONResponse
+    from fastapi.responses import HTMLResponse
 
     app = FastAPI(title="arrpo label", docs_url=None, redoc_url=None, openapi_url=None)
     install_guard(app, host=host, token=token)
@@ -68,12 +69,12 @@ def create_label_app(book: LabelBook, *, host: str = "127.0.0.1", token: str | N
     @app.post("/api/answer")
     def post_answer(body: Any = Body(...)) -> Any:
         if not isinstance(body, dict) or not isinstance(body.get("id"), str):
-            return JSONResponse({"error": "expected {\"id\": ..., \"choice\": ...}"}, status_code=422)
+            return error_response(422, "bad_input", "expected {\"id\": ..., \"choice\": ...}")
         with lock:
             try:
                 book.answer(body["id"], str(body.get("choice")), body.get("seconds"))
             except LabelStateError as exc:
-                return JSONResponse({"error": str(exc), "state": state_of(book)}, status_code=409)
+                return error_response(409, "conflict", str(exc), state=state_of(book))
             return state_of(book)
 
     @app.post("/api/undo")
@@ -85,7 +86,7 @@ def create_label_app(book: LabelBook, *, host: str = "127.0.0.1", token: str | N
     @app.get("/api/image/{number}/{slot}")
     def get_image(number: int, slot: str) -> Any:
         if slot not in SLOTS or not 0 <= number < len(book.items):
-            return JSONResponse({"error": "no such image"}, status_code=404)
+            return error_response(404, "not_found", "no such image")
         item = book.items[number]
         if slot == "source":
             return image_response(item.source)

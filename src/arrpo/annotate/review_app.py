@@ -12,12 +12,13 @@ from typing import Any
 
 from arrpo.annotate.review import ExemplarBook, ExemplarError, RunView
 from arrpo.annotate.web import add_basic_routes, image_response, install_guard, page_html
+from arrpo.server.errors import error_response
 
 
 def create_review_app(view: RunView, book: ExemplarBook, *, host: str = "127.0.0.1", token: str | None = None) -> Any:
     """The FastAPI app (needs the ``serve`` extra)."""
     from fastapi import Body, FastAPI
-    from fastapi.responses import HTMLResponse, JSONResponse
+    from fastapi.responses import HTMLResponse
 
     app = FastAPI(title="arrpo review", docs_url=None, redoc_url=None, openapi_url=None)
     install_guard(app, host=host, token=token)
@@ -40,12 +41,12 @@ def create_review_app(view: RunView, book: ExemplarBook, *, host: str = "127.0.0
     @app.post("/api/exemplars")
     def post_exemplar(body: Any = Body(...)) -> Any:
         if not isinstance(body, dict) or not isinstance(body.get("n"), int) or isinstance(body.get("n"), bool):
-            return JSONResponse({"error": "expected {\"n\": pair number, \"preferred\", \"rationale\"}"}, status_code=422)
+            return error_response(422, "bad_input", "expected {\"n\": pair number, \"preferred\", \"rationale\"}")
         with lock:
             try:
                 record = book.mark(body["n"], str(body.get("preferred")), body.get("rationale", ""))
             except ExemplarError as exc:
-                return JSONResponse({"error": str(exc)}, status_code=409)
+                return error_response(409, "conflict", str(exc))
             return {"marked": record["id"], "count": len(book.marked)}
 
     @app.get("/api/image/{number}/{slot}")

@@ -1,6 +1,7 @@
 """What the label and review pages share: who may call them, binding, pages and images.
 
-Rules (the same host/token rules as ``arrpo serve``, see :mod:`arrpo.server.auth`):
+Rules (the host/token rules of ``arrpo serve``, from :mod:`arrpo.server.auth`, and its error
+answers, ``{"error": {"status", "code", "message"}}`` from :mod:`arrpo.server.errors`):
 
 * Without a token the page only binds to loopback, and requests must name a loopback ``Host``
   (a page on another site that rebinds its DNS name to 127.0.0.1 is refused).
@@ -15,7 +16,6 @@ Rules (the same host/token rules as ``arrpo serve``, see :mod:`arrpo.server.auth
 from __future__ import annotations
 
 import errno
-import hmac
 import socket
 from functools import lru_cache
 from importlib import resources
@@ -24,7 +24,8 @@ from typing import Any
 from arrpo.datasets.pairs import ImageRef
 from arrpo.errors import ArrpoError
 from arrpo.images import ImageData, ImageError, load_image
-from arrpo.server.auth import UnsafeBindError, is_loopback
+from arrpo.server.auth import bearer_token, check_bind, is_loopback, token_matches
+from arrpo.server.errors import error_response, install_error_handlers
 
 COOKIE = "arrpo_annotate"
 TOKEN_ENV = "ARRPO_ANNOTATE_TOKEN"
@@ -42,16 +43,10 @@ def page_html(name: str) -> str:
 
 
 def check_page_bind(host: str, token: str | None, token_env: str = TOKEN_ENV) -> None:
-    """Raise :class:`~arrpo.server.auth.UnsafeBindError` for a short token or a non-loopback host
-    without one; the message names the page's own variable (``token_env``), not the reward service's."""
-    if token and len(token) < 16:
-        raise UnsafeBindError(f"the page token in ${token_env} must be at least 16 characters long")
-    if not token and not is_loopback(host):
-        raise UnsafeBindError(
-            f"refusing to serve the page on {host} without a token: anyone who can reach it could see "
-            f"your images and change your answers. Set one (export {token_env}=$(openssl rand -hex 24)) "
-            "or bind to 127.0.0.1."
-        )
+    """The service's bind rule (:func:`~arrpo.server.auth.check_bind`) worded for a page: the
+    message names the page's own variable (``token_env``), not the reward service's."""
+    check_bind(host, token, token_env=token_env, serving="the page",
+               risk="anyone who can reach it could see your images and change your answers")
 
 
 def bind_socket(host: str, port: int, token: str | None, *, token_env: str = TOKEN_ENV) -> socket.socket:
@@ -96,42 +91,38 @@ def _allowed_host(header: str | None, bound: str) -> bool:
     return is_loopback(name.strip("[]")) or name.lower() == bound.lower()
 
 
-def _token_ok(presented: str | None, token: str) -> bool:
-    return bool(presented) and hmac.compare_digest(presented.encode(), token.encode())  # type: ignore[union-attr]
-
-
 def install_guard(app: Any, *, host: str, token: str | None) -> None:
-    """Add the access rules above to a FastAPI app."""
+    """Add the access rules above, and the service's error answers, to a FastAPI app."""
     from fastapi import Request
-    from fastapi.responses import JSONResponse, RedirectResponse
+    from fastapi.responses import RedirectResponse
+
+    install_error_handlers(app)
 
     @app.middleware("http")
     async def guard(request: Request, call_next):
-        def refuse(status: int, message: str):
-            return JSONResponse({"error": message}, status_code=status, headers=_HEADERS)
+        def refuse(status: int, code: str, message: str):
+            return error_response(status, code, message, _HEADERS)
 
         if token is None and not _allowed_host(request.headers.get("host"), host):
-            return refuse(403, "this page only answers requests addressed to its loopback address")
+            return refuse(403, "forbidden", "this page only answers requests addressed to its loopback address")
         if token is not None:
             query_token = request.query_params.get("token")
             if request.url.path == "/" and query_token is not None:
-                if not _token_ok(query_token, token):
-                    return refuse(403, "invalid token")
+                if not token_matches(query_token, token):
+                    return refuse(403, "forbidden", "invalid token")
                 response = RedirectResponse("/", status_code=303)
                 response.set_cookie(COOKIE, token, httponly=True, samesite="strict")
                 return response
-            bearer = request.headers.get("authorization", "")
-            scheme, _, value = bearer.partition(" ")
-            presented = value.strip() if scheme.lower() == "bearer" else request.cookies.get(COOKIE)
-            if request.url.path != "/health" and not _token_ok(presented, token):
-                return refuse(401, "open the page as /?token=<your token> (or send Authorization: Bearer)")
+            presented = bearer_token(request.headers.get("authorization")) or request.cookies.get(COOKIE)
+            if request.url.path != "/health" and not token_matches(presented, token):
+                return refuse(401, "unauthorized", "open the page as /?token=<your token> (or send Authorization: Bearer)")
         if request.method == "POST":
             kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
             if kind != "application/json":
-                return refuse(415, "POST bodies must be application/json")
+                return refuse(415, "unsupported_media_type", "POST bodies must be application/json")
             length = request.headers.get("content-length")
             if length is None or not length.isdigit() or int(length) > 64 * 1024:
-                return refuse(413, "request bodies are limited to 64 KiB and need a Content-Length")
+                return refuse(413, "too_large", "request bodies are limited to 64 KiB and need a Content-Length")
         response = await call_next(request)
         for key, value in _HEADERS.items():
             response.headers.setdefault(key, value)
@@ -168,12 +159,12 @@ def _load(path: str | None, data: bytes | None) -> ImageData:
 
 def image_response(ref: ImageRef | None) -> Any:
     """The validated image of ``ref`` as an HTTP response (404 without one, 422 when unreadable)."""
-    from fastapi.responses import JSONResponse, Response
+    from fastapi.responses import Response
 
     if ref is None:
-        return JSONResponse({"error": "no such image"}, status_code=404)
+        return error_response(404, "not_found", "no such image")
     try:
         image = _load(ref.path, ref.data)
     except ImageError as exc:
-        return JSONResponse({"error": f"image unreadable: {exc}"}, status_code=422)
+        return error_response(422, exc.kind, f"image unreadable: {exc}")
     return Response(content=image.data, media_type=image.mime)

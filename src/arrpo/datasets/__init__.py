@@ -38,6 +38,7 @@ from arrpo.datasets._images import (
     unusable_images,
 )
 from arrpo.datasets.pairs import PairIds, PreferencePair
+from arrpo.errors import describe_validation_error
 
 #: The benchmark adapter modules; each registers its kinds on import (a new benchmark: one module, one name here).
 ADAPTER_MODULES = ("editreward", "genai_bench", "generic", "hpdv3", "imagereward", "mjbench", "mmrb2")
@@ -97,7 +98,7 @@ def load_dataset(
     try:
         opts = options if isinstance(options, DatasetOptions) else DatasetOptions(**(options or {}))
     except ValidationError as exc:
-        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+        problems = describe_validation_error(exc, unknown="unknown option")
         raise DatasetError(f"bad dataset option ({problems}); options: {', '.join(DatasetOptions.model_fields)}") from None
     root = Path(images).expanduser() if images is not None else None
     if root is not None and not root.is_dir():
@@ -106,9 +107,10 @@ def load_dataset(
     pairs: list[PreferencePair] = []
     ids = PairIds()
     for number, pair in enumerate(ADAPTERS[kind].read(reader), start=1):
-        problem = ids.problem(pair.id, f"pair {number}")
+        where, reader.location = reader.location or f"pair {number}", None
+        problem = ids.problem(pair.id, where)  # the one id check of every adapter's pairs
         if problem is not None:
-            raise DatasetError(f"{path}: pair {number}: {problem}")
+            raise DatasetError(f"{path}: {where}: {problem}")
         pairs.append(pair)
         if limit is not None and len(pairs) >= limit:
             break

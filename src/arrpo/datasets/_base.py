@@ -37,14 +37,16 @@ class DatasetOptions(BaseModel):
 
 
 class Reader:
-    """What an adapter gets: the path, the image root, the options, and a list for notes
-    (files skipped and why) that the loader reports."""
+    """What an adapter gets: the path, the image root, the options, a list for notes (files
+    skipped and why) that the loader reports, and ``location``: where the pair about to be yielded
+    was read (``"line 4"``), set by an adapter that knows it so the loader's messages name it."""
 
     def __init__(self, path: Path, images: Path | None, options: DatasetOptions):
         self.path = path
         self.images = images
         self.options = options
         self.notes: list[str] = []
+        self.location: str | None = None
 
     def bases(self, folder: Path | None = None) -> list[Path]:
         """Folders to resolve relative image paths against: ``--images`` first, then ``folder``

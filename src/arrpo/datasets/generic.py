@@ -12,9 +12,9 @@ from typing import Any
 from arrpo.datasets._base import DatasetError, Reader, register
 from arrpo.datasets._images import image_cell
 from arrpo.datasets._tables import read_located_table
-from arrpo.datasets.pairs import Label, PairIds, PreferencePair
+from arrpo.datasets.pairs import PROMPT_KEYS, Label, PreferencePair
+from arrpo.schema import task_for
 
-_PROMPT_KEYS = ("prompt", "instruction", "caption")
 _LABELS: dict[str, Label] = {
     "a": "A", "b": "B", "tie": "tie", "1": "A", "2": "B", "0": "tie", "=": "tie", "image_a": "A", "image_b": "B",
 }
@@ -31,10 +31,9 @@ def generic_label(value: Any, where: str) -> Label:
 def generic(reader: Reader) -> Iterator[PreferencePair]:
     """Generic rows from a JSON/JSONL/CSV/parquet/Arrow file or a Hub dataset folder."""
     bases = reader.bases()
-    ids = PairIds()
     for number, (location, _part, row) in enumerate(read_located_table(reader.path, reader.options), start=1):
         where = f"{reader.path}: {location}"
-        prompt = next((row[k] for k in _PROMPT_KEYS if row.get(k)), None)
+        prompt = next((row[k] for k in PROMPT_KEYS if row.get(k)), None)
         if prompt is None:
             raise DatasetError(f"{where}: needs a prompt (or instruction/caption); has {sorted(row)}")
         for key in ("image_a", "image_b", "label"):
@@ -44,13 +43,10 @@ def generic(reader: Reader) -> Iterator[PreferencePair]:
         label = generic_label(row["label"], where)
         if label == "tie" and reader.options.drop_ties:
             continue
-        pair_id = str(row.get("id") or f"{number}")
-        problem = ids.problem(pair_id, location)
-        if problem is not None:
-            raise DatasetError(f"{where}: {problem}")
+        reader.location = location  # load_dataset names it if the id is refused
         yield PreferencePair(
-            id=pair_id,
-            task=row.get("task") or ("edit" if source else "t2i"),
+            id=str(row.get("id") or f"{number}"),
+            task=task_for(row.get("task"), source),
             prompt=str(prompt),
             image_a=image_cell(row["image_a"], bases, f"{where} image_a"),
             image_b=image_cell(row["image_b"], bases, f"{where} image_b"),

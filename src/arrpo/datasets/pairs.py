@@ -12,7 +12,7 @@ Schema (JSONL, one object per line)::
     {"id": "e1", "task": "edit", "prompt": "make the sky pink",
      "source": "src.png", "image_a": "e1.png", "image_b": "e2.png"}
 
-``prompt`` may also be called ``instruction`` or ``caption``. ``task`` defaults to ``edit`` when a
+``prompt`` may also be called ``instruction`` or ``caption`` (:data:`PROMPT_KEYS`). ``task`` defaults to ``edit`` when a
 ``source`` is given, else ``t2i``. Image paths are relative to ``images_root`` (default: the pair
 file's folder). ``id`` defaults to ``line-N``. ``label`` (``"A"`` or ``"B"``, the human-preferred
 image) is optional and ignored by ``arrpo judge``.
@@ -23,20 +23,23 @@ from __future__ import annotations
 import hashlib
 import json
 import unicodedata
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field, ValidationError
 
-from arrpo.errors import ArrpoError
+from arrpo.errors import ArrpoError, describe_validation_error
 from arrpo.images import ImageData, ImageError, load_image
 from arrpo.rubric import Rubric
-from arrpo.schema import Comparison
+from arrpo.schema import Comparison, task_for
 from arrpo.vocab import Task
 
 Label = Literal["A", "B", "tie"]
+#: The names a pair's prompt goes by in the project's pair files and the generic dataset layout
+#: (the authors' seed format adds ``query``).
+PROMPT_KEYS = ("prompt", "instruction", "caption")
 
 
 class ImageRef(BaseModel):
@@ -195,6 +198,16 @@ class PairIds:
         return None
 
 
+def first_id_problem(ids: Iterable[str]) -> str | None:
+    """``pair N: <problem>`` for the first id of a pair set that :class:`PairIds` refuses, or ``None``."""
+    seen = PairIds()
+    for number, pair_id in enumerate(ids, start=1):
+        problem = seen.problem(pair_id, f"pair {number}")
+        if problem is not None:
+            return f"pair {number}: {problem}"
+    return None
+
+
 def id_problem(pair_id: str) -> str | None:
     """Why a pair id cannot be used as it is, or ``None``.
 
@@ -223,7 +236,7 @@ class PairRecord(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
     id: str
-    prompt: str = Field(validation_alias=AliasChoices("prompt", "instruction", "caption"))
+    prompt: str = Field(validation_alias=AliasChoices(*PROMPT_KEYS))
     image_a: str
     image_b: str
     source: str | None = None
@@ -231,7 +244,7 @@ class PairRecord(BaseModel):
     label: Literal["A", "B"] | None = None
 
     def resolved_task(self) -> Task:
-        return self.task or ("edit" if self.source else "t2i")
+        return task_for(self.task, self.source)
 
     def to_comparison(
         self, images_root: Path, *, rubric: Rubric | None = None, max_pixels: int | None = None
@@ -271,7 +284,7 @@ def read_pairs(path: str | Path) -> Iterator[PairRecord]:
             data["id"] = str(data["id"])
             record = PairRecord.model_validate(data)
         except (ValueError, ValidationError, RecursionError) as exc:
-            raise PairFileError(f"{path}:{number}: {_short(exc)}") from exc
+            raise PairFileError(f"{path}:{number}: {describe_validation_error(exc, whole='line')}") from exc
         problem = ids.problem(record.id, f"line {number}")
         if problem is not None:
             raise PairFileError(f"{path}:{number}: {problem}")
@@ -291,9 +304,3 @@ def _lines(path: Path) -> Iterator[tuple[int, str]]:
         raise PairFileError(f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
     except OSError as exc:
         raise PairFileError(f"{path}: cannot read ({exc.strerror or exc})") from None
-
-
-def _short(exc: Exception) -> str:
-    if isinstance(exc, ValidationError):
-        return "; ".join(f"{'.'.join(map(str, e['loc'])) or 'line'}: {e['msg']}" for e in exc.errors())
-    return str(exc)

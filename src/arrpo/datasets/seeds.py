@@ -45,14 +45,21 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from arrpo.datasets.pairs import ImageRef, LoadedPair, PairIds, PairRecord, PreferencePair
-from arrpo.errors import ArrpoError
-from arrpo.schema import Task
+from arrpo.datasets.pairs import (
+    PROMPT_KEYS,
+    ImageRef,
+    LoadedPair,
+    PairRecord,
+    PreferencePair,
+    first_id_problem,
+)
+from arrpo.errors import ArrpoError, describe_validation_error
+from arrpo.schema import Task, task_source_problem
 from arrpo.vocab import SeedFormat
 
 __all__ = ["LoadedPair", "SeedFileError", "SeedSet", "read_seed_dataset", "read_seeds"]
 
-_PROMPT_KEYS = ("query", "prompt", "instruction", "caption")
+_PROMPT_KEYS = ("query", *PROMPT_KEYS)
 _T2I_IMAGE_KEYS = ("response", "responses", "images", "image_paths", "generated_images", "image", "generated_image")
 _EDIT_ONLY_IMAGE_KEYS = ("edited_images", "target_images", "output_images", "result_images",
                          "edited_image", "target_image", "output_image", "result_image")
@@ -150,14 +157,16 @@ def read_seed_dataset(
     for pair in pairs:
         digest.update(json.dumps([pair.id, pair.task, pair.prompt, pair.label,
                                   *(ref.fingerprint() for ref in pair.images())]).encode())
-    return _finish(loaded.path, pairs, digest.hexdigest(), f"dataset:{loaded.kind}", skipped, False)
+    return _finish(loaded.path, pairs, digest.hexdigest(), f"dataset:{loaded.kind}", skipped, False,
+                   ids_checked=True)
 
 
 def _finish(path: Path, pairs: list[PreferencePair], sha: str, fmt: str, skipped: list[str],
-            check_files: bool) -> SeedSet:
+            check_files: bool, *, ids_checked: bool = False) -> SeedSet:
     if not pairs:
         raise SeedFileError(f"{path}: no usable labelled pairs" + (f" ({skipped[0]})" if skipped else ""))
-    _check_unique_ids(path, pairs)
+    if not ids_checked:  # datasets are checked by load_dataset
+        _check_unique_ids(path, pairs)
     if check_files:
         _check_files(path, pairs)
     return SeedSet(pairs=pairs, sha256=sha, format=fmt, path=path, skipped=skipped)
@@ -232,15 +241,13 @@ def _read_project(path: Path, items: list[tuple[str, Any]], root: Path, task: Ta
         try:
             record = PairRecord.model_validate(data)
         except ValidationError as exc:
-            details = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'line'}: {e['msg']}" for e in exc.errors())
-            raise SeedFileError(f"{where}: {details}") from None
+            raise SeedFileError(f"{where}: {describe_validation_error(exc, whole='line')}") from None
         if record.label is None:
             raise SeedFileError(f"{path}: pair {record.id!r} has no 'label' (\"A\" or \"B\")")
         pair_task = _check_task(path, f"pair {record.id!r}", record.resolved_task(), task)
-        if pair_task == "edit" and not record.source:
-            raise SeedFileError(f"{path}: edit pair {record.id!r} has no 'source' image")
-        if pair_task == "t2i" and record.source:
-            raise SeedFileError(f"{path}: t2i pair {record.id!r} has a 'source' image; give it task \"edit\"")
+        problem = task_source_problem(pair_task, bool(record.source))
+        if problem is not None:
+            raise SeedFileError(f"{path}: pair {record.id!r}: {problem}")
         pairs.append(PreferencePair(
             id=record.id, task=pair_task, prompt=record.prompt,
             image_a=_resolve(record.image_a, root), image_b=_resolve(record.image_b, root),
@@ -326,11 +333,9 @@ def _read_mjbench(path: Path, images_root: str | Path | None, task: Task | None,
 
 
 def _check_unique_ids(path: Path, pairs: Sequence[PreferencePair]) -> None:
-    ids = PairIds()
-    for number, pair in enumerate(pairs, 1):
-        problem = ids.problem(pair.id, f"pair {number}")
-        if problem is not None:
-            raise SeedFileError(f"{path}: pair {number}: {problem}")
+    problem = first_id_problem(pair.id for pair in pairs)
+    if problem is not None:
+        raise SeedFileError(f"{path}: {problem}")
 
 
 def _check_files(path: Path, pairs: Sequence[PreferencePair]) -> None:

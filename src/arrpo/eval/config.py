@@ -29,16 +29,12 @@ from pydantic import (
     model_validator,
 )
 
-from arrpo.errors import ArrpoError, describe_validation_error
+from arrpo.errors import ConfigError, describe_validation_error
 from arrpo.judge_settings import AskSettings, JudgeSettings
 from arrpo.vlm.settings import BackendSettings
 from arrpo.vocab import ForwardOrder
 
 JudgeKind = Literal["direct", "task_rubric", "prompt_rubrics", "guide"]
-
-
-class ConfigError(ArrpoError, ValueError, kind="config"):
-    """A judge configuration is unusable; the message names the file and field."""
 
 
 class JudgeSpec(AskSettings):

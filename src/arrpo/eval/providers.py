@@ -5,13 +5,17 @@
   with human exemplars; it is loaded the same way and reported under its own name).
 * ``prompt_rubrics``: one rubric per prompt, from a pluggable :class:`PromptRubricProvider`:
   ``files`` (precomputed JSON files), ``writer`` (the zero-shot writer in :mod:`arrpo.rubrics`),
-  or ``module:factory`` (your own). Written rubrics are cached in the run directory, so a resumed
-  run does not write them again.
+  or ``module:factory`` (your own). Every prompt-level rubric is kept by the project's one
+  prompt-rubric cache (:class:`~arrpo.rubrics.write.PromptRubrics`) in the run directory,
+  ``rubrics/<judge>/<key>.json``, keyed by the provider (the model and options of a writer), the
+  task, the prompt and the source image's content: a resumed run does not write them again.
+
+This module keeps only the evaluation's policy: a rubric that cannot be had makes the pair's
+record invalid (:class:`RubricUnavailable`), never the run's end.
 """
 
 from __future__ import annotations
 
-import hashlib
 import importlib
 import inspect
 from pathlib import Path
@@ -20,7 +24,10 @@ from typing import Any, Protocol, runtime_checkable
 from arrpo.datasets.pairs import PreferencePair
 from arrpo.errors import ArrpoError
 from arrpo.eval.config import ConfigError, EvalConfig, JudgeSpec
+from arrpo.images import ImageData
 from arrpo.rubric import Rubric
+from arrpo.rubrics.write import PromptRubrics, RubricWriteError, prompt_rubric_key
+from arrpo.vlm.base import options_tag
 
 
 class RubricUnavailable(ArrpoError, kind="rubric_unavailable"):
@@ -29,30 +36,25 @@ class RubricUnavailable(ArrpoError, kind="rubric_unavailable"):
 
 @runtime_checkable
 class PromptRubricProvider(Protocol):
-    """Gives the rubric for one pair's prompt (async: writers call a model)."""
+    """Supplies the rubric for one pair's prompt (the ``provider`` of a ``prompt_rubrics`` judge;
+    async: writers call a model)."""
 
     async def rubric_for(self, pair: PreferencePair) -> Rubric: ...
 
 
-def prompt_key(pair: PreferencePair) -> str:
-    """Key of a prompt-level rubric: the task and prompt text, plus the source image for edits
-    (an edit rubric is written for its source, so pairs share it only when both match)."""
-    text = f"{pair.task}\x00{pair.prompt}"
-    if pair.source is not None:
-        source = pair.source
-        text += "\x00" + (hashlib.sha256(source.data).hexdigest() if source.data is not None else str(source.path))
-    return hashlib.sha256(text.encode()).hexdigest()[:24]
+#: The writer part of the keys of rubrics read from files (no model wrote them for this run).
+FILES_WRITER = "files"
 
 
 class RubricSource:
     """The rubric (or none) each pair is judged with under one judge configuration."""
 
     def __init__(self, spec: JudgeSpec, *, by_task: dict[str, Rubric] | None = None,
-                 provider: PromptRubricProvider | None = None, cache_dir: Path | None = None):
+                 provider: PromptRubricProvider | None = None, prompt_rubrics: PromptRubrics | None = None):
         self.spec = spec
         self.by_task = by_task or {}
         self.provider = provider
-        self.cache_dir = cache_dir
+        self.prompt_rubrics = prompt_rubrics
 
     def check_tasks(self, tasks: set[str]) -> None:
         """Fail before any model call when a task of the dataset has no rubric."""
@@ -62,30 +64,36 @@ class RubricSource:
                 raise ConfigError(f"judge {self.spec.name!r} has no rubric for task(s) {missing}")
 
     async def rubric_for(self, pair: PreferencePair) -> tuple[Rubric | None, str | None]:
-        """(rubric, key of a cached prompt-level rubric or None)."""
+        """(rubric, key of its file under ``rubrics/<judge>/`` for a prompt-level rubric, else None)."""
         if self.spec.kind == "direct":
             return None, None
-        if self.provider is None:
+        if self.provider is None or self.prompt_rubrics is None:
             return self.by_task.get(pair.task) or self.by_task["*"], None
-        key = prompt_key(pair)
-        cached = self.cache_dir / f"{key}.json" if self.cache_dir else None
-        if cached is not None and cached.exists():
-            return Rubric.load(cached), key
+        provider = self.provider
+        source = _source_image(pair)
         try:
-            rubric = await self.provider.rubric_for(pair)
-        except RubricUnavailable:
-            raise
-        except Exception as exc:  # a provider failure is this pair's problem, not the run's
-            raise RubricUnavailable(f"rubric provider failed: {type(exc).__name__}: {exc}") from exc
-        if not isinstance(rubric, Rubric):
-            raise RubricUnavailable(f"rubric provider returned {type(rubric).__name__}, not a Rubric")
-        if cached is not None:
-            rubric.save(cached)
-        return rubric, key
+            rubric, _ = await self.prompt_rubrics.get(pair.task, pair.prompt, source,
+                                                      lambda: provider.rubric_for(pair))
+        except RubricWriteError as exc:
+            cause = exc.__cause__
+            raise RubricUnavailable(str(cause if isinstance(cause, RubricUnavailable) else exc)) from exc
+        return rubric, self.prompt_rubrics.key(pair.task, pair.prompt, source)
+
+
+def _source_image(pair: PreferencePair) -> ImageData | None:
+    """The pair's source image, for the rubric's key (an unreadable one: the pair has no rubric)."""
+    if pair.source is None:
+        return None
+    try:
+        return pair.source.load()
+    except (OSError, ValueError) as exc:  # ImageError is a ValueError
+        raise RubricUnavailable(f"the source image cannot be read: {exc}") from exc
 
 
 class RubricFiles:
-    """Prompt-level rubrics read from a folder: ``<pair id>.json`` or ``<prompt key>.json``."""
+    """Prompt-level rubrics read from a folder: ``<pair id>.json`` (``/`` as ``__``) or
+    ``<key>.json``, the key of :func:`~arrpo.rubrics.write.prompt_rubric_key` with the writer
+    ``"files"`` (task, prompt and the source image's content)."""
 
     def __init__(self, folder: Path):
         if not folder.is_dir():
@@ -94,26 +102,32 @@ class RubricFiles:
 
     async def rubric_for(self, pair: PreferencePair) -> Rubric:
         safe_id = pair.id.replace("/", "__")
-        for name in (f"{safe_id}.json", f"{prompt_key(pair)}.json"):
+        key = prompt_rubric_key(FILES_WRITER, pair.task, pair.prompt, _source_image(pair))
+        for name in (f"{safe_id}.json", f"{key}.json"):
             path = self.folder / name
             if path.exists():
                 return Rubric.load(path)
         raise RubricUnavailable(
-            f"no prompt rubric in {self.folder} for pair {pair.id!r} (looked for {safe_id}.json, {prompt_key(pair)}.json)"
+            f"no prompt rubric in {self.folder} for pair {pair.id!r} (looked for {safe_id}.json, {key}.json)"
         )
 
 
 class WrittenRubrics:
     """Prompt-level rubrics written zero-shot by :class:`arrpo.rubrics.RubricWriter` (edits send the
-    source image); options are the writer's (``max_themes``, ``max_tips``, ``retries``, ...)."""
+    source image); options are the writer's (``max_themes``, ``max_tips``, ``retries``, ...). The
+    rubrics are kept by the :class:`RubricSource`'s cache, not by the writer."""
 
     def __init__(self, backend: Any, **options: Any):
         from arrpo.rubrics.write import RubricWriter
 
         try:
-            self.writer = RubricWriter(backend, **options)
+            self.writer = RubricWriter(backend, cache_size=0, **options)
         except TypeError as exc:
             raise ConfigError(f"provider 'writer': bad provider_options ({exc})") from exc
+
+    @property
+    def identity(self) -> str:
+        return self.writer.identity
 
     async def rubric_for(self, pair: PreferencePair) -> Rubric:
         source = pair.source.load() if pair.source is not None else None
@@ -155,6 +169,17 @@ def build_provider(spec: JudgeSpec, config: EvalConfig, backend: Any) -> PromptR
     return made
 
 
+def provider_identity(spec: JudgeSpec, provider: PromptRubricProvider, backend: Any) -> str:
+    """Who writes a provider's rubrics, for their keys: ``files``, the writer's model and options,
+    or the factory with its options and the model it was given."""
+    if isinstance(provider, RubricFiles):
+        return FILES_WRITER
+    if isinstance(provider, WrittenRubrics):
+        return provider.identity
+    model = getattr(backend, "model_id", "") if backend is not None else ""
+    return f"{spec.provider}{options_tag(spec.provider_options)}@{model.rsplit('#', 1)[-1]}"
+
+
 def build_source(spec: JudgeSpec, config: EvalConfig, backend: Any, run_dir: Path) -> RubricSource:
     """The :class:`RubricSource` of a judge configuration (rubric files are loaded now)."""
     if spec.kind == "direct":
@@ -170,4 +195,5 @@ def build_source(spec: JudgeSpec, config: EvalConfig, backend: Any, run_dir: Pat
                 raise ConfigError(f"judge {spec.name!r}: {exc}") from exc
         return RubricSource(spec, by_task=by_task)
     provider = build_provider(spec, config, backend)
-    return RubricSource(spec, provider=provider, cache_dir=run_dir / "rubrics" / spec.name)
+    kept = PromptRubrics(provider_identity(spec, provider, backend), cache_dir=run_dir / "rubrics" / spec.name)
+    return RubricSource(spec, provider=provider, prompt_rubrics=kept)

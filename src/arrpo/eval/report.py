@@ -12,17 +12,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from arrpo.errors import ArrpoError
+from arrpo.errors import ReportError
 from arrpo.eval.metrics import Summary, by_subset, outcome_from_record, summarize
 from arrpo.eval.rundir import EvalRecord, RunDir
 from arrpo.html.plots import grouped_bars
 from arrpo.html.templates import html_environment
 from arrpo.html.thumbs import thumbnail_data_url
 from arrpo.rubric import Rubric
-
-
-class ReportError(ArrpoError, ValueError, kind="bad_input"):
-    """The run directory has nothing to report."""
 
 
 @dataclass

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from arrpo.client import RewardServiceError, shared_async_client
-from arrpo.server.protocol import DEFAULT_LIMITS, Health
+from arrpo.server.protocol import Health
 
 log = logging.getLogger("arrpo.integrations")
 
@@ -146,7 +146,7 @@ class ServiceFacts:
     async def image_limit(self) -> int:
         """Most images one group request may hold: the service's ``--max-images`` (16 for a
         service too old to report it), capped by ``max_group_images``."""
-        reported = ((await self.health()).limits or DEFAULT_LIMITS).max_images
+        reported = (await self.health()).limits.max_images
         if self.max_group_images is not None and self.max_group_images > reported and not self._warned_cap:
             self._warned_cap = True
             log.warning("arrpo: max_group_images=%d is over the service's --max-images %d; using %d",

@@ -1,21 +1,28 @@
-"""Judges as the trainer sees them, and the background thread that keeps judging off the critical path.
+"""Judges as the trainer sees them, and the background judging that keeps them off the critical path.
 
 Any object with ``async def judge(comparison) -> Verdict`` is a judge. :func:`build_judge` makes the
 real rubric-conditioned VLM judge from the config (its backend opened like every other command's);
 :class:`ChannelMeanJudge` is a deterministic programmatic judge for tests and demos.
-:class:`BackgroundJudging` runs an asyncio loop in a thread; each batch of comparisons becomes a
-``concurrent.futures.Future`` and never raises: an exception or timeout becomes an ``invalid`` verdict.
+:class:`BackgroundJudging` judges each batch of comparisons on arrpo's shared background loop
+(:mod:`arrpo._sync`) and is the one place where an arbitrary judge enters training: a judge that
+raises or times out gives that comparison a failed verdict, and :meth:`PendingVerdicts.result`
+never raises.
 """
 
 from __future__ import annotations
 
 import asyncio
-import threading
+import concurrent.futures
+import logging
 import time
-from concurrent.futures import Future
 from typing import Protocol
 
+from arrpo._sync import run_in_background
 from arrpo.schema import Comparison, Verdict
+
+log = logging.getLogger("arrpo.rl")
+#: Seconds a batch may take beyond the per-comparison timeout before its verdicts are given up.
+BATCH_GRACE_S = 30.0
 
 
 class Judge(Protocol):
@@ -37,8 +44,8 @@ class ChannelMeanJudge:
         self.calls = 0
 
     def score(self, image) -> float:
-        pixels = list(image.to_pil().getdata(band=self.channel))
-        return sum(pixels) / len(pixels)
+        band = image.to_pil().getchannel(self.channel)
+        return sum(i * n for i, n in enumerate(band.histogram())) / (band.width * band.height)
 
     async def judge(self, comparison: Comparison) -> Verdict:
         self.calls += 1
@@ -48,7 +55,7 @@ class ChannelMeanJudge:
         if self.raise_every and n % self.raise_every == 0:
             raise RuntimeError(f"scripted judge failure on call {n}")
         if self.fail_every and n % self.fail_every == 0:
-            return Verdict(id=comparison.id, winner="invalid", invalid_reason="scripted invalid answer")
+            return Verdict.failed("scripted invalid answer", id=comparison.id)
         a, b = self.score(comparison.image_a), self.score(comparison.image_b)
         if self.reverse:
             a, b = -a, -b
@@ -83,8 +90,10 @@ def build_judge(cfg) -> Judge:
 class PromptRubricJudge:
     """Judge each comparison under the rubric written for its prompt (ARR's prompt-level rubrics).
 
-    The writer asks the VLM once per prompt (and source image) and caches the rubric, so a group's
-    comparisons and later visits of the prompt reuse it. A rubric that cannot be written makes the
+    The writer asks the VLM once per prompt (and source image) and its
+    :class:`~arrpo.rubrics.write.PromptRubrics` keeps the rubric (bounded in memory, and in
+    ``judge.rubric_cache_dir`` when set), so a group's comparisons and later visits of the prompt
+    reuse it. This class keeps only training's policy: a rubric that cannot be written makes the
     verdict ``invalid`` (the group is then masked), never a crash.
     """
 
@@ -98,7 +107,7 @@ class PromptRubricJudge:
         try:
             rubric = await self.writer.write_prompt(comparison.task, comparison.prompt, comparison.source)
         except RubricWriteError as exc:
-            return Verdict(id=comparison.id, winner="invalid", invalid_reason=f"no prompt rubric: {exc}")
+            return Verdict.failed(f"no prompt rubric: {exc}", id=comparison.id)
         return await self.inner.judge(comparison.model_copy(update={"rubric": rubric}))
 
 
@@ -111,33 +120,71 @@ def load_rubric(path: str | None):
     return Rubric.load(path)
 
 
+class PendingVerdicts:
+    """The verdicts of a batch being judged in the background (one per comparison, in order)."""
+
+    def __init__(self, future: concurrent.futures.Future, ids: list[str | None], wait_s: float):
+        self._future = future
+        self._ids = ids
+        self._wait_s = wait_s
+
+    def done(self) -> bool:
+        return self._future.done()
+
+    def cancel(self) -> None:
+        self._future.cancel()
+
+    def result(self) -> list[Verdict]:
+        """Wait for the verdicts; never raises. A batch that does not finish in time (a judge
+        that blocks the loop) or whose judging was stopped gives every comparison a failed verdict."""
+        try:
+            return self._future.result(timeout=self._wait_s)
+        except concurrent.futures.TimeoutError:
+            self._future.cancel()
+            cause = f"judging of the batch did not finish within {self._wait_s:g} s"
+        except concurrent.futures.CancelledError:
+            cause = "judging of the batch was stopped"
+        log.warning("%s; its %d comparison(s) are invalid and their groups masked", cause, len(self._ids))
+        return [Verdict.failed(cause, id=i) for i in self._ids]
+
+
 class BackgroundJudging:
-    """Judge batches of comparisons concurrently on a private event loop thread."""
+    """Judge batches of comparisons concurrently on arrpo's shared background event loop.
+
+    ``timeout`` bounds each comparison; a batch is given up ``BATCH_GRACE_S`` seconds after that.
+    """
 
     def __init__(self, judge: Judge, timeout: float = 600.0):
         self.judge = judge
         self.timeout = timeout
-        self._loop = asyncio.new_event_loop()
-        self._thread = threading.Thread(target=self._loop.run_forever, name="arrpo-judge", daemon=True)
-        self._thread.start()
+        self._pending: set[PendingVerdicts] = set()
 
     async def _one(self, comparison: Comparison) -> Verdict:
-        start = time.perf_counter()
+        started = time.perf_counter()
         try:
             return await asyncio.wait_for(self.judge.judge(comparison), self.timeout)
         except asyncio.TimeoutError:
-            reason = f"judge timed out after {self.timeout:.0f}s"
-        except Exception as exc:  # a judge failure must never stop training
-            reason = f"judge raised {type(exc).__name__}: {exc}"
-        return Verdict(id=comparison.id, winner="invalid", invalid_reason=reason, latency_s=time.perf_counter() - start)
+            cause: Exception | str = f"judge timed out after {self.timeout:g} s"
+        except Exception as exc:  # the one guard: a user's judge may be any object with a judge method
+            cause = exc
+        return Verdict.failed(cause, id=comparison.id, latency_s=time.perf_counter() - started)
 
     async def _many(self, comparisons: list[Comparison]) -> list[Verdict]:
         return list(await asyncio.gather(*(self._one(c) for c in comparisons)))
 
-    def submit(self, comparisons: list[Comparison]) -> Future:
-        """Start judging; the future's result is one verdict per comparison, in order."""
-        return asyncio.run_coroutine_threadsafe(self._many(comparisons), self._loop)
+    def submit(self, comparisons: list[Comparison]) -> PendingVerdicts:
+        """Start judging; ``result()`` of the answer gives one verdict per comparison, in order."""
+        pending = PendingVerdicts(run_in_background(self._many(list(comparisons))), [c.id for c in comparisons],
+                                  self.timeout + BATCH_GRACE_S)
+        self._pending = {p for p in self._pending if not p.done()} | {pending}
+        return pending
+
+    def judge_all(self, comparisons: list[Comparison]) -> list[Verdict]:
+        """Judge a batch and wait for its verdicts (never raises)."""
+        return self.submit(comparisons).result()
 
     def close(self) -> None:
-        self._loop.call_soon_threadsafe(self._loop.stop)
-        self._thread.join(timeout=5)
+        """Stop judging the batches still in progress (the shared loop keeps running)."""
+        for pending in self._pending:
+            pending.cancel()
+        self._pending.clear()

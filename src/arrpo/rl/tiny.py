@@ -25,8 +25,13 @@ _CORPUS = [
 TINY_FAMILIES = ("sd3", "flux", "flux-kontext")
 
 
-def tiny_tokenizer(max_length: int = 32, vocab_size: int = 300):
-    """A byte-level BPE tokenizer trained in memory, wrapped as a ``PreTrainedTokenizerFast``."""
+def tiny_tokenizer(max_length: int = 32, vocab_size: int = 512):
+    """A byte-level BPE tokenizer trained in memory, wrapped as a ``PreTrainedTokenizerFast``.
+
+    The vocabulary leaves room for the merges of the whole corpus (the byte alphabet alone takes
+    260 entries), so its sentences and prompts like them take a few tokens each and fit the tiny
+    preset's ``max_sequence_length`` of 16 without truncation.
+    """
     from tokenizers import Tokenizer, models, pre_tokenizers, trainers
     from transformers import PreTrainedTokenizerFast
 
@@ -36,6 +41,7 @@ def tiny_tokenizer(max_length: int = 32, vocab_size: int = 300):
         vocab_size=vocab_size,
         special_tokens=["<pad>", "</s>", "<unk>", "<s>"],
         initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        show_progress=False,
     )
     tok.train_from_iterator(_CORPUS, trainer)
     return PreTrainedTokenizerFast(

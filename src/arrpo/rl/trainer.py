@@ -175,14 +175,7 @@ class RPOTrainer:
 
     def _decode(self, batch: Batch) -> None:
         which = self.cfg.reward.reward_image
-        images = []
-        for c in batch.chunks:
-            if which == "predicted_x0" and c.final_x0 is None:  # a batch from an older checkpoint
-                log.warning("iteration %d was rolled out without x̂0; judging its final sample", batch.iteration)
-                images.extend(self.policy.decode(c.latents[:, -1]))
-            else:
-                images.extend(self.policy.decode(c.final_latents(which)))
-        batch.images = images
+        batch.images = [image for c in batch.chunks for image in self.policy.decode(c.final_latents(which))]
 
     def submit(self, batch: Batch) -> None:
         """Start judging every planned pair of the batch in the background."""
@@ -199,12 +192,7 @@ class RPOTrainer:
         batch.future = self.judging.submit(comparisons)
 
     def _verdicts(self, batch: Batch) -> list[Verdict]:
-        try:
-            return batch.future.result(timeout=self.cfg.train.judge_timeout + 30)
-        except Exception as exc:  # never let judging kill the run
-            log.warning("judging of iteration %d failed (%s); the batch is masked", batch.iteration, exc)
-            n = sum(len(p) for p in batch.pairs)
-            return [Verdict(winner="invalid", invalid_reason=str(exc)) for _ in range(n)]
+        return batch.future.result()  # never raises: failed comparisons come back as failed verdicts
 
     # ----------------------------------------------------------------------------- update
     def advantages(self, batch: Batch, verdicts: list[Verdict]):
@@ -388,7 +376,7 @@ class RPOTrainer:
                 self.policy, self.judge, [it.prompt for it in prompts], seeds * len(items),
                 num_steps=self.cfg.sampling.num_steps, shift=self.cfg.sampling.shift, sources=sources,
                 task=self.task, rubric=self.rubric,
-                judge_all=lambda comparisons: self.judging.submit(comparisons).result(self.judging.timeout + 60),
+                judge_all=self.judging.judge_all,
             )
 
     def train(self) -> list[dict[str, float]]:
@@ -519,8 +507,8 @@ def _pack_batch(b: Batch) -> dict:
 
 def _unpack_batch(d: dict, device) -> Batch:
     chunks = []
-    for lat, lp, sig, cond, *rest in d["chunks"]:  # checkpoints before x̂0 was recorded have 4 fields
-        x0 = rest[0].to(device) if rest and rest[0] is not None else None
+    for lat, lp, sig, cond, x0 in d["chunks"]:
+        x0 = x0.to(device) if x0 is not None else None
         chunks.append(Trajectories(lat.to(device), lp.to(device), sig.to(device), Conditioning({k: v.to(device) for k, v in cond.items()}), x0))
     return Batch(d["iteration"], [PromptItem(p, s) for p, s in d["items"]], chunks, d["pairs"])
 

@@ -21,7 +21,8 @@ from pathlib import Path
 
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field, ValidationError
 
-from arrpo.errors import ArrpoError
+from arrpo.datasets.pairs import PROMPT_KEYS
+from arrpo.errors import ArrpoError, describe_validation_error
 from arrpo.images import ImageData, ImageError, load_image
 from arrpo.prompts import render
 from arrpo.schema import Task
@@ -35,7 +36,7 @@ class GuideFileError(ArrpoError, ValueError, kind="bad_input"):
 class _GuideRecord(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
-    prompt: str = Field(min_length=1, validation_alias=AliasChoices("prompt", "instruction", "caption"))
+    prompt: str = Field(min_length=1, validation_alias=AliasChoices(*PROMPT_KEYS))
     preferred: str
     dispreferred: str = Field(validation_alias=AliasChoices("dispreferred", "other", "rejected"))
     rationale: str = Field(min_length=1)
@@ -96,7 +97,7 @@ def read_guide(path: str | Path, task: Task, *, max_pixels: int | None = None) -
         try:
             record = _GuideRecord.model_validate(item)
         except ValidationError as exc:
-            detail = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+            detail = describe_validation_error(exc, whole="exemplar")
             raise GuideFileError(f"{path}: exemplar {number}: {detail}") from exc
         if task == "edit" and not record.source:
             raise GuideFileError(f"{path}: exemplar {number} needs a 'source' image for an edit rubric")

@@ -426,15 +426,11 @@ class RubricLearner:
             "prompts_sha256": template_sha256(*LEARN_TEMPLATES),
         }
 
-    async def build_rubric(self, outcomes: list[PairOutcome], seeds: SeedSet, summary: LearnSummary) -> Rubric:
-        """Pool the verified criteria (seed order), optionally select by MCR², and structure them."""
-        rubric, _ = await self.build(outcomes, seeds, summary)
-        return rubric
-
     async def build(
         self, outcomes: list[PairOutcome], seeds: SeedSet, summary: LearnSummary
     ) -> tuple[Rubric, dict[str, object]]:
-        """:meth:`build_rubric`, plus the ``structure`` record: the numbered criteria given to the
+        """Pool the verified criteria (seed order), optionally select by MCR², and structure them;
+        returns the rubric and the ``structure`` record: the numbered criteria given to the
         structurer with the seed pairs each came from, and the criterion numbers behind every
         theme and tip (None where the structurer did not say)."""
         cfg = self.config

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from arrpo.datasets.seeds import SeedSet
-from arrpo.errors import ArrpoError
+from arrpo.errors import ReportError
 from arrpo.html.templates import html_environment
 from arrpo.jsonl import iter_records
 from arrpo.rubric import Rubric
@@ -38,10 +38,6 @@ STATUS_TEXT = {
     "failed": "failed (not finished)",
     "not_run": "not learned yet",
 }
-
-
-class ReportError(ArrpoError, ValueError, kind="bad_input"):
-    """There is no learning state to report on."""
 
 
 
@@ -302,7 +298,7 @@ def _themes(rubric: Rubric | None, structure: dict[str, Any] | None, anchors: di
 
 
 def _holdout(rubric: Rubric | None) -> dict[str, Any] | None:
-    held = getattr(rubric.provenance, "holdout", None) if rubric else None
+    held = rubric.provenance.holdout if rubric else None
     if not isinstance(held, dict) or not held.get("judges"):
         return None
     from arrpo.html.plots import grouped_bars

@@ -1,30 +1,140 @@
-"""Zero-shot rubrics: a task-level rubric with no data, or a rubric for one prompt.
+"""Zero-shot rubrics: a task-level rubric with no data, or a rubric for one prompt; and the one
+cache of prompt-level rubrics.
 
-Prompt-level rubrics (the paper's "prompt-specific rubrics") are cached by the hash of the
-request that writes them (model, rendered instructions, source image), in memory and optionally
-in a folder of JSON files, and concurrent requests for the same prompt share one model call, so
-a training run asks once per prompt.
+:class:`PromptRubrics` is where every prompt-level rubric of the project is kept (the writer's,
+the reward service's, an evaluation run's): one key function (:func:`prompt_rubric_key`: who writes
+it, the task, the prompt and the source image's content), a bounded in-memory LRU, an optional
+folder of ``<key>.json`` files, and concurrent requests for one key sharing one write, so a
+training run asks once per prompt. Its users keep only their policy on a failure (the service
+answers 502, an evaluation records the pair as invalid, training masks the group).
 """
 
 from __future__ import annotations
 
 import asyncio
 import hashlib
+from collections import OrderedDict
+from collections.abc import Awaitable, Callable
 from pathlib import Path
+from typing import Optional
 
 from arrpo._sync import run_sync
 from arrpo.errors import ArrpoError
 from arrpo.images import ImageData
-from arrpo.prompts import render
+from arrpo.prompts import render, template_sha256
 from arrpo.rubric import Provenance, Rubric
 from arrpo.rubrics.ask import THEMES_SCHEMA, THEMES_SHAPE, ask_json, model_name
 from arrpo.rubrics.parsing import parse_themes
-from arrpo.schema import Task
-from arrpo.vlm.base import Message, VLMBackend
+from arrpo.schema import Task, task_source_problem
+from arrpo.text import exception_text
+from arrpo.vlm.base import Message, VLMBackend, options_tag
+
+#: Writes the rubric for one prompt: ``(task, prompt, source) -> Rubric`` (``source``: the edit's
+#: source image, else ``None``). :meth:`RubricWriter.write_prompt` is one; the reward service
+#: takes any.
+PromptRubricWriter = Callable[[Task, str, Optional[ImageData]], Awaitable[Rubric]]
 
 
 class RubricWriteError(ArrpoError, RuntimeError, kind="backend"):
-    """The model's replies never held a usable rubric (after the repair retries)."""
+    """No usable rubric was written (the model's replies after the repair retries, or the writer failed)."""
+
+
+def prompt_rubric_key(writer: str, task: Task, prompt: str, source: ImageData | None = None) -> str:
+    """The key of a prompt-level rubric: who writes it (``writer``: the model and the writer's
+    options), the task, the prompt and the content of the source image. A rubric written by
+    another model, with other options or for another source is another rubric."""
+    blob = "\x00".join([writer, task, prompt, source.sha256 if source is not None else ""])
+    return hashlib.sha256(blob.encode("utf-8")).hexdigest()
+
+
+class PromptRubrics:
+    """Prompt-level rubrics, each written once per key.
+
+    Args:
+        writer: who writes them, part of every key (see :func:`prompt_rubric_key`).
+        max_size: rubrics kept in memory; the least recently used goes first (``0``: none).
+        cache_dir: folder keeping them as ``<key>.json`` across runs (``None``: memory only).
+        on_lookup: called with ``"hit"`` or ``"miss"`` per lookup (joining a write in progress is a hit).
+
+    A write that fails is not kept: the next lookup of the key writes again.
+    """
+
+    def __init__(self, writer: str, *, max_size: int = 1024, cache_dir: str | Path | None = None,
+                 on_lookup: Callable[[str], None] | None = None):
+        self.writer = writer
+        self.max_size = max(0, max_size)
+        self.cache_dir = Path(cache_dir) if cache_dir is not None else None
+        self._on_lookup = on_lookup or (lambda _: None)
+        self._memory: OrderedDict[str, Rubric] = OrderedDict()
+        self._pending: dict[str, asyncio.Future[Rubric]] = {}
+        self.written = 0  # rubrics actually written (not from memory or the folder)
+
+    def key(self, task: Task, prompt: str, source: ImageData | None = None) -> str:
+        return prompt_rubric_key(self.writer, task, prompt, source)
+
+    async def get(
+        self, task: Task, prompt: str, source: ImageData | None, write: Callable[[], Awaitable[Rubric]]
+    ) -> tuple[Rubric, bool]:
+        """``(rubric, kept)``: the kept rubric of the key, or the one ``write()`` gives (a write
+        already in progress for the key is joined). Raises :class:`RubricWriteError` when the
+        write fails in any way."""
+        key = self.key(task, prompt, source)
+        kept = self._recall(key)
+        if kept is not None:
+            self._on_lookup("hit")
+            return kept, True
+        pending = self._pending.get(key)
+        if pending is None:
+            self._on_lookup("miss")
+            pending = asyncio.ensure_future(self._write(key, write))
+            pending.add_done_callback(lambda done: done.cancelled() or done.exception())  # retrieved, even if nobody waits
+            self._pending[key] = pending
+        else:
+            self._on_lookup("hit")
+        # shield: a caller that goes away must not cancel a write others wait for
+        return await asyncio.shield(pending), False
+
+    async def _write(self, key: str, write: Callable[[], Awaitable[Rubric]]) -> Rubric:
+        try:
+            try:
+                rubric = await write()
+            except RubricWriteError:
+                raise
+            except Exception as exc:  # the one guard where a pluggable writer enters (service, eval, training)
+                raise RubricWriteError(f"the rubric writer failed: {exception_text(exc)}") from exc
+            if not isinstance(rubric, Rubric):
+                raise RubricWriteError(f"the rubric writer returned {type(rubric).__name__}, not a Rubric")
+            self.written += 1
+            self._remember(key, rubric)
+            if self.cache_dir is not None:
+                rubric.save(self.cache_dir / f"{key}.json")
+            return rubric
+        finally:
+            self._pending.pop(key, None)
+
+    def _recall(self, key: str) -> Rubric | None:
+        if key in self._memory:
+            self._memory.move_to_end(key)
+            return self._memory[key]
+        if self.cache_dir is None:
+            return None
+        path = self.cache_dir / f"{key}.json"
+        if not path.is_file():
+            return None
+        try:
+            rubric = Rubric.load(path)
+        except ValueError:
+            return None  # a damaged file is written again
+        self._remember(key, rubric)
+        return rubric
+
+    def _remember(self, key: str, rubric: Rubric) -> None:
+        if not self.max_size:
+            return
+        self._memory[key] = rubric
+        self._memory.move_to_end(key)
+        while len(self._memory) > self.max_size:
+            self._memory.popitem(last=False)
 
 
 class RubricWriter:
@@ -33,7 +143,9 @@ class RubricWriter:
     Args:
         backend: the VLM (any :class:`~arrpo.vlm.base.VLMBackend`).
         max_themes, max_tips: size limits of the rubric.
-        cache_dir: folder for prompt-level rubrics (``<hash>.json``); ``None``: memory only.
+        cache_dir: folder for prompt-level rubrics (``<key>.json``); ``None``: memory only.
+        cache_size: prompt-level rubrics kept in memory (``0``: none, e.g. when the caller keeps
+            its own :class:`PromptRubrics`).
         retries: how often to ask again, quoting the problem, after an unusable reply.
     """
 
@@ -44,6 +156,7 @@ class RubricWriter:
         max_themes: int = 10,
         max_tips: int = 4,
         cache_dir: str | Path | None = None,
+        cache_size: int = 1024,
         retries: int = 2,
         temperature: float = 0.0,
         max_tokens: int = 4096,
@@ -53,13 +166,19 @@ class RubricWriter:
         self.backend = backend
         self.max_themes = max_themes
         self.max_tips = max_tips
-        self.cache_dir = Path(cache_dir) if cache_dir is not None else None
         self.retries = retries
         self.temperature = temperature
         self.max_tokens = max_tokens
-        self._memory: dict[str, Rubric] = {}
-        self._pending: dict[str, asyncio.Future[Rubric]] = {}
+        self.prompt_rubrics = PromptRubrics(self.identity, max_size=cache_size, cache_dir=cache_dir)
         self.calls = 0  # rubrics actually written by the model (not from a cache)
+
+    @property
+    def identity(self) -> str:
+        """Who writes this writer's rubrics, for their keys: the model, the options that change
+        a rubric, and the wording of the writing prompt."""
+        options = {"max_themes": self.max_themes, "max_tips": self.max_tips, "temperature": self.temperature,
+                   "template": template_sha256("rubric_write")}
+        return model_name(self.backend) + options_tag(options)
 
     # ------------------------------------------------------------------ messages
     def _messages(self, task: Task, scope: str, prompt: str | None, source: ImageData | None) -> list[Message]:
@@ -71,10 +190,8 @@ class RubricWriter:
         return [Message.user(*parts, text)]
 
     def prompt_key(self, task: Task, prompt: str, source: ImageData | None = None) -> str:
-        """The cache key of a prompt-level rubric: hash of model id, request text and source."""
-        text = self._messages(task, "prompt", prompt, None)[0].text
-        blob = "\x00".join([model_name(self.backend), task, text, source.sha256 if source else ""])
-        return hashlib.sha256(blob.encode("utf-8")).hexdigest()
+        """The key of a prompt-level rubric of this writer (:func:`prompt_rubric_key`)."""
+        return self.prompt_rubrics.key(task, prompt, source)
 
     # ------------------------------------------------------------------- writing
     async def _write(self, task: Task, scope: str, prompt: str | None, source: ImageData | None) -> Rubric:
@@ -113,36 +230,22 @@ class RubricWriter:
     async def write_prompt(
         self, task: Task, prompt: str, source: ImageData | None = None, *, fallback: Rubric | None = None
     ) -> Rubric:
-        """A rubric for one prompt (edit: instruction + source image), cached by prompt hash.
+        """A rubric for one prompt (edit: instruction + source image), kept by :class:`PromptRubrics`.
 
-        When the model never gives a usable rubric, returns ``fallback`` if given (not cached, so
+        When the model never gives a usable rubric, returns ``fallback`` if given (not kept, so
         a later call tries again), else raises :class:`RubricWriteError`.
         """
-        if task == "edit" and source is None:
-            raise ValueError("a prompt-level edit rubric needs the source image")
-        if task == "t2i" and source is not None:
-            raise ValueError("a t2i rubric takes no source image")
-        key = self.prompt_key(task, prompt, source)
-        cached = self._memory.get(key) or self._read_cached(key)
-        if cached is not None:
-            self._memory[key] = cached
-            return cached
-        pending = self._pending.get(key)
-        if pending is None:
-            pending = asyncio.ensure_future(self._write_and_store(key, task, prompt, source))
-            self._pending[key] = pending
-            pending.add_done_callback(lambda _: self._pending.pop(key, None))
+        problem = task_source_problem(task, source is not None)
+        if problem is not None:
+            raise ValueError(f"prompt-level rubric: {problem}")
         try:
-            return await asyncio.shield(pending)
+            rubric, _ = await self.prompt_rubrics.get(
+                task, prompt, source, lambda: self._write(task, "prompt", prompt, source)
+            )
         except RubricWriteError:
             if fallback is not None:
                 return fallback
             raise
-
-    async def _write_and_store(self, key: str, task: Task, prompt: str, source: ImageData | None) -> Rubric:
-        rubric = await self._write(task, "prompt", prompt, source)
-        self._memory[key] = rubric
-        self._store(key, rubric)
         return rubric
 
     def write_task_sync(self, task: Task) -> Rubric:
@@ -152,19 +255,3 @@ class RubricWriter:
     def write_prompt_sync(self, task: Task, prompt: str, source: ImageData | None = None, **kwargs) -> Rubric:
         """Blocking :meth:`write_prompt`."""
         return run_sync(self.write_prompt(task, prompt, source, **kwargs))
-
-    # --------------------------------------------------------------------- cache
-    def _read_cached(self, key: str) -> Rubric | None:
-        if self.cache_dir is None:
-            return None
-        path = self.cache_dir / f"{key}.json"
-        if not path.is_file():
-            return None
-        try:
-            return Rubric.load(path)
-        except ValueError:
-            return None  # a damaged cache entry is rewritten
-
-    def _store(self, key: str, rubric: Rubric) -> None:
-        if self.cache_dir is not None:
-            rubric.save(self.cache_dir / f"{key}.json")

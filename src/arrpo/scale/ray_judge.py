@@ -37,8 +37,7 @@ class RayPoolJudge:
             raise
         except Exception as exc:  # lost chunks, cluster gone: the rest end invalid, the run goes on
             reason = f"ray: {type(exc).__name__}: {exc}"
-        return [done.get(i) or (Verdict(id=c.id, winner="invalid", invalid_reason=reason), 0)
-                for i, c in enumerate(comparisons)]
+        return [done.get(i) or (Verdict.failed(reason, id=c.id), 0) for i, c in enumerate(comparisons)]
 
     async def judge(self, comparison: Comparison) -> Verdict:
         """Judge on the pool. The HTTP retries the worker needed are added to the caller's
@@ -48,7 +47,7 @@ class RayPoolJudge:
         except BackendUnavailable:
             raise
         except BackendError as exc:
-            return Verdict(id=comparison.id, winner="invalid", invalid_reason=f"ray: {exc}")
+            return Verdict.failed(f"ray: {exc}", id=comparison.id)
         add_retries(retries)
         return verdict
 

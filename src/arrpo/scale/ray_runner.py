@@ -126,18 +126,15 @@ class JudgeWorker:
 
     @staticmethod
     async def _judge_row(judge: Any, images: Mapping[str, ImageData], row: Mapping[str, Any]) -> tuple[int, str, int]:
-        from arrpo.vlm.base import BackendUnavailable
         from arrpo.vlm.wrappers import counting_retries
 
+        try:
+            comparison = unpack_row(images, row)
+        except (ValueError, KeyError, TypeError) as exc:  # a row that cannot be rebuilt is its own verdict
+            return row["index"], Verdict.failed(exc, id=row.get("id")).model_dump_json(), 0
         with counting_retries() as tally:
-            try:
-                verdict = await judge.judge(unpack_row(images, row))
-                payload = verdict.model_dump_json()
-            except BackendUnavailable:
-                raise
-            except Exception as exc:  # one comparison's failure is its own verdict, never the chunk's
-                payload = Verdict.failed(exc, id=row.get("id")).model_dump_json()
-        return row["index"], payload, tally.retries
+            verdict = await judge.judge(comparison)  # never raises but BackendUnavailable (its contract)
+        return row["index"], verdict.model_dump_json(), tally.retries
 
     def pid(self) -> int:
         import os

@@ -14,7 +14,7 @@ import logging
 import time
 from collections.abc import AsyncIterator
 
-from fastapi import Depends, FastAPI, Request
+from fastapi import Depends, FastAPI
 from fastapi.responses import PlainTextResponse
 from fastapi.security import HTTPBearer
 
@@ -22,8 +22,9 @@ from arrpo._version import __version__
 from arrpo.images import ImageData
 from arrpo.judge import PairwiseJudge
 from arrpo.rewards import group_rewards, plan_pairs
-from arrpo.schema import Comparison, Verdict
-from arrpo.server.auth import AuthGuard, check_token
+from arrpo.rubrics.write import PromptRubricWriter
+from arrpo.schema import Comparison, task_for, task_source_problem
+from arrpo.server.auth import AuthGuard
 from arrpo.server.config import ServiceConfig
 from arrpo.server.errors import ApiError, Utf8JSONResponse, install_error_handlers
 from arrpo.server.inputs import decode_image_field
@@ -38,9 +39,10 @@ from arrpo.server.protocol import (
     GroupRewardsResponse,
     Health,
     PairVerdict,
+    judge_calls,
 )
-from arrpo.server.rubrics import PromptRubricWriter, RubricProvider
-from arrpo.vlm.base import BackendUnavailable, VLMBackend
+from arrpo.server.rubrics import RubricSource
+from arrpo.vlm.base import VLMBackend
 from arrpo.vlm.pool import endpoint_stats
 from arrpo.vlm.wrappers import Limited, Metered
 from arrpo.vocab import OrderPolicy, choices
@@ -83,7 +85,7 @@ class RewardService:
         self.backend = backend if isinstance(backend, Metered) else Metered(backend)
         self.metrics = ServiceMetrics()
         self.gate = AdmissionGate(config.max_pending, backend_concurrency(backend))
-        self.rubrics = RubricProvider(
+        self.rubrics = RubricSource(
             config.task_rubrics, writer, config.prompt_rubric_cache_size,
             on_cache=self.metrics.count_rubric_lookup,
         )
@@ -123,11 +125,10 @@ class RewardService:
             self.gate.release(units, time.perf_counter() - started)
 
     def task_of(self, body: CompareRequest | GroupRewardsRequest) -> str:
-        task = body.task or ("edit" if body.source is not None else "t2i")
-        if task == "edit" and body.source is None:
-            raise ApiError(422, "invalid_request", "source: field required for task 'edit'")
-        if task == "t2i" and body.source is not None:
-            raise ApiError(422, "invalid_request", "source: a 't2i' request takes no source image (use task 'edit')")
+        task = task_for(body.task, body.source)
+        problem = task_source_problem(task, body.source is not None)
+        if problem is not None:
+            raise ApiError(422, "invalid_request", f"source: {problem}")
         if len(body.prompt) > self.config.max_prompt_chars:
             raise ApiError(
                 422, "invalid_request",
@@ -157,33 +158,11 @@ class RewardService:
 
         return await asyncio.to_thread(work)
 
-    def units(self, order: str, pairs: int) -> int:
-        return pairs * (2 if order == "both" else 1)
-
-    async def judge_safely(self, order: str, comparison: Comparison) -> Verdict:
-        """Judge one pair; a failure of any kind is that pair's ``invalid`` verdict, never a 500.
-
-        Only :class:`BackendUnavailable` (no usable backend at all) is raised, as a 503. Two
-        byte-identical candidates are a ``tie`` without asking the model: there is no preference to
-        find, and a model would answer with its position bias.
-        """
-        if comparison.image_a.sha256 == comparison.image_b.sha256:
-            return Verdict(id=comparison.id, winner="tie",
-                           reason="the two images are identical (same bytes); no preference to judge")
-        try:
-            return await self.judges[order].judge(comparison)
-        except BackendUnavailable:
-            raise
-        except Exception as exc:
-            log.warning("judging %s failed: %s: %s", comparison.id, type(exc).__name__, exc)
-            return Verdict(id=comparison.id, winner="invalid",
-                           invalid_reason=f"failed: {type(exc).__name__}: {exc}"[:2000])
-
     # ------------------------------------------------------------- endpoints
     async def compare(self, body: CompareRequest) -> CompareResponse:
         task = self.task_of(body)
         order = body.order or self.config.judge.order
-        async with self.admitted(self.units(order, 1)):
+        async with self.admitted(judge_calls(order, 1)):
             images = await self.decode({"image_a": body.image_a, "image_b": body.image_b, "source": body.source})
             rubric, info = await self.rubrics.resolve(
                 body.rubric, task, body.prompt, body.rubric_inline, images["source"]
@@ -192,7 +171,7 @@ class RewardService:
                 task=task, prompt=body.prompt, image_a=images["image_a"], image_b=images["image_b"],
                 source=images["source"], rubric=rubric, id=body.id,
             )
-            verdict = await self.judge_safely(order, comparison)
+            verdict = await self.judges[order].judge(comparison)
         self.metrics.count_verdict(verdict.winner)
         return CompareResponse(id=body.id, verdict=verdict, rubric=info)
 
@@ -206,7 +185,7 @@ class RewardService:
             )
         order = body.order or self.config.judge.order
         pairs = plan_pairs(n)
-        async with self.admitted(self.units(order, len(pairs))):
+        async with self.admitted(judge_calls(order, len(pairs))):
             fields: dict[str, str | None] = {f"images.{k}": v for k, v in enumerate(body.images)}
             fields["source"] = body.source
             decoded = await self.decode(fields)
@@ -221,7 +200,7 @@ class RewardService:
                 )
                 for i, j in pairs
             ]
-            verdicts = list(await asyncio.gather(*(self.judge_safely(order, c) for c in comparisons)))
+            verdicts = list(await asyncio.gather(*(self.judges[order].judge(c) for c in comparisons)))
         for verdict in verdicts:
             self.metrics.count_verdict(verdict.winner)
         outcome = group_rewards(  # parameters were validated with the body (422)
@@ -258,7 +237,7 @@ def create_app(
     Args:
         backend: the judge's backend; its ``Limited`` wrapper bounds concurrent VLM calls.
         config: limits, defaults, token and task rubrics.
-        prompt_rubric_writer: async ``(prompt, task, source) -> Rubric`` enabling ``rubric: "prompt"``.
+        prompt_rubric_writer: async ``(task, prompt, source) -> Rubric`` enabling ``rubric: "prompt"``.
         close_backend: close the backend when the application shuts down.
     """
     config = config or ServiceConfig()
@@ -287,12 +266,10 @@ def create_app(
     app.add_middleware(AuthGuard, token=config.token)
     app.add_middleware(MetricsMiddleware, metrics=service.metrics)
 
+    # AuthGuard (above) checks the token of every guarded path before a body is read; the bearer
+    # dependency only declares the scheme in the OpenAPI document (it checks nothing)
     bearer = HTTPBearer(auto_error=False, description="Service token (required unless on loopback without one).")
-
-    async def authorize(request: Request, _=Depends(bearer)) -> None:
-        check_token(request.headers.get("authorization"), config.token)
-
-    guarded = [Depends(authorize)]
+    guarded = [Depends(bearer)]
 
     @app.post("/v1/compare", response_model=CompareResponse, responses=_ERRORS, dependencies=guarded)
     async def compare(body: CompareRequest) -> CompareResponse:

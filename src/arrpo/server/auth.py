@@ -1,4 +1,9 @@
-"""Who may call the service: bearer tokens, and the rule that an open service stays on loopback."""
+"""Who may call the service: bearer tokens, and the rule that an open service stays on loopback.
+
+These are the rules of every arrpo server (the reward service and the label/review pages of
+:mod:`arrpo.annotate.web`): a token of at least :data:`MIN_TOKEN_CHARS` characters, read from an
+environment variable; without one, loopback only; tokens compared in constant time.
+"""
 
 from __future__ import annotations
 
@@ -8,9 +13,14 @@ import ipaddress
 from arrpo.errors import ArrpoError
 from arrpo.server.errors import ApiError
 
+#: Shortest token any arrpo server accepts.
+MIN_TOKEN_CHARS = 16
+#: The environment variable holding the reward service's token.
+SERVE_TOKEN_ENV = "ARRPO_SERVE_TOKEN"
+
 
 class UnsafeBindError(ArrpoError, RuntimeError, kind="unsafe"):
-    """Refusal to serve on a non-loopback address without a token."""
+    """Refusal to serve on a non-loopback address without a token (or with a short one)."""
 
 
 def is_loopback(host: str) -> bool:
@@ -23,18 +33,33 @@ def is_loopback(host: str) -> bool:
         return False  # a host name other than localhost may resolve anywhere
 
 
-def check_bind(host: str, token: str | None) -> None:
-    """Raise :class:`UnsafeBindError` when ``host`` is reachable from outside and there is no token."""
+def check_bind(
+    host: str, token: str | None, *, token_env: str = SERVE_TOKEN_ENV, serving: str = "the reward service",
+    risk: str = "anyone who can reach it could spend your VLM budget",
+) -> None:
+    """Raise :class:`UnsafeBindError` for a token shorter than :data:`MIN_TOKEN_CHARS`, or when
+    ``host`` is reachable from outside and there is no token. ``serving``, ``risk`` and
+    ``token_env`` word the message for the server at hand."""
     if token:
-        if len(token) < 16:
-            raise UnsafeBindError("the service token must be at least 16 characters long")
+        if len(token) < MIN_TOKEN_CHARS:
+            raise UnsafeBindError(f"the token in ${token_env} must be at least {MIN_TOKEN_CHARS} characters long")
         return
     if not is_loopback(host):
         raise UnsafeBindError(
-            f"refusing to serve on {host} without a token: anyone who can reach it could spend your "
-            "VLM budget. Set a token (e.g. export ARRPO_SERVE_TOKEN=$(openssl rand -hex 24)) "
-            "or bind to 127.0.0.1."
+            f"refusing to serve {serving} on {host} without a token: {risk}. Set one "
+            f"(e.g. export {token_env}=$(openssl rand -hex 24)) or bind to 127.0.0.1."
         )
+
+
+def bearer_token(authorization: str | None) -> str | None:
+    """The token of an ``Authorization: Bearer <token>`` header; ``None`` when absent or malformed."""
+    scheme, _, presented = (authorization or "").partition(" ")
+    return (presented.strip() or None) if scheme.lower() == "bearer" else None
+
+
+def token_matches(presented: str | None, token: str) -> bool:
+    """Whether ``presented`` is ``token`` (constant-time; never logged)."""
+    return bool(presented) and hmac.compare_digest(presented.encode(), token.encode())  # type: ignore[union-attr]
 
 
 def check_token(authorization: str | None, token: str | None) -> None:
@@ -48,10 +73,10 @@ def check_token(authorization: str | None, token: str | None) -> None:
     challenge = {"WWW-Authenticate": 'Bearer realm="arrpo"'}
     if not authorization:
         raise ApiError(401, "unauthorized", "missing bearer token: send 'Authorization: Bearer <token>'", challenge)
-    scheme, _, presented = authorization.partition(" ")
-    if scheme.lower() != "bearer" or not presented.strip():
+    presented = bearer_token(authorization)
+    if presented is None:
         raise ApiError(401, "unauthorized", "malformed Authorization header: expected 'Bearer <token>'", challenge)
-    if not hmac.compare_digest(presented.strip().encode(), token.encode()):
+    if not token_matches(presented, token):
         raise ApiError(403, "forbidden", "invalid bearer token")
 
 

@@ -6,7 +6,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from arrpo.errors import ConfigurationError, describe_validation_error
+from arrpo.errors import ConfigError, describe_validation_error
 from arrpo.judge_settings import JudgeSettings
 from arrpo.rubric import Rubric
 from arrpo.server.protocol import DEFAULT_LIMITS, ServiceLimits
@@ -17,7 +17,7 @@ class ServiceConfig(BaseModel):
     """What the service accepts and how hard it works.
 
     A setting the service could not work with is refused when the config is made, not on the
-    first request: :class:`~arrpo.errors.ConfigurationError` (a ``ValueError``) naming each bad
+    first request: :class:`~arrpo.errors.ConfigError` (a ``ValueError``) naming each bad
     setting on one line.
     """
 
@@ -63,7 +63,7 @@ class ServiceConfig(BaseModel):
         try:
             super().__init__(**settings)
         except ValidationError as exc:
-            raise ConfigurationError(
+            raise ConfigError(
                 f"reward service settings: {describe_validation_error(exc, unknown='unknown setting')}"
             ) from None
 

@@ -1,4 +1,5 @@
-"""Errors the service answers with: always JSON ``{"error": {"status", "code", "message"}}``."""
+"""Errors arrpo's servers answer with (the reward service, the label and review pages): always
+JSON ``{"error": {"status", "code", "message"}}``."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from arrpo.errors import HTTP_STATUS, ArrpoError
+from arrpo.errors import HTTP_STATUS, ArrpoError, describe_validation_error
 
 log = logging.getLogger("arrpo.server")
 
@@ -49,14 +50,10 @@ class Utf8JSONResponse(JSONResponse):
             return json.dumps(content, ensure_ascii=True, allow_nan=False, separators=(",", ":")).encode("ascii")
 
 
-def error_response(status: int, code: str, message: str, headers: dict[str, str] | None = None):
-    body = {"error": {"status": status, "code": code, "message": message}}
+def error_response(status: int, code: str, message: str, headers: dict[str, str] | None = None, **extra):
+    """The one error answer of every arrpo server (``extra``: more top-level fields, e.g. a state)."""
+    body = {"error": {"status": status, "code": code, "message": message}, **extra}
     return Utf8JSONResponse(body, status_code=status, headers=headers)
-
-
-def _location(loc: tuple) -> str:
-    parts = [str(p) for p in loc if p not in ("body",)]
-    return ".".join(parts) or "body"
 
 
 def describe_validation(exc: RequestValidationError) -> tuple[int, str, str]:
@@ -66,18 +63,11 @@ def describe_validation(exc: RequestValidationError) -> tuple[int, str, str]:
         detail = next(e for e in errors if e.get("type") == "json_invalid")
         ctx = (detail.get("ctx") or {}).get("error", "")
         return 400, "malformed_json", f"the request body is not valid JSON ({ctx})".replace(" ()", "")
-    messages = []
-    for error in errors[:10]:
-        where = _location(tuple(error.get("loc", ())))
-        kind = error.get("type", "")
-        if kind == "missing":
-            messages.append(f"{where}: field required")
-        elif kind == "extra_forbidden":
-            messages.append(f"{where}: unknown field (the service accepts no paths or extra options)")
-        else:
-            messages.append(f"{where}: {error.get('msg', 'invalid value')}")
-    more = f" (and {len(errors) - 10} more)" if len(errors) > 10 else ""
-    return 422, "invalid_request", "; ".join(messages) + more
+    message = describe_validation_error(
+        exc, unknown="unknown field (the service accepts no paths or extra options)", missing="field required",
+        whole="body", hide=("body",),
+    )
+    return 422, "invalid_request", message
 
 
 def describe_unparsable_body(cause: BaseException | None) -> str:

@@ -67,7 +67,7 @@ RECENT_ANSWERS = 1024
 RECENT_SECONDS = 600.0
 
 
-class FlowFactoryError(Exception):
+class FlowFactoryError(ArrpoError, kind="bad_input"):
     """What the request gets as ``{"rewards": [], "error": message}``."""
 
 

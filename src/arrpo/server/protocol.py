@@ -172,6 +172,13 @@ class ErrorResponse(BaseModel):
     error: ErrorBody
 
 
+def judge_calls(order: str, pairs: int) -> int:
+    """The judge calls a request of ``pairs`` pairs costs the service's admission gate (two per
+    pair when both orders are asked): what ``/health``'s ``capacity`` and ``in_flight`` count, so a
+    client sizes its concurrency by the same arithmetic as the service."""
+    return pairs * (2 if order == "both" else 1)
+
+
 class ServiceLimits(BaseModel):
     """What one request may hold (the ``arrpo serve`` limits); clients size their requests by it."""
 
@@ -181,7 +188,7 @@ class ServiceLimits(BaseModel):
     max_prompt_chars: int = Field(description="Longest prompt accepted; longer: 422.")
 
 
-#: The service's default limits; a client assumes them for a service too old to report its own.
+#: The service's default limits (those of a default :class:`~arrpo.server.config.ServiceConfig`).
 DEFAULT_LIMITS = ServiceLimits(
     max_images=16, max_body_bytes=32 * 1024 * 1024, max_image_pixels=4096 * 4096, max_prompt_chars=8000,
 )
@@ -211,10 +218,7 @@ class Health(BaseModel):
     capacity: int
     task_rubrics: list[str]
     prompt_rubrics: bool
-    limits: ServiceLimits | None = Field(
-        None, description="The request limits (absent from services older than this field).",
-    )
+    limits: ServiceLimits = Field(description="What one request may hold; clients size their requests by it.")
     endpoints: list[EndpointHealth] | None = Field(
-        None, description="The VLM endpoints and their counts (absent for an in-process model and from "
-        "services older than this field).",
+        None, description="The VLM endpoints and their counts (absent for an in-process model).",
     )

@@ -2,8 +2,10 @@
 
 Each case is what a real server can send back: answers that crashed arrpo before (a lone UTF-16
 surrogate, a rank with thousands of digits, 50,000-deep nesting), malformed and empty answers,
-refusals, ties, out-of-range ranks, megabytes of content, content of the wrong type, bodies
-that are not chat completions, dropped connections, and 500/429 with odd ``Retry-After``.
+refusals (in the text and in the ``refusal`` field), content-filtered answers, answers given
+only as a tool call, ties, out-of-range ranks, megabytes of content, content of the wrong type,
+bodies that are not chat completions, error objects sent with status 200, dropped connections,
+and 500/429 with odd ``Retry-After``.
 
 A pair opts into a case through its prompt, ``case-<name>``; :func:`hostile_handler` (a
 :mod:`arrpo.testing.scripted_server` handler) serves the case to every request about that pair,
@@ -22,9 +24,18 @@ GOOD = '{"rank": [2, 1], "reason": "Image 2 is better."}'
 HUGE_CHARS = 3_000_000
 
 
-def _completion(content: object) -> dict:
-    return {"choices": [{"index": 0, "message": {"role": "assistant", "content": content}, "finish_reason": "stop"}],
+def _completion(content: object, finish: str = "stop", **message: object) -> dict:
+    return {"choices": [{"index": 0, "message": {"role": "assistant", "content": content, **message},
+                         "finish_reason": finish}],
             "usage": {"prompt_tokens": 10, "completion_tokens": 5}}
+
+
+def _tool_call(arguments: object) -> dict:
+    return {"id": "call-1", "type": "function", "function": {"name": "rank", "arguments": arguments}}
+
+
+#: The error a server sent with status 200 in the ``error-body-200`` case.
+CONTEXT_ERROR = "This model's maximum context length is 8192 tokens. However, you requested 9731 tokens."
 
 
 #: name -> (reply factory, whether the verdict can be valid)
@@ -61,6 +72,18 @@ CASES: dict[str, tuple[Callable[[], Reply], bool]] = {
                                 headers={"Content-Type": "text/html"}), False),
     "body-not-utf8": (lambda: Reply(raw=b'{"choices": [{"message": {"content": "\xff\xfe{\\"rank\\": [2, 1]}"}}]}'),
                       True),
+    # answers withheld or given elsewhere: a refusal field, a content filter, only a tool call
+    "refusal-field": (lambda: Reply(body=_completion(None, refusal="I can't help with comparing these images.")),
+                      False),
+    "content-filter": (lambda: Reply(body=_completion("", finish="content_filter")), False),
+    "content-filter-partial": (lambda: Reply(body=_completion('{"rank": [2,', finish="content_filter")), False),
+    "tool-call-only": (lambda: Reply(body=_completion(None, finish="tool_calls", tool_calls=[_tool_call(GOOD)])),
+                       True),
+    "tool-call-object": (lambda: Reply(body=_completion("", tool_calls=[_tool_call({"rank": [2, 1]})])), True),
+    # an error object sent with status 200: not a transient failure
+    "error-body-200": (lambda: Reply(body={"error": {"message": CONTEXT_ERROR, "type": "invalid_request_error",
+                                                     "code": 400}}), False),
+    "error-body-200-vllm": (lambda: Reply(body={"object": "error", "message": CONTEXT_ERROR, "code": 400}), False),
     # transport failures
     "connection-reset": (lambda: Reply(drop=True), False),
     "500-retry-after-soon": (lambda: Reply(status=500, headers={"Retry-After": "soon"}), False),

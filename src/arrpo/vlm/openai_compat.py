@@ -24,6 +24,7 @@ import openai
 
 from arrpo.images import ImageData
 from arrpo.schema import Usage
+from arrpo.text import clip, valid_utf8
 from arrpo.vlm.base import BackendError, ImagePart, Message, VLMRequest, VLMResponse, options_tag
 from arrpo.vocab import JsonMode
 
@@ -210,10 +211,9 @@ class OpenAIBackend:
             raise BackendError(f"request rejected (400): {_message(exc)}", status=400) from exc
         except openai.APIStatusError as exc:
             status = exc.status_code
-            retryable = status in (408, 409, 429) or status >= 500
             raise BackendError(
                 f"server answered {status}: {_message(exc)}",
-                retryable=retryable,
+                retryable=retryable_status(status),
                 retry_after=_retry_after(exc.response),
                 status=status,
             ) from exc
@@ -231,20 +231,36 @@ class OpenAIBackend:
             await client.close()
 
 
+def retryable_status(status: int) -> bool:
+    """Whether a server's status says trying again may help: timeout, conflict, rate limit, 5xx."""
+    return status in (408, 409, 429) or status >= 500
+
+
 def _read_completion(raw: bytes, model: str, latency: float) -> VLMResponse:
-    """Read a chat-completion body; a body that is not one is a retryable bad response.
+    """Read a chat-completion body.
 
     ``content`` may be text, a list of content parts (their text is joined) or, from a
-    misbehaving server, anything else (kept as its JSON text for the parser to refuse). Bytes
-    that are not UTF-8 are read with U+FFFD in their place.
+    misbehaving server, anything else (kept as its JSON text for the parser to refuse); an answer
+    given only as a tool call is read from the call's JSON arguments. Bytes that are not UTF-8
+    are read with U+FFFD in their place.
+
+    Raises :class:`BackendError`: not retryable for an error object sent with status 200 (unless
+    its code is a retryable status), a refusal, or a content filter's finish, each named; retryable
+    for a body that is no chat completion at all.
     """
     try:
         try:
             data = json.loads(raw)
         except UnicodeDecodeError:  # bytes that are not UTF-8: keep what can be read
             data = json.loads(raw.decode("utf-8", "replace"))
+        error = _error_object(data)
+        if error is not None:
+            message, code = error
+            raise BackendError(f"server answered 200 with an error: {message}",
+                               retryable=code is not None and retryable_status(code), status=code)
         choice = data["choices"][0]
-        content = choice["message"].get("content")
+        message_body = choice["message"]
+        content = message_body.get("content")
     except (ValueError, KeyError, IndexError, TypeError, AttributeError, RecursionError) as exc:
         preview = raw[:200].decode("utf-8", "replace")
         raise BackendError(f"not a chat completion ({type(exc).__name__}): {preview!r}", retryable=True,
@@ -252,14 +268,68 @@ def _read_completion(raw: bytes, model: str, latency: float) -> VLMResponse:
     usage = data.get("usage") if isinstance(data.get("usage"), dict) else {}
     finish = choice.get("finish_reason")
     reported = data.get("model")
+    text = _content_text(content)
+    if not text.strip():
+        text = _tool_call_text(message_body.get("tool_calls")) or text
+    _refuse_withheld(message_body.get("refusal"), finish, text)
     return VLMResponse(
-        text=_content_text(content),
+        text=text,
         usage=Usage(prompt_tokens=_token_count(usage.get("prompt_tokens")),
                     completion_tokens=_token_count(usage.get("completion_tokens"))),
         model=reported if isinstance(reported, str) and reported else model,
         finish_reason=finish if isinstance(finish, str) else None,
         latency_s=latency,
     )
+
+
+def _error_object(data: Any) -> tuple[str, int | None] | None:
+    """``(message, status code or None)`` of a body that is an error instead of a completion:
+    ``{"error": {"message": ..., "code": ...}}``, ``{"error": "..."}`` or vLLM's
+    ``{"object": "error", "message": ..., "code": ...}``; ``None`` for anything else."""
+    if not isinstance(data, dict) or "choices" in data:
+        return None
+    if isinstance(data.get("error"), dict):
+        error = data["error"]
+    elif isinstance(data.get("error"), str):
+        error = {"message": data["error"]}
+    elif data.get("object") == "error":
+        error = data
+    else:
+        return None
+    message = error.get("message") or error.get("type") or "no message"
+    code = error.get("code", data.get("code"))
+    if isinstance(code, str) and code.isdigit() and len(code) == 3:
+        code = int(code)
+    status = code if isinstance(code, int) and not isinstance(code, bool) and 100 <= code < 600 else None
+    return valid_utf8(clip(" ".join(str(message).split()), 500)), status
+
+
+def _tool_call_text(calls: Any) -> str:
+    """The JSON arguments of an answer given as tool calls (joined), ``""`` when there are none."""
+    if not isinstance(calls, list):
+        return ""
+    texts = []
+    for call in calls[:8]:
+        function = call.get("function") if isinstance(call, dict) else None
+        arguments = function.get("arguments") if isinstance(function, dict) else None
+        if isinstance(arguments, str):
+            texts.append(arguments)
+        elif isinstance(arguments, dict):
+            try:
+                texts.append(json.dumps(arguments, ensure_ascii=False))
+            except (TypeError, ValueError, RecursionError):
+                continue
+    return "\n".join(texts)
+
+
+def _refuse_withheld(refusal: Any, finish: Any, text: str) -> None:
+    """Name an answer the model or the server withheld (a refusal, a content filter), which would
+    otherwise read as an empty answer; not retryable: the same request gets the same answer."""
+    if isinstance(refusal, str) and refusal.strip() and not text.strip():
+        raise BackendError(f"the model refused to answer: {valid_utf8(clip(refusal.strip(), 300))!r}")
+    if finish == "content_filter":
+        cut = f" after {len(text):,} characters" if text else ""
+        raise BackendError(f"the server's content filter withheld the answer{cut} (finish_reason 'content_filter')")
 
 
 def _content_text(content: Any) -> str:
