@@ -63,7 +63,9 @@ def default_rounds(group_size: int) -> int:
     most a round robin's (G − 1, or G when odd; so 3 for 3 or 4 samples); 1 for two samples.
 
     The most rounds that stay within a third of ``all_pairs``' calls at 16 samples and a quarter
-    at 24 (the targets measured by ``benchmarks/pairing_fidelity.py``).
+    at 24 (issue 21's call targets). Its rank fidelity target (Kendall τ within 0.05 of
+    ``all_pairs``') is not met at that budget by this or any variant measured; about 8 rounds are
+    needed with a good judge (``benchmarks/pairing_fidelity.py``, docs/serving.md).
     """
     group_size = _check_group_size(group_size)
     if group_size == 2:
