@@ -88,6 +88,12 @@ ALLOWED_NEW_KEYS: dict[str, str] = {
     "temperature": "the RPO judge section is JudgeSettings (issue 19)",
     "max_tokens": "the RPO judge section is JudgeSettings (issue 19)",
     "seed": "the RPO judge section is JudgeSettings: its random-order seed (issue 19)",
+    # issues 21/22: new judge settings (every record of the settings lists them, at their defaults:
+    # judges ask exactly as before) and the two new verdict fields (the layout asked in; the evidence)
+    "prompt_layout": "the judge's prompt layout (issue 21): a setting, and recorded in each verdict",
+    "evidence": "the judge's tool evidence (issue 22): a setting ([]) and a verdict field (null: none used)",
+    "evidence_only": "the OCR-only judge switch (issue 22), a judge setting",
+    "ocr_policy": "what decisive OCR evidence does (issue 22), a judge setting",
 }
 
 #: Scenario name → (config file name, template) written before the run as {config}.

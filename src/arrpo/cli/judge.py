@@ -13,8 +13,12 @@ from typing import TYPE_CHECKING, Annotated, Optional
 import typer
 
 from arrpo.cli._common import (
+    EvidenceOnlyOption,
+    EvidenceOption,
     MaxAnswerChars,
     MaxInvalidShare,
+    OcrPolicyOption,
+    PromptLayoutOption,
     Ray,
     cell,
     check_invalid_share,
@@ -56,6 +60,10 @@ def judge_command(
     as_json: Annotated[bool, typer.Option("--json", help="Print the verdict as JSON.")] = False,
     max_tokens: Annotated[int, typer.Option("--max-tokens", min=16, help="Longest answer the model may write.")] = 1024,
     max_answer_chars: MaxAnswerChars = DEFAULT_MAX_ANSWER_CHARS,
+    prompt_layout: PromptLayoutOption = "authors",
+    evidence: EvidenceOption = None,
+    evidence_only: EvidenceOnlyOption = False,
+    ocr_policy: OcrPolicyOption = "evidence",
     ray: Ray = None,
     *,
     vlm: BackendSettings,
@@ -92,7 +100,8 @@ def judge_command(
             raise fail(f"cannot read rubric {rubric}: {exc}") from None
 
     settings = settings_from_options(JudgeSettings, order=order, on_disagree=on_disagree, max_tokens=max_tokens,
-                                     max_answer_chars=max_answer_chars)
+                                     max_answer_chars=max_answer_chars, prompt_layout=prompt_layout,
+                                     evidence=evidence or [], evidence_only=evidence_only, ocr_policy=ocr_policy)
     plan = None
     if batch:
         assert pairs is not None and out is not None
@@ -107,7 +116,7 @@ def judge_command(
         finish_batch(plan, max_invalid_share)
         return
     comparison = None if plan is not None else _load_comparison(image_a, image_b, prompt or "", source, max_pixels)
-    opened = open_backend(vlm)  # after the inputs are checked: a local model takes long to load
+    opened = None if settings.evidence_only else open_backend(vlm)  # after the inputs are checked: a local model takes long to load
     judge = PairwiseJudge(opened, settings, rubric=loaded_rubric)
 
     if plan is not None:
