@@ -145,7 +145,8 @@ async def _judge_one(judge, comparison, image_a: Path, image_b: Path, as_json: b
     try:
         verdict = await judge.judge(comparison)
     finally:
-        await judge.backend.aclose()
+        if judge.backend is not None:  # the evidence-only judge opens none
+            await judge.backend.aclose()
     if as_json:  # ensure_ascii=False then escaped: valid UTF-8 JSON whatever the model wrote
         typer.echo(terminal_text(json.dumps(verdict.model_dump(mode="json"), indent=2, ensure_ascii=False)))
     else:
@@ -271,7 +272,8 @@ async def _judge_batch(judge, plan: BatchPlan, images_root: Path, max_pixels: in
         await asyncio.gather(*tasks, return_exceptions=True)
         bar.close()
         writer.close()
-        await judge.backend.aclose()
+        if judge.backend is not None:
+            await judge.backend.aclose()
 
 
 def failed_verdict(pair_id: str, exc: BaseException):
