@@ -132,5 +132,10 @@ def test_arrpo_judge_decides_a_pair_from_ocr_alone_without_a_model(tmp_path):
     assert result.exit_code == 0, result.output
     verdict = json.loads(result.output)
     assert verdict["winner"] == "B" and verdict["evidence"]["decided_by"] == "evidence" and verdict["answers"] == []
+    shown = CliRunner().invoke(app, [*args, "--evidence", "ocr", "--evidence-only"],
+                               env={"ARRPO_ENDPOINT": "", "ARRPO_MODEL": ""})
+    assert shown.exit_code == 0, shown.output
+    assert '[A] OCR: "FRESH COFEE" · match 0.91' in shown.output and "[B] OCR: \"FRESH COFFEE\" · match 1.00" in shown.output
+    assert "evidence: B matches the requested text decisively better" in shown.output
     refused = CliRunner().invoke(app, [*args, "--evidence-only"])
     assert refused.exit_code == 2 and "evidence_only needs evidence" in refused.output

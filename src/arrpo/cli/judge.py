@@ -168,6 +168,14 @@ def _print_verdict(verdict, image_a: Path, image_b: Path) -> None:
         shown = "A first" if answer.order == "AB" else "B first"
         detail = answer.reason or answer.invalid_reason or ""
         lines.append(f"  [{shown}] {answer.winner}: {detail}")
+    if verdict.evidence is not None:  # what OCR read beside each image, and what it decided
+        from arrpo.evidence.block import reads_for_display
+
+        lines += [f"  [{name}] {read}" for name, read in reads_for_display(verdict.evidence.ocr).items()]
+        if verdict.evidence.unavailable:
+            lines.append(f"  {verdict.evidence.unavailable}")
+        elif verdict.evidence.decided_by == "evidence" and verdict.reason:
+            lines.append(f"  evidence: {verdict.reason}")
     for line in lines:
         typer.echo(terminal_text(line))
 
