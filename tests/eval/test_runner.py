@@ -313,7 +313,7 @@ def test_resume_refuses_a_judge_changed_under_the_same_name(tmp_path, scripted_s
 
 
 def test_resume_refuses_a_judge_whose_prompt_templates_changed(tmp_path, scripted_server):
-    from arrpo.prompts import template_sha256
+    from arrpo.judge import judge_prompts_sha256
 
     server = scripted_server(red_is_better)
     config = write_config(tmp_path, server.base_url, "  - {name: d, kind: direct}\n")
@@ -322,7 +322,7 @@ def test_resume_refuses_a_judge_whose_prompt_templates_changed(tmp_path, scripte
             "--out", str(out), "--no-progress", "--bootstrap", "0")
     assert cli(*args).returncode == 0
     info = json.loads((out / "run.json").read_text())
-    assert info["judges"][0]["prompts_sha256"] == template_sha256("judge", "judge_retry")
+    assert info["judges"][0]["prompts_sha256"] == judge_prompts_sha256()  # judge.j2, judge_retry.j2, ocr_evidence.j2
     # the run was started by an arrpo whose judge templates said something else
     info["judges"][0]["prompts_sha256"] = "0" * 64
     (out / "run.json").write_text(json.dumps(info))
