@@ -208,11 +208,16 @@ class PairwiseJudge:
         """Ask one order; never raises for backend or model failures.
 
         An unexpected exception while asking or handling the answer becomes an ``invalid``
-        answer naming it (only :class:`BackendUnavailable` propagates).
+        answer naming it (only :class:`BackendUnavailable` propagates). With OCR evidence the
+        answer has ``ocr_policy`` applied (``answer.policy`` keeps what the model said); the
+        evidence-only judge answers from the evidence and asks no model (``attempts=0``). So
+        callers that ask orders themselves (eval's forward and reverse) get the same judge.
         """
+        if self.settings.evidence_only:
+            return _evidence_answer(order, await self.gather_evidence(comparison))
         asked: list[VLMRequest] = []
         try:
-            return await self._ask(comparison, order, asked)
+            answer = await self._ask(comparison, order, asked)
         except BackendUnavailable:
             raise
         except Exception as exc:  # a bug or a hostile answer must not end a batch
@@ -220,6 +225,7 @@ class PairwiseJudge:
                 await forget_cached(self.backend, request)
             return OrderAnswer(order=order, winner="invalid",
                                invalid_reason=f"{FAILED_PREFIX}{exception_text(exc)}")
+        return self._order_policy(answer, await self.gather_evidence(comparison))
 
     async def _ask(self, comparison: Comparison, order: Order, asked: list[VLMRequest]) -> OrderAnswer:
         gathered = await self.gather_evidence(comparison)
@@ -367,20 +373,37 @@ class PairwiseJudge:
         unavailable = decision.invalid_reason if found is not None and found.unavailable else None
         return VerdictEvidence(ocr=found, unavailable=unavailable, decision=decision)
 
+    def _order_policy(self, answer: OrderAnswer, evidence: VerdictEvidence | None) -> OrderAnswer:
+        """One order's answer with ``ocr_policy`` applied (no OCR evidence: unchanged)."""
+        from arrpo.evidence.decide import apply_ocr_policy
+
+        if evidence is None or evidence.ocr is None or evidence.decision is None:
+            return answer
+        outcome = apply_ocr_policy(self.settings.ocr_policy, answer.winner, evidence.decision)
+        if not outcome.changed:
+            return answer.model_copy(update={"policy": outcome})
+        return answer.model_copy(update={"winner": outcome.winner, "invalid_reason": None, "policy": outcome})
+
     def _with_evidence(self, verdict: Verdict, evidence: VerdictEvidence) -> Verdict:
-        """The model's verdict with the evidence recorded and ``ocr_policy`` applied (a prompt
-        that asks for no text, or evidence that could not be gathered, changes nothing)."""
+        """The verdict with the evidence recorded and ``ocr_policy`` applied to what the model
+        said in all its orders (so ``tiebreak`` also settles orders that disagree); a prompt that
+        asks for no text, or evidence that could not be gathered, changes nothing."""
         from arrpo.evidence.decide import apply_ocr_policy
 
         if evidence.ocr is None or evidence.decision is None:
             return verdict.model_copy(update={"evidence": evidence})
-        outcome = apply_ocr_policy(self.settings.ocr_policy, verdict.winner, evidence.decision,
-                                   orders_agree=verdict.orders_agree)
+        said = [a.model_copy(update={"winner": a.policy.vlm_winner}) if a.policy else a for a in verdict.answers]
+        if len(said) == 1:
+            winner, agree, invalid = said[0].winner, None, said[0].invalid_reason
+        else:
+            winner, agree, invalid = combine_orders(said[0], said[1], self.settings.on_disagree)
+        outcome = apply_ocr_policy(self.settings.ocr_policy, winner, evidence.decision, orders_agree=agree)
         evidence = evidence.model_copy(update={"policy": outcome, "decided_by": outcome.decided_by})
-        if not outcome.changed:
-            return verdict.model_copy(update={"evidence": evidence})
+        if outcome.decided_by == "vlm":
+            return verdict.model_copy(update={"winner": winner, "orders_agree": agree, "evidence": evidence,
+                                              "invalid_reason": invalid if winner == "invalid" else None})
         return verdict.model_copy(update={
-            "winner": outcome.winner, "invalid_reason": None, "evidence": evidence,
+            "winner": outcome.winner, "orders_agree": agree, "invalid_reason": None, "evidence": evidence,
             "reason": f"decided by OCR evidence ({outcome.note}): {evidence.decision.reason}",
         })
 
@@ -437,6 +460,17 @@ class PairwiseJudge:
     def judge_many_sync(self, comparisons: Iterable[Comparison], **kwargs) -> list[Verdict]:
         """Blocking :meth:`judge_many`."""
         return run_sync(self.judge_many(comparisons, **kwargs))
+
+
+def _evidence_answer(order: Order, evidence: VerdictEvidence | None) -> OrderAnswer:
+    """The evidence-only judge's answer for one order: the evidence's decision (in A/B terms,
+    the same in every order), no model asked."""
+    if evidence is None or evidence.decision is None:  # the settings guarantee evidence
+        return OrderAnswer(order=order, winner="invalid", attempts=0,
+                           invalid_reason="the evidence-only judge has no evidence to decide from")
+    decision = evidence.decision
+    return OrderAnswer(order=order, winner=decision.winner, reason=decision.reason or None, attempts=0,
+                       invalid_reason=decision.invalid_reason if decision.winner == "invalid" else None)
 
 
 def _decided_by_evidence(comparison: Comparison, evidence: VerdictEvidence | None, latency_s: float) -> Verdict:

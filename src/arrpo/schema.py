@@ -9,7 +9,7 @@ import hashlib
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from arrpo.evidence.values import VerdictEvidence
+from arrpo.evidence.values import PolicyOutcome, VerdictEvidence
 from arrpo.images import ImageData
 from arrpo.rubric import Rubric
 from arrpo.text import exception_text, valid_utf8
@@ -109,6 +109,10 @@ class OrderAnswer(BaseModel):
     usage: Usage = Field(default_factory=Usage)
     attempts: int = Field(1, description="Answers asked for (the first ask and parse re-asks).")
     cached: int = Field(0, description="How many of those answers came from the response cache (no model call).")
+    policy: PolicyOutcome | None = Field(
+        None, description="With OCR evidence: how ocr_policy combined it with this order's answer "
+        "(policy.vlm_winner is what the model said; winner is the outcome)."
+    )
 
     @field_validator("raw", "reason", "invalid_reason")
     @classmethod

@@ -119,6 +119,23 @@ def test_each_ocr_policy(scripted_server, reader, policy, order, on_disagree, wi
     if decided_by == "evidence":
         assert verdict.invalid_reason is None and verdict.reason.startswith("decided by OCR evidence")
     assert verdict.answers and all(a.raw == FIRST_WINS for a in verdict.answers)  # what the model said stays
+    assert all(a.policy is not None and a.policy.vlm_winner == ("A" if a.order == "AB" else "B")
+               for a in verdict.answers)
+
+
+async def test_callers_that_ask_each_order_themselves_get_the_same_judge(scripted_server, reader):
+    """Eval asks forward and reverse itself (PairwiseJudge.ask): the policy and the evidence-only
+    decision apply there too."""
+    server = scripted_server(_first_wins)
+    comparison = Comparison(prompt=PROMPT, image_a=WRONG, image_b=RIGHT)
+    judge = _judge(server, reader, ocr_policy="override")
+    ab, ba = [await judge.ask(comparison, order) for order in ("AB", "BA")]
+    assert (ab.winner, ab.policy.vlm_winner, ab.policy.decided_by) == ("B", "A", "evidence")
+    assert (ba.winner, ba.policy.vlm_winner, ba.policy.decided_by) == ("B", "B", "vlm")
+    only = PairwiseJudge(None, evidence=["ocr"], evidence_only=True, ocr_reader=reader)  # type: ignore[arg-type]
+    answers = [await only.ask(comparison, order) for order in ("AB", "BA")]
+    assert [(a.winner, a.attempts, a.raw) for a in answers] == [("B", 0, None), ("B", 0, None)]
+    assert len(server.seen) == 2  # the evidence-only judge asked nothing
 
 
 def _broken_engine():

@@ -94,6 +94,7 @@ ALLOWED_NEW_KEYS: dict[str, str] = {
     "evidence": "the judge's tool evidence (issue 22): a setting ([]) and a verdict field (null: none used)",
     "evidence_only": "the OCR-only judge switch (issue 22), a judge setting",
     "ocr_policy": "what decisive OCR evidence does (issue 22), a judge setting",
+    "policy": "each order answer's ocr_policy outcome (issue 22; null: the judge uses no OCR evidence)",
 }
 
 #: Scenario name → (config file name, template) written before the run as {config}.
