@@ -5,6 +5,8 @@ extra missing)."""
 
 from __future__ import annotations
 
+import base64
+import json
 import subprocess
 import sys
 
@@ -28,6 +30,10 @@ RIGHT = render_scene(SCENE)
 WRONG = render_scene(SCENE.with_text(typo(SCENE.text, "substitution", seed=1)))
 RIGHT_TOO = render_scene(Scene("OPEN LATE", size=44, canvas=(420, 210), background=(230, 200, 160), seed=8))
 FIRST_WINS = '{"rank": [1, 2], "reason": "Image 1 looks better."}'
+
+
+def _b64(image) -> str:
+    return base64.b64encode(image.data).decode("ascii")
 
 
 def _first_wins(request) -> Reply:
@@ -55,7 +61,13 @@ def test_the_block_is_in_both_orders_worded_the_same_with_the_labels_swapped(scr
     server = scripted_server(_first_wins)
     comparison = Comparison(prompt=PROMPT, image_a=WRONG, image_b=RIGHT)
     verdict = _judge(server, reader, order="both", prompt_layout=layout).judge_sync(comparison)
-    ab, ba = _blocks(server)
+    # both orders are asked at once: tell them apart by which candidate the request shows first
+    bodies = [json.dumps(r.body) for r in server.seen]
+    shown_a_first = [body.index(_b64(WRONG)) < body.index(_b64(RIGHT)) for body in bodies]
+    assert sorted(shown_a_first) == [False, True]
+    blocks = _blocks(server)
+    ab, ba = (blocks[0], blocks[1]) if shown_a_first[0] else (blocks[1], blocks[0])
+    first = server.seen[0 if shown_a_first[0] else 1]
     assert ab and ba, server.seen[0].texts
     ab_lines, ba_lines = ab.splitlines(), ba.splitlines()
     assert ab_lines[1] == ba_lines[1] == 'Requested text: "OPEN LATE"'
@@ -63,9 +75,9 @@ def test_the_block_is_in_both_orders_worded_the_same_with_the_labels_swapped(scr
     assert ab_lines[3].removeprefix("Image 2 ") == ba_lines[2].removeprefix("Image 1 ")
     assert "match 1.00" in ab_lines[3] and "match 1.00" not in ab_lines[2]  # B (right) is Image 2 in A|B
     if layout == "cached":  # the block is the request's last part, after the images
-        assert server.seen[0].body["messages"][1]["content"][-1]["text"] == ab
+        assert first.body["messages"][1]["content"][-1]["text"] == ab
     else:  # after the caption, before the requirements
-        text = server.seen[0].texts[-1]
+        text = first.texts[-1]
         assert text.index("Caption: ") < text.index("OCR evidence (") < text.index("Requirements:")
     assert verdict.evidence is not None and verdict.evidence.ocr is not None
     assert verdict.evidence.ocr.b.match.score == 1.0 and verdict.evidence.decision.winner == "B"
