@@ -22,10 +22,10 @@ from __future__ import annotations
 
 from typing import Any, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from arrpo.text import DEFAULT_MAX_ANSWER_CHARS
-from arrpo.vocab import DisagreePolicy, OrderPolicy
+from arrpo.vocab import DisagreePolicy, EvidenceKind, OcrPolicy, OrderPolicy, PromptLayout
 
 _Settings = TypeVar("_Settings", bound="AskSettings")
 
@@ -48,6 +48,42 @@ class AskSettings(BaseModel):
         description="Most characters of an answer a verdict keeps (raw: its beginning and end; reason: its "
         "beginning; each with a marker saying how much was cut); null keeps everything.",
     )
+    prompt_layout: PromptLayout = Field(
+        "authors",
+        description="How a request is laid out: authors (the paper's: labelled images first, instructions and "
+        "rubric last, one user message) or cached (instructions and rubric as a system message first, then the "
+        "prompt, the source image and the candidates, so a server's prefix cache serves the shared part).",
+    )
+    evidence: tuple[EvidenceKind, ...] = Field(
+        (),
+        description="Tool evidence gathered for each pair: [ocr] reads the text the prompt asks for in each image "
+        "(the ocr extra) and shows what was read to the model in an OCR evidence block.",
+    )
+    evidence_only: bool = Field(
+        False, strict=True,
+        description="Decide each pair from the evidence alone, asking no model (equal matches: tie; a prompt that "
+        "asks for no text: invalid). Needs evidence.",
+    )
+    # an ask setting although tiebreak also settles two orders that disagree: an eval judge, which asks
+    # each order on its own, must be able to measure every policy (there it applies per order)
+    ocr_policy: OcrPolicy = Field(
+        "evidence",
+        description="What decisive OCR evidence does to the model's winner: evidence (shown to the model only), "
+        "tiebreak (settles a tie or two orders that disagree), override (replaces the winner). Needs evidence.",
+    )
+
+    @field_validator("evidence")
+    @classmethod
+    def _each_kind_once(cls, kinds: tuple[str, ...]) -> tuple[str, ...]:
+        return tuple(dict.fromkeys(kinds))
+
+    @model_validator(mode="after")
+    def _evidence_settings_need_evidence(self) -> AskSettings:
+        if self.evidence_only and not self.evidence:
+            raise ValueError("evidence_only needs evidence to decide from: add evidence: [ocr]")
+        if self.ocr_policy != "evidence" and "ocr" not in self.evidence:
+            raise ValueError(f"ocr_policy {self.ocr_policy} needs OCR evidence: add evidence: [ocr]")
+        return self
 
     @classmethod
     def of(cls: type[_Settings], source: BaseModel | None = None, /, **changes: Any) -> _Settings:
@@ -95,4 +131,6 @@ def _yaml_word(value: Any) -> str:
         return "null"
     if isinstance(value, bool):
         return str(value).lower()
+    if isinstance(value, tuple | list):
+        return f"[{', '.join(map(str, value))}]"
     return str(value)

@@ -9,10 +9,11 @@ import hashlib
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from arrpo.evidence.values import PolicyOutcome, VerdictEvidence
 from arrpo.images import ImageData
 from arrpo.rubric import Rubric
 from arrpo.text import exception_text, valid_utf8
-from arrpo.vocab import Order, Task, Winner
+from arrpo.vocab import Order, PromptLayout, Task, Winner
 
 #: How the reason of a verdict or answer that failed with an exception begins.
 FAILED_PREFIX = "judge failed on this pair: "
@@ -123,6 +124,10 @@ class OrderAnswer(BaseModel):
     usage: Usage = Field(default_factory=Usage)
     attempts: int = Field(1, description="Answers asked for (the first ask and parse re-asks).")
     cached: int = Field(0, description="How many of those answers came from the response cache (no model call).")
+    policy: PolicyOutcome | None = Field(
+        None, description="With OCR evidence: how ocr_policy combined it with this order's answer "
+        "(policy.vlm_winner is what the model said; winner is the outcome)."
+    )
 
     @field_validator("raw", "reason", "invalid_reason")
     @classmethod
@@ -135,6 +140,8 @@ class Verdict(BaseModel):
 
     ``winner`` is ``A``, ``B``, ``tie`` (only from order disagreement, when ties are allowed, or
     for two byte-identical images) or ``invalid`` (the model's answers could not be used; ``invalid_reason`` says why).
+    ``prompt_layout`` is the layout the model was asked in and ``evidence`` what the judge's tool
+    evidence was and did (both ``None`` where they do not apply: see their descriptions).
     """
 
     id: str | None = None
@@ -145,6 +152,14 @@ class Verdict(BaseModel):
     invalid_reason: str | None = None
     latency_s: float = 0.0
     usage: Usage = Field(default_factory=Usage)
+    prompt_layout: PromptLayout | None = Field(
+        None, description="The prompt layout the model was asked in (None: no model was asked, e.g. the "
+        "evidence-only judge, identical images, a failure before asking)."
+    )
+    evidence: VerdictEvidence | None = Field(
+        None, description="The tool evidence the pair was judged with and what it did (None: the judge "
+        "uses no evidence)."
+    )
 
     @field_validator("id", "reason", "invalid_reason")
     @classmethod

@@ -43,6 +43,14 @@ ForwardOrder = Literal["preferred_first", "given"]
 SeedFormat = Literal["auto", "jsonl", "authors", "mjbench"]
 #: The orders rubric verification asks (``given`` is refused: it lets position bias pass).
 VerifyOrder = Literal["random", "both"]
+#: How a judge request is laid out: the authors' (labelled images first, the instructions and rubric
+#: last, one user message) or ``cached`` (instructions and rubric as a system message first, so a
+#: server's prefix cache serves them to every request).
+PromptLayout = Literal["authors", "cached"]
+#: Tool evidence a judge can gather for a pair (``ocr``: the text a prompt asks for, read in each image).
+EvidenceKind = Literal["ocr"]
+#: What decisive OCR evidence does to a VLM's winner (``arrpo.evidence.decide``).
+OcrPolicy = Literal["evidence", "tiebreak", "override"]
 #: The generator families RPO trains.
 ModelFamily = Literal["sd3", "flux", "flux-kontext", "qwen-image", "qwen-image-edit"]
 

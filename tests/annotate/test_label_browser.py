@@ -132,6 +132,7 @@ def test_label_page_on_a_folder_with_ties(tmp_path, page_server):
     with Browser(binary) as browser:
         page = browser.page
         browser.open(server.url + "/")
+        wait_ready(page)  # the first pair is shown (and the progress line written) before it is read
         assert progress(page).endswith("of 6")
         for _ in range(6):
             pair_id = wait_ready(page)

@@ -15,14 +15,19 @@ from pathlib import Path
 
 SRC = Path(__file__).resolve().parents[2] / "src"
 
-#: Rooms by floor, bottom (0) to top. A room is ``arrpo.<name>`` (a package or a module).
+#: Rooms by floor, bottom (0) to top. A room is ``arrpo.<name>`` (a package or a module), or one
+#: module of a package given a floor of its own (``evidence.values``: the OCR evidence records,
+#: which import only vocab and text, sit below ``schema`` so a Verdict can carry them, while the
+#: rest of ``evidence`` builds on ``schema``). ``evidence`` sits below ``judge``: the judge gathers
+#: evidence and shows it to the model; the evidence tools know nothing of the judge.
 FLOORS: list[set[str]] = [
     {"errors", "text", "vocab", "standings", "_version", "_sync", "jsonl", "progress", "prompts"},
-    {"images", "parse", "rubric", "rewards", "judge_settings", "masking", "step_monitor"},
+    {"images", "parse", "rubric", "rewards", "judge_settings", "masking", "step_monitor", "evidence.values"},
     {"convert", "html", "schema", "tournament"},
     {"vlm"},
-    {"datasets", "judge"},
-    {"jobs", "scale", "evidence"},
+    {"datasets", "evidence"},
+    {"judge"},
+    {"jobs", "scale"},
     {"rubrics"},
     {"eval"},
     {"rl", "server"},
@@ -45,6 +50,8 @@ def _module_name(path: Path) -> str:
 
 def _room(module: str) -> str:
     parts = module.split(".")
+    if ".".join(parts[1:3]) in FLOOR:  # a module with a floor of its own
+        return ".".join(parts[1:3])
     return parts[1] if len(parts) > 1 else "__init__"
 
 

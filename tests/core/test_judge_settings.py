@@ -74,6 +74,8 @@ def _every_field_changed() -> dict[str, Any]:
         kinds = set(get_args(annotation)) - {type(None)} or {annotation}
         if get_origin(annotation) is Literal:
             values[name] = next(word for word in reversed(get_args(annotation)) if word != default)
+        elif get_origin(annotation) is tuple and get_origin(get_args(annotation)[0]) is Literal:
+            values[name] = list(get_args(get_args(annotation)[0]))  # every word (as YAML lists them)
         elif annotation is bool:
             values[name] = not default
         elif kinds <= {int}:

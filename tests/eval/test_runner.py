@@ -314,7 +314,7 @@ def test_resume_sets_aside_a_judge_changed_under_the_same_name(tmp_path, scripte
     changed = cli(*args)
     assert changed.returncode == 0, changed.stderr
     message = " ".join(changed.stderr.split())
-    assert "judge 'arr' changed since the last run (its rubric text)" in message and "set aside" in message
+    assert "judge 'arr' changed since the last run (its rubric text" in message and "set aside" in message
     stale = list((out / "verdicts").glob("arr.stale-*.jsonl"))
     assert len(stale) == 1 and stale[0].read_bytes() == old  # the old answers are kept, never mixed in
     assert server.requests - before == 2 * 2  # only the changed judge was asked again, both orders
@@ -324,7 +324,7 @@ def test_resume_sets_aside_a_judge_changed_under_the_same_name(tmp_path, scripte
 
 
 def test_resume_sets_aside_a_judge_whose_prompt_templates_changed(tmp_path, scripted_server):
-    from arrpo.prompts import template_sha256
+    from arrpo.judge import judge_prompts_sha256
 
     server = scripted_server(red_is_better)
     config = write_config(tmp_path, server.base_url, "  - {name: d, kind: direct}\n")
@@ -333,7 +333,7 @@ def test_resume_sets_aside_a_judge_whose_prompt_templates_changed(tmp_path, scri
             "--out", str(out), "--no-progress", "--bootstrap", "0")
     assert cli(*args).returncode == 0
     info = json.loads((out / "run.json").read_text())
-    assert info["judges"][0]["prompts_sha256"] == template_sha256("judge", "judge_retry")
+    assert info["judges"][0]["prompts_sha256"] == judge_prompts_sha256()  # judge.j2, judge_retry.j2, ocr_evidence.j2
     # the run was started by an arrpo whose judge templates said something else
     info["judges"][0]["prompts_sha256"] = "0" * 64
     (out / "run.json").write_text(json.dumps(info))

@@ -95,6 +95,13 @@ ALLOWED_NEW_KEYS: dict[str, str] = {
     # issue 19: one rule for 'settings changed since the last run': judge --pairs records its
     # settings beside the verdict file (before, a rerun with another --order mixed verdicts)
     "verdicts.jsonl.settings.json": "judge --pairs records its settings beside the verdicts (issue 19)",
+    # issues 21/22: new judge settings (every record of the settings lists them, at their defaults:
+    # judges ask exactly as before) and the two new verdict fields (the layout asked in; the evidence)
+    "prompt_layout": "the judge's prompt layout (issue 21): a setting, and recorded in each verdict",
+    "evidence": "the judge's tool evidence (issue 22): a setting ([]) and a verdict field (null: none used)",
+    "evidence_only": "the OCR-only judge switch (issue 22), a judge setting",
+    "ocr_policy": "what decisive OCR evidence does (issue 22), a judge setting",
+    "policy": "each order answer's ocr_policy outcome (issue 22; null: the judge uses no OCR evidence)",
 }
 
 #: Scenario name → (config file name, template) written before the run as {config}.

@@ -18,6 +18,7 @@ from rich.text import Text
 
 from arrpo.text import DEFAULT_MAX_ANSWER_CHARS
 from arrpo.vlm.settings import BackendSettings
+from arrpo.vocab import EvidenceKind, OcrPolicy, PromptLayout, choices
 
 #: Messages and tables go to stderr. Piped or in CI logs (not a terminal, no COLUMNS), rich would
 #: fall back to 80 columns and squash the learn / eval tables into "ver… fir…"; use a wide line.
@@ -65,6 +66,14 @@ MaxAnswerChars = Annotated[
                  help="Most characters of a model answer a verdict keeps (raw: beginning and end; reason: "
                       f"beginning), with a marker saying how much was cut (default {DEFAULT_MAX_ANSWER_CHARS:,})."),
 ]
+
+#: The prompt layout and evidence settings of a judge (arrpo.judge_settings.AskSettings), by the same names.
+PromptLayoutOption = Annotated[PromptLayout, typer.Option("--prompt-layout", help="authors | cached (docs/judging.md).")]
+EvidenceOption = Annotated[  # words checked by the settings (typer lists no Literal items)
+    Optional[list[str]], typer.Option("--evidence", metavar="KIND", help=f"Tool evidence: {' | '.join(choices(EvidenceKind))} (the ocr extra)."),
+]
+EvidenceOnlyOption = Annotated[bool, typer.Option("--evidence-only", help="Decide from the evidence alone (no model).")]
+OcrPolicyOption = Annotated[OcrPolicy, typer.Option("--ocr-policy", help="evidence | tiebreak | override.")]
 
 
 def backend_settings(

@@ -11,8 +11,12 @@ from typing import TYPE_CHECKING, Annotated, Optional
 import typer
 
 from arrpo.cli._common import (
+    EvidenceOnlyOption,
+    EvidenceOption,
     MaxAnswerChars,
     MaxInvalidShare,
+    OcrPolicyOption,
+    PromptLayoutOption,
     Ray,
     cell,
     check_invalid_share,
@@ -54,6 +58,10 @@ def judge_command(
     as_json: Annotated[bool, typer.Option("--json", help="Print the verdict as JSON.")] = False,
     max_tokens: Annotated[int, typer.Option("--max-tokens", min=16, help="Longest answer the model may write.")] = 1024,
     max_answer_chars: MaxAnswerChars = DEFAULT_MAX_ANSWER_CHARS,
+    prompt_layout: PromptLayoutOption = "authors",
+    evidence: EvidenceOption = None,
+    evidence_only: EvidenceOnlyOption = False,
+    ocr_policy: OcrPolicyOption = "evidence",
     ray: Ray = None,
     *,
     vlm: BackendSettings,
@@ -81,7 +89,8 @@ def judge_command(
     from arrpo.judge_settings import JudgeSettings
 
     settings = settings_from_options(JudgeSettings, order=order, on_disagree=on_disagree, max_tokens=max_tokens,
-                                     max_answer_chars=max_answer_chars)
+                                     max_answer_chars=max_answer_chars, prompt_layout=prompt_layout,
+                                     evidence=evidence or [], evidence_only=evidence_only, ocr_policy=ocr_policy)
     loaded_rubric = _load_rubric(rubric)
     if batch:
         assert pairs is not None and out is not None
@@ -107,7 +116,8 @@ def _judge_one(image_a: Path, image_b: Path, prompt: str, source: Path | None, m
     from arrpo.vlm.settings import open_backend
 
     comparison = _load_comparison(image_a, image_b, prompt, source, max_pixels)
-    judge = PairwiseJudge(open_backend(vlm), settings, rubric=rubric)  # after the inputs are checked: a local model takes long to load
+    # after the inputs are checked (a local model takes long to load); the evidence-only judge opens none
+    judge = PairwiseJudge(None if settings.evidence_only else open_backend(vlm), settings, rubric=rubric)
     asyncio.run(_judge_and_print(judge, comparison, image_a, image_b, as_json))
 
 
@@ -130,7 +140,8 @@ async def _judge_and_print(judge, comparison, image_a: Path, image_b: Path, as_j
     try:
         verdict = await judge.judge(comparison)
     finally:
-        await judge.backend.aclose()
+        if judge.backend is not None:  # the evidence-only judge opens none
+            await judge.backend.aclose()
     if as_json:  # ensure_ascii=False then escaped: valid UTF-8 JSON whatever the model wrote
         typer.echo(terminal_text(json.dumps(verdict.model_dump(mode="json"), indent=2, ensure_ascii=False)))
     else:
@@ -152,6 +163,14 @@ def _print_verdict(verdict, image_a: Path, image_b: Path) -> None:
         shown = "A first" if answer.order == "AB" else "B first"
         detail = answer.reason or answer.invalid_reason or ""
         lines.append(f"  [{shown}] {answer.winner}: {detail}")
+    if verdict.evidence is not None:  # what OCR read beside each image, and what it decided
+        from arrpo.evidence.block import reads_for_display
+
+        lines += [f"  [{name}] {read}" for name, read in reads_for_display(verdict.evidence.ocr).items()]
+        if verdict.evidence.unavailable:
+            lines.append(f"  {verdict.evidence.unavailable}")
+        elif verdict.evidence.decided_by == "evidence" and verdict.reason:
+            lines.append(f"  evidence: {verdict.reason}")
     for line in lines:
         typer.echo(terminal_text(line))
 
@@ -186,6 +205,13 @@ def _open_judge(vlm: BackendSettings, settings: JudgeSettings, rubric: Rubric | 
         from arrpo.judge import PairwiseJudge
         from arrpo.vlm.settings import open_backend
 
+        if settings.evidence_only:  # decided from OCR evidence alone: no model to open
+            judge = PairwiseJudge(None, settings, rubric=rubric)
+
+            async def nothing() -> None:
+                return None
+
+            return judge, nothing
         judge = PairwiseJudge(open_backend(vlm), settings, rubric=rubric)
         return judge, judge.backend.aclose
     from arrpo.scale.ray_judge import RayPoolJudge

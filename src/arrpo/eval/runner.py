@@ -295,9 +295,9 @@ class EvalRunner:
 
 
 def _settings(spec: dict[str, Any], prompts: str | None, rubrics: Any, forward: Any) -> dict[str, Any]:
-    """What decides a judge's records, named for the changed-settings message."""
-    return {"forward order": forward, "its configuration": spec, "the judge prompt templates": prompts,
-            "its rubric text": rubrics}
+    """What decides a judge's records, named for the changed-settings message (each field of its
+    configuration by name, e.g. ``prompt_layout: 'cached' -> 'authors'``)."""
+    return {"forward order": forward, **spec, "the judge prompt templates": prompts, "its rubric text": rubrics}
 
 
 def _normalised_spec(recorded: dict[str, Any]) -> dict[str, Any]:

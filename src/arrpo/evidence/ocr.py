@@ -82,6 +82,25 @@ def require_ocr() -> None:
         )
 
 
+_shared: OcrReader | None = None
+_shared_lock = threading.Lock()
+
+
+def shared_reader() -> OcrReader:
+    """The process's default :class:`OcrReader` (built on first use): every judge that is given no
+    reader of its own shares its engine and its cache of reads.
+
+    Raises:
+        OcrNotInstalledError: the ``ocr`` extra is not installed.
+    """
+    global _shared
+    require_ocr()
+    with _shared_lock:
+        if _shared is None:
+            _shared = OcrReader()
+        return _shared
+
+
 def _default_engine(threads: int | None) -> Engine:
     from rapidocr_onnxruntime import RapidOCR  # the ocr extra
 

@@ -2,6 +2,10 @@
 
 All are pydantic models that serialise to JSON (``model_dump(mode="json")``), so a verdict or
 an eval record can keep them as they are. Every string in them is valid UTF-8 and bounded.
+
+This module imports only :mod:`arrpo.vocab` and :mod:`arrpo.text`: it is a room of its own on a
+low floor (``tests/core/test_architecture.py``), so :class:`arrpo.schema.Verdict` can carry a
+:class:`VerdictEvidence` while the rest of :mod:`arrpo.evidence` builds on the schema.
 """
 
 from __future__ import annotations
@@ -11,10 +15,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from arrpo.text import valid_utf8
-from arrpo.vocab import Task, Winner
-
-#: How OCR evidence combines with a VLM's winner (defined in :mod:`arrpo.evidence.decide`).
-OcrPolicy = Literal["evidence", "tiebreak", "override"]
+from arrpo.vocab import OcrPolicy, Task, Winner
 
 
 def _utf8(value: str) -> str:
@@ -203,3 +204,27 @@ class SampleScore(BaseModel):
     read: OcrRead | None = None
     match: CandidateMatch | None = None
     reason: str | None = None
+
+
+class VerdictEvidence(BaseModel):
+    """What a verdict keeps of the evidence it was judged with, and what the evidence did.
+
+    ``ocr`` is the OCR evidence, or ``None`` when no OCR ran: the prompt asks for no text (then
+    ``unavailable`` is ``None`` too), or gathering it failed. ``unavailable`` says why the evidence
+    could not be used ("OCR evidence unavailable: …": an image could not be read, the engine
+    failed); the judging went on without it. ``decision`` is what the evidence alone says
+    (:func:`arrpo.evidence.decide.decide_pair`). ``policy`` is how ``ocr_policy`` combined it with
+    the VLM's winner (``None`` when no VLM was asked or there was no OCR evidence);
+    ``decided_by`` says whose winner the verdict carries.
+    """
+
+    ocr: OcrEvidence | None = None
+    unavailable: str | None = None
+    decision: EvidenceDecision | None = None
+    policy: PolicyOutcome | None = None
+    decided_by: Literal["vlm", "evidence"] = "vlm"
+
+    @field_validator("unavailable")
+    @classmethod
+    def _valid_utf8(cls, value: str | None) -> str | None:
+        return None if value is None else _utf8(value)

@@ -201,6 +201,7 @@ class RewardService:
                 for i, j in pairs
             ]
             verdicts = list(await asyncio.gather(*(self.judges[order].judge(c) for c in comparisons)))
+            scores = await self.judges[order].score_samples(body.prompt, images)  # reads cached while judging
         for verdict in verdicts:
             self.metrics.count_verdict(verdict.winner)
         outcome = group_rewards(  # parameters were validated with the body (422)
@@ -213,7 +214,7 @@ class RewardService:
             n_pairs=outcome.n_pairs, n_valid=outcome.n_valid, n_tie=outcome.n_tie,
             n_invalid=outcome.n_invalid, notes=outcome.notes,
             pairs=[PairVerdict(i=i, j=j, verdict=v) for (i, j), v in zip(pairs, verdicts, strict=True)],
-            rubric=info,
+            rubric=info, ocr_scores=None if scores is None else [s.score for s in scores],
         )
 
     def health(self) -> Health:

@@ -141,6 +141,11 @@ class GroupRewardsResponse(BaseModel):
     notes: list[str] = Field(default_factory=list)
     pairs: list[PairVerdict]
     rubric: RubricInfo
+    ocr_scores: list[float | None] | None = Field(
+        None, description="With OCR evidence (judge evidence: [ocr]): each image's OCR score, in input order, for "
+        "hosts that combine rewards per sample: 1 - normalised edit distance to the requested text; null: no "
+        "signal (no text asked for, or the image unreadable), to be masked, never read as 0. Absent otherwise.",
+    )
 
 
 class GroupMemberResponse(BaseModel):
