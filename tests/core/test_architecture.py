@@ -113,3 +113,11 @@ def test_no_import_circle_between_modules():
     # re-exports work; a circle through two different modules that are not package and child is not
     real = [c for c in circles if not all(a.startswith(b + ".") or b.startswith(a + ".") for a, b in itertools.pairwise(c))]
     assert real == []
+
+
+def test_docs_architecture_names_every_room():
+    """docs/architecture.md's floor table names each room (as ``name/``, ``name.py`` or ``name``)."""
+    text = (SRC.parent / "docs" / "architecture.md").read_text(encoding="utf-8")
+    missing = [room for room in FLOOR if room not in ("__init__", "__main__")
+               and not any(form in text for form in (f"{room}/", f"{room.replace('.', '/')}.py", f"{room}.py"))]
+    assert missing == []
