@@ -51,7 +51,14 @@ from arrpo.parse import RankAnswer, parse_rank_answer
 from arrpo.prompts import render, template_sha256
 from arrpo.schema import FAILED_PREFIX, Comparison, Order, OrderAnswer, Usage, Verdict, Winner
 from arrpo.text import clip, exception_text, valid_utf8
-from arrpo.vlm.base import BackendError, BackendUnavailable, Message, VLMBackend, VLMRequest
+from arrpo.vlm.base import (
+    BackendError,
+    BackendUnavailable,
+    Message,
+    NoModel,
+    VLMBackend,
+    VLMRequest,
+)
 from arrpo.vlm.cache import forget_cached
 from arrpo.vocab import DisagreePolicy
 
@@ -160,7 +167,10 @@ class PairwiseJudge:
     """Judge comparisons with a VLM backend.
 
     Args:
-        backend: any :class:`~arrpo.vlm.base.VLMBackend` (usually from :func:`arrpo.vlm.build_backend`).
+        backend: any :class:`~arrpo.vlm.base.VLMBackend` (usually from :func:`arrpo.vlm.build_backend`);
+            ``None`` for a judge that asks no model (``evidence_only``; see
+            :func:`arrpo.vlm.settings.open_judge_backend`): asking a model then raises
+            :class:`~arrpo.vlm.base.BackendUnavailable`.
         settings: the :class:`~arrpo.judge_settings.JudgeSettings` (order policy, ties, re-asks,
             sampling, how much of an answer is kept); default: its defaults.
         rubric: default rubric for comparisons that carry none (``None``: the direct judge).
@@ -175,14 +185,14 @@ class PairwiseJudge:
 
     def __init__(
         self,
-        backend: VLMBackend,
+        backend: VLMBackend | None,
         settings: JudgeSettings | None = None,
         *,
         rubric=None,
         ocr_reader: OcrReader | None = None,
         **changes: Any,
     ):
-        self.backend = backend
+        self.backend: VLMBackend = backend if backend is not None else NoModel()
         self.settings: JudgeSettings = JudgeSettings.of(settings, **changes)
         self.rubric = rubric
         self.ocr_reader: OcrReader | None = None

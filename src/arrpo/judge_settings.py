@@ -85,6 +85,12 @@ class AskSettings(BaseModel):
             raise ValueError(f"ocr_policy {self.ocr_policy} needs OCR evidence: add evidence: [ocr]")
         return self
 
+    @property
+    def asks_model(self) -> bool:
+        """Whether a judge with these settings asks a model. ``False`` for the evidence-only judge,
+        which opens no backend and so needs no endpoint, model or local weights."""
+        return not self.evidence_only
+
     @classmethod
     def of(cls: type[_Settings], source: BaseModel | None = None, /, **changes: Any) -> _Settings:
         """These settings as ``source`` holds them, with ``changes`` on top, checked.

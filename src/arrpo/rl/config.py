@@ -145,6 +145,13 @@ class JudgeConfig(JudgeSettings):
         None, description="A programmatic demo judge instead of a VLM (no backend is opened)."
     )
 
+    @model_validator(mode="after")
+    def _evidence_only_writes_no_rubrics(self) -> JudgeConfig:
+        if self.evidence_only and self.prompt_rubrics:
+            raise ValueError("evidence_only asks no model, so it cannot write prompt rubrics (and reads none): "
+                             "remove prompt_rubrics")
+        return self
+
     def judge_settings(self) -> JudgeSettings:
         """The settings of the training judge's :class:`~arrpo.judge.PairwiseJudge`."""
         return JudgeSettings.of(self)

@@ -66,8 +66,9 @@ class ChannelMeanJudge:
 def build_judge(cfg) -> Judge:
     """The judge described by a :class:`arrpo.rl.config.JudgeConfig`.
 
-    The VLM is opened by :func:`arrpo.vlm.settings.open_backend`, exactly as ``arrpo judge``,
-    ``rubric``, ``eval`` and ``serve`` open theirs.
+    The VLM is opened by :func:`arrpo.vlm.settings.open_judge_backend`, exactly as ``arrpo judge``,
+    ``rubric``, ``eval`` and ``serve`` open theirs; an evidence-only judge (``judge.evidence_only``)
+    opens none and needs no endpoint.
 
     Raises:
         BackendUnavailable: the backend cannot be opened (no endpoint or model, an ``api_key_env``
@@ -76,10 +77,11 @@ def build_judge(cfg) -> Judge:
     if cfg.builtin is not None:
         return ChannelMeanJudge(channel=0, reverse=cfg.builtin.endswith("reversed"))
     from arrpo.judge import PairwiseJudge
-    from arrpo.vlm.settings import open_backend
+    from arrpo.vlm.settings import open_judge_backend
 
-    backend = open_backend(cfg.backend)
-    judge = PairwiseJudge(backend, cfg.judge_settings())
+    settings = cfg.judge_settings()
+    backend = open_judge_backend(cfg.backend, settings)
+    judge = PairwiseJudge(backend, settings)
     if cfg.prompt_rubrics:
         from arrpo.rubrics.write import RubricWriter
 

@@ -97,12 +97,13 @@ class JudgeWorker:
     def _ensure_judge(self) -> Any:
         if self._judge is None:
             from arrpo.judge import PairwiseJudge
-            from arrpo.vlm.settings import open_backend
+            from arrpo.vlm.settings import open_judge_backend
 
             source = self._source
-            backend = open_backend(source) if isinstance(source, BackendSettings) else source()
+            settings = JudgeSettings.model_validate_json(self._settings_json)
+            backend = open_judge_backend(source, settings) if isinstance(source, BackendSettings) else source()
             rubric = Rubric.model_validate_json(self._rubric_json) if self._rubric_json else None
-            self._judge = PairwiseJudge(backend, JudgeSettings.model_validate_json(self._settings_json), rubric=rubric)
+            self._judge = PairwiseJudge(backend, settings, rubric=rubric)
         return self._judge
 
     async def judge_chunk(self, chunk: Mapping[str, Any]) -> list[tuple[int, str, int]]:

@@ -42,7 +42,7 @@ from arrpo.server.protocol import (
     judge_calls,
 )
 from arrpo.server.rubrics import RubricSource
-from arrpo.vlm.base import VLMBackend
+from arrpo.vlm.base import NoModel, VLMBackend
 from arrpo.vlm.pool import endpoint_stats
 from arrpo.vlm.wrappers import Limited, Metered
 from arrpo.vocab import OrderPolicy, choices
@@ -80,7 +80,10 @@ def backend_concurrency(backend: VLMBackend) -> int | None:
 class RewardService:
     """The state behind the endpoints: judges, rubrics, admission gate, metrics."""
 
-    def __init__(self, backend: VLMBackend, config: ServiceConfig, writer: PromptRubricWriter | None):
+    def __init__(self, backend: VLMBackend | None, config: ServiceConfig, writer: PromptRubricWriter | None):
+        if backend is None and config.judge.asks_model:
+            raise ValueError("the reward service needs a VLM backend unless its judge is evidence_only")
+        backend = backend if backend is not None else NoModel()
         self.config = config
         self.backend = backend if isinstance(backend, Metered) else Metered(backend)
         self.metrics = ServiceMetrics()
@@ -227,7 +230,7 @@ class RewardService:
 
 
 def create_app(
-    backend: VLMBackend,
+    backend: VLMBackend | None,
     config: ServiceConfig | None = None,
     *,
     prompt_rubric_writer: PromptRubricWriter | None = None,
@@ -236,7 +239,9 @@ def create_app(
     """Build the reward service around a VLM ``backend`` (usually from :func:`arrpo.vlm.build_backend`).
 
     Args:
-        backend: the judge's backend; its ``Limited`` wrapper bounds concurrent VLM calls.
+        backend: the judge's backend; its ``Limited`` wrapper bounds concurrent VLM calls. ``None``
+            for an evidence-only judge (``config.judge.evidence_only``), which asks no model
+            (:func:`arrpo.vlm.settings.open_judge_backend` makes the choice).
         config: limits, defaults, token and task rubrics.
         prompt_rubric_writer: async ``(task, prompt, source) -> Rubric`` enabling ``rubric: "prompt"``.
         close_backend: close the backend when the application shuts down.

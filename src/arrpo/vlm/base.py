@@ -146,6 +146,24 @@ class BackendUnavailable(BackendError, kind="backend_unavailable"):
     """The backend cannot be used at all (not configured, weights missing): a user must act."""
 
 
+class NoModel:
+    """The backend of a judge that asks no model (the evidence-only judge, built with ``backend=None``).
+
+    Asking it raises :class:`BackendUnavailable`: a judge that needs a model was built without one.
+    """
+
+    model_id = "none"
+
+    async def complete(self, request: VLMRequest) -> VLMResponse:
+        raise BackendUnavailable(
+            "this judge was built without a model backend (only an evidence_only judge runs without one); "
+            "configure an endpoint and model"
+        )
+
+    async def aclose(self) -> None:
+        return None
+
+
 @runtime_checkable
 class VLMBackend(Protocol):
     """Anything that answers a :class:`VLMRequest` asynchronously."""

@@ -10,7 +10,7 @@ import difflib
 import os
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -19,6 +19,9 @@ from arrpo.errors import BadInputError
 from arrpo.vlm.base import BackendUnavailable
 from arrpo.vlm.wrappers import Metered
 from arrpo.vocab import BackendKind, JsonMode
+
+if TYPE_CHECKING:
+    from arrpo.judge_settings import AskSettings
 
 NO_ENDPOINT_HELP = (
     "No VLM endpoint is configured. Point arrpo at any OpenAI-compatible server, e.g.\n"
@@ -237,6 +240,13 @@ def open_backend(settings: BackendSettings) -> Metered:
         json_mode=settings.json_mode,
         extra_body=settings.extra_body or None,
     )
+
+
+def open_judge_backend(settings: BackendSettings, judge: AskSettings) -> Metered | None:
+    """The backend of a judge with the ``judge`` settings: :func:`open_backend`, or ``None`` when
+    the judge asks no model (``evidence_only``: it decides from OCR evidence alone), so such a judge
+    needs no endpoint, model or local weights. The one place every command makes this decision."""
+    return open_backend(settings) if judge.asks_model else None
 
 
 def _open_local(kind: str, settings: BackendSettings) -> Any:
