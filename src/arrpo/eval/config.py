@@ -81,6 +81,9 @@ class JudgeSpec(AskSettings):
             raise ValueError(f"judge {self.name!r} is 'direct' and takes no rubric")
         if self.kind == "prompt_rubrics" and self.provider == "files" and not self.rubrics_dir:
             raise ValueError(f"judge {self.name!r}: provider 'files' needs rubrics_dir")
+        if self.evidence_only and self.kind == "prompt_rubrics" and self.provider != "files":
+            raise ValueError(f"judge {self.name!r} is evidence_only: it asks no model, so it cannot write prompt "
+                             "rubrics (and reads none); use kind: direct")
         return self
 
     def judge_settings(self) -> JudgeSettings:

@@ -246,3 +246,62 @@ def by_subset(outcomes: Sequence[PairOutcome], **kwargs: Any) -> dict[str, Summa
     for outcome in outcomes:
         groups.setdefault(outcome.subset, []).append(outcome)
     return {name: summarize(groups[name], **kwargs) for name in sorted(groups)}
+
+
+# ------------------------------------------------------------------------ OCR evidence
+@dataclass
+class EvidenceSummary:
+    """What a judge's OCR evidence was and did over its judged pairs (only judges with evidence).
+
+    Pair counts: ``pairs`` with an evidence record, of them ``asked_for_text`` (the prompt asks for
+    text), ``unavailable`` (an image could not be read), ``decisive`` (the evidence alone leads
+    decisively) and ``evidence_correct`` (the evidence's own winner is the human label). Order
+    counts, over the ``orders`` answers of those pairs: ``decided_by_evidence`` (the winner is
+    the evidence's: every answer of the evidence-only judge, those the policy changed otherwise),
+    of the changed ones ``overrode`` (the model had named A or B) and ``broke_ties`` (the model
+    said tie), and ``fixed`` (now right) / ``broke`` (right before the change).
+    """
+
+    policy: str
+    pairs: int = 0
+    asked_for_text: int = 0
+    unavailable: int = 0
+    decisive: int = 0
+    evidence_correct: int = 0
+    orders: int = 0
+    decided_by_evidence: int = 0
+    overrode: int = 0
+    broke_ties: int = 0
+    fixed: int = 0
+    broke: int = 0
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def evidence_summary(records: Iterable[EvalRecord], policy: str) -> EvidenceSummary | None:
+    """:class:`EvidenceSummary` of a judge's records (``policy``: its ``ocr_policy``, or
+    ``evidence_only``); ``None`` when no record has evidence (a judge without evidence)."""
+    summary = EvidenceSummary(policy=policy)
+    for record in records:
+        evidence = record.evidence
+        if evidence is None:
+            continue
+        summary.pairs += 1
+        summary.asked_for_text += evidence.asks_for_text
+        summary.unavailable += evidence.unavailable is not None
+        decision = evidence.decision
+        if decision is not None and decision.winner != "invalid":
+            summary.decisive += decision.decisive
+            summary.evidence_correct += decision.winner == record.label
+        for outcome in record.outcomes:
+            summary.orders += 1
+            summary.decided_by_evidence += outcome.decided_by == "evidence"
+            change = outcome.policy
+            if change is None or not change.changed:
+                continue
+            summary.overrode += change.vlm_winner in ("A", "B")
+            summary.broke_ties += change.vlm_winner == "tie"
+            summary.fixed += change.winner == record.label
+            summary.broke += change.vlm_winner == record.label
+    return summary if summary.pairs else None

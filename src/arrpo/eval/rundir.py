@@ -19,22 +19,34 @@ An ``arrpo eval`` run (and a rubric validation, which is one) lives in a folder:
 from __future__ import annotations
 
 import json
+import unicodedata
 from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel, ValidationError
 
 from arrpo.datasets.pairs import Label
+from arrpo.evidence.values import EvidenceDecision, OcrEvidence, PolicyOutcome, VerdictEvidence
 from arrpo.jsonl import iter_records, latest_by_id
 from arrpo.schema import Winner
+from arrpo.text import clip, valid_utf8
 from arrpo.vocab import Task
 
+DecidedBy = Literal["vlm", "evidence"]
 Side = Literal["forward", "reverse"]
 SIDES: tuple[Side, ...] = ("forward", "reverse")
 #: The report files :func:`arrpo.eval.report.write_report` writes, in the order it writes them.
 REPORT_FILES = ("accuracy_by_subset.svg", "forward_reverse.svg", "metrics.json", "summary.md", "report.html")
 #: Marks a verdict file set aside by the changed-settings rule (:mod:`arrpo.jobs`).
 STALE_MARK = ".stale-"
+#: Characters of an evidence note (why evidence was unavailable, a policy's note) a page shows.
+SHOWN_NOTE_CHARS = 240
+
+
+def shown_text(text: str, limit: int = SHOWN_NOTE_CHARS) -> str:
+    """A note for a page: valid UTF-8, control characters as spaces, at most ``limit`` characters."""
+    cleaned = "".join(" " if unicodedata.category(ch) in ("Cc", "Cf") else ch for ch in valid_utf8(text))
+    return clip(" ".join(cleaned.split()), limit)
 
 
 class OrderOutcome(BaseModel):
@@ -43,6 +55,12 @@ class OrderOutcome(BaseModel):
     ``attempts`` counts the answers asked for (parse re-asks included), ``cached`` those of them
     the response cache answered; ``calls`` the requests actually sent to the model for them: HTTP
     retries included, cache hits excluded.
+
+    Only for a judge with OCR evidence (absent from the file otherwise): ``decided_by`` says whose
+    winner ``winner`` is — ``evidence`` for the evidence-only judge and for an order whose winner
+    ``ocr_policy`` took from decisive evidence, else ``vlm``; ``policy`` is the policy's outcome for a
+    judge that asked a model (``policy.vlm_winner`` is what the model said; ``None`` when the
+    prompt asks for no text or the evidence could not be read).
     """
 
     shown_first: Literal["A", "B"]
@@ -57,6 +75,69 @@ class OrderOutcome(BaseModel):
     calls: int = 0
     prompt_tokens: int = 0
     completion_tokens: int = 0
+    decided_by: DecidedBy | None = None
+    policy: PolicyOutcome | None = None
+
+    def decision_note(self) -> str | None:
+        """Whose winner this order's is, in words for reports (``None``: a judge without evidence)."""
+        if self.decided_by is None:
+            return None
+        policy = self.policy
+        if policy is None:
+            return ("decided by the OCR evidence alone" if self.decided_by == "evidence"
+                    else "decided by the model (no OCR evidence for this pair)")
+        who = "the OCR evidence" if policy.decided_by == "evidence" else "the model"
+        note = policy.note.replace("VLM said", "the model said")
+        said = "" if note.startswith("the model said") else f"the model said {policy.vlm_winner}; "
+        return shown_text(f"decided by {who} (ocr_policy {policy.policy}: {said}{note})")
+
+
+#: Fields written only when set (a judge without evidence writes the records it always wrote).
+EVIDENCE_ORDER_FIELDS = ("decided_by", "policy")
+
+
+class PairEvidence(BaseModel):
+    """The tool evidence a judge had for one pair, kept once per pair (both orders used it).
+
+    ``ocr`` is what was asked, what was read in each image (``a``, ``b``, an edit's ``source``) and
+    the match (``None``: the prompt asks for no text, or gathering failed); ``unavailable`` says why
+    the evidence could not be used; ``decision`` is what the evidence alone says
+    (:func:`arrpo.evidence.decide_pair`). What each order did with it is in its
+    :class:`OrderOutcome`.
+    """
+
+    ocr: OcrEvidence | None = None
+    unavailable: str | None = None
+    decision: EvidenceDecision | None = None
+
+    @classmethod
+    def of(cls, evidence: VerdictEvidence) -> PairEvidence:
+        """The pair's part of what the judge gathered (its policy outcome is per order)."""
+        return cls(ocr=evidence.ocr, unavailable=evidence.unavailable, decision=evidence.decision)
+
+    @property
+    def asks_for_text(self) -> bool:
+        """Whether the prompt asks for text (an unreadable image still asked)."""
+        return self.ocr is not None or self.unavailable is not None
+
+    def display(self) -> dict[str, Any]:
+        """What a report or review page shows of the evidence: ``requested`` (one line), ``reads``
+        (one line per image, ``A``, ``B`` and ``source``: :func:`arrpo.evidence.reads_for_display`)
+        and ``decision`` (what the evidence alone says, or why there is none). Plain text: text read
+        from an image is quoted, stripped of control characters and clipped; pages still escape it."""
+        from arrpo.evidence.block import reads_for_display, requested_for_display
+
+        decision = self.decision
+        if self.unavailable is not None:
+            said = self.unavailable
+        elif decision is None:
+            said = "no OCR evidence"
+        elif decision.winner == "invalid":
+            said = decision.invalid_reason or "no OCR evidence"
+        else:
+            said = f"evidence alone: {decision.winner} ({decision.reason})"
+        return {"requested": requested_for_display(self.ocr), "reads": reads_for_display(self.ocr),
+                "decision": shown_text(said)}
 
 
 class EvalRecord(BaseModel):
@@ -64,6 +145,8 @@ class EvalRecord(BaseModel):
 
     ``error`` says why the pair could not be judged (an image, its rubric, an exception); both
     orders are then ``invalid``. ``thumbs`` maps ``a``/``b``/``source`` to thumbnail names.
+    ``evidence`` is the pair's :class:`PairEvidence`, only for a judge with OCR evidence (absent
+    from the file otherwise, and for two identical images, which are a tie without reading).
     """
 
     id: str
@@ -77,6 +160,7 @@ class EvalRecord(BaseModel):
     forward: OrderOutcome
     reverse: OrderOutcome
     wall_s: float = 0.0
+    evidence: PairEvidence | None = None
 
     @property
     def outcomes(self) -> tuple[OrderOutcome, OrderOutcome]:
@@ -88,8 +172,17 @@ class EvalRecord(BaseModel):
         return any(o.winner == "invalid" for o in self.outcomes)
 
     def to_json(self) -> dict[str, Any]:
-        """The line as written (``error`` only on records that have one)."""
-        return self.model_dump(mode="json", exclude={"error"} if self.error is None else None)
+        """The line as written: ``error``, ``evidence`` and the orders' evidence fields only when
+        set, so a judge without evidence writes exactly the fields it always wrote."""
+        line = self.model_dump(mode="json")
+        for key in ("error", "evidence"):
+            if line[key] is None:
+                del line[key]
+        for side in SIDES:
+            for key in EVIDENCE_ORDER_FIELDS:
+                if line[side][key] is None:
+                    del line[side][key]
+        return line
 
     @classmethod
     def parse(cls, record: dict[str, Any]) -> EvalRecord | None:

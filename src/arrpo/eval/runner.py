@@ -13,8 +13,14 @@ The run directory (:class:`arrpo.eval.rundir.RunDir`) holds everything a report 
 Killed runs resume (:mod:`arrpo.jobs`): pairs with a record in ``verdicts/<judge>.jsonl`` are not
 asked again (``retry_invalid`` asks again those with an invalid answer; a pair whose label changed
 since is asked again too; the newest line wins). A judge whose settings changed since the run was
-started (its configuration, rubric text, the judge prompt templates or the forward order) has its
-old records set aside and is judged again.
+started (its configuration, rubric text, the judge prompt templates — ``judge.j2``,
+``judge_retry.j2`` and ``ocr_evidence.j2`` — or the forward order) has its old records set aside and
+is judged again.
+
+A judge with OCR evidence (``evidence: [ocr]``) keeps the pair's evidence once per record
+(:class:`~arrpo.eval.rundir.PairEvidence`) and, per order, whose winner it is (``decided_by``) and
+the policy's outcome. An evidence-only judge opens no backend: it needs no endpoint, and with
+``ray`` it still runs in this process (it asks no model; OCR runs here).
 
 :func:`evaluate` is ``arrpo eval`` as a library function: backends, Ray pools, the run and the report.
 """
@@ -35,12 +41,19 @@ from arrpo.datasets.pairs import PreferencePair
 from arrpo.eval.config import EvalConfig, JudgeSpec
 from arrpo.eval.providers import RubricSource, RubricUnavailable, build_source
 from arrpo.eval.report import Report, write_report
-from arrpo.eval.rundir import EvalRecord, OrderOutcome, RunDir
+from arrpo.eval.rundir import EvalRecord, OrderOutcome, PairEvidence, RunDir
 from arrpo.html.thumbs import save_thumbnail
 from arrpo.images import ImageData, ImageError
 from arrpo.jobs import SetAside, run_items, set_aside_if_changed
 from arrpo.jsonl import JsonlWriter
-from arrpo.judge import AsksOrders, PairwiseJudge, judge_in_orders, judge_prompts_sha256
+from arrpo.judge import (
+    JUDGE_TEMPLATES,
+    AsksOrders,
+    PairwiseJudge,
+    identical_images,
+    judge_in_orders,
+    judge_prompts_sha256,
+)
 from arrpo.schema import FAILED_PREFIX, Comparison, Order, OrderAnswer
 from arrpo.text import exception_text
 from arrpo.vlm.base import BackendUnavailable
@@ -49,11 +62,14 @@ from arrpo.vlm.wrappers import counting_retries
 
 @dataclass
 class JudgeSetup:
-    """A judge configuration ready to run: its spec, judge and rubric source."""
+    """A judge configuration ready to run: its spec, judge and rubric source, and for a judge with
+    OCR evidence the in-process judge that gathers a pair's evidence for its record (the judge
+    itself, unless that runs on Ray: evidence is then read here too)."""
 
     spec: JudgeSpec
     judge: Any  # anything with ``async ask(comparison, order) -> OrderAnswer`` (a PairwiseJudge, a RayPoolJudge)
     rubrics: RubricSource
+    evidence: PairwiseJudge | None = None
 
     @property
     def name(self) -> str:
@@ -71,9 +87,16 @@ def forward_shows_b_first(pair: PreferencePair, forward: str) -> bool:
     return forward == "preferred_first" and pair.label == "B"
 
 
-def order_outcome(answer: OrderAnswer, *, shown_first: str, label: str, retries: int = 0) -> OrderOutcome:
-    """One order's answer as a record's outcome; ``retries``: the HTTP retries its calls needed."""
+def order_outcome(answer: OrderAnswer, *, shown_first: str, label: str, retries: int = 0,
+                  evidence: PairEvidence | None = None, evidence_only: bool = False) -> OrderOutcome:
+    """One order's answer as a record's outcome; ``retries``: the HTTP retries its calls needed.
+
+    With the pair's ``evidence`` (a judge with OCR evidence) the outcome says whose winner it is
+    and keeps the policy's outcome; without, it has neither field."""
     attempts, cached = answer.attempts, answer.cached
+    decided_by = None
+    if evidence is not None:
+        decided_by = "evidence" if evidence_only else (answer.policy.decided_by if answer.policy else "vlm")
     return OrderOutcome(
         shown_first=shown_first,  # type: ignore[arg-type]
         winner=answer.winner,
@@ -87,6 +110,8 @@ def order_outcome(answer: OrderAnswer, *, shown_first: str, label: str, retries:
         calls=attempts - cached + retries,
         prompt_tokens=answer.usage.prompt_tokens,
         completion_tokens=answer.usage.completion_tokens,
+        decided_by=decided_by,  # type: ignore[arg-type]
+        policy=answer.policy if evidence is not None else None,
     )
 
 
@@ -268,12 +293,18 @@ class EvalRunner:
         orders: tuple[Order, Order] = ("BA", "AB") if b_first else ("AB", "BA")
         counter = _RetryCounter(setup.judge)
         forward, reverse = (await judge_in_orders(counter, comparison, orders)).answers
+        evidence = await pair_evidence(setup, comparison)
+        only = setup.spec.evidence_only
+
+        def outcome(answer: OrderAnswer, order: Order) -> OrderOutcome:
+            return order_outcome(answer, shown_first=order[0], label=pair.label, retries=counter.retries[order],
+                                 evidence=evidence, evidence_only=only)
+
         return EvalRecord(
             id=pair.id, judge=setup.name, subset=pair.subset, label=pair.label, task=pair.task,
             thumbs=loaded.get("thumbs", {}), rubric_key=rubric_key,
-            forward=order_outcome(forward, shown_first=orders[0][0], label=pair.label, retries=counter.retries[orders[0]]),
-            reverse=order_outcome(reverse, shown_first=orders[1][0], label=pair.label, retries=counter.retries[orders[1]]),
-            wall_s=round(time.perf_counter() - started, 4),
+            forward=outcome(forward, orders[0]), reverse=outcome(reverse, orders[1]),
+            wall_s=round(time.perf_counter() - started, 4), evidence=evidence,
         )
 
     def error_record(self, setup: JudgeSetup, pair: PreferencePair, loaded: dict[str, Any], error: str,
@@ -294,10 +325,24 @@ class EvalRunner:
                           "wall_s": round(wall_s, 3), "arrpo_version": __version__})
 
 
+async def pair_evidence(setup: JudgeSetup, comparison: Comparison) -> PairEvidence | None:
+    """The evidence of a pair for its record: ``None`` for a judge without evidence and for two
+    identical images (a tie, nothing read). Gathered once: the judge's orders already read the
+    images, so this costs nothing but under Ray, where the reads are made here as well."""
+    if setup.evidence is None or identical_images(comparison):
+        return None
+    gathered = await setup.evidence.gather_evidence(comparison)
+    return PairEvidence.of(gathered) if gathered is not None else None
+
+
+#: How the changed-settings message names the templates a judge's ``prompts_sha256`` covers.
+TEMPLATES_NAMED = f"the judge prompt templates ({', '.join(f'{name}.j2' for name in JUDGE_TEMPLATES)})"
+
+
 def _settings(spec: dict[str, Any], prompts: str | None, rubrics: Any, forward: Any) -> dict[str, Any]:
     """What decides a judge's records, named for the changed-settings message (each field of its
     configuration by name, e.g. ``prompt_layout: 'cached' -> 'authors'``)."""
-    return {"forward order": forward, **spec, "the judge prompt templates": prompts, "its rubric text": rubrics}
+    return {"forward order": forward, **spec, TEMPLATES_NAMED: prompts, "its rubric text": rubrics}
 
 
 def _normalised_spec(recorded: dict[str, Any]) -> dict[str, Any]:
@@ -318,13 +363,15 @@ def _rubric_texts(source: RubricSource) -> dict[str, str]:
 
 
 def build_setups(config: EvalConfig, run_dir: str | Path | RunDir, backends: Mapping[str, Any]) -> list[JudgeSetup]:
-    """Judges and rubric sources for every configuration; ``backends`` maps judge name → backend."""
+    """Judges and rubric sources for every configuration; ``backends`` maps judge name → backend
+    (an evidence-only judge needs none: a missing name or ``None``)."""
     root = run_dir.root if isinstance(run_dir, RunDir) else Path(run_dir)
     setups = []
     for spec in config.judges:
-        backend = backends[spec.name]
+        backend = backends.get(spec.name)
         judge = PairwiseJudge(backend, spec.judge_settings())
-        setups.append(JudgeSetup(spec, judge, build_source(spec, config, backend, root)))
+        evidence = judge if judge.ocr_reader is not None else None
+        setups.append(JudgeSetup(spec, judge, build_source(spec, config, backend, root), evidence))
     return setups
 
 
@@ -364,9 +411,10 @@ async def evaluate(
     """Evaluate ``config``'s judges on ``pairs`` into the run directory ``out`` and write its report.
 
     ``backends`` maps judge name → an open backend (the caller closes them); by default one backend
-    is opened per distinct backend setting of the config and closed at the end. ``ray`` (a Ray
-    address, ``local`` for a local cluster) runs every judge on a Ray actor pool instead. A rerun
-    resumes (see :class:`EvalRunner`). ``max_pending`` bounds pairs in flight (default: twice the
+    is opened per distinct backend setting of the config and closed at the end, none for an
+    evidence-only judge (so a config of evidence-only judges needs no endpoint). ``ray`` (a Ray
+    address, ``local`` for a local cluster) runs every judge that asks a model on a Ray actor pool
+    instead. A rerun resumes (see :class:`EvalRunner`). ``max_pending`` bounds pairs in flight (default: twice the
     largest total concurrency of the judges' backends). ``on_start(records to write)``,
     ``on_record(judge, record)`` and ``on_note(text)`` report progress (see :meth:`EvalRunner.run`). Raises
     :class:`~arrpo.vlm.base.BackendUnavailable` when no backend or Ray pool can be started.
@@ -378,6 +426,8 @@ async def evaluate(
     if backends is None:
         by_name = {}
         for spec in config.judges:
+            if not spec.asks_model:  # the evidence-only judge: no backend, no endpoint needed
+                continue
             key = config.backend_for(spec).model_dump_json()
             if key not in opened:
                 opened[key] = open_backend(config.backend_for(spec))
@@ -412,7 +462,7 @@ async def evaluate(
 
 
 def _judges_on_ray(setups: list[JudgeSetup], config: EvalConfig, address: str) -> list[Any]:
-    """Give every judge setup a Ray actor pool (same backend settings and judge options)."""
+    """Give every judge setup that asks a model a Ray actor pool (same backend settings and judge options)."""
     from arrpo.scale.ray_judge import RayPoolJudge
     from arrpo.scale.ray_runner import RayJudgeRunner, connect
 
@@ -420,6 +470,8 @@ def _judges_on_ray(setups: list[JudgeSetup], config: EvalConfig, address: str) -
     try:
         connect(address)
         for setup in setups:
+            if not setup.spec.asks_model:  # asks no model: OCR runs in this process
+                continue
             pool = RayPoolJudge(RayJudgeRunner(config.backend_for(setup.spec), setup.judge.settings))
             setup.judge = pool
             pools.append(pool)
