@@ -1,6 +1,8 @@
 """What ``arrpo review`` reads and writes: an ``arrpo eval`` run (read-only) and a guide file.
 
-Per pair and judge the review shows both orders' answers in A/B terms and three flags:
+Per pair and judge the review shows both orders' answers in A/B terms (with OCR evidence: whose
+winner each is, and what the evidence alone says), what was read beside each image and the
+requested text (:meth:`arrpo.eval.rundir.PairEvidence.display`), and three flags:
 
 * ``invalid``: an order's answer is invalid (unparseable, refusal, backend or image error);
 * ``orders_disagree``: both orders answered validly and named different winners;
@@ -50,8 +52,12 @@ class ExemplarError(ArrpoError, ValueError, kind="bad_input"):
 
 
 def order_view(outcome: OrderOutcome) -> dict[str, Any]:
-    """The fields of one order's outcome the page shows (valid UTF-8, long texts cut)."""
-    return safe_text(outcome.model_dump(include={"shown_first", "winner", "correct", "reason", "invalid_reason"}))
+    """The fields of one order's outcome the page shows (valid UTF-8, long texts cut); with OCR
+    evidence also ``decided_by`` and ``decision`` (whose winner it is, in words)."""
+    view = safe_text(outcome.model_dump(include={"shown_first", "winner", "correct", "reason", "invalid_reason"}))
+    if outcome.decided_by is not None:
+        view.update(decided_by=outcome.decided_by, decision=outcome.decision_note())
+    return view
 
 
 def flags(record: EvalRecord, label: str | None) -> dict[str, bool]:
@@ -156,9 +162,12 @@ class RunView:
                     continue
                 per_judge[judge] = {"forward": order_view(record.forward), "reverse": order_view(record.reverse),
                                     "error": safe_text(record.error), "flags": flags(record, label)}
+                if record.evidence is not None:
+                    per_judge[judge]["evidence"] = record.evidence.display()
+            shown = next((j["evidence"] for j in per_judge.values() if j.get("evidence", {}).get("reads")), None)
             rows.append({"n": number, "id": pair["id"], "task": pair.get("task", "t2i"),
                          "prompt": pair.get("prompt", ""), "label": label, "subset": pair.get("subset"),
-                         "has_source": bool(pair.get("source")), "judges": per_judge})
+                         "has_source": bool(pair.get("source")), "judges": per_judge, "evidence": shown})
         return rows
 
 

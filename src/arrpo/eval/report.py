@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from arrpo.errors import ReportError
-from arrpo.eval.metrics import Summary, by_subset, outcome_from_record, summarize
+from arrpo.eval.metrics import Summary, by_subset, evidence_summary, outcome_from_record, summarize
 from arrpo.eval.rundir import EvalRecord, RunDir
 from arrpo.html.plots import grouped_bars
 from arrpo.html.templates import html_environment
@@ -45,12 +45,15 @@ def load_run(run_dir: str | Path | RunDir) -> tuple[dict[str, Any], list[dict[st
 
 
 def compute_metrics(run_dir: str | Path | RunDir, *, resamples: int = 1000, seed: int = 0) -> dict[str, Any]:
-    """Metrics per judge (overall and per subset) over the pairs of the manifest that were judged."""
+    """Metrics per judge (overall and per subset) over the pairs of the manifest that were judged;
+    for a judge with OCR evidence also ``evidence`` (:class:`~arrpo.eval.metrics.EvidenceSummary`)."""
     info, pairs, records = load_run(run_dir)
     ids = [p["id"] for p in pairs]
+    specs = {j.get("name"): j for j in info.get("judges", []) if isinstance(j, dict)}
     result: dict[str, Any] = {"pairs": len(ids), "forward": info.get("forward"), "judges": {}}
     for judge, by_id in records.items():
-        outcomes = [outcome_from_record(by_id[i]) for i in ids if i in by_id]
+        judged = [by_id[i] for i in ids if i in by_id]
+        outcomes = [outcome_from_record(record) for record in judged]
         overall = summarize(outcomes, resamples=resamples, seed=seed)
         subsets = by_subset(outcomes, resamples=resamples, seed=seed)
         result["judges"][judge] = {
@@ -58,7 +61,16 @@ def compute_metrics(run_dir: str | Path | RunDir, *, resamples: int = 1000, seed
             "overall": overall.to_dict(),
             "subsets": {k: v.to_dict() for k, v in subsets.items()},
         }
+        evidence = evidence_summary(judged, policy_name(specs.get(judge, {})))
+        if evidence is not None:
+            result["judges"][judge]["evidence"] = evidence.to_dict()
     return result
+
+
+def policy_name(spec: dict[str, Any]) -> str:
+    """What decides with a judge's OCR evidence, as reports name it: ``evidence_only``, or its
+    ``ocr_policy`` (``evidence``, ``tiebreak``, ``override``)."""
+    return "evidence_only" if spec.get("evidence_only") else str(spec.get("ocr_policy") or "evidence")
 
 
 def _pct(value: float | None) -> str:
@@ -87,7 +99,8 @@ def markdown_summary(metrics: dict[str, Any]) -> str:
 
 def summary_table(metrics: dict[str, Any]) -> str:
     """The paper's table columns (forward, reverse, mean, Δ) plus consistency, ties, invalid and
-    cost, under a title (Markdown; what ``arrpo eval`` prints)."""
+    cost, under a title (Markdown; what ``arrpo eval`` prints); then :func:`evidence_table` when a
+    judge has OCR evidence."""
     lines = [
         f"# arrpo eval: {metrics['pairs']} pairs (forward = {metrics.get('forward')})",
         "",
@@ -106,6 +119,31 @@ def summary_table(metrics: dict[str, Any]) -> str:
                 f"{_pct(v['invalid_rate'])} | {s['calls_per_pair']:.2f} | {s['tokens_per_pair']:.0f} | "
                 f"{s['wall_s_per_pair']:.2f} |"
             )
+    evidence = evidence_table(metrics)
+    return "\n".join(lines) + (f"\n\n{evidence}" if evidence else "")
+
+
+def evidence_table(metrics: dict[str, Any]) -> str:
+    """What each judge's OCR evidence was and did (Markdown; ``""`` when no judge has evidence)."""
+    rows = [(judge, data["evidence"]) for judge, data in metrics["judges"].items() if data.get("evidence")]
+    if not rows:
+        return ""
+    lines = [
+        "OCR evidence: pairs whose prompt asks for text, unreadable, decisive, and right by the evidence alone; "
+        "order answers whose winner the evidence decided, and of those changed by the policy: the model's "
+        "A/B replaced (overrode), its tie settled (broke ties), now right (fixed), right before (broke).",
+        "",
+        "| judge | policy | pairs | asks for text | unavailable | decisive | evidence right | decided by evidence "
+        "| overrode | broke ties | fixed | broke |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for judge, e in rows:
+        share = _pct(e["decided_by_evidence"] / e["orders"]) if e["orders"] else "–"
+        lines.append(
+            f"| {judge} | {e['policy']} | {e['pairs']} | {e['asked_for_text']} | {e['unavailable']} | {e['decisive']} | "
+            f"{e['evidence_correct']} | {e['decided_by_evidence']}/{e['orders']} ({share}%) | {e['overrode']} | "
+            f"{e['broke_ties']} | {e['fixed']} | {e['broke']} |"
+        )
     return "\n".join(lines)
 
 
@@ -147,6 +185,7 @@ def render_html(run_dir: str | Path | RunDir, metrics: dict[str, Any], charts: d
     for pair in pairs:
         cells = []
         thumb_names: dict[str, str] = {}
+        shown_evidence = None  # what was read, beside the images: the first judge with OCR evidence
         for judge in judges:
             record = records[judge].get(pair["id"])
             if record:
@@ -156,10 +195,15 @@ def render_html(run_dir: str | Path | RunDir, metrics: dict[str, Any], charts: d
                 path = run.rubrics(judge) / f"{record.rubric_key}.json"
                 if path.exists():
                     rubric_text = Rubric.load(path).render()
-            cells.append({"judge": judge, "record": record, "outcome": _outcome_class(record), "rubric": rubric_text})
+            evidence = record.evidence.display() if record and record.evidence else None
+            if evidence and evidence["reads"] and shown_evidence is None:
+                shown_evidence = evidence
+            cells.append({"judge": judge, "record": record, "outcome": _outcome_class(record), "rubric": rubric_text,
+                          "evidence": evidence})
         rows.append({
             "pair": pair,
             "cells": cells,
+            "evidence": shown_evidence,
             "thumb_a": thumbnail_data_url(run.thumbs, thumb_names.get("a")),
             "thumb_b": thumbnail_data_url(run.thumbs, thumb_names.get("b")),
             "thumb_source": thumbnail_data_url(run.thumbs, thumb_names.get("source")),

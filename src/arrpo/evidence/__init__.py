@@ -48,6 +48,7 @@ _EXPORTS = {
     "render_ocr_block": "block",
     "OCR_BLOCK_TEMPLATE": "block",
     "reads_for_display": "block",
+    "requested_for_display": "block",
     "build_evidence": "gather",
     "gather_ocr_evidence": "gather",
     "score_sample": "gather",

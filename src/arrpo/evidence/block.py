@@ -128,3 +128,21 @@ def reads_for_display(evidence: OcrEvidence | None) -> dict[str, str]:
         shown["source"] = (f"OCR unavailable ({source['unavailable']})" if source["unavailable"]
                            else f"OCR: {', '.join(source['reads']) or 'no text read'}")
     return shown
+
+
+def requested_for_display(evidence: OcrEvidence | None) -> str:
+    """The text a pair's prompt asks for, as one short line for reports and review pages
+    (``Requested text: "OPEN LATE", "JULY 4"``; an edit also names the text it replaces).
+
+    Quoted and clipped like the prompt block; HTML pages still escape it. ``""`` when there is
+    no evidence.
+    """
+    if evidence is None or not evidence.requested.asks_for_text:
+        return ""
+    asked = evidence.requested
+    strings = ", ".join(quote(s, SHOWN_REQUEST_CHARS) for s in asked.strings[:SHOWN_REQUESTS])
+    more = f" (and {len(asked.strings) - SHOWN_REQUESTS} more)" if len(asked.strings) > SHOWN_REQUESTS else ""
+    old = ", ".join(quote(s, SHOWN_REQUEST_CHARS) for s in asked.old[:SHOWN_REQUESTS])
+    if evidence.task == "edit":
+        return f"Requested new text: {strings}{more}" + (f"; text to replace: {old}" if old else "")
+    return f"Requested text: {strings}{more}"
