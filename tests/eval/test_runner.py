@@ -340,7 +340,8 @@ def test_resume_sets_aside_a_judge_whose_prompt_templates_changed(tmp_path, scri
     before = server.requests
     changed = cli(*args)
     assert changed.returncode == 0, changed.stderr
-    assert "judge 'd' changed" in changed.stderr and "the judge prompt templates" in changed.stderr
+    assert "judge 'd' changed" in changed.stderr
+    assert "the judge prompt templates (judge.j2, judge_retry.j2, ocr_evidence.j2)" in changed.stderr
     assert server.requests - before == 2 * 2 and len(records(out, "d")) == 2
     assert len(list((out / "verdicts").glob("d.stale-*.jsonl"))) == 1
     # a spec field added since the run was recorded counts at its default: nothing changed

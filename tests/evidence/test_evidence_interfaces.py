@@ -13,9 +13,11 @@ from pathlib import Path
 
 import pytest
 
+from arrpo._sync import run_sync
+from arrpo.evidence.ocr import OcrReader
 from arrpo.jsonl import iter_records
 from arrpo.judge import PairwiseJudge
-from arrpo.schema import Comparison
+from arrpo.schema import Comparison, Verdict
 from arrpo.testing.scripted_server import Reply
 from arrpo.testing.text_images import Scene, render_scene, typo
 
@@ -139,3 +141,108 @@ def test_arrpo_judge_decides_a_pair_from_ocr_alone_without_a_model(tmp_path):
     assert "evidence: B matches the requested text decisively better" in shown.output
     refused = CliRunner().invoke(app, [*args, "--evidence-only"])
     assert refused.exit_code == 2 and "evidence_only needs evidence" in refused.output
+
+
+def _cli_judge(args: list[str], env: dict[str, str] | None = None):
+    from typer.testing import CliRunner
+
+    from arrpo.cli import app
+
+    return CliRunner().invoke(app, ["judge", *args], env=env)
+
+
+def test_arrpo_judge_shows_the_block_in_both_orders_and_survives_the_bad_inputs(tmp_path, scripted_server, reader,
+                                                                                 monkeypatch):
+    import arrpo.evidence.ocr
+
+    monkeypatch.setattr(arrpo.evidence.ocr, "_shared", reader)  # the session's reads are reused
+    scene = Scene("OPEN LATE", size=44, canvas=(420, 200), clutter=3, seed=60)
+    (tmp_path / "a.png").write_bytes(render_scene(scene.with_text(typo(scene.text, "substitution", seed=0))).data)
+    (tmp_path / "b.png").write_bytes(render_scene(scene).data)
+    server = scripted_server(_first_wins)
+    common = [str(tmp_path / "a.png"), str(tmp_path / "b.png"), "--order", "both", "--evidence", "ocr", "--json",
+              "--endpoint", server.base_url, "--model", "m", "--no-cache"]
+    result = _cli_judge([*common, "-p", 'a shop sign that says "OPEN LATE"', "--ocr-policy", "tiebreak"])
+    assert result.exit_code == 0, result.output
+    verdict = json.loads(result.output)
+    blocks = {r.body["messages"][0]["content"][-1]["text"].split("OCR evidence (")[1].split("\n\nRequirements")[0]
+              for r in server.seen}
+    assert len(server.seen) == 2 and len(blocks) == 2  # both orders carry a block, not the same one
+    firsts = sorted(b.split("Image 1 text read: ")[1].split(" |")[0] for b in blocks)
+    assert firsts == ['"OMEN LATE"', '"OPEN LATE"']  # the labels are swapped between the orders
+    first, second = (b.splitlines() for b in blocks)
+    assert first[2].replace("Image 1", "Image 2") == second[3] and second[2].replace("Image 1", "Image 2") == first[3]
+    assert first[:2] + first[4:] == second[:2] + second[4:]  # worded the same otherwise
+    assert verdict["orders_agree"] is False and verdict["winner"] == "B"  # biased orders disagree; tiebreak settles
+    assert verdict["evidence"]["policy"]["decided_by"] == "evidence"
+    server.seen.clear()
+    no_text = _cli_judge([*common, "-p", "a diner at night"])  # asks for no text: no OCR run, no block
+    assert no_text.exit_code == 0, no_text.output
+    assert json.loads(no_text.output)["evidence"]["ocr"] is None
+    assert not any("OCR evidence (" in r.text for r in server.seen)
+
+    def broken():
+        def engine(array):
+            raise RuntimeError("the model file is damaged")
+
+        return engine
+
+    monkeypatch.setattr(arrpo.evidence.ocr, "_shared", OcrReader(engine_factory=broken, cache_size=0))
+    failed = _cli_judge([*common, "-p", 'a shop sign that says "OPEN LATE"'])
+    assert failed.exit_code == 0, failed.output  # the model's verdict, the evidence marked unavailable
+    assert json.loads(failed.output)["evidence"]["unavailable"].startswith("OCR evidence unavailable: image A")
+
+
+def test_the_rpo_evidence_only_judge_needs_no_endpoint(monkeypatch, reader):
+    import arrpo.evidence.ocr
+    from arrpo.rl.config import build_config
+    from arrpo.rl.judging import build_judge
+    from arrpo.vlm.base import NoModel
+
+    monkeypatch.setattr(arrpo.evidence.ocr, "_shared", reader)
+    monkeypatch.delenv("ARRPO_ENDPOINT", raising=False)
+    monkeypatch.delenv("ARRPO_MODEL", raising=False)
+    cfg = build_config({"judge": {"order": "both", "evidence": ["ocr"], "evidence_only": True}})
+    judge = build_judge(cfg.judge)
+    assert isinstance(judge, PairwiseJudge) and isinstance(judge.backend, NoModel)
+    scene = Scene("OPEN LATE", size=44, canvas=(420, 200), clutter=3, seed=60)
+    verdict = judge.judge_sync(Comparison(prompt='a sign "OPEN LATE"', image_a=render_scene(scene),
+                                          image_b=render_scene(scene.with_text("OMEN LATE"))))
+    assert verdict.winner == "A" and verdict.evidence.decided_by == "evidence"
+    with pytest.raises(Exception, match="evidence_only asks no model, so it cannot write prompt rubrics"):
+        build_config({"judge": {"evidence": ["ocr"], "evidence_only": True, "prompt_rubrics": True}})
+
+
+def test_a_judge_built_without_a_backend_says_so_when_it_must_ask_a_model():
+    from arrpo.vlm.base import BackendUnavailable
+
+    scene = Scene("OPEN LATE", size=44, canvas=(420, 200), seed=60)
+    comparison = Comparison(prompt="a sign", image_a=render_scene(scene), image_b=render_scene(scene.with_text("X")))
+    with pytest.raises(BackendUnavailable, match="only an evidence_only judge runs without one"):
+        PairwiseJudge(None).judge_sync(comparison)  # type: ignore[arg-type]
+
+
+def test_a_ray_worker_runs_the_evidence_only_judge_without_an_endpoint(monkeypatch, reader):
+    import arrpo.evidence.ocr
+    from arrpo.judge_settings import JudgeSettings
+    from arrpo.scale.ray_runner import JudgeWorker, pack_chunk
+    from arrpo.vlm.settings import BackendSettings
+
+    monkeypatch.setattr(arrpo.evidence.ocr, "_shared", reader)
+    monkeypatch.delenv("ARRPO_ENDPOINT", raising=False)
+    settings = JudgeSettings(order="given", evidence=("ocr",), evidence_only=True)
+    worker = JudgeWorker(BackendSettings(kind="openai"), settings.model_dump_json())
+    scene = Scene("OPEN LATE", size=44, canvas=(420, 200), clutter=3, seed=60)
+    comparison = Comparison(id="p", prompt='a sign "OPEN LATE"', image_a=render_scene(scene.with_text("OMEN LATE")),
+                            image_b=render_scene(scene))
+    [(index, verdict_json, _retries)] = run_sync(worker.judge_chunk(pack_chunk([(0, comparison)])))
+    assert index == 0 and Verdict.model_validate_json(verdict_json).winner == "B"
+
+
+def test_an_evidence_only_eval_judge_cannot_write_prompt_rubrics(tmp_path):
+    from arrpo.eval.config import ConfigError, load_config
+
+    path = tmp_path / "judges.yaml"
+    path.write_text("judges:\n  - {name: o, kind: prompt_rubrics, evidence: [ocr], evidence_only: true}\n")
+    with pytest.raises(ConfigError, match="it asks no model, so it cannot write prompt rubrics"):
+        load_config(path)
