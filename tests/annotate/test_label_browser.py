@@ -47,6 +47,17 @@ def progress(page) -> str:
     return page.inner_text("#progress")
 
 
+def wait_progress(page, start: str = "", end: str = "") -> str:
+    """Wait until the progress line starts with ``start`` and ends with ``end`` (the page writes it
+    when it has the run's state, which a loaded machine may deliver late); returns it."""
+    page.wait_for_function(
+        "([start, end]) => { const t = document.querySelector('#progress').innerText;"
+        " return t.startsWith(start) && t.endsWith(end); }",
+        arg=[start, end],
+    )
+    return progress(page)
+
+
 def network_failure(message: str) -> bool:
     """A request the browser could not complete (``net::ERR_…``): what a killed server causes."""
     return message.startswith("console.error: Failed to load resource: net::ERR_")
@@ -61,9 +72,9 @@ def test_label_with_keyboard_kill_restart_and_finish(tmp_path, page_server):
     with Browser(binary) as browser:
         page = browser.page
         browser.open(server.url + "/")
-        assert "1" in page.inner_text("#hints") and "undo" in page.inner_text("#hints")
-        assert progress(page).startswith("labelled 0 · skipped 0 · left 8 of 8")
         wait_ready(page)
+        assert "1" in page.inner_text("#hints") and "undo" in page.inner_text("#hints")
+        wait_progress(page, start="labelled 0 · skipped 0 · left 8 of 8")
         assert page.is_visible("#img-left") and page.is_visible("#img-right")
         assert not page.is_visible("#source-fig")      # a text-to-image pair has no source
 
@@ -71,14 +82,14 @@ def test_label_with_keyboard_kill_restart_and_finish(tmp_path, page_server):
         wrong = choose(page, correct=False)           # p1: wrong on purpose ...
         page.keyboard.press("u")                      # ... undone: p1 comes back
         assert wait_ready(page, wrong) == wrong
-        assert progress(page).startswith("labelled 1 ·")
+        wait_progress(page, start="labelled 1 ·")
         assert choose(page, arrows=True) == wrong     # p1 again, with the arrow keys
         skipped = wait_ready(page)
         page.keyboard.press("s")                      # p2: skipped
         page.wait_for_function("(id) => document.body.dataset.pair !== id", arg=skipped)
         fourth = choose(page)                         # p3
         assert [first, wrong, skipped, fourth] == ["p0", "p1", "p2", "p3"]
-        assert progress(page).startswith("labelled 3 · skipped 1 · left 4 of 8")
+        wait_progress(page, start="labelled 3 · skipped 1 · left 4 of 8")
         assert "per label" in page.inner_text("#timing")
 
         assert wait_ready(page) == "p4"               # p4's images loaded: nothing in flight
@@ -90,7 +101,7 @@ def test_label_with_keyboard_kill_restart_and_finish(tmp_path, page_server):
         server = page_server(args, port=server.port)  # restart: resumes at p4
         browser.open(server.url + "/")
         assert wait_ready(page) == "p4"
-        assert progress(page).startswith("labelled 3 · skipped 1 · left 4 of 8")
+        wait_progress(page, start="labelled 3 · skipped 1 · left 4 of 8")
         for step in range(4):
             if step == 3:                              # p7 is an edit: its source is shown
                 assert wait_ready(page) == "p7" and page.is_visible("#source-fig")
@@ -133,7 +144,7 @@ def test_label_page_on_a_folder_with_ties(tmp_path, page_server):
         page = browser.page
         browser.open(server.url + "/")
         wait_ready(page)  # the first pair is shown (and the progress line written) before it is read
-        assert progress(page).endswith("of 6")
+        wait_progress(page, end="of 6")
         for _ in range(6):
             pair_id = wait_ready(page)
             page.keyboard.press("t")
@@ -164,7 +175,7 @@ def test_token_page_and_zoom(tmp_path, page_server):
         page.wait_for_selector("#zoom.open")
         assert page.evaluate("() => document.getElementById('zoom-img').src === document.getElementById('img-right').src")
         page.keyboard.press("1")                       # keys do not answer while zoomed
-        assert progress(page).startswith("labelled 0")
+        wait_progress(page, start="labelled 0")
         page.keyboard.press("Escape")
         page.wait_for_selector("#zoom:not(.open)", state="hidden")
         page.keyboard.press("1")
