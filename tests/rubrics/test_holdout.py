@@ -10,6 +10,7 @@ import pytest
 from typer.testing import CliRunner
 
 from arrpo.cli import app
+from arrpo.eval.validate import pairs_digest
 from arrpo.rubric import Rubric
 from arrpo.rubrics.holdout import HoldoutError, parse_holdout, split_holdout
 
@@ -76,9 +77,8 @@ def test_learn_with_holdout_validates_through_the_eval_pipeline(seed_dir, seeing
     assert set(held["judges"]) == {"direct", "zero-shot", "learned"}
     for values in held["judges"].values():
         assert values["judged"] == 3 and 0 <= values["mean"] <= 1 and "mean" in values["intervals"]
-    import hashlib
-
-    assert held["pairs_sha256"] == hashlib.sha256((holdout_dir / "heldout.jsonl").read_bytes()).hexdigest()
+    rows = [json.loads(line) for line in (holdout_dir / "heldout.jsonl").read_text().splitlines()]
+    assert held["pairs_sha256"] == pairs_digest(rows)
     assert vlm.kinds["write"] == 1  # the zero-shot rubric
     shown = runner.invoke(app, ["rubric", "show", str(out)], env={"COLUMNS": "200"})
     learned = held["judges"]["learned"]
@@ -191,3 +191,26 @@ def test_changed_judge_templates_set_old_verdicts_aside(seed_dir, seeing, tmp_pa
     assert result.exit_code == 0, result.output
     assert {p.name.split(".")[0] for p in (run_dir / "verdicts").glob("*.stale-*.jsonl")} == {"learned", "direct"}
     assert len((run_dir / "verdicts" / "learned.jsonl").read_text().splitlines()) == 4
+
+
+def test_pairs_digest_is_by_content_not_by_path(tmp_path):
+    """The held-out digest names the pairs, not the folder they sit in: the same images copied
+    elsewhere give the same digest; a changed image, label or prompt gives another."""
+    first, second = tmp_path / "one", tmp_path / "two"
+    for folder in (first, second):
+        folder.mkdir()
+        (folder / "a.png").write_bytes(b"image a")
+        (folder / "b.png").write_bytes(b"image b")
+
+    def rows(folder, **change):
+        row = {"id": "p1", "task": "t2i", "prompt": "a cat", "image_a": str(folder / "a.png"),
+               "image_b": str(folder / "b.png"), "label": "A", "subset": "all"}
+        return [{**row, **change}]
+
+    assert pairs_digest(rows(first)) == pairs_digest(rows(second))
+    assert pairs_digest(rows(first)) != pairs_digest(rows(first, label="B"))
+    assert pairs_digest(rows(first)) != pairs_digest(rows(first, prompt="a dog"))
+    (second / "b.png").write_bytes(b"another image b")
+    assert pairs_digest(rows(first)) != pairs_digest(rows(second))
+    missing = rows(tmp_path / "nowhere")  # unreadable images keep their paths: still a digest
+    assert pairs_digest(missing) != pairs_digest(rows(first))

@@ -128,13 +128,32 @@ def eval_pair(row: Mapping[str, Any]) -> PreferencePair:
 
 def write_pairs(pairs: Sequence[PreferencePair], path: Path) -> tuple[list[PreferencePair], str]:
     """Write the pairs as generic JSONL (the record ``arrpo eval`` can rerun); returns them as the
-    eval runner judges them (:func:`eval_pair`) and the file's sha256."""
+    eval runner judges them (:func:`eval_pair`) and their :func:`pairs_digest`."""
     images = path.parent / "images"
     rows = [pair_row(p, images) for p in pairs]
     text = "".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(text, encoding="utf-8")
-    return [eval_pair(row) for row in rows], hashlib.sha256(text.encode("utf-8")).hexdigest()
+    return [eval_pair(row) for row in rows], pairs_digest(rows)
+
+
+_IMAGE_FIELDS = ("image_a", "image_b", "source")
+
+
+def pairs_digest(rows: Sequence[Mapping[str, Any]]) -> str:
+    """The sha256 of held-out rows by content: each image as the sha256 of its bytes, not its
+    path, so the same pairs give the same digest on any machine and in any folder (a file that
+    cannot be read keeps its path)."""
+    def content(value: str) -> str:
+        try:
+            return "sha256:" + hashlib.sha256(Path(value).read_bytes()).hexdigest()
+        except OSError:
+            return value
+
+    canonical = [{k: content(v) if k in _IMAGE_FIELDS and isinstance(v, str) else v for k, v in row.items()}
+                 for row in rows]
+    text = "".join(json.dumps(row, ensure_ascii=False, sort_keys=True) + "\n" for row in canonical)
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
 async def zero_shot_rubric(backend: VLMBackend, task: Task, folder: Path, *, max_themes: int = 10,
