@@ -81,26 +81,24 @@ def test_a_sample_without_any_valid_comparison_gets_zero_advantage_and_moves_no_
 
 def test_a_24_sample_group_split_12_12_with_one_invalid_pair_trains_no_zeros(start_service, monkeypatch):
     """k = 24 against --max-images 12 with split_large_groups: one half has an invalid pair and is
-    masked by the service; the host must not see 12 zeros beside 12 real rewards."""
+    masked by the service, so the whole group is masked. Its samples get the std-preserving fill
+    (host_std='batch', the default): zero advantage, and the other group's advantages are those of
+    an epoch without the masked group under both of the tracker's std settings."""
     grays = list(range(10, 250, 10))  # 24 distinct grays
     service = start_service(invalid_when({grays[0]}), config=ServiceConfig(max_images=12))
     monkeypatch.setenv("ARRPO_SERVICE_URL", service.url)
-    options(monkeypatch, samples_per_prompt=24, split_large_groups=True)
+    options(monkeypatch, samples_per_prompt=24, split_large_groups=True, idle_timeout=0.5)
     reward_fn = with_arrpo(host.current_multi_score)("cpu", {"arrpo": 1.0})
     other = [5 + 10 * k for k in range(24)]
     prompts = ["a cat"] * 24 + ["a dog"] * 24
     for global_std in (False, True):
         rewards, adv = epoch_advantages(reward_fn, prompts, grays + other, global_std=global_std)
         assert np.all(adv[:24] == 0.0), "a masked half trained"
-        assert rewards["avg"][:24].tolist() == [0.0] * 24
+        assert len(set(rewards["avg"][:24].tolist())) == 1  # one value for the masked group
         dog = adv[24:]
         halves = official(other[:12]) + official(other[12:])
         reference = host.advantages(prompts[24:], torch.tensor(halves), global_std=global_std)
-        if not global_std:  # the other group moves not at all
-            assert dog == pytest.approx(reference, rel=1e-6)
-        else:  # the batch std counts every sample: one common factor for all the others
-            ratio = dog[:, 0] / reference[:, 0]
-            assert ratio == pytest.approx(np.full(24, ratio[0]), rel=1e-5) and ratio[0] > 0
+        assert dog == pytest.approx(reference, rel=1e-5, abs=1e-6)  # float32 rounding of the fill only
         assert np.count_nonzero(dog[:, 0]) == 24
 
 
