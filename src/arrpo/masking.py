@@ -39,7 +39,9 @@ adapter:
 Floats: 0.0 is exact in every format. The fill crosses the host's float32 conversion rounded to
 float32 (relative error below 6e-8 of ``c``), so the batch std moves by at most about that
 relative amount: the other advantages agree with a batch without the masked samples to float32
-precision, not bit for bit.
+precision, not bit for bit; and the masked advantage is 0 up to the rounding of the host's mean of
+a constant (Flow-GRPO: float64 ``np.mean``, 0 in the tests; a float32 ``torch.mean``, as verl's,
+can leave ~1e-7).
 """
 
 from __future__ import annotations

@@ -253,3 +253,38 @@ def test_host_timing_does_not_matter(env, monkeypatch):
     slow = host.sample_epoch(reward_fn, batches, sampling_seconds=0.05)
     assert fast["avg"].tolist() == pytest.approx(official(grays), abs=1e-6)
     assert slow["avg"].tolist() == pytest.approx(official(grays), abs=1e-6)
+
+
+# ------------------------------------------- masked samples beside Flow-GRPO's own rewards
+def test_a_masked_sample_beside_other_rewards_fails_under_the_batch_std_and_is_exact_per_group(
+    start_service, monkeypatch
+):
+    """avg = arrpo + 0.5·jpeg: under host_std='batch' (default) arrpo cannot see the other ranks'
+    jpeg values, so the step fails naming global_std; with host_std='group' a masked group's avg is
+    0.0 throughout: zero advantage, the other prompt unchanged under the per-prompt std."""
+    service = start_service(invalid_when({90}))
+    monkeypatch.setenv("ARRPO_SERVICE_URL", service.url)
+    prompts = ["a cat"] * 4 + ["a dog"] * 4
+    grays = [30, 200, 90, 10, 250, 120, 160, 60]
+    options(monkeypatch, samples_per_prompt=4, on_bad_verdict="drop_pair", idle_timeout=0.5)
+    reward_fn = with_arrpo(host.current_multi_score)("cpu", {"arrpo": 1.0, "jpeg_compressibility": 0.5})
+    with pytest.raises(RewardGroupError, match="global_std = False"):
+        host.sample_epoch(reward_fn, [batch(prompts, grays)])
+    options(monkeypatch, samples_per_prompt=4, on_bad_verdict="drop_pair", host_std="group")
+    reward_fn = with_arrpo(host.current_multi_score)("cpu", {"arrpo": 1.0, "jpeg_compressibility": 0.5})
+    rewards, adv = epoch_advantages(reward_fn, prompts, grays, global_std=False)
+    assert rewards["avg"][:4].tolist() == [0.0] * 4 and np.all(adv[:4] == 0.0)
+    jpeg = host.jpeg_compressibility()(gray_tensor(grays[4:]), prompts[4:], None)[0]
+    dog = [a + 0.5 * j for a, j in zip(official(grays[4:]), jpeg, strict=True)]
+    assert adv[4:] == pytest.approx(host.advantages(prompts[4:], torch.tensor(dog), global_std=False), rel=1e-5)
+
+
+def test_pointwise_mode_refuses_a_masked_sample(start_service, monkeypatch):
+    service = start_service(invalid_when({90}))
+    monkeypatch.setenv("ARRPO_SERVICE_URL", service.url)
+    options(monkeypatch, mode="pointwise")
+    reward = ArrpoRewardFn()
+    images, prompts, _, _ = batch(["a cat"] * 2, [90, 30])
+    anchors = [{"anchor_image": gray_tensor([200])[0]}] * 2
+    with pytest.raises(RewardGroupError, match="mode='group'"):
+        reward(images, prompts, anchors)
