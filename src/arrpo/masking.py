@@ -128,3 +128,12 @@ def batch_std_refusal(host: str, masked: int, why: str) -> str:
     return (f"{masked} masked sample(s) this step, and the host divides advantages by one std of the whole batch "
             f"(host_std='batch'): {why}, so no value arrpo could hand keeps the other samples' advantages "
             f"unchanged. To train with masked samples exactly, {fix}; or fix the cause of the masking")
+
+
+def batch_std_notice(host: str) -> str:
+    """What an adapter logs once at start-up when masked samples will fail its steps (``host_std``
+    'batch' where no value can be exact), so the fix is known before the first masked sample."""
+    fix = EXACT_SETTING.get(host, EXACT_SETTING["trainer"])
+    return (f"arrpo reward: host_std='batch' (the host's default: one std of the whole batch); a step with a "
+            f"masked sample (a tie, an invalid verdict, a failed request under on_failure='mask') will fail, since "
+            f"no value keeps the other advantages exact there. To train through masked samples, {fix}")

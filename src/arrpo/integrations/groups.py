@@ -34,7 +34,7 @@ from arrpo.integrations.assembly import BatchScores, GroupAssembler, RewardGroup
 from arrpo.integrations.exchange import Exchange, default_exchange
 from arrpo.integrations.judging import REWARD_OPTIONS, GroupJudge, pair_units
 from arrpo.integrations.service import ServiceFacts, plan_judging, process_gate
-from arrpo.masking import HostStd, batch_std_refusal, check_host_std
+from arrpo.masking import HostStd, batch_std_notice, batch_std_refusal, check_host_std
 from arrpo.step_monitor import MONITOR_DEFAULTS, StepMonitor
 
 __all__ = ["SCORER_OPTIONS", "BatchScores", "GroupScorer", "RewardGroupError", "too_large"]
@@ -138,6 +138,8 @@ class GroupScorer:
         self.request = request
         self.host_std = host_std
         self.host = host
+        if host_std == "batch" and (mode == "pointwise" or not window_steps):
+            log.warning(batch_std_notice(host))
         self.client_settings = {
             "token": token, "timeout": timeout, "max_retries": max_retries, "max_wait": max_wait, "backoff": backoff,
         }

@@ -55,7 +55,7 @@ from arrpo.convert import image_bytes, is_ndarray, is_tensor
 from arrpo.integrations.assembly import RewardGroupError
 from arrpo.integrations.flow_grpo import OPTIONS_ENV, URL_ENV, options_from_env
 from arrpo.integrations.groups import DEFAULT_RETRIES
-from arrpo.masking import batch_std_refusal, check_host_std
+from arrpo.masking import batch_std_notice, batch_std_refusal, check_host_std
 from arrpo.step_monitor import MONITOR_DEFAULTS, StepMonitor, cause_of
 
 log = logging.getLogger("arrpo.integrations")
@@ -110,6 +110,8 @@ class Settings:
         self.run_id = str(merged["run_id"] or os.environ.get(RUN_ENV) or _ray_job_id())
         self.group_timeout = float(merged["group_timeout"])
         self.host_std = check_host_std(str(merged["host_std"]))
+        if self.host_std == "batch":
+            log.warning(batch_std_notice("verl_omni"))
         self.client = {
             "token": self.token, "timeout": self.group_timeout + float(merged["judge_timeout"]),
             "max_retries": int(merged["max_retries"]), "backoff": float(merged["backoff"]),
