@@ -189,15 +189,17 @@ def test_a_request_resent_after_the_clients_timeout_joins_the_judging_in_progres
 def test_a_masked_group_has_zero_advantage_under_flow_factorys_aggregations(start_service, caplog):
     service = start_service(invalid_when({77}))
     caplog.set_level(logging.WARNING, logger="arrpo.integrations")
-    model = remote.RemoteGroupwiseRewardModel(config(f"{service.url}/flow-factory/4"))
     groups = {"a cat": [30, 77, 150, 220], "a dog": [40, 90, 160, 210], "a fox": [50, 100, 170, 230]}
     samples = t2i(groups)
+    plain = remote.RemoteGroupwiseRewardModel(config(f"{service.url}/flow-factory/4"))  # Flow-Factory's defaults
+    with pytest.raises(Exception, match="advantage_aggregation: sum"):
+        host.groupwise_local(plain, samples)
+    model = remote.RemoteGroupwiseRewardModel(config(f"{service.url}/flow-factory/4/group-std"))
     rewards = host.groupwise_local(model, samples).numpy().astype(np.float64)
     assert rewards[:4].tolist() == [0.0] * 4
     index = host.group_indices(samples)
     per_group = host.weighted_sum_advantages(rewards, index, global_std=False)
     alone = host.weighted_sum_advantages(rewards[4:], index[4:], global_std=False)
     assert per_group[:4].tolist() == [0.0] * 4 and np.array_equal(per_group[4:], alone)
-    assert np.abs(host.gdpo_advantages(rewards, index)[:4]).max() < 1e-6
     warnings = [r.getMessage() for r in caplog.records if "Flow-Factory request" in r.getMessage()]
     assert warnings and "4 of 4 samples (100%)" in warnings[0] and "invalid verdict" in warnings[0]

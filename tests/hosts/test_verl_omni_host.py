@@ -96,7 +96,10 @@ def test_a_masked_group_has_zero_advantage_and_moves_no_other_group(workers, sta
     service = start_service(invalid_when({77}))
     rows = [host.Row("a cat", [30, 77, 150, 220], 0), host.Row("a dog", [40, 90, 160, 210], 1),
             host.Row("a fox", [50, 100, 170, 230], 2)]
-    batch, outputs = run(workers, service, rows, samples_per_prompt=4, on_bad_verdict="drop_pair")
+    _, refused = run(workers, service, rows, samples_per_prompt=4, on_bad_verdict="drop_pair")  # batch std
+    assert any(isinstance(o, Exception) and "global_std=False" in str(o) for o in refused[:4])
+    rows = [host.Row(r.prompt, r.grays, r.index + 10) for r in rows]
+    batch, outputs = run(workers, service, rows, samples_per_prompt=4, on_bad_verdict="drop_pair", host_std="group")
     scores = host.rm_scores(outputs).expand(-1, 3)  # sample-level rewards over 3 timesteps
     index = np.array([item["uid"] for item in batch], dtype=object)
     masked = host.flow_grpo_outcome_advantage(scores, index, global_std=False)
@@ -104,9 +107,6 @@ def test_a_masked_group_has_zero_advantage_and_moves_no_other_group(workers, sta
     assert [o["reward_extra_info"]["arrpo_group_masked"] for o in outputs[:4]] == [1.0] * 4
     alone = host.flow_grpo_outcome_advantage(scores[4:], index[4:], global_std=False)
     assert torch.equal(masked[4:], alone)  # the other groups' advantages are their own
-    shared_std = host.flow_grpo_outcome_advantage(scores, index, global_std=True)  # verl-omni's default
-    assert shared_std[:4].abs().max().item() == 0.0
-    assert torch.equal(torch.sign(shared_std[4:]), torch.sign(alone))
 
 
 def test_a_dead_step_is_loud_in_both_logs_and_a_run_of_them_fails(workers, start_service, caplog):

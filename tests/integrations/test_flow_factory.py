@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import importlib
 import json
+import logging
 import sys
 import types
 from dataclasses import dataclass
@@ -119,7 +120,12 @@ def test_group_of_one_fails_loudly_or_is_masked_and_counted(service):
     model = flow_factory.ArrpoReward(config=reward_arguments(service.url), accelerator=ACCELERATOR)
     with pytest.raises(RewardGroupError, match="group_size"):
         model(prompt=["p"], image=[gray_pil(1)])
-    masked = flow_factory.ArrpoReward(config=reward_arguments(service.url, on_failure="mask"), accelerator=ACCELERATOR)
+    # under Flow-Factory's default batch std a masked sample cannot be exact: the call fails with the settings
+    batch = flow_factory.ArrpoReward(config=reward_arguments(service.url, on_failure="mask"), accelerator=ACCELERATOR)
+    with pytest.raises(RewardGroupError, match="global_std: false"):
+        batch(prompt=["p"], image=[gray_pil(1)])
+    masked = flow_factory.ArrpoReward(config=reward_arguments(service.url, on_failure="mask", host_std="group"),
+                                      accelerator=ACCELERATOR)
     output = masked(prompt=["p"], image=[gray_pil(1)])
     assert output.rewards.tolist() == [0.0] and output.extra_info["mask"] == [False]
     assert masked.scorer.stats["unscorable_groups"] == 1
@@ -183,7 +189,7 @@ def test_async_reward_buffer_failure_surfaces_on_the_main_thread_or_is_masked(st
     with pytest.raises(RuntimeError, match="worker thread failed") as caught:
         flow_factory_async_rewards(model, [samples, []], group_size=2)
     assert isinstance(caught.value.__cause__, RewardServiceError) and caught.value.__cause__.code == "unreachable"
-    masked = flow_factory.ArrpoReward(config=reward_arguments(down, max_retries=0, on_failure="mask"),
+    masked = flow_factory.ArrpoReward(config=reward_arguments(down, max_retries=0, on_failure="mask", host_std="group"),
                                       accelerator=ACCELERATOR)
     assert flow_factory_async_rewards(masked, [samples], group_size=2).tolist() == [0.0, 0.0]
     assert masked.scorer.stats["failed_groups"] == 1
@@ -200,3 +206,14 @@ def test_standalone_reward_has_the_torch_device_the_async_buffer_reads(service):
     assert named.device == torch.device("cpu")  # "cuda" means the accelerator's device, as in Flow-Factory
     samples = [{"prompt": "p", "image": gray_pil(g), "unique_id": "u"} for g in (10, 200)]
     assert flow_factory_async_rewards(model, [samples], group_size=2).tolist() == pytest.approx([-0.1, 1.0])
+
+
+def test_batch_std_default_says_at_start_up_what_a_masked_sample_will_do(service, caplog):
+    """The refusal is announced once when the reward is built, with the settings that avoid it."""
+    with caplog.at_level(logging.WARNING, logger="arrpo.integrations"):
+        flow_factory.ArrpoReward(config=reward_arguments(service.url), accelerator=ACCELERATOR)
+    assert "host_std='batch'" in caplog.text and "advantage_aggregation: sum" in caplog.text
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="arrpo.integrations"):
+        flow_factory.ArrpoReward(config=reward_arguments(service.url, host_std="group"), accelerator=ACCELERATOR)
+    assert "host_std" not in caplog.text

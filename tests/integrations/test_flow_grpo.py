@@ -13,6 +13,7 @@ torch = pytest.importorskip("torch")
 from arrpo.client import RewardClient, RewardServiceError  # noqa: E402
 from arrpo.integrations.flow_grpo import ArrpoRewardFn, arrpo_score, with_arrpo  # noqa: E402
 from arrpo.integrations.groups import RewardGroupError  # noqa: E402
+from arrpo.masking import std_preserving_fill  # noqa: E402
 from tests.integrations.trainers import (  # noqa: E402
     closest_to_source_wins,
     flow_grpo_multi_score,
@@ -127,7 +128,8 @@ def test_a_group_left_incomplete_is_masked_and_counted_when_opted_in(env, monkey
     reward = ArrpoRewardFn()
     with caplog.at_level(logging.WARNING, logger="arrpo.integrations"):
         details, meta = reward(gray_tensor([1, 2, 3]), ["a", "b", "b"], [{}] * 3)
-        assert details["avg"] == pytest.approx([0.0, -0.1, 1.0])
+        # Flow-GRPO's default global std: the masked sample gets the value that keeps the epoch's std
+        assert details["avg"] == pytest.approx([std_preserving_fill([-0.1, 1.0], 1), -0.1, 1.0])
     info = meta["arrpo"]
     assert info["mask"] == [False, True, True] and info["unscorable_groups"] == 1 and info["masked_samples"] == 1
     assert reward.stats["unscorable_groups"] == 1 and reward.stats["masked_samples"] == 1
@@ -186,3 +188,10 @@ def test_image_forms_flow_grpo_reward_fns_accept(env, form):
     }[form]
     details, _ = ArrpoRewardFn(samples_per_prompt=3)(images, ["p"] * 3, [{}] * 3)
     assert list(details["avg"]) == pytest.approx([-0.1, 1.0, 0.45])
+
+
+def test_a_masked_group_is_zero_under_a_per_group_std(env, monkeypatch):
+    """host_std 'group' (Flow-GRPO's global_std False): the masked group's value is 0.0."""
+    k(monkeypatch, 2, on_failure="mask", idle_timeout=0.2, host_std="group")
+    details, meta = ArrpoRewardFn()(gray_tensor([1, 2, 3]), ["a", "b", "b"], [{}] * 3)
+    assert details["avg"] == pytest.approx([0.0, -0.1, 1.0]) and meta["arrpo"]["mask"] == [False, True, True]

@@ -47,6 +47,7 @@ from arrpo.errors import ArrpoError
 from arrpo.integrations.exchange import Exchange
 from arrpo.integrations.judging import GroupJudge, GroupRequest, Outcome
 from arrpo.integrations.service import JudgingPlan, plan_judging, process_gate
+from arrpo.masking import HostStd, check_host_std, std_preserving_fill
 from arrpo.step_monitor import StepMonitor
 
 log = logging.getLogger("arrpo.integrations")
@@ -84,6 +85,7 @@ class BatchScores:
     verdicts: dict[str, int] = field(default_factory=dict)
     errors: list[str] = field(default_factory=list)
     unjudged: list[int] = field(default_factory=list)  # samples no verdict could be asked for
+    filled: bool = False  # masked samples carry the std-preserving fill of their batch (arrpo.masking)
 
     def info(self) -> dict[str, Any]:
         return {
@@ -91,6 +93,7 @@ class BatchScores:
             "masked_samples": self.masked_samples, "unjudged": self.unjudged, "masked_groups": self.masked_groups,
             "failed_groups": self.failed_groups, "unscorable_groups": self.unscorable_groups,
             "promoted_samples": self.promoted_samples, "verdicts": self.verdicts, "errors": self.errors,
+            "filled": self.filled,
         }
 
 
@@ -108,12 +111,37 @@ class _Open:
 
 
 @dataclass
+class _Scope:
+    """The host's std scope (Flow-GRPO: one epoch, all ranks): every completed group's valid values
+    and masked count, identical on every rank; ``fill`` (reward, advantage) once sealed."""
+
+    rewards: list[float] = field(default_factory=list)
+    advantages: list[float] = field(default_factory=list)
+    masked: int = 0
+    fill: tuple[float, float] | None = None
+
+    def add(self, outcome: Outcome) -> None:
+        for reward, advantage, valid in zip(outcome.rewards, outcome.advantages, outcome.mask, strict=True):
+            if valid:
+                self.rewards.append(reward)
+                self.advantages.append(advantage)
+            else:
+                self.masked += 1
+
+    def seal(self) -> tuple[float, float]:
+        if self.fill is None:  # the host's np.std: population std
+            self.fill = (std_preserving_fill(self.rewards, self.masked), std_preserving_fill(self.advantages, self.masked))
+        return self.fill
+
+
+@dataclass
 class _Done:
     """A judged group as this rank keeps it (for its own samples)."""
 
     outcome: Outcome
     members: list[tuple[int, int, int]]
     prompt: str
+    scope: _Scope | None = None
 
 
 class GroupAssembler:
@@ -127,12 +155,16 @@ class GroupAssembler:
         window_steps: each window is one monitor step (Flow-GRPO); else every call adds to it.
         ordered: calls exchange in ticket order (needed when several ranks exchange).
         independent_ranks: processes judging against the same service without this exchange.
+        host_std: ``batch``: the host divides by one std of all samples given before it reads any
+            (Flow-GRPO's ``global_std``); masked samples then get the std-preserving fill of that
+            scope, read once no call has come in for ``idle_timeout`` seconds. ``group``: 0.0.
     """
 
     def __init__(self, judge: GroupJudge, exchange: Exchange, monitor: StepMonitor, *,
                  samples_per_prompt: int | None = None, group_size: int | None = None,
                  on_failure: FailurePolicy = "raise", window_steps: bool = False, ordered: bool = True,
-                 idle_timeout: float = 10.0, group_timeout: float = 3600.0, independent_ranks: int = 1):
+                 idle_timeout: float = 10.0, group_timeout: float = 3600.0, independent_ranks: int = 1,
+                 host_std: HostStd = "group"):
         self.judge = judge
         self.exchange = exchange
         self.monitor = monitor
@@ -144,6 +176,9 @@ class GroupAssembler:
         self.idle_timeout = idle_timeout
         self.group_timeout = group_timeout
         self.independent_ranks = independent_ranks
+        self.host_std = check_host_std(host_std)
+        self._scope = _Scope()
+        self._unread: set[int] = set()  # calls exchanged, values not read yet (a new scope starts when none)
         self.stats: Counter[str] = Counter()
         self._state = threading.Condition()
         self._open: dict[tuple, _Open] = {}
@@ -176,6 +211,7 @@ class GroupAssembler:
                 self._exchange(ticket, [str(p) for p in prompts], encoded, source_bytes)
         except BaseException:
             with self._state:  # this call raised: nobody will read its samples' values
+                self._unread.discard(ticket)
                 for place in [p for p in self._where if p[0] == ticket]:
                     serial = self._where.pop(place)
                     self._refs[serial] -= 1
@@ -201,7 +237,10 @@ class GroupAssembler:
             "sources": dict(zip(keys, sources, strict=True)) if sources is not None else {},
             "limit": limit, "capacity": capacity, "problem": problem,
         }
+        with self._state:
+            payload["fresh"], payload["sealed"] = not self._unread, self._scope.fill is not None
         gathered = self.exchange.all_gather(payload)
+        self._next_scope(ticket, gathered)
         problems = [part["problem"] for part in gathered if part["problem"]]
         if problems and self.on_failure == "raise":
             raise RewardServiceError(*problems[0])
@@ -230,6 +269,22 @@ class GroupAssembler:
             monitor = self._record(completed, shared)
             self._state.notify_all()
         self._fail_on(completed, shared, monitor)
+
+    def _next_scope(self, ticket: int, gathered: list[dict]) -> None:
+        """Start a new std scope when every rank had read all its calls (the host's next epoch);
+        refuse, on every rank, a call joining a scope whose masked samples were already handed out."""
+        with self._state:
+            self._unread.add(ticket)
+            if any(part["fresh"] for part in gathered):
+                self._scope = _Scope()
+                return
+        if self.host_std == "batch" and any(part["sealed"] for part in gathered):
+            raise RewardGroupError(
+                "a reward call came in after masked samples of the same epoch had their values read: host_std="
+                "'batch' fills masked samples from every reward the host divides by one std, so all reward calls "
+                "of an epoch must start before its rewards are read (Flow-GRPO: use with_arrpo, whose values are "
+                f"read after sampling, and an idle_timeout ({self.idle_timeout:g} s) longer than the gap between "
+                "two reward calls), or set config.sample.global_std = False and host_std='group'")
 
     # --------------------------------------------------------------- planning
     def _plan(self, capacity: int, largest: int) -> JudgingPlan:
@@ -335,8 +390,9 @@ class GroupAssembler:
             self.stats["failed_groups"] += int(outcome.error is not None)
             self.stats["unscorable_groups"] += int(outcome.unscorable is not None)
             local = [(ticket, index) for rank, ticket, index in group.members if rank == me]
+            self._scope.add(outcome)
             if local:
-                self._done[serial] = _Done(outcome, group.members, group.prompt)
+                self._done[serial] = _Done(outcome, group.members, group.prompt, self._scope)
                 self._refs[serial] = len(local)
                 for place in local:
                     self._where[place] = serial
@@ -373,6 +429,9 @@ class GroupAssembler:
         with self._state:
             while True:
                 if all((ticket, i) in self._where for i in range(n)):
+                    if self._needs_scope(ticket, n, idle_limit):
+                        self._state.wait(timeout=0.05)
+                        continue
                     return self._scores(ticket, n)
                 idle = time.monotonic() - self._last_activity
                 timed_out = time.monotonic() - started > self.group_timeout
@@ -383,6 +442,29 @@ class GroupAssembler:
                         raise error
                     continue  # the fragments were masked
                 self._state.wait(timeout=0.05)
+
+    def _needs_scope(self, ticket: int, n: int, idle_limit: float) -> bool:
+        """Under ``host_std="batch"``, whether a masked sample of this call still waits for its std
+        scope to close: no group open and no call in flight for ``idle_limit`` seconds, or a newer
+        scope begun. Seals the scope when it is closed."""
+        if self.host_std != "batch":
+            return False
+        scopes = {id(done.scope): done.scope for i in range(n)
+                  for done in [self._done[self._where[(ticket, i)]]] if not all(done.outcome.mask)}
+        for scope in scopes.values():
+            if scope is None or scope.fill is not None:
+                continue
+            quiet = (not self._open and self._in_flight == 0
+                     and time.monotonic() - self._last_activity >= idle_limit)
+            if scope is self._scope and not quiet:
+                return True
+            scope.seal()
+        return False
+
+    def read(self, ticket: int) -> None:
+        """Call ``ticket``'s values were read (once every call is, the next call starts a new scope)."""
+        with self._state:
+            self._unread.discard(ticket)
 
     def _fragments(self, ticket: int, timed_out: bool = False) -> RewardGroupError:
         """Take every open group (the epoch's fragments) out and say which they were; under
@@ -417,10 +499,14 @@ class GroupAssembler:
             done = self._done[serial]
             outcome = done.outcome
             positions = {member: pos for pos, member in enumerate(done.members)}
+            fill = done.scope.fill if done.scope is not None else None
             for i in local:
                 pos = positions[(self.exchange.rank, ticket, i)]
                 out.rewards[i], out.advantages[i] = outcome.rewards[pos], outcome.advantages[pos]
                 out.mask[i] = outcome.mask[pos]
+                if fill is not None and not out.mask[i]:
+                    out.rewards[i], out.advantages[i] = fill
+                    out.filled = True
             out.groups.append(local)
             out.promoted_samples += outcome.promoted
             for winner, count in outcome.verdicts.items():
@@ -466,6 +552,8 @@ class Pending:
                     self._result = self._assembler.resolve(self._ticket, self._n, idle_timeout)
                 except BaseException as exc:
                     self._error = exc
+                finally:
+                    self._assembler.read(self._ticket)
             if self._error is not None:
                 raise self._error
             return self._result  # type: ignore[return-value]

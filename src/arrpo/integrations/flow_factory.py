@@ -22,6 +22,13 @@ of the service's capacity. One config entry registers it::
         url: http://judge-host:8080          # else $ARRPO_SERVICE_URL
         task: edit                           # for image editing; t2i is the default
         preset: official                     # any GroupScorer option
+        host_std: group                      # only with global_std: false, advantage_aggregation: sum
+
+A masked sample gets 0.0 with its whole group, exact where Flow-Factory divides by each group's
+own std (``global_std: false`` and ``advantage_aggregation: sum``), which ``host_std: group``
+states. Under Flow-Factory's defaults (one std of the batch, or GDPO's batch normalisation) this
+call, which sees one group, cannot keep the other advantages exact: a masked sample fails the
+step (``host_std: batch``, the default) with those settings in the message.
 
 When Flow-Factory is installed, :class:`ArrpoReward` subclasses its ``GroupwiseRewardModel`` (so
 the processor routes it down the groupwise path and the base ``__init__`` runs); without it, a
@@ -110,7 +117,8 @@ class ArrpoReward(_Base):
         # Flow-Factory gathers each group onto one rank itself: no exchange between ranks here,
         # but every rank judges against the same service, so each keeps to its share of it.
         ranks = getattr(accelerator, "num_processes", None) or 1
-        self.scorer = GroupScorer(url, exchange=LocalExchange(), ranks=ranks, **settings)
+        settings.setdefault("host_std", "batch")  # Flow-Factory's defaults: global_std true, GDPO
+        self.scorer = GroupScorer(url, exchange=LocalExchange(), ranks=ranks, host="flow_factory", **settings)
         fields = list(type(self).required_fields)
         if self.task == "edit":  # the gathered samples must carry their source image
             fields.append("condition_images")

@@ -43,7 +43,8 @@ from arrpo._sync import run_sync
 from arrpo.client import RewardServiceError
 from arrpo.convert import image_bytes, split_images
 from arrpo.integrations.assembly import BatchScores, Pending
-from arrpo.integrations.groups import GroupScorer
+from arrpo.integrations.groups import GroupScorer, RewardGroupError
+from arrpo.masking import MASKED_VALUE, batch_std_refusal
 from arrpo.step_monitor import StepMonitor, cause_of
 
 #: The reward's name in ``config.reward_fn`` and in the returned dict.
@@ -171,7 +172,8 @@ class ArrpoRewardFn:
                 f"config.sample.num_image_per_prompt, e.g. {OPTIONS_ENV}='{{\"samples_per_prompt\": 16}}'"
             )
         self.anchor_key = anchor_key
-        self.scorer = GroupScorer(url, window_steps=True, **settings)
+        settings.setdefault("host_std", "batch")  # Flow-GRPO's default config.sample.global_std = True
+        self.scorer = GroupScorer(url, window_steps=True, host="flow_grpo", **settings)
         self.evaluation = AnchorEval(self.scorer, anchor_key)
 
     def __call__(self, images: Any, prompts: Sequence[str], metadata: Any = None, ref_images: Any = None,
@@ -226,6 +228,19 @@ def arrpo_score(device: Any = None) -> Callable[..., tuple[list[float], dict[str
     return _fn
 
 
+def masked_totals(total: list[float], mask: list[bool] | None, host_std: str) -> list[float]:
+    """``avg`` with Flow-GRPO's own rewards summed in: a masked sample's total is :data:`MASKED_VALUE`
+    (its group is masked whole, so the group stays constant) under a per-group std; under the
+    batch std its value would need every rank's other rewards, so the step fails."""
+    if mask is None or all(mask):
+        return total
+    if host_std == "batch":
+        raise RewardGroupError(batch_std_refusal(
+            "flow_grpo", mask.count(False), "config.reward_fn sums other rewards into avg, which arrpo sees only "
+            "for this rank's samples"))
+    return [t if valid else MASKED_VALUE for t, valid in zip(total, mask, strict=True)]
+
+
 def _passes_ref_images(fn: Callable[..., Any]) -> bool:
     """Whether Flow-GRPO's ``_fn`` takes ``ref_images`` (the released one does not)."""
     try:
@@ -265,10 +280,11 @@ def with_arrpo(multi_score: Callable[..., Any]) -> Callable[..., Any]:
                 return details, {}
             base = [float(v) for v in details.pop("avg")] if inner is not None else None
 
-            def combined(scores: list[float]) -> dict[str, Any]:
+            def combined(scores: list[float], mask: list[bool] | None = None) -> dict[str, Any]:
                 total = [weight * s for s in scores]  # type: ignore[operator]
                 if base is not None:
                     total = [a + b for a, b in zip(base, total, strict=True)]
+                    total = masked_totals(total, mask, reward.scorer.host_std)  # type: ignore[union-attr]
                 if not only_strict:  # evaluation: a sample the judge could not score stays "no value"
                     total = [FLOW_GRPO_NO_VALUE if s == FLOW_GRPO_NO_VALUE else t
                              for s, t in zip(scores, total, strict=True)]
@@ -279,7 +295,7 @@ def with_arrpo(multi_score: Callable[..., Any]) -> Callable[..., Any]:
                 return combined(list(scores[NAME])), dict(info)
             result = reward.pending(images, prompts, ref_images)
             keys = [*details, NAME, "avg"]
-            return (LazyValues(keys, lambda: combined(list(result().scores))),
+            return (LazyValues(keys, lambda: combined(list(result().scores), result().mask)),
                     LazyValues([NAME], lambda: {NAME: result().info()}))
 
         _fn.arrpo = reward  # type: ignore[attr-defined]

@@ -34,6 +34,7 @@ from arrpo.integrations.assembly import BatchScores, GroupAssembler, RewardGroup
 from arrpo.integrations.exchange import Exchange, default_exchange
 from arrpo.integrations.judging import REWARD_OPTIONS, GroupJudge, pair_units
 from arrpo.integrations.service import ServiceFacts, plan_judging, process_gate
+from arrpo.masking import HostStd, batch_std_notice, batch_std_refusal, check_host_std
 from arrpo.step_monitor import MONITOR_DEFAULTS, StepMonitor
 
 __all__ = ["SCORER_OPTIONS", "BatchScores", "GroupScorer", "RewardGroupError", "too_large"]
@@ -53,7 +54,7 @@ DEFAULT_RETRIES = {"max_retries": 25, "backoff": 0.5, "max_wait": 30.0}
 SCORER_OPTIONS = (
     "token", "mode", "score", "group_size", "samples_per_prompt", "on_failure", "max_group_images",
     "split_large_groups", "timeout", "max_retries", "backoff", "max_wait", "distributed", "exchange",
-    "exchange_timeout", "idle_timeout", "group_timeout", *MONITOR_DEFAULTS,
+    "exchange_timeout", "idle_timeout", "group_timeout", "host_std", *MONITOR_DEFAULTS,
 )
 
 
@@ -87,6 +88,10 @@ class GroupScorer:
             epoch) instead of every ``step_samples`` samples.
         ranks: processes judging their own groups against the same service without exchanging
             (Flow-Factory, DanceGRPO on several GPUs), so each keeps to its share of the capacity.
+        host_std: the std the host divides advantages by: ``group`` (each group's own: a masked
+            group's 0.0 is exact) or ``batch`` (one std of the whole batch: masked samples get the
+            std-preserving fill where the scope is known — Flow-GRPO's lazy values — and fail the
+            step elsewhere; :mod:`arrpo.masking`). host: the host's name, for that message.
         request: further request options (``preset``, ``order``, ``rubric``, ``win``, ``task``, ...),
             checked against the protocol here, before any request.
     """
@@ -100,7 +105,8 @@ class GroupScorer:
         max_wait: float = DEFAULT_RETRIES["max_wait"], distributed: bool | None = None,
         exchange: Exchange | None = None, exchange_timeout: float = 600.0, idle_timeout: float = 10.0,
         group_timeout: float = 3600.0, max_invalid_share: float = 0.5, max_dead_steps: int = 3,
-        step_samples: int = 64, window_steps: bool = False, ranks: int | None = None, **request: Any,
+        step_samples: int = 64, window_steps: bool = False, ranks: int | None = None, host_std: HostStd = "group",
+        host: str = "trainer", **request: Any,
     ):
         if not url:
             raise ValueError("no reward service URL given")
@@ -108,6 +114,7 @@ class GroupScorer:
             raise ValueError(f"mode must be 'group' or 'pointwise', not {mode!r}")
         if score not in ("reward", "advantage"):
             raise ValueError(f"score must be 'reward' or 'advantage', not {score!r}")
+        check_host_std(host_std)
         if on_failure not in ("raise", "mask"):
             raise ValueError(f"on_failure must be 'raise' or 'mask', not {on_failure!r}")
         for name, value in (("group_size", group_size), ("samples_per_prompt", samples_per_prompt)):
@@ -129,6 +136,10 @@ class GroupScorer:
         self.score = score
         self.on_failure = on_failure
         self.request = request
+        self.host_std = host_std
+        self.host = host
+        if host_std == "batch" and (mode == "pointwise" or not window_steps):
+            log.warning(batch_std_notice(host))
         self.client_settings = {
             "token": token, "timeout": timeout, "max_retries": max_retries, "max_wait": max_wait, "backoff": backoff,
         }
@@ -143,6 +154,7 @@ class GroupScorer:
             self.judge, self.exchange, self.monitor, samples_per_prompt=samples_per_prompt, group_size=group_size,
             on_failure=on_failure, window_steps=window_steps, ordered=self.exchange.world_size > 1,
             idle_timeout=idle_timeout, group_timeout=group_timeout, independent_ranks=ranks or 1,
+            host_std=host_std if window_steps else "group",  # the scope is known only from windows of calls
         )
         self.ranks = ranks or self.exchange.world_size
         self.samples_per_prompt = samples_per_prompt
@@ -174,6 +186,7 @@ class GroupScorer:
 
     def finish(self, out: BatchScores) -> BatchScores:
         """Pick the score field, count, and log what was masked by failures."""
+        self.check_masked(out)
         out.scores = list(out.rewards if self.score == "reward" else out.advantages)
         stats = self.assembler.stats
         stats["calls"] += 1
@@ -186,6 +199,20 @@ class GroupScorer:
                 out.unscorable_groups, out.errors[0] if out.errors else "-", dict(stats),
             )
         return out
+
+    def check_masked(self, out: BatchScores) -> None:
+        """Fail the step when masked samples have no exact value under the host's advantage code."""
+        if not out.masked_samples:
+            return
+        if self.mode == "pointwise":
+            raise RewardGroupError(
+                f"pointwise mode: {out.masked_samples} of {len(out.mask)} sample(s) masked; each sample was judged "
+                "alone, but the host normalises a prompt's samples together, so no value gives a masked one zero "
+                "advantage without moving the others: use mode='group' (a masked group is then masked whole), or "
+                "fix the cause of the masking")
+        if self.host_std == "batch" and not out.filled:
+            raise RewardGroupError(batch_std_refusal(
+                self.host, out.masked_samples, "this reward call does not see every reward of the host's batch"))
 
     # ---------------------------------------------------------- pointwise mode
     def pointwise(self, images: Any, prompts: Sequence[str], sources: Sequence[Any] | None,

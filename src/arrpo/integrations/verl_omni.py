@@ -19,8 +19,11 @@ its own value (:mod:`arrpo.server.gather`: padding copies answered without count
 never judged, a group incomplete after ``group_timeout`` fails every call loudly). The key is
 made of the run, ``data_source``, the row's ``extra_info["split"]`` and ``extra_info["index"]``
 (``group_key`` fields), the prompt and the source image. Values follow the masked-value rule
-(:mod:`arrpo.masking`): a group with a masked sample scores 0.0 throughout, which
-is zero advantage under verl-omni's per-prompt centring.
+(:mod:`arrpo.masking`): a group with a masked sample scores 0.0 throughout, which is zero
+advantage under verl-omni's per-prompt centring and moves no other sample only with a per-group
+std; say so with ``host_std: group``. Under verl-omni's default (``torch.std`` of the whole
+batch, ``host_std: batch``) a masked sample fails the call (``RewardGroupError`` naming the
+setting), since no call sees the batch.
 
 Config (Hydra overrides; the settings may instead come from ``$ARRPO_REWARD_OPTIONS``, JSON)::
 
@@ -52,6 +55,7 @@ from arrpo.convert import image_bytes, is_ndarray, is_tensor
 from arrpo.integrations.assembly import RewardGroupError
 from arrpo.integrations.flow_grpo import OPTIONS_ENV, URL_ENV, options_from_env
 from arrpo.integrations.groups import DEFAULT_RETRIES
+from arrpo.masking import batch_std_notice, batch_std_refusal, check_host_std
 from arrpo.step_monitor import MONITOR_DEFAULTS, StepMonitor, cause_of
 
 log = logging.getLogger("arrpo.integrations")
@@ -64,7 +68,7 @@ DEFAULTS: dict[str, Any] = {
     "url": None, "token": None, "samples_per_prompt": None, "val_samples_per_prompt": 1,
     "val_splits": ("test", "val", "validation", "eval"), "mode": "group", "score": "reward",
     "prompt_key": "prompt", "source_key": "source_img", "anchor_key": "anchor_image", "group_key": ("index",),
-    "run_id": None, "group_timeout": 900.0, "judge_timeout": 600.0, **DEFAULT_RETRIES, **MONITOR_DEFAULTS,
+    "run_id": None, "host_std": "batch", "group_timeout": 900.0, "judge_timeout": 600.0, **DEFAULT_RETRIES, **MONITOR_DEFAULTS,
 }
 #: Keys of the returned dict; verl builds its extra-info arrays from the first sample's keys, so
 #: every call returns the same ones.
@@ -105,6 +109,9 @@ class Settings:
         self.group_key = [str(f) for f in ([merged["group_key"]] if isinstance(merged["group_key"], str) else merged["group_key"])]
         self.run_id = str(merged["run_id"] or os.environ.get(RUN_ENV) or _ray_job_id())
         self.group_timeout = float(merged["group_timeout"])
+        self.host_std = check_host_std(str(merged["host_std"]))
+        if self.host_std == "batch":
+            log.warning(batch_std_notice("verl_omni"))
         self.client = {
             "token": self.token, "timeout": self.group_timeout + float(merged["judge_timeout"]),
             "max_retries": int(merged["max_retries"]), "backoff": float(merged["backoff"]),
@@ -274,6 +281,10 @@ async def compute_score(data_source: Any, solution_image: Any, ground_truth: Any
         settings.monitor.observe(1, 1, {cause_of(f"service answered {exc.status} ({exc.code})"): 1})
         raise
     masked = 0 if answer.mask else 1
+    if masked and settings.host_std == "batch":
+        settings.monitor.observe(1, 1, {cause_of(answer.cause or "masked"): 1})
+        raise RewardGroupError(batch_std_refusal(
+            "verl_omni", 1, "each call holds one sample and the service one group, never the whole batch"))
     settings.monitor.observe(1, masked, {cause_of(answer.cause or "masked"): 1} if masked else {})
     value = answer.reward if settings.score == "reward" else answer.advantage
     return {"score": float(value), "arrpo_mask": float(answer.mask), "arrpo_group_masked": float(answer.masked)}

@@ -20,7 +20,11 @@ URL does: ``server_url: http://judge-host:8080/flow-factory/16`` for groups of 1
   ``group_contiguous`` sampler and a ``batch_size`` that is a multiple of the group size. Each
   group is judged all-pairs once (concurrently), waiting for admission rather than answering 503;
   the values follow the masked-value rule (:mod:`arrpo.masking`): a group with a
-  masked sample scores 0.0 throughout. A resent request (the client's retry after a read
+  masked sample scores 0.0 throughout, exact only where Flow-Factory divides by each group's own
+  std (``global_std: false``, ``advantage_aggregation: sum``), which the URL states by ending in
+  ``/group-std`` (``…/flow-factory/16/group-std``); under the plain URL (Flow-Factory's defaults:
+  one std of the batch, or GDPO) a request with a masked sample is answered with an ``error``
+  naming those settings, so the step fails. A resent request (the client's retry after a read
   timeout) joins the judging in progress or gets the answer just given;
 * ``POST …/load`` and ``…/offload`` (the newer client's control calls) succeed and do nothing.
 
@@ -49,7 +53,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from starlette.middleware import Middleware
 
 from arrpo.errors import ArrpoError
-from arrpo.masking import host_values
+from arrpo.masking import batch_std_refusal, host_values
 from arrpo.server.errors import ApiError, describe_unparsable_body
 from arrpo.server.gather import masked_causes, when_admitted
 from arrpo.server.metrics import MetricsMiddleware
@@ -59,7 +63,7 @@ from arrpo.step_monitor import StepMonitor
 log = logging.getLogger("arrpo.server")
 
 PREFIX = "/flow-factory"
-_ROUTE = re.compile(r"^/flow-factory/(?P<k>\d{1,4})/(?P<action>health|compute|load|offload)/?$")
+_ROUTE = re.compile(r"^/flow-factory/(?P<k>\d{1,4})/(?:(?P<std>group-std)/)?(?P<action>health|compute|load|offload)/?$")
 #: Most groups one request may hold (each is judged at once).
 MAX_GROUPS = 64
 #: Answers kept for resent requests, and for how long (seconds).
@@ -127,7 +131,8 @@ class FlowFactoryRemote:
         elif method != "POST":
             status, body = 405, self._failure(f"use POST for /{match['action']}")
         else:
-            status, body = 200, await self._post(scope, receive, int(match["k"]), match["action"])
+            status, body = 200, await self._post(scope, receive, int(match["k"]), match["action"],
+                                                 "group" if match["std"] else "batch")
         await self._send(send, status, body)
 
     # ------------------------------------------------------------------ routes
@@ -138,13 +143,18 @@ class FlowFactoryRemote:
             log.warning("arrpo serve: Flow-Factory health check for %s/%d: %s", PREFIX, k, problem)
         return {**self.service.health().model_dump(mode="json"), "flow_factory": {"group_size": k, "problem": problem}}
 
-    async def _post(self, scope: dict, receive: Any, k: int, action: str) -> dict:
+    async def _post(self, scope: dict, receive: Any, k: int, action: str, host_std: str = "batch") -> dict:
         try:
             self._authorize(scope)
             raw = await self._read(scope, receive)
             if action in ("load", "offload"):
                 return {"status": "ok", "error": None, "note": "the judge model is served elsewhere; nothing to do"}
-            return await self._compute(raw, k)
+            answer = await self._compute(raw, k)
+            masked = answer.get("mask", []).count(False)
+            if masked and host_std == "batch":  # Flow-Factory's default std (or GDPO) spans the whole batch
+                raise FlowFactoryError(batch_std_refusal(
+                    "flow_factory_remote", masked, "a /compute request holds groups, never the whole batch"))
+            return answer
         except FlowFactoryError as exc:
             log.info("arrpo serve: Flow-Factory request refused: %s", exc)
             return self._failure(str(exc))
