@@ -85,3 +85,26 @@ def test_tournament_rounds_need_the_tournament_pairing():
         build_config({"reward": {"pairing": "all_pairs", "tournament_rounds": 3}}, preset="tiny-cpu")
     with pytest.raises(ValueError, match="tournament_rounds"):
         build_config({"reward": {"pairing": "tournament", "tournament_rounds": 0}}, preset="tiny-cpu")
+
+
+def test_a_pending_tournament_is_played_again_on_resume(tmp_path, make_policy):
+    def trainer(where):
+        cfg = _config(where, sampling={"group_size": 8}, optim={"accumulate_samples": 8, "micro_batch": 4},
+                      reward={"pairing": "tournament"},
+                      train={"iterations": 2, "overlap": True, "checkpoint_every": 1, "keep_checkpoints": 0})
+        made = RPOTrainer(cfg, policy=make_policy("sd3"), judge=ChannelMeanJudge(), prompts=PROMPTS,
+                          accelerator=Accelerator(cpu=True))
+        played = []
+        original = made.advantages
+        made.advantages = lambda batch, got: (played.append([list(p) for p in batch.pairs]), original(batch, got))[1]
+        return made, played
+
+    full, played = trainer(tmp_path / "a")
+    full.train()  # checkpoint after iteration 1 holds iteration 2's batch, rolled out but not trained
+    full.close()
+    resumed, replayed = trainer(tmp_path / "b")
+    resumed.resume(tmp_path / "a" / "run" / "checkpoints" / "it000001")
+    assert len(resumed.pending) == 1 and resumed.pending[0].pairs == [[]]  # planned while judging
+    resumed.train()
+    resumed.close()
+    assert replayed == played[1:] and len(replayed[0][0]) == default_rounds(8) * 4
