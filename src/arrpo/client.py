@@ -36,7 +36,7 @@ from arrpo.server.protocol import (
     RubricMode,
     ServiceLimits,
 )
-from arrpo.vocab import OnBadVerdict, OrderPolicy, RewardPreset
+from arrpo.vocab import OnBadVerdict, OrderPolicy, Pairing, RewardPreset
 
 #: Environment variable holding the service token (shared with ``arrpo serve``).
 TOKEN_ENV = "ARRPO_SERVE_TOKEN"
@@ -111,12 +111,18 @@ def group_payload(
     prompt: str, images: Sequence[Any], *, source: Any = None, task: str | None = None,
     order: OrderPolicy | None = None, rubric: RubricMode = "auto", preset: RewardPreset = "official",
     win: float = 1.0, lose: float = 0.1, scale: float = 1.0, on_bad_verdict: OnBadVerdict = "mask_group",
-    id: str | None = None,
+    id: str | None = None, pairing: Pairing | None = None, tournament_rounds: int | None = None,
+    seed: int | None = None,
 ) -> dict[str, Any]:
+    """The body of ``/v1/group_rewards`` (``pairing``, ``tournament_rounds``, ``seed``: left to the
+    server's defaults when ``None``)."""
     body: dict[str, Any] = {
         "prompt": prompt, "images": [encode_image(im) for im in images], "rubric": rubric, "preset": preset,
         "win": win, "lose": lose, "scale": scale, "on_bad_verdict": on_bad_verdict,
     }
+    for key, value in (("pairing", pairing), ("tournament_rounds", tournament_rounds), ("seed", seed)):
+        if value is not None:
+            body[key] = value
     return _common(body, source=source, task=task, order=order, id=id)
 
 
@@ -254,7 +260,7 @@ class RewardClient:
         return CompareResponse.model_validate(self._post("/v1/compare", compare_payload(prompt, image_a, image_b, **options)))
 
     def group_rewards(self, prompt: str, images: Sequence[Any], **options: Any) -> GroupRewardsResponse:
-        """Rewards for a group (options: ``source``, ``preset``, ``win``, ``lose``, ``scale``, ...)."""
+        """Rewards for a group (options: ``source``, ``preset``, ``win``, ``lose``, ``scale``, ``pairing``, ``tournament_rounds``, ...)."""
         return GroupRewardsResponse.model_validate(self._post("/v1/group_rewards", group_payload(prompt, images, **options)))
 
     def health(self) -> Health:

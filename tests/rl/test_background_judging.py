@@ -73,3 +73,34 @@ def test_closing_stops_the_batches_in_progress():
     verdicts = pending.result()
     assert {v.winner for v in verdicts} == {"invalid"}
     assert all(v.invalid_reason == "judging of the batch was stopped" for v in verdicts)
+
+
+def _tournament(size: int, prompt: str = "p0", **extra) -> judging.TournamentGroup:
+    def comparison(i: int, j: int, id: str) -> Comparison:
+        return Comparison(prompt=prompt, image_a=_image((i, 0, 0)), image_b=_image((j, 0, 0)), id=id)
+
+    return judging.TournamentGroup(size, seed="s", comparison=comparison, name=f"g{size}", **extra)
+
+
+def test_tournament_groups_are_played_through_the_same_guard():
+    background = BackgroundJudging(Moody(), timeout=0.3)
+    try:
+        played = background.submit_tournaments([_tournament(8), _tournament(4, "p1", on_bad_verdict="drop_pair")]).result()
+    finally:
+        background.close()
+    first, second = played
+    assert len(first.pairs) == len(first.verdicts) == 16 and {v.winner for v in first.verdicts} == {"A"}
+    assert [v.id for v in first.verdicts] == [f"g8-{i}v{j}" for i, j in first.pairs]
+    assert len(second.pairs) == 6 and {v.winner for v in second.verdicts} == {"invalid"}  # raised: invalid
+
+
+def test_a_tournament_batch_given_up_gets_its_first_rounds_failed_verdicts(monkeypatch):
+    monkeypatch.setattr(judging, "BATCH_GRACE_S", 0.1)
+    background = BackgroundJudging(Moody(block_s=1.5), timeout=0.05)
+    try:
+        (played,) = background.submit_tournaments([_tournament(4, "p3")]).result()
+    finally:
+        background.close()
+    assert played.pairs == _tournament(4).plan().next_round() and len(played.pairs) == 2
+    assert {v.winner for v in played.verdicts} == {"invalid"}
+    assert all("did not finish within" in v.invalid_reason for v in played.verdicts)

@@ -56,6 +56,7 @@ def test_refuses_other_non_loopback_hosts_without_token(host):
     (["--rubric", "nowhere.json"], "no such file"),
     (["--rubric", "video=x.json"], "must be t2i or edit"),
     (["--order", "sideways"], "Invalid value for '--order'"),
+    (["--pairing", "swiss"], "Invalid value for '--pairing'"),
     ([], "No VLM endpoint"),
 ])
 def test_start_up_errors_are_clear(args, message):
@@ -63,6 +64,19 @@ def test_start_up_errors_are_clear(args, message):
     result = cli("serve", "--port", "0", *base, *args)
     assert result.exit_code == 2, result.output
     assert message in result.output
+
+
+@pytest.mark.parametrize("given", [[], ["--pairing", "tournament"]])
+def test_pairing_sets_the_services_default(monkeypatch, given):
+    import arrpo.server
+
+    served = []
+    monkeypatch.setattr(arrpo.server, "run_server", lambda app, *args, **kwargs: served.append(app))
+    result = cli("serve", "--port", "0", "--endpoint", "http://127.0.0.1:9/v1", "--model", "m", *given)
+    assert result.exit_code == 0, result.output
+    expected = given[1] if given else "all_pairs"
+    assert served[0].state.service.config.pairing == expected
+    assert served[0].state.service.health().limits.pairing == expected
 
 
 def test_serve_end_to_end_with_token_rubric_and_sigterm(scripted_server, tmp_path):

@@ -18,7 +18,7 @@ from arrpo.cli._common import (
 from arrpo.server.protocol import DEFAULT_LIMITS
 from arrpo.text import DEFAULT_MAX_ANSWER_CHARS
 from arrpo.vlm.settings import BackendSettings
-from arrpo.vocab import OrderPolicy
+from arrpo.vocab import OrderPolicy, Pairing
 
 TOKEN_ENV = "ARRPO_SERVE_TOKEN"
 
@@ -59,6 +59,7 @@ def serve_command(
     rubric: Annotated[Optional[list[str]], typer.Option("--rubric", help="Task rubric: t2i=FILE, edit=FILE or FILE (repeatable).")] = None,
     prompt_rubrics: Annotated[bool, typer.Option("--prompt-rubrics", help="Enable rubric 'prompt' (zero-shot rubric per prompt, cached).")] = False,
     order: Annotated[OrderPolicy, typer.Option("--order", help="Default order policy: given | random | both.")] = "random",
+    pairing: Annotated[Pairing, typer.Option("--pairing", help="Default pairing of a group: all_pairs | random_pairs | tournament.")] = "all_pairs",
     token_env: Annotated[str, typer.Option("--token-env", help="Environment variable holding the bearer token.")] = TOKEN_ENV,
     max_body_mb: Annotated[float, typer.Option("--max-body-mb", min=0.01, help="Largest request body in MiB.")] = DEFAULT_LIMITS.max_body_bytes / (1024 * 1024),
     max_images: Annotated[int, typer.Option("--max-images", min=2, help="Most images in one group.")] = DEFAULT_LIMITS.max_images,
@@ -102,7 +103,7 @@ def serve_command(
         max_image_pixels=max_image_pixels, max_pixels=max_pixels,
         max_pending=max_pending if max_pending is not None else 4 * vlm.total_concurrency(),
         judge=settings_from_options(JudgeSettings, order=order, max_answer_chars=max_answer_chars),
-        task_rubrics=task_rubrics,
+        task_rubrics=task_rubrics, pairing=pairing,
     )
     backend = open_backend(vlm)
     writer = None

@@ -4,7 +4,7 @@
 
 * ``group`` mode (default): samples are grouped by prompt, and for edits by prompt and source
   image (or in fixed contiguous chunks with ``group_size``), made whole across ranks under
-  ``torch.distributed``, each group judged all-pairs once by one rank
+  ``torch.distributed``, each group judged once by one rank (under the ``pairing`` option, or the service's)
   (:mod:`arrpo.integrations.assembly`), every rank getting its own samples' values.
 * ``pointwise`` mode: each sample is judged (``/v1/compare``) against its prompt's *anchor* image,
   e.g. the reference model's sample, and the verdict mapped by the same preset as a group of two.

@@ -22,6 +22,7 @@ from arrpo.integrations.service import ServiceFacts, UnitGate
 from arrpo.masking import host_values
 from arrpo.rewards import group_rewards
 from arrpo.step_monitor import cause_of
+from arrpo.tournament import vlm_calls_per_group
 
 #: Reward options applied on the client for anchor comparisons (``/v1/compare`` has no rewards).
 REWARD_OPTIONS = ("preset", "win", "lose", "scale", "on_bad_verdict")
@@ -55,9 +56,12 @@ class Outcome:
         return cls([0.0] * n, [0.0] * n, [False] * n, {}, {cause_of(cause): n}, error, unscorable)
 
 
-def pair_units(n: int, order: str | None) -> int:
-    """Judge calls a group of ``n`` costs the service (all pairs; both orders count twice)."""
-    return max(1, n * (n - 1) // 2) * (2 if order == "both" else 1)
+def pair_units(n: int, order: str | None, pairing: str = "all_pairs", rounds: int | None = None) -> int:
+    """Judge calls a group of ``n`` costs the service under ``pairing`` (both orders count twice;
+    a tournament its most: :func:`arrpo.tournament.vlm_calls_per_group`)."""
+    if n < 2:
+        return 2 if order == "both" else 1
+    return vlm_calls_per_group(n, pairing, "both" if order == "both" else "random", rounds=rounds)  # type: ignore[arg-type]
 
 
 def split_evenly(members: list[int], limit: int) -> list[list[int]]:
@@ -81,7 +85,10 @@ class GroupJudge:
         self.split_large_groups = split_large_groups
 
     def units(self, n: int) -> int:
-        return pair_units(n, self.request.get("order"))
+        """Judge calls one request of ``n`` images costs, under the request's pairing (or the
+        service's default, from ``/health``)."""
+        pairing = self.request.get("pairing") or self.facts.default_pairing()
+        return pair_units(n, self.request.get("order"), pairing, self.request.get("tournament_rounds"))
 
     async def judge(self, groups: dict[Any, GroupRequest], gate: UnitGate, limit: int) -> dict[Any, Outcome]:
         """Every group of ``groups`` (keys kept), its parts in flight under ``gate``."""

@@ -81,7 +81,14 @@ class RewardConfig(_Section):
     win: float = Field(1.0, description="λ: reward of the winner (official); finite, win + lose > 0.")
     lose: float = Field(0.1, description="γ: penalty of the loser (official): the loser gets −lose.")
     scale: float = Field(1.0, description="c of the symmetric preset (finite, > 0).")
-    pairing: Pairing = "all_pairs"
+    pairing: Pairing = Field(
+        "all_pairs",
+        description="Which pairs of a group are judged: all_pairs (C(G,2)), random_pairs (G/2, G even) or "
+        "tournament (rounds x floor(G/2), judged round by round: arrpo.tournament).",
+    )
+    tournament_rounds: int | None = Field(
+        None, ge=1, description="Rounds of a tournament (default floor(log2 G) + 1, one more for odd G).",
+    )
     on_bad_verdict: OnBadVerdict = "mask_group"
     advantage_clip: float | None = 5.0
     reward_image: Literal["predicted_x0", "final_sample"] = Field(
@@ -95,6 +102,8 @@ class RewardConfig(_Section):
         """The reward service's rule (:func:`arrpo.rewards.check_reward_parameters`), checked when the
         config is read rather than at the first judged batch, after the models are loaded."""
         check_reward_parameters(win=self.win, lose=self.lose, scale=self.scale, clip=self.advantage_clip)
+        if self.tournament_rounds is not None and self.pairing != "tournament":
+            raise ValueError(f"tournament_rounds applies to pairing 'tournament' only, not {self.pairing!r}")
         return self
 
 

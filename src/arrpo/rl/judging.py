@@ -6,7 +6,8 @@ real rubric-conditioned VLM judge from the config (its backend opened like every
 :class:`BackgroundJudging` judges each batch of comparisons on arrpo's shared background loop
 (:mod:`arrpo._sync`) and is the one place where an arbitrary judge enters training: a judge that
 raises or times out gives that comparison a failed verdict, and :meth:`PendingVerdicts.result`
-never raises.
+never raises. Groups paired by ``tournament`` are judged round by round
+(:meth:`BackgroundJudging.submit_tournaments`), each comparison through the same guard.
 """
 
 from __future__ import annotations
@@ -15,10 +16,14 @@ import asyncio
 import concurrent.futures
 import logging
 import time
-from typing import Protocol
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Protocol
 
 from arrpo._sync import run_in_background
 from arrpo.schema import Comparison, Verdict
+from arrpo.tournament import Tournament, run_tournament
+from arrpo.vocab import OnBadVerdict
 
 log = logging.getLogger("arrpo.rl")
 #: Seconds a batch may take beyond the per-comparison timeout before its verdicts are given up.
@@ -122,13 +127,46 @@ def load_rubric(path: str | None):
     return Rubric.load(path)
 
 
-class PendingVerdicts:
-    """The verdicts of a batch being judged in the background (one per comparison, in order)."""
+@dataclass(frozen=True)
+class TournamentGroup:
+    """One group to judge as a tournament (:mod:`arrpo.tournament`).
 
-    def __init__(self, future: concurrent.futures.Future, ids: list[str | None], wait_s: float):
+    ``comparison(i, j, id)`` makes the comparison of samples ``i`` (shown as A) and ``j``; ``name``
+    prefixes the comparison ids (``<name>-<i>v<j>``); ``seed`` makes the pairs reproducible.
+    """
+
+    size: int
+    seed: int | str
+    comparison: Callable[[int, int, str], Comparison]
+    name: str = "group"
+    rounds: int | None = None
+    on_bad_verdict: OnBadVerdict = "mask_group"
+
+    def pair_id(self, i: int, j: int) -> str:
+        return f"{self.name}-{i}v{j}"
+
+    def plan(self) -> Tournament:
+        return Tournament(self.size, seed=self.seed, rounds=self.rounds, on_bad_verdict=self.on_bad_verdict)
+
+
+@dataclass(frozen=True)
+class PlayedGroup:
+    """A judged tournament group: the pairs played, in order, and their verdicts."""
+
+    pairs: list[tuple[int, int]]
+    verdicts: list[Verdict]
+
+
+class PendingVerdicts:
+    """The verdicts of a batch being judged in the background (one per comparison, in order; for
+    tournaments one :class:`PlayedGroup` per group)."""
+
+    def __init__(self, future: concurrent.futures.Future, ids: list[str | None], wait_s: float,
+                 failed: Callable[[str], Any] | None = None):
         self._future = future
         self._ids = ids
         self._wait_s = wait_s
+        self._failed = failed or (lambda cause: [Verdict.failed(cause, id=i) for i in ids])
 
     def done(self) -> bool:
         return self._future.done()
@@ -136,9 +174,10 @@ class PendingVerdicts:
     def cancel(self) -> None:
         self._future.cancel()
 
-    def result(self) -> list[Verdict]:
+    def result(self) -> Any:
         """Wait for the verdicts; never raises. A batch that does not finish in time (a judge
-        that blocks the loop) or whose judging was stopped gives every comparison a failed verdict."""
+        that blocks the loop) or whose judging was stopped gives every comparison a failed verdict
+        (a tournament group: its first round's)."""
         try:
             return self._future.result(timeout=self._wait_s)
         except concurrent.futures.TimeoutError:
@@ -147,7 +186,7 @@ class PendingVerdicts:
         except concurrent.futures.CancelledError:
             cause = "judging of the batch was stopped"
         log.warning("%s; its %d comparison(s) are invalid and their groups masked", cause, len(self._ids))
-        return [Verdict.failed(cause, id=i) for i in self._ids]
+        return self._failed(cause)
 
 
 class BackgroundJudging:
@@ -176,8 +215,40 @@ class BackgroundJudging:
 
     def submit(self, comparisons: list[Comparison]) -> PendingVerdicts:
         """Start judging; ``result()`` of the answer gives one verdict per comparison, in order."""
-        pending = PendingVerdicts(run_in_background(self._many(list(comparisons))), [c.id for c in comparisons],
-                                  self.timeout + BATCH_GRACE_S)
+        return self._track(PendingVerdicts(run_in_background(self._many(list(comparisons))),
+                                           [c.id for c in comparisons], self.timeout + BATCH_GRACE_S))
+
+    async def _play(self, group: TournamentGroup) -> PlayedGroup:
+        async def judge_pair(i: int, j: int) -> Verdict:
+            return await self._one(group.comparison(i, j, group.pair_id(i, j)))
+
+        played = await run_tournament(group.size, judge_pair, seed=group.seed, rounds=group.rounds,
+                                      on_bad_verdict=group.on_bad_verdict)
+        return PlayedGroup(played.pairs, list(played.results))
+
+    async def _tournaments(self, groups: list[TournamentGroup]) -> list[PlayedGroup]:
+        return list(await asyncio.gather(*(self._play(g) for g in groups)))
+
+    def submit_tournaments(self, groups: list[TournamentGroup]) -> PendingVerdicts:
+        """Start judging each group as a tournament, its rounds one after another and the groups
+        concurrently; ``result()`` of the answer gives one :class:`PlayedGroup` per group, in order.
+
+        A batch is given up after ``timeout`` per round of its longest tournament plus
+        ``BATCH_GRACE_S``; each group then gets its first round's pairs with failed verdicts.
+        """
+        groups = list(groups)
+        firsts = [(g, g.plan().next_round()) for g in groups]
+
+        def failed(cause: str) -> list[PlayedGroup]:
+            return [PlayedGroup(pairs, [Verdict.failed(cause, id=g.pair_id(i, j)) for i, j in pairs])
+                    for g, pairs in firsts]
+
+        ids: list[str | None] = [g.pair_id(i, j) for g, pairs in firsts for i, j in pairs]
+        rounds = max((g.plan().rounds for g in groups), default=1)
+        return self._track(PendingVerdicts(run_in_background(self._tournaments(groups)), ids,
+                                           self.timeout * rounds + BATCH_GRACE_S, failed))
+
+    def _track(self, pending: PendingVerdicts) -> PendingVerdicts:
         self._pending = {p for p in self._pending if not p.done()} | {pending}
         return pending
 

@@ -29,7 +29,7 @@ from arrpo.images import load_image
 from arrpo.rewards import group_rewards, plan_pairs
 from arrpo.rl.config import RPOConfig
 from arrpo.rl.data import PromptItem, PromptStream, read_prompts
-from arrpo.rl.judging import BackgroundJudging, build_judge, load_rubric
+from arrpo.rl.judging import BackgroundJudging, TournamentGroup, build_judge, load_rubric
 from arrpo.rl.loss import ppo_kl_loss, select_train_steps
 from arrpo.rl.policies import (
     DEFAULT_LORA_TARGETS,
@@ -52,7 +52,7 @@ class Batch:
     iteration: int
     items: list[PromptItem]
     chunks: list[Trajectories]
-    pairs: list[list[tuple[int, int]]]
+    pairs: list[list[tuple[int, int]]]  # tournament: empty until judged (the pairs played)
     images: list[Image.Image] = field(default_factory=list)
     future: object = None
     t_rollout: float = 0.0
@@ -166,7 +166,10 @@ class RPOTrainer:
             rollout(self.policy, cond.select(slice(k, k + mb)), noise[k : k + mb], self.sigmas, self.sde, self.generator)
             for k in range(0, n, mb)
         ]
-        pairs = [plan_pairs(g, self.cfg.reward.pairing, self.rng) for _ in items]
+        if self.cfg.reward.pairing == "tournament":  # planned round by round while judging
+            pairs: list[list[tuple[int, int]]] = [[] for _ in items]
+        else:
+            pairs = [plan_pairs(g, self.cfg.reward.pairing, self.rng) for _ in items]
         batch = Batch(self.rolled, items, chunks, pairs)
         self.rolled += 1
         self._decode(batch)
@@ -177,22 +180,42 @@ class RPOTrainer:
         which = self.cfg.reward.reward_image
         batch.images = [image for c in batch.chunks for image in self.policy.decode(c.final_latents(which))]
 
-    def submit(self, batch: Batch) -> None:
-        """Start judging every planned pair of the batch in the background."""
+    def _comparison(self, batch: Batch, p: int, source, i: int, j: int, id: str) -> Comparison:
         g = self.cfg.sampling.group_size
-        comparisons = []
-        for p, (item, pairs) in enumerate(zip(batch.items, batch.pairs, strict=True)):
-            source = load_image(item.source) if self.policy.needs_source else None
-            for i, j in pairs:
-                comparisons.append(Comparison(
-                    task=self.task, prompt=item.prompt, image_a=load_image(batch.images[p * g + i]),
-                    image_b=load_image(batch.images[p * g + j]), source=source, rubric=self.rubric,
-                    id=f"it{batch.iteration}-r{self.rank}-p{p}-{i}v{j}",
-                ))  # fmt: skip
-        batch.future = self.judging.submit(comparisons)
+        return Comparison(
+            task=self.task, prompt=batch.items[p].prompt, image_a=load_image(batch.images[p * g + i]),
+            image_b=load_image(batch.images[p * g + j]), source=source, rubric=self.rubric, id=id,
+        )  # fmt: skip
+
+    def submit(self, batch: Batch) -> None:
+        """Start judging every planned pair of the batch (a tournament: every group's rounds) in the background."""
+        sources = [load_image(item.source) if self.policy.needs_source else None for item in batch.items]
+        name = f"it{batch.iteration}-r{self.rank}"
+        if self.cfg.reward.pairing == "tournament":
+            r, g = self.cfg.reward, self.cfg.sampling.group_size
+            groups = [
+                TournamentGroup(
+                    g, seed=f"{self.cfg.train.seed}:{batch.iteration}:{self.rank}:{p}", name=f"{name}-p{p}",
+                    comparison=lambda i, j, id, p=p: self._comparison(batch, p, sources[p], i, j, id),
+                    rounds=r.tournament_rounds, on_bad_verdict=r.on_bad_verdict,
+                )
+                for p in range(len(batch.items))
+            ]  # fmt: skip
+            batch.future = self.judging.submit_tournaments(groups)
+            return
+        batch.future = self.judging.submit([
+            self._comparison(batch, p, sources[p], i, j, f"{name}-p{p}-{i}v{j}")
+            for p, pairs in enumerate(batch.pairs) for i, j in pairs
+        ])
 
     def _verdicts(self, batch: Batch) -> list[Verdict]:
-        return batch.future.result()  # never raises: failed comparisons come back as failed verdicts
+        """The batch's verdicts, group-major (never raises: failed comparisons come back as failed
+        verdicts); a tournament's played pairs are recorded in ``batch.pairs``."""
+        answer = batch.future.result()
+        if self.cfg.reward.pairing != "tournament":
+            return answer
+        batch.pairs = [played.pairs for played in answer]
+        return [v for played in answer for v in played.verdicts]
 
     # ----------------------------------------------------------------------------- update
     def advantages(self, batch: Batch, verdicts: list[Verdict]):
@@ -204,7 +227,7 @@ class RPOTrainer:
             k += len(pairs)
             outcomes.append(group_rewards(
                 self.cfg.sampling.group_size, pairs, winners, preset=r.preset, win=r.win, lose=r.lose,
-                scale=r.scale, on_bad_verdict=r.on_bad_verdict, clip=r.advantage_clip,
+                scale=r.scale, on_bad_verdict=r.on_bad_verdict, clip=r.advantage_clip, pairing=r.pairing,
             ))  # fmt: skip
         adv = torch.tensor([a for o in outcomes for a in o.advantages], dtype=torch.float32)
         mask = torch.tensor([m for o in outcomes for m in o.mask], dtype=torch.float32)

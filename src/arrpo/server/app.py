@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import random
 import time
 from collections.abc import AsyncIterator
 
@@ -42,10 +43,11 @@ from arrpo.server.protocol import (
     judge_calls,
 )
 from arrpo.server.rubrics import RubricSource
+from arrpo.tournament import comparisons_per_group, run_tournament
 from arrpo.vlm.base import NoModel, VLMBackend
 from arrpo.vlm.pool import endpoint_stats
 from arrpo.vlm.wrappers import Limited, Metered
-from arrpo.vocab import OrderPolicy, choices
+from arrpo.vocab import OrderPolicy, Pairing, choices
 
 log = logging.getLogger("arrpo.server")
 
@@ -178,6 +180,18 @@ class RewardService:
         self.metrics.count_verdict(verdict.winner)
         return CompareResponse(id=body.id, verdict=verdict, rubric=info)
 
+    def pairing_of(self, body: GroupRewardsRequest) -> Pairing:
+        """The request's pairing, or the server's default; 422 when it does not fit the request."""
+        pairing = body.pairing or self.config.pairing
+        n = len(body.images)
+        whose = "" if body.pairing else " (the server's default pairing)"
+        if pairing == "random_pairs" and n % 2:
+            raise ApiError(422, "invalid_request", f"pairing: random_pairs{whose} needs an even number of images, got {n}")
+        if body.tournament_rounds is not None and pairing != "tournament":
+            raise ApiError(422, "invalid_request",
+                           f"tournament_rounds: applies to pairing 'tournament' only, not {pairing!r}{whose}")
+        return pairing
+
     async def group_rewards(self, body: GroupRewardsRequest) -> GroupRewardsResponse:
         task = self.task_of(body)
         n = len(body.images)
@@ -187,8 +201,9 @@ class RewardService:
                 f"images: {n} images, over the limit of {self.config.max_images} per group",
             )
         order = body.order or self.config.judge.order
-        pairs = plan_pairs(n)
-        async with self.admitted(judge_calls(order, len(pairs))):
+        pairing = self.pairing_of(body)
+        most = comparisons_per_group(n, pairing, rounds=body.tournament_rounds)  # a tournament may stop early
+        async with self.admitted(judge_calls(order, most)):
             fields: dict[str, str | None] = {f"images.{k}": v for k, v in enumerate(body.images)}
             fields["source"] = body.source
             decoded = await self.decode(fields)
@@ -196,26 +211,34 @@ class RewardService:
             rubric, info = await self.rubrics.resolve(
                 body.rubric, task, body.prompt, body.rubric_inline, decoded["source"]
             )
-            comparisons = [
-                Comparison(
+            judge = self.judges[order]
+
+            async def judge_pair(i: int, j: int):
+                return await judge.judge(Comparison(
                     task=task, prompt=body.prompt, image_a=images[i], image_b=images[j],
                     source=decoded["source"], rubric=rubric, id=f"{body.id or 'group'}:{i}-{j}",
-                )
-                for i, j in pairs
-            ]
-            verdicts = list(await asyncio.gather(*(self.judges[order].judge(c) for c in comparisons)))
-            scores = await self.judges[order].score_samples(body.prompt, images)  # reads cached while judging
+                ))
+
+            seed = f"{body.seed or 0}|{body.id or ''}|{body.prompt}"  # the same request is paired the same way
+            if pairing == "tournament":
+                played = await run_tournament(n, judge_pair, seed=seed, rounds=body.tournament_rounds,
+                                              on_bad_verdict=body.on_bad_verdict)
+                pairs, verdicts = played.pairs, played.results
+            else:
+                pairs = plan_pairs(n, pairing, random.Random(seed))
+                verdicts = list(await asyncio.gather(*(judge_pair(i, j) for i, j in pairs)))
+            scores = await judge.score_samples(body.prompt, images)  # reads cached while judging
         for verdict in verdicts:
             self.metrics.count_verdict(verdict.winner)
         outcome = group_rewards(  # parameters were validated with the body (422)
             n, pairs, [v.winner for v in verdicts], preset=body.preset, win=body.win,
-            lose=body.lose, scale=body.scale, on_bad_verdict=body.on_bad_verdict,
+            lose=body.lose, scale=body.scale, on_bad_verdict=body.on_bad_verdict, pairing=pairing,
         )
         return GroupRewardsResponse(
             id=body.id, preset=body.preset, rewards=outcome.rewards, advantages=outcome.advantages,
             mask=outcome.mask, win_rates=outcome.win_rates, masked=outcome.masked,
             n_pairs=outcome.n_pairs, n_valid=outcome.n_valid, n_tie=outcome.n_tie,
-            n_invalid=outcome.n_invalid, notes=outcome.notes,
+            n_invalid=outcome.n_invalid, notes=outcome.notes, pairing=pairing,
             pairs=[PairVerdict(i=i, j=j, verdict=v) for (i, j), v in zip(pairs, verdicts, strict=True)],
             rubric=info, ocr_scores=None if scores is None else [s.score for s in scores],
         )
@@ -284,7 +307,7 @@ def create_app(
 
     @app.post("/v1/group_rewards", response_model=GroupRewardsResponse, responses=_ERRORS, dependencies=guarded)
     async def group_rewards_endpoint(body: GroupRewardsRequest) -> GroupRewardsResponse:
-        """Judge all pairs of a group and map the verdicts to per-image rewards."""
+        """Judge the pairs of a group (all pairs, a random matching or a tournament) and map the verdicts to per-image rewards."""
         return await service.group_rewards(body)
 
     @app.get("/health", response_model=Health)

@@ -10,7 +10,7 @@ from arrpo.errors import ConfigError, describe_validation_error
 from arrpo.judge_settings import JudgeSettings
 from arrpo.rubric import Rubric
 from arrpo.server.protocol import DEFAULT_LIMITS, ServiceLimits
-from arrpo.vocab import Task
+from arrpo.vocab import Pairing, Task
 
 
 class ServiceConfig(BaseModel):
@@ -58,6 +58,11 @@ class ServiceConfig(BaseModel):
         default_factory=dict, description="Rubric per task (t2i, edit), loaded from files at start-up."
     )
     prompt_rubric_cache_size: int = Field(1024, ge=1, strict=True, description="How many prompt-level rubrics are kept in memory.")
+    pairing: Pairing = Field(
+        "all_pairs",
+        description="Pairing of a group request that names none (all_pairs, random_pairs, tournament); the "
+        "gathered (/v1/group_member) and Flow-Factory groups use it too. Reported in /health limits.",
+    )
 
     def __init__(self, **settings: Any) -> None:
         try:
@@ -71,7 +76,7 @@ class ServiceConfig(BaseModel):
         """The limits a request must keep to, as reported by ``/health``."""
         return ServiceLimits(
             max_images=self.max_images, max_body_bytes=self.max_body_bytes,
-            max_image_pixels=self.max_image_pixels, max_prompt_chars=self.max_prompt_chars,
+            max_image_pixels=self.max_image_pixels, max_prompt_chars=self.max_prompt_chars, pairing=self.pairing,
         )
 
     def __repr_args__(self):  # never print the token; rubrics by task only

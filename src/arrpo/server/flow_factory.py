@@ -18,7 +18,7 @@ URL does: ``server_url: http://judge-host:8080/flow-factory/16`` for groups of 1
   refused, never judged as a group. The group-wise client sends one whole group per request; the
   point-wise one sends ``batch_size`` samples, which are whole groups only with the
   ``group_contiguous`` sampler and a ``batch_size`` that is a multiple of the group size. Each
-  group is judged all-pairs once (concurrently), waiting for admission rather than answering 503;
+  group is judged once by the service's --pairing (concurrently), waiting for admission rather than answering 503;
   the values follow the masked-value rule (:mod:`arrpo.masking`): a group with a
   masked sample scores 0.0 throughout, exact only where Flow-Factory divides by each group's own
   std (``global_std: false``, ``advantage_aggregation: sum``), which the URL states by ending in

@@ -10,7 +10,7 @@ so the service gathers the group:
 * members are told apart by their image's bytes: a second copy of an image already in the group
   (a resent request, verl's padding duplicates) is answered with that member's value and does not
   count, before or after the group is judged (judged groups are remembered for a while);
-* when ``group_size`` distinct images are in, the group is judged once — all pairs, or each
+* when ``group_size`` distinct images are in, the group is judged once — by its ``pairing``, or each
   member against the ``anchor`` — waiting for admission rather than answering 503 (the members'
   requests are already waiting), and each request gets its own member's value with the
   masked-value rule of :mod:`arrpo.masking` applied to the whole group (the hosts
@@ -247,7 +247,8 @@ class GroupGatherer:
         request = GroupRewardsRequest(
             **self._options(body), images=group.images, preset=body.preset, win=body.win, lose=body.lose,
             scale=body.scale, on_bad_verdict=body.on_bad_verdict, id=f"gathered:{group.key[:200]}",
-        )
+            pairing=body.pairing, tournament_rounds=body.tournament_rounds, seed=body.seed,
+        )  # the service's group_rewards sizes admission by the pairing (its default when none is named)
         response = await when_admitted(lambda: self.service.group_rewards(request))
         causes = masked_causes(response)
         return self._values(response.rewards, response.advantages, response.mask,

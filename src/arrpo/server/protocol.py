@@ -15,7 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from arrpo.rewards import check_reward_parameters
 from arrpo.rubric import Rubric
 from arrpo.schema import Task, Verdict
-from arrpo.vocab import EndpointState, OnBadVerdict, OrderPolicy, RewardPreset
+from arrpo.vocab import EndpointState, OnBadVerdict, OrderPolicy, Pairing, RewardPreset
 
 RubricMode = Literal["auto", "task", "prompt", "none"]
 
@@ -60,18 +60,38 @@ class _RewardRequest(_Request):
     on_bad_verdict: OnBadVerdict = Field(
         "mask_group", description="A tie/invalid pair masks the whole group, or only that pair."
     )
+    pairing: Pairing | None = Field(
+        None, description="Which pairs of the group are judged: 'all_pairs' (C(N,2)), 'random_pairs' (N/2, N "
+        "even) or 'tournament' (rounds x floor(N/2), Swiss system; arrpo.tournament); default: the server's "
+        "(/health limits.pairing).",
+    )
+    tournament_rounds: int | None = Field(
+        None, ge=1, description="Rounds of a tournament (default: floor(log2 N) + 1, one more for odd N).",
+    )
+    seed: int | None = Field(
+        None, description="Seed of the random_pairs / tournament plan, mixed with the prompt and id (default 0): "
+        "the same request is paired the same way.",
+    )
 
     @model_validator(mode="after")
     def _winner_above_loser(self) -> _RewardRequest:
         # the same rule as the RL config and arrpo.rewards.group_rewards (a ValueError: a 422 here)
         check_reward_parameters(win=self.win, lose=self.lose, scale=self.scale)
+        if self.tournament_rounds is not None and self.pairing not in (None, "tournament"):
+            raise ValueError(f"tournament_rounds: applies to pairing 'tournament' only, not {self.pairing!r}")
         return self
 
 
 class GroupRewardsRequest(_RewardRequest):
-    """Rewards for a group of N candidates of one prompt (all pairs are judged)."""
+    """Rewards for a group of N candidates of one prompt (the pairs its ``pairing`` chooses are judged)."""
 
     images: list[str] = Field(min_length=2, description="The N candidates. " + _IMAGE_DOC)
+
+    @model_validator(mode="after")
+    def _pairing_fits(self) -> GroupRewardsRequest:
+        if self.pairing == "random_pairs" and len(self.images) % 2:
+            raise ValueError(f"pairing: random_pairs needs an even number of images, got {len(self.images)}")
+        return self
 
 
 #: Longest a member may wait for the rest of its group (seconds).
@@ -101,6 +121,11 @@ class GroupMemberRequest(_RewardRequest):
     def _pairs_need_two(self) -> GroupMemberRequest:
         if self.anchor is None and self.group_size < 2:
             raise ValueError("group_size: a group judged all-pairs needs at least 2 members (or send an anchor)")
+        if self.anchor is not None and (self.pairing is not None or self.tournament_rounds is not None):
+            raise ValueError("pairing: members judged against an anchor are not paired among themselves; "
+                             "send no pairing or tournament_rounds with an anchor")
+        if self.anchor is None and self.pairing == "random_pairs" and self.group_size % 2:
+            raise ValueError(f"pairing: random_pairs needs an even group_size, got {self.group_size}")
         return self
 
 
@@ -139,7 +164,8 @@ class GroupRewardsResponse(BaseModel):
     n_tie: int
     n_invalid: int
     notes: list[str] = Field(default_factory=list)
-    pairs: list[PairVerdict]
+    pairing: Pairing = Field("all_pairs", description="How the judged pairs were chosen.")
+    pairs: list[PairVerdict] = Field(description="The pairs judged (for a tournament: those played, round by round).")
     rubric: RubricInfo
     ocr_scores: list[float | None] | None = Field(
         None, description="With OCR evidence (judge evidence: [ocr]): each image's OCR score, in input order, for "
@@ -191,6 +217,10 @@ class ServiceLimits(BaseModel):
     max_body_bytes: int = Field(description="Largest request body in bytes (--max-body-mb); larger: 413.")
     max_image_pixels: int = Field(description="Largest decoded image, width × height; larger: 413.")
     max_prompt_chars: int = Field(description="Longest prompt accepted; longer: 422.")
+    pairing: Pairing = Field(
+        "all_pairs", description="The pairing of a group request that names none (--pairing); with order and "
+        "group size it gives a group's judge calls (arrpo.tournament.vlm_calls_per_group).",
+    )
 
 
 #: The service's default limits (those of a default :class:`~arrpo.server.config.ServiceConfig`).
