@@ -123,7 +123,7 @@ def _load_inputs(judge_config: Path, dataset: str, images: Path | None, dataset_
 def report_command(
     run_dir: Annotated[Path, typer.Argument(help="Run directory written by arrpo eval.")],
     resamples: Annotated[int, typer.Option("--bootstrap", min=0, help="Bootstrap resamples for the 95% intervals.")] = 1000,
-    seed: Annotated[int, typer.Option("--seed", help="Bootstrap seed.")] = 0,
+    seed: Annotated[int, typer.Option("--seed", help="Seed of this command's randomness: the bootstrap resamples.")] = 0,
 ) -> None:
     """Write metrics.json, summary.md, plots and the self-contained report.html of a run."""
     from arrpo.eval.report import write_report
