@@ -53,7 +53,8 @@ COMMANDS = _commands()
 
 def _options(command: Command) -> dict[str, Parameter]:
     params = command.get_params(command.context_class(command))
-    return {p.opts[0]: p for p in params if p.opts[0].startswith("--") and p.opts[0] != "--help"}
+    return {p.opts[0]: p for p in params
+            if p.opts[0].startswith("--") and p.opts[0] != "--help" and not getattr(p, "hidden", False)}
 
 
 def test_one_option_name_has_one_type_everywhere():
@@ -187,3 +188,36 @@ def test_every_command_line_in_the_docs_parses(where, line):
         pass  # --help, --version
     except UsageError as exc:
         pytest.fail(f"{where}: arrpo {line}\n{exc.format_message()}")
+
+
+# ----------------------------------------------------------------------------- docs/cli.md's table
+def command_table() -> str:
+    """Every command's options as the Markdown table docs/cli.md shows (VLM and judge options named
+    as groups)."""
+    vlm, judge, ask = set(VLM_OPTIONS), {judge_option_name(f) for f in JudgeSettings.model_fields}, {
+        judge_option_name(f) for f in AskSettings.model_fields}
+    rows = ["| command | options |", "|---|---|"]
+    for path, command in sorted(COMMANDS.items()):
+        names = list(_options(command))
+        groups = []
+        if vlm <= set(names):
+            groups.append("VLM options")
+        if judge <= set(names):
+            groups.append("all judge settings")
+        elif ask <= set(names):
+            groups.append("the ask settings")
+        own = [n for n in names if not (n in vlm and "VLM options" in groups)
+               and not (n in judge and "all judge settings" in groups)
+               and not (n in ask and "the ask settings" in groups)]
+        rows.append(f"| `arrpo {path}` | {' '.join(f'`{n}`' for n in own)}{'; ' if own and groups else ''}"
+                    f"{', '.join(groups)} |")
+    return "\n".join(rows)
+
+
+def test_docs_cli_md_shows_every_command_and_its_options():
+    assert command_table() in (ROOT / "docs" / "cli.md").read_text(), \
+        "docs/cli.md's table is out of date: python tests/core/test_cli_rules.py prints it"
+
+
+if __name__ == "__main__":
+    print(command_table())
