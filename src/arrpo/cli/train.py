@@ -12,6 +12,13 @@ from typing import Optional
 import typer
 
 
+def _one_out(out: Path | None, old_out: Path | None) -> Path | None:
+    """``--out``, or its old spelling ``--output-dir``; both at once is refused."""
+    if old_out is not None and out is not None:
+        raise typer.BadParameter("give --out only (--output-dir is its old spelling)")
+    return out or old_out
+
+
 def register(app: typer.Typer) -> None:
     """Add the ``train`` command to ``app``."""
 
@@ -33,9 +40,7 @@ def register(app: typer.Typer) -> None:
         from arrpo.errors import describe_validation_error
         from arrpo.rl.config import load_config
 
-        if old_out is not None and out is not None:
-            raise typer.BadParameter("give --out only (--output-dir is its old spelling)")
-        out = out or old_out
+        out = _one_out(out, old_out)
         overrides: dict = {}
         if pretrained:
             overrides.setdefault("model", {})["pretrained"] = pretrained
