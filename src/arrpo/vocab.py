@@ -51,6 +51,8 @@ PromptLayout = Literal["authors", "cached"]
 EvidenceKind = Literal["ocr"]
 #: What decisive OCR evidence does to a VLM's winner (``arrpo.evidence.decide``).
 OcrPolicy = Literal["evidence", "tiebreak", "override"]
+#: How much a web server (``arrpo serve``, ``label``, ``review``) logs: uvicorn's levels.
+LogLevel = Literal["critical", "error", "warning", "info", "debug", "trace"]
 #: The generator families RPO trains.
 ModelFamily = Literal["sd3", "flux", "flux-kontext", "qwen-image", "qwen-image-edit"]
 

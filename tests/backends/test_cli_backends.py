@@ -78,7 +78,7 @@ def test_vllm_backend_without_vllm_says_how_to_install(images, tmp_path):
 def test_unknown_backend_is_refused(images, tmp_path):
     result = arrpo("judge", str(images / "bright.png"), str(images / "dark.png"), "--prompt", "x",
                    "--backend", "tpu", tmp=tmp_path)
-    assert result.returncode == 2 and "--backend must be" in result.stderr
+    assert result.returncode == 2 and "Invalid value for '--backend'" in result.stderr
 
 
 def _brighter_wins(request: ChatRequest) -> Reply:

@@ -65,7 +65,7 @@ def test_forward_on_the_command_line_overrides_the_judge_file(tmp_path, scripted
     # given order: A first; the judge always picks Image 1, so forward says A (wrong: label B)
     assert all(r["forward"]["shown_first"] == "A" and not r["forward"]["correct"] for r in records)
     bad = cli("eval", "--dataset", f"jsonl:{dataset}", "--judge", str(config), "--out", str(out), "--forward", "x")
-    assert bad.returncode == 2 and "preferred_first or given" in bad.stdout + bad.stderr
+    assert bad.returncode == 2 and "Invalid value for '--forward'" in bad.stdout + bad.stderr
 
 
 def test_a_folder_with_several_splits_is_a_clear_cli_error(tmp_path, scripted_server):

@@ -31,7 +31,7 @@ COMMANDS: dict[str, str] = {
             "--no-progress {vlm}",
     "rubric_learn": "rubric learn --pairs {seeds} --format mjbench --task t2i --limit 12 --holdout 4 --k 3 "
                     "--t-max 2 --bootstrap 200 --out {out}/rubric.json {vlm}",
-    "train": "train --config {config} --output-dir {out}/run",
+    "train": "train --config {config} --out {out}/run",
 }
 
 #: The judges file of the "eval" row ({rubric}: tests/golden/inputs/t2i-rubric.json).

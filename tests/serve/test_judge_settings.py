@@ -4,6 +4,7 @@ model request; a request's ``order`` replaces only the order."""
 from __future__ import annotations
 
 import httpx
+import pytest
 
 from arrpo.judge_settings import JudgeSettings
 from arrpo.server import ServiceConfig
@@ -45,3 +46,60 @@ def test_arrpo_serve_flags_become_the_service_judge_settings(monkeypatch):
                                 env={"ARRPO_SERVE_TOKEN": "", "ARRPO_ENDPOINT": ""})
     assert result.exit_code == 0, result.output
     assert seen["config"].judge == JudgeSettings(order="both", max_answer_chars=700)
+
+
+def _serve_capturing(monkeypatch, *args: str):
+    """Run ``arrpo serve ARGS`` with the app and server replaced: (result, what create_app got)."""
+    from typer.testing import CliRunner
+
+    import arrpo.server
+    from arrpo.cli import app
+
+    seen = {}
+    monkeypatch.setattr(arrpo.server, "create_app",
+                        lambda backend, config, **kwargs: seen.update(backend=backend, config=config))
+    monkeypatch.setattr(arrpo.server, "run_server", lambda *args, **kwargs: None)
+    result = CliRunner().invoke(app, ["serve", *args], env={"ARRPO_SERVE_TOKEN": "", "ARRPO_ENDPOINT": ""})
+    return result, seen
+
+
+def test_every_judge_setting_given_to_arrpo_serve_reaches_the_service(monkeypatch):
+    result, seen = _serve_capturing(
+        monkeypatch, "--endpoint", "http://127.0.0.1:9/v1", "--model", "m", "--no-cache",
+        "--order", "both", "--on-disagree", "invalid", "--seed", "7", "--allow-ties", "--parse-retries", "3",
+        "--temperature", "0.25", "--max-tokens", "300", "--prompt-layout", "cached", "--evidence", "ocr",
+        "--ocr-policy", "tiebreak",
+    )
+    assert result.exit_code == 0, result.output
+    assert seen["config"].judge == JudgeSettings(
+        order="both", on_disagree="invalid", seed=7, allow_ties=True, parse_retries=3, temperature=0.25,
+        max_tokens=300, prompt_layout="cached", evidence=("ocr",), ocr_policy="tiebreak",
+    )
+    assert seen["backend"] is not None
+
+
+def test_an_evidence_only_arrpo_serve_opens_no_backend(monkeypatch):
+    result, seen = _serve_capturing(monkeypatch, "--evidence", "ocr", "--evidence-only")  # no endpoint, no model
+    assert result.exit_code == 0, result.output
+    assert seen["backend"] is None and seen["config"].judge.evidence_only
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["--evidence-only"], "evidence_only needs evidence"),
+    (["--evidence", "ocr", "--evidence-only", "--prompt-rubrics"], "--prompt-rubrics needs a model"),
+    (["--ocr-policy", "sideways"], "Invalid value for '--ocr-policy'"),
+])
+def test_arrpo_serve_refuses_unusable_judge_settings(monkeypatch, args, message):
+    result, seen = _serve_capturing(monkeypatch, *args)
+    assert result.exit_code == 2 and message in result.output and not seen
+
+
+def test_arrpo_serve_bind_check_names_the_token_variable_given(monkeypatch):
+    from typer.testing import CliRunner
+
+    from arrpo.cli import app
+
+    result = CliRunner().invoke(app, ["serve", "--host", "0.0.0.0", "--token-env", "MY_TOKEN", "--endpoint",
+                                      "http://127.0.0.1:9/v1", "--model", "m"],
+                                env={"MY_TOKEN": "short", "ARRPO_SERVE_TOKEN": ""})
+    assert result.exit_code == 2 and "$MY_TOKEN must be at least" in result.output

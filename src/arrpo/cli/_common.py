@@ -2,23 +2,28 @@
 
 from __future__ import annotations
 
+import enum
 import functools
 import inspect
 import os
 import re
 import sys
 from collections import Counter
-from collections.abc import Callable, Sequence
-from typing import Annotated, Any, Optional, TypeVar
+from collections.abc import Callable, Collection, Sequence
+from typing import TYPE_CHECKING, Annotated, Any, Optional, TypeVar, get_args, get_origin
 
+import annotated_types
 import typer
 from pydantic import BaseModel, ValidationError
+from pydantic.fields import FieldInfo
 from rich.console import Console
 from rich.text import Text
 
-from arrpo.text import DEFAULT_MAX_ANSWER_CHARS
 from arrpo.vlm.settings import BackendSettings
-from arrpo.vocab import EvidenceKind, OcrPolicy, PromptLayout, choices
+from arrpo.vocab import BackendKind, LogLevel, choices
+
+if TYPE_CHECKING:
+    from arrpo.judge_settings import AskSettings
 
 #: Messages and tables go to stderr. Piped or in CI logs (not a terminal, no COLUMNS), rich would
 #: fall back to 80 columns and squash the learn / eval tables into "ver… fir…"; use a wide line.
@@ -40,10 +45,10 @@ Timeout = Annotated[float, typer.Option("--timeout", min=0.1, help="Seconds per 
 Concurrency = Annotated[int, typer.Option("--concurrency", min=1, help="Model requests in flight at once (on each endpoint).")]
 Retries = Annotated[int, typer.Option("--retries", min=0, help="Retries on 429/5xx/timeouts/connection errors.")]
 NoCache = Annotated[bool, typer.Option("--no-cache", help="Do not read or write the response cache.")]
-BackendKind = Annotated[
-    str,
+BackendKindOption = Annotated[
+    BackendKind,
     typer.Option("--backend", envvar="ARRPO_BACKEND",
-                 help="auto | openai | transformers | vllm. auto: the --endpoint if given, else the "
+                 help="Which backend runs the model. auto: the --endpoint if given, else the "
                       "in-process transformers model (default Qwen/Qwen3-VL-2B-Instruct)."),
 ]
 Device = Annotated[str, typer.Option("--device", help="In-process backends: auto | cpu | cuda | cuda:N | mps.")]
@@ -60,20 +65,8 @@ MaxInvalidShare = Annotated[
                       "(a run with every verdict invalid always fails)."),
 ]
 
-MaxAnswerChars = Annotated[
-    int,
-    typer.Option("--max-answer-chars", min=1,
-                 help="Most characters of a model answer a verdict keeps (raw: beginning and end; reason: "
-                      f"beginning), with a marker saying how much was cut (default {DEFAULT_MAX_ANSWER_CHARS:,})."),
-]
-
-#: The prompt layout and evidence settings of a judge (arrpo.judge_settings.AskSettings), by the same names.
-PromptLayoutOption = Annotated[PromptLayout, typer.Option("--prompt-layout", help="authors | cached (docs/judging.md).")]
-EvidenceOption = Annotated[  # words checked by the settings (typer lists no Literal items)
-    Optional[list[str]], typer.Option("--evidence", metavar="KIND", help=f"Tool evidence: {' | '.join(choices(EvidenceKind))} (the ocr extra)."),
-]
-EvidenceOnlyOption = Annotated[bool, typer.Option("--evidence-only", help="Decide from the evidence alone (no model).")]
-OcrPolicyOption = Annotated[OcrPolicy, typer.Option("--ocr-policy", help="evidence | tiebreak | override.")]
+#: The level of a web server's log (uvicorn's words).
+LogLevelOption = Annotated[LogLevel, typer.Option("--log-level", help="What the web server logs: " + " | ".join(choices(LogLevel)) + ".")]
 
 
 def backend_settings(
@@ -85,12 +78,10 @@ def backend_settings(
     retries: int = 4,
     no_cache: bool = False,
     cache_path: str | None = None,
-    backend: str = "auto",
+    backend: BackendKind = "auto",
     device: str = "auto",
 ) -> BackendSettings:
     """Build :class:`BackendSettings` from the shared options."""
-    if backend not in ("auto", "openai", "transformers", "vllm"):
-        raise fail(f"--backend must be auto, openai, transformers or vllm (got {backend!r})")
     from pydantic import ValidationError
 
     from arrpo.errors import BadInputError, describe_validation_error
@@ -130,36 +121,26 @@ def settings_from_options(model: type[_Settings], **values: Any) -> _Settings:
 _Command = TypeVar("_Command", bound=Callable[..., Any])
 
 
+_Judge = TypeVar("_Judge", bound="AskSettings")
+
+
 def _option(name: str, annotation: Any, default: Any) -> inspect.Parameter:
     return inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, annotation=annotation, default=default)
 
 
-def with_vlm_options(*, local: bool = False) -> Callable[[_Command], _Command]:
-    """Give a command the shared VLM options and hand them to it as one ``vlm: BackendSettings``.
-
-    The options are ``--endpoint --model --api-key-env --timeout --concurrency --retries --no-cache
-    --cache-path`` (plus ``--backend --device`` with ``local=True``: in-process models), added to the
-    end of the command's options; the decorated function declares ``vlm`` instead of them::
-
-        @with_vlm_options()
-        def write_command(task: TaskOption = "t2i", *, vlm: BackendSettings) -> None: ...
-    """
-    added = [
-        _option("endpoint", Endpoint, None), _option("model", Model, None), _option("api_key_env", ApiKeyEnv, None),
-        _option("timeout", Timeout, 120.0), _option("concurrency", Concurrency, 16), _option("retries", Retries, 4),
-        _option("no_cache", NoCache, False), _option("cache_path", CachePath, None),
-    ]
-    if local:
-        added += [_option("backend", BackendKind, "auto"), _option("device", Device, "auto")]
+def _adding_options(added: list[inspect.Parameter], target: str,
+                    build: Callable[[dict[str, Any]], Any]) -> Callable[[_Command], _Command]:
+    """A decorator giving a command the ``added`` options (after its own) and handing it, in their
+    place, one keyword argument ``target`` = ``build(their values)``."""
 
     def decorate(command: _Command) -> _Command:
         signature = inspect.signature(command, eval_str=True)
-        own = [p for name, p in signature.parameters.items() if name != "vlm"]
+        own = [p for name, p in signature.parameters.items() if name != target]
 
         @functools.wraps(command)
         def run(*args: Any, **kwargs: Any) -> Any:
-            options = {p.name: kwargs.pop(p.name, p.default) for p in added}
-            return command(*args, vlm=backend_settings(**options), **kwargs)
+            values = {p.name: kwargs.pop(p.name, p.default) for p in added}
+            return command(*args, **{target: build(values)}, **kwargs)
 
         parameters = [*own, *added]
         run.__signature__ = signature.replace(parameters=parameters)  # type: ignore[attr-defined]
@@ -167,6 +148,108 @@ def with_vlm_options(*, local: bool = False) -> Callable[[_Command], _Command]:
         return run  # type: ignore[return-value]
 
     return decorate
+
+
+def with_vlm_options() -> Callable[[_Command], _Command]:
+    """Give a command the shared VLM options and hand them to it as one ``vlm: BackendSettings``.
+
+    The options are ``--endpoint --model --api-key-env --timeout --concurrency --retries --no-cache
+    --cache-path --backend --device``, added to the end of the command's options; the decorated
+    function declares ``vlm`` instead of them::
+
+        @with_vlm_options()
+        def write_command(task: TaskOption = "t2i", *, vlm: BackendSettings) -> None: ...
+    """
+    return _adding_options(_vlm_options(), "vlm", lambda values: backend_settings(**values))
+
+
+def _vlm_options() -> list[inspect.Parameter]:
+    return [
+        _option("endpoint", Endpoint, None), _option("model", Model, None), _option("api_key_env", ApiKeyEnv, None),
+        _option("timeout", Timeout, 120.0), _option("concurrency", Concurrency, 16), _option("retries", Retries, 4),
+        _option("no_cache", NoCache, False), _option("cache_path", CachePath, None),
+        _option("backend", BackendKindOption, "auto"), _option("device", Device, "auto"),
+    ]
+
+
+def _optional(annotation: Any) -> Any:
+    """``Annotated[T, option]`` as ``Annotated[Optional[T], option]``."""
+    return Annotated[(Optional[get_args(annotation)[0]], *annotation.__metadata__)]  # type: ignore[misc]
+
+
+#: The :class:`BackendSettings` key of each VLM option whose name differs from it.
+VLM_OPTION_KEYS = {"concurrency": "max_concurrency", "retries": "max_retries", "backend": "kind"}
+
+
+def with_vlm_overrides() -> Callable[[_Command], _Command]:
+    """The options of :func:`with_vlm_options`, each optional, handed to the command as
+    ``vlm_overrides``: the :class:`BackendSettings` keys given on the command line and their values
+    (``--no-cache``: ``cache: false``), for a command whose backend settings come from a file the
+    command line overrides (``arrpo eval``'s judges YAML)."""
+    added = [
+        p if p.default is False else p.replace(annotation=_optional(p.annotation), default=None) for p in _vlm_options()
+    ]
+
+    def overrides(values: dict[str, Any]) -> dict[str, Any]:
+        given = {VLM_OPTION_KEYS.get(name, name): value for name, value in values.items()
+                 if value not in (None, [], ()) and name != "no_cache"}
+        if values["no_cache"]:
+            given["cache"] = False
+        return given
+
+    return _adding_options(added, "vlm_overrides", overrides)
+
+
+def judge_option_name(field: str) -> str:
+    """The command-line spelling of a judge setting: its config key in kebab case (``on_disagree`` →
+    ``--on-disagree``)."""
+    return "--" + field.replace("_", "-")
+
+
+def judge_options(model: type[AskSettings], *, exclude: Collection[str] = ()) -> list[inspect.Parameter]:
+    """One typer option for each field of ``model`` (:class:`~arrpo.judge_settings.AskSettings` or
+    :class:`~arrpo.judge_settings.JudgeSettings`) but ``exclude``: named :func:`judge_option_name`,
+    typed by the field (a vocabulary becomes a choice click checks and lists), its bound the
+    field's, its default the field's, its help the field's description. The one declaration of
+    every judge option, so the command line cannot drift from the settings."""
+    return [_judge_option(name, field) for name, field in model.model_fields.items() if name not in exclude]
+
+
+def _judge_option(name: str, field: FieldInfo) -> inspect.Parameter:
+    annotation, default = field.annotation, field.default
+    kwargs: dict[str, Any] = {"help": field.description}
+    for bound in field.metadata:
+        if isinstance(bound, annotated_types.Ge):
+            kwargs["min"] = bound.ge
+    if get_origin(annotation) is tuple:  # a list of words: a repeatable option, each word a choice
+        words = choices(get_args(annotation)[0])
+        vocabulary = enum.Enum(name, {word: word for word in words}, type=str)  # type: ignore[misc]
+        annotation, default = Optional[list[vocabulary]], None  # type: ignore[valid-type]
+        kwargs["metavar"] = "|".join(words)
+        kwargs["help"] = f"{field.description} Repeat it for several."
+    elif annotation == int | None:
+        annotation = Optional[int]
+    return _option(name, Annotated[annotation, typer.Option(judge_option_name(name), **kwargs)], default)
+
+
+def with_judge_options(model: type[AskSettings], *, exclude: Collection[str] = ()) -> Callable[[_Command], _Command]:
+    """Give a command the :func:`judge_options` of ``model`` and hand them to it as one
+    ``judge_settings: model`` (checked: a bad combination ends the command naming the setting)."""
+    return _adding_options(judge_options(model, exclude=exclude), "judge_settings",
+                           lambda values: judge_settings_from_options(model, values))
+
+
+def judge_settings_from_options(model: type[_Judge], values: dict[str, Any]) -> _Judge:
+    """The settings ``model`` holds for the parsed values of its :func:`judge_options` (a repeatable
+    vocabulary option's enum members become its words; one not given: the field's default)."""
+    parsed = {}
+    for name, value in values.items():
+        if isinstance(value, list):
+            value = tuple(getattr(item, "value", item) for item in value)
+        elif value is None and get_origin(model.model_fields[name].annotation) is tuple:
+            value = ()
+        parsed[name] = value
+    return settings_from_options(model, **parsed)
 
 
 def fail(message: str, code: int = 2) -> typer.Exit:

@@ -8,18 +8,15 @@ from typing import Annotated, Optional
 import typer
 
 from arrpo.cli._common import (
-    ApiKeyEnv,
-    CachePath,
-    Endpoint,
     MaxInvalidShare,
-    Model,
-    NoCache,
     Ray,
     check_invalid_share,
     console,
     fail,
     say,
+    with_vlm_overrides,
 )
+from arrpo.vocab import ForwardOrder
 
 
 def register(app: typer.Typer) -> None:
@@ -38,6 +35,7 @@ def _options(pairs: list[str]) -> dict[str, object]:
     return parsed
 
 
+@with_vlm_overrides()
 def eval_command(
     dataset: Annotated[str, typer.Option("--dataset", help="KIND:PATH, e.g. mmrb2:t2i.json, mjbench:DIR, hpdv3:test.json.")],
     judge_config: Annotated[Path, typer.Option("--judge", help="YAML judge configuration (see examples/eval/judges.yaml).")],
@@ -45,26 +43,24 @@ def eval_command(
     images: Annotated[Optional[Path], typer.Option("--images", help="Image root (default: the dataset file's folder).")] = None,
     dataset_option: Annotated[Optional[list[str]], typer.Option("--dataset-option", help="Adapter option key=value (seed, drop_ties, randomise_ab, subset_field, split, config, all_groups).")] = None,
     skip_missing: Annotated[bool, typer.Option("--skip-missing", help="Leave out pairs whose images are missing or unreadable (default: stop before judging).")] = False,
-    forward: Annotated[Optional[str], typer.Option("--forward", help="preferred_first | given: what the forward order shows first (overrides the judge file).")] = None,
+    forward: Annotated[Optional[ForwardOrder], typer.Option("--forward", help="What the forward order shows first: the preferred image, or the dataset's given order (overrides the judge file).")] = None,
     limit: Annotated[Optional[int], typer.Option("--limit", min=1, help="Only the first N pairs.")] = None,
     sample: Annotated[Optional[int], typer.Option("--sample", min=1, help="A seeded random sample of N pairs.")] = None,
     retry_invalid: Annotated[bool, typer.Option("--retry-invalid", help="Ask again pairs with an invalid answer.")] = False,
     max_invalid_share: MaxInvalidShare = 0.5,
     resamples: Annotated[int, typer.Option("--bootstrap", min=0, help="Bootstrap resamples for the 95% intervals.")] = 1000,
     no_progress: Annotated[bool, typer.Option("--no-progress", help="No progress bar.")] = False,
-    endpoint: Endpoint = None,
-    model: Model = None,
-    api_key_env: ApiKeyEnv = None,
-    timeout: Annotated[Optional[float], typer.Option("--timeout", min=0.1, help="Seconds per model request.")] = None,
-    concurrency: Annotated[Optional[int], typer.Option("--concurrency", min=1, help="Model requests in flight at once.")] = None,
-    retries: Annotated[Optional[int], typer.Option("--retries", min=0, help="Retries on 429/5xx/timeouts.")] = None,
-    no_cache: NoCache = False,
-    cache_path: CachePath = None,
     ray: Ray = None,
+    *,
+    vlm_overrides: dict[str, object],
 ) -> None:
     """Evaluate judge configurations on a preference benchmark, forward and reversed.
 
     arrpo eval --dataset mjbench:data/mjbench --judge judges.yaml --out runs/mj --endpoint URL --model NAME
+
+    The judge settings (order, prompt layout, evidence, ...) of each judge are in the judges file
+    (docs/evaluation.md), not options: a run compares several judges. The VLM options override the
+    file's backend section.
 
     Exit status: 0 done; 1 more than --max-invalid-share of a judge's answers are invalid (the
     report is written first); 2 a usage, configuration or dataset error.
@@ -75,15 +71,7 @@ def eval_command(
 
     if out.exists() and not out.is_dir():
         raise BadInputError(f"--out {out}: is a file; --out names the run directory (created if missing)")
-    if forward is not None and forward not in ("preferred_first", "given"):
-        raise fail(f"--forward must be preferred_first or given (got {forward!r})")
-    overrides = {k: v for k, v in {
-        "endpoint": endpoint, "model": model, "api_key_env": api_key_env, "timeout": timeout,
-        "max_concurrency": concurrency, "max_retries": retries, "cache_path": cache_path,
-    }.items() if v is not None}
-    if no_cache:
-        overrides["cache"] = False
-    config, pairs = _load_inputs(judge_config, dataset, images, dataset_option or [], forward, overrides,
+    config, pairs = _load_inputs(judge_config, dataset, images, dataset_option or [], forward, vlm_overrides,
                                  limit=limit, sample=sample, skip_missing=skip_missing)
     bar: list[_Bar] = []
 
@@ -135,7 +123,7 @@ def _load_inputs(judge_config: Path, dataset: str, images: Path | None, dataset_
 def report_command(
     run_dir: Annotated[Path, typer.Argument(help="Run directory written by arrpo eval.")],
     resamples: Annotated[int, typer.Option("--bootstrap", min=0, help="Bootstrap resamples for the 95% intervals.")] = 1000,
-    seed: Annotated[int, typer.Option("--seed", help="Bootstrap seed.")] = 0,
+    seed: Annotated[int, typer.Option("--seed", help="Seed of this command's randomness: the bootstrap resamples.")] = 0,
 ) -> None:
     """Write metrics.json, summary.md, plots and the self-contained report.html of a run."""
     from arrpo.eval.report import write_report

@@ -11,28 +11,21 @@ from typing import TYPE_CHECKING, Annotated, Optional
 import typer
 
 from arrpo.cli._common import (
-    EvidenceOnlyOption,
-    EvidenceOption,
-    MaxAnswerChars,
     MaxInvalidShare,
-    OcrPolicyOption,
-    PromptLayoutOption,
     Ray,
     cell,
     check_invalid_share,
     console,
     fail,
     say,
-    settings_from_options,
     terminal_text,
+    with_judge_options,
     with_vlm_options,
 )
-from arrpo.text import DEFAULT_MAX_ANSWER_CHARS
+from arrpo.judge_settings import JudgeSettings
 from arrpo.vlm.settings import BackendSettings
-from arrpo.vocab import DisagreePolicy, OrderPolicy
 
 if TYPE_CHECKING:
-    from arrpo.judge_settings import JudgeSettings
     from arrpo.rubric import Rubric
 
 
@@ -40,15 +33,14 @@ def register(app: typer.Typer) -> None:
     app.command("judge")(judge_command)
 
 
-@with_vlm_options(local=True)
+@with_vlm_options()
+@with_judge_options(JudgeSettings)
 def judge_command(
     image_a: Annotated[Optional[Path], typer.Argument(help="First candidate image (A).")] = None,
     image_b: Annotated[Optional[Path], typer.Argument(help="Second candidate image (B).")] = None,
     prompt: Annotated[Optional[str], typer.Option("--prompt", "-p", help="T2I prompt or edit instruction.")] = None,
     source: Annotated[Optional[Path], typer.Option("--source", help="Source image: makes it an editing pair.")] = None,
     rubric: Annotated[Optional[Path], typer.Option("--rubric", help="Rubric JSON file; none = direct judge.")] = None,
-    order: Annotated[OrderPolicy, typer.Option("--order", help="Order policy: given | random | both.")] = "random",
-    on_disagree: Annotated[DisagreePolicy, typer.Option("--on-disagree", help="With --order both: tie | invalid | first.")] = "tie",
     pairs: Annotated[Optional[Path], typer.Option("--pairs", help="Batch mode: JSONL pair file.")] = None,
     out: Annotated[Optional[Path], typer.Option("--out", help="Batch mode: verdicts JSONL (appended, resumable).")] = None,
     images: Annotated[Optional[Path], typer.Option("--images", help="Batch mode: root for relative image paths.")] = None,
@@ -56,14 +48,9 @@ def judge_command(
     max_invalid_share: MaxInvalidShare = 0.5,
     max_pixels: Annotated[Optional[int], typer.Option("--max-pixels", min=1, help="Downscale images above this many pixels.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the verdict as JSON.")] = False,
-    max_tokens: Annotated[int, typer.Option("--max-tokens", min=16, help="Longest answer the model may write.")] = 1024,
-    max_answer_chars: MaxAnswerChars = DEFAULT_MAX_ANSWER_CHARS,
-    prompt_layout: PromptLayoutOption = "authors",
-    evidence: EvidenceOption = None,
-    evidence_only: EvidenceOnlyOption = False,
-    ocr_policy: OcrPolicyOption = "evidence",
     ray: Ray = None,
     *,
+    judge_settings: JudgeSettings,
     vlm: BackendSettings,
 ) -> None:
     """Judge which of two images is better for a prompt (optionally under a rubric).
@@ -86,11 +73,7 @@ def judge_command(
         raise fail("--prompt: the prompt is empty; give the T2I prompt or the edit instruction")
     if ray is not None and not batch:
         raise fail("--ray works with --pairs (batch mode)")
-    from arrpo.judge_settings import JudgeSettings
-
-    settings = settings_from_options(JudgeSettings, order=order, on_disagree=on_disagree, max_tokens=max_tokens,
-                                     max_answer_chars=max_answer_chars, prompt_layout=prompt_layout,
-                                     evidence=evidence or [], evidence_only=evidence_only, ocr_policy=ocr_policy)
+    settings = judge_settings
     loaded_rubric = _load_rubric(rubric)
     if batch:
         assert pairs is not None and out is not None
@@ -113,11 +96,11 @@ def _load_rubric(path: Path | None):
 def _judge_one(image_a: Path, image_b: Path, prompt: str, source: Path | None, max_pixels: int | None,
                as_json: bool, settings: JudgeSettings, rubric: Rubric | None, vlm: BackendSettings) -> None:
     from arrpo.judge import PairwiseJudge
-    from arrpo.vlm.settings import open_backend
+    from arrpo.vlm.settings import open_judge_backend
 
     comparison = _load_comparison(image_a, image_b, prompt, source, max_pixels)
     # after the inputs are checked (a local model takes long to load); the evidence-only judge opens none
-    judge = PairwiseJudge(None if settings.evidence_only else open_backend(vlm), settings, rubric=rubric)
+    judge = PairwiseJudge(open_judge_backend(vlm, settings), settings, rubric=rubric)
     asyncio.run(_judge_and_print(judge, comparison, image_a, image_b, as_json))
 
 
@@ -203,17 +186,15 @@ def _open_judge(vlm: BackendSettings, settings: JudgeSettings, rubric: Rubric | 
     """The judge of a batch and how to close it: a local one, or an actor pool on a Ray cluster."""
     if ray is None:
         from arrpo.judge import PairwiseJudge
-        from arrpo.vlm.settings import open_backend
+        from arrpo.vlm.settings import open_judge_backend
 
-        if settings.evidence_only:  # decided from OCR evidence alone: no model to open
-            judge = PairwiseJudge(None, settings, rubric=rubric)
+        judge = PairwiseJudge(open_judge_backend(vlm, settings), settings, rubric=rubric)
 
-            async def nothing() -> None:
-                return None
+        async def close() -> None:
+            if judge.backend is not None:  # the evidence-only judge opens none
+                await judge.backend.aclose()
 
-            return judge, nothing
-        judge = PairwiseJudge(open_backend(vlm), settings, rubric=rubric)
-        return judge, judge.backend.aclose
+        return judge, close
     from arrpo.scale.ray_judge import RayPoolJudge
     from arrpo.scale.ray_runner import RayJudgeRunner, connect
 

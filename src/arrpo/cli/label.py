@@ -9,7 +9,7 @@ from typing import Annotated, Optional
 import typer
 from typer.core import TyperGroup
 
-from arrpo.cli._common import console, fail
+from arrpo.cli._common import LogLevelOption, console, fail
 
 
 class _DefaultToStart(TyperGroup):
@@ -73,12 +73,12 @@ def start_command(
     annotator: Annotated[Optional[str], typer.Option("--annotator", help="Your name; with it the labels go to OUT_STEM.NAME.jsonl.")] = None,
     images: Annotated[Optional[Path], typer.Option("--images", help="Root for relative image paths (default: the pair file's folder).")] = None,
     allow_ties: Annotated[bool, typer.Option("--allow-ties", help="Allow the 't' (tie) answer.")] = False,
-    seed: Annotated[int, typer.Option("--seed", help="Seed of the left/right coin (and of the folder pair draw).")] = 0,
+    seed: Annotated[int, typer.Option("--seed", help="Seed of this command's randomness: the left/right coin (and the folder pair draw).")] = 0,
     pairs_per_prompt: Annotated[Optional[int], typer.Option("--pairs-per-prompt", min=1, help="Folder input: draw at most N pairs per prompt folder.")] = None,
     host: Host = "127.0.0.1",
     port: Port = 8765,
     token_env: TokenEnv = "ARRPO_ANNOTATE_TOKEN",
-    log_level: Annotated[str, typer.Option("--log-level", help="debug | info | warning | error.")] = "warning",
+    log_level: LogLevelOption = "warning",
 ) -> None:
     """Serve a page that shows one pair at a time; every answer is saved at once (resumable).
 

@@ -7,7 +7,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from arrpo.cli._common import console, fail
+from arrpo.cli._common import LogLevelOption, console, fail
 from arrpo.cli.label import Host, Port, TokenEnv, announce, open_socket, read_token, require_web
 
 
@@ -22,7 +22,7 @@ def review_command(
     host: Host = "127.0.0.1",
     port: Port = 8766,
     token_env: TokenEnv = "ARRPO_ANNOTATE_TOKEN",
-    log_level: Annotated[str, typer.Option("--log-level", help="debug | info | warning | error.")] = "warning",
+    log_level: LogLevelOption = "warning",
 ) -> None:
     """Serve a page listing the run's pairs with every judge's answers; mark exemplars with a rationale.
 

@@ -13,15 +13,18 @@ from arrpo.cli._common import (
     console,
     fail,
     say,
-    settings_from_options,
     terminal_text,
+    with_judge_options,
     with_vlm_options,
 )
+from arrpo.judge_settings import AskSettings
 from arrpo.vlm.settings import BackendSettings
+from arrpo.vocab import SeedFormat, Task, VerifyOrder
 
 rubric_app = typer.Typer(help="Write, learn and show Theme-Tips rubrics.", no_args_is_help=True)
 
-TaskOption = Annotated[str, typer.Option("--task", help="t2i | edit.")]
+TaskOption = Annotated[Task, typer.Option("--task", help="What the rubric judges: t2i (text to image) or edit.")]
+FormatOption = Annotated[SeedFormat, typer.Option("--format", help="Format of the labelled pairs (auto: from the file).")]
 MaxThemes = Annotated[int, typer.Option("--max-themes", min=1, help="Most themes in the rubric.")]
 MaxTips = Annotated[int, typer.Option("--max-tips", min=0, help="Most tips per theme.")]
 
@@ -30,13 +33,7 @@ def register(app: typer.Typer) -> None:
     app.add_typer(rubric_app, name="rubric")
 
 
-def _check_task(task: str) -> str:
-    if task not in ("t2i", "edit"):
-        raise fail(f"--task must be t2i or edit (got {task!r})")
-    return task
-
-
-def _open(settings):
+def _open(settings: BackendSettings):
     from arrpo.vlm.settings import open_backend
 
     return open_backend(settings)  # BackendUnavailable is reported by the one CLI error handler
@@ -63,7 +60,6 @@ def write_command(
     from arrpo.rubrics.write import RubricWriteError, RubricWriter
     from arrpo.vlm import BackendError
 
-    _check_task(task)
     if source is not None and prompt is None:
         raise fail("--source needs --prompt (the editing instruction)")
     if prompt is not None and task == "edit" and source is None:
@@ -100,13 +96,13 @@ def learn_command(
     dataset: Annotated[Optional[str], typer.Option("--dataset", help="Seed pairs from a benchmark instead of --pairs: KIND:PATH as for arrpo eval (ties left out).")] = None,
     dataset_option: Annotated[Optional[list[str]], typer.Option("--dataset-option", help="Adapter option key=value for --dataset (split, config, ...).")] = None,
     task: TaskOption = "t2i",
-    seed_format: Annotated[str, typer.Option("--format", help="auto | jsonl | authors | mjbench.")] = "auto",
+    seed_format: FormatOption = "auto",
     images: Annotated[Optional[Path], typer.Option("--images", help="Root for relative image paths (default: the seed file's folder).")] = None,
     guide: Annotated[Optional[Path], typer.Option("--guide", help="Guide exemplars (JSONL) shown to the generator.")] = None,
     k: Annotated[int, typer.Option("--k", min=1, help="Criteria generated per pair.")] = 5,
     t_max: Annotated[int, typer.Option("--t-max", min=0, help="Refinements per pair before dropping it.")] = 5,
-    verify_order: Annotated[str, typer.Option("--verify-order", help="both (the verifier must pick the preferred image in both orders) | random (one order per pair, kept for its refinements).")] = "both",
-    seed: Annotated[int, typer.Option("--seed", help="Seed of the verifier's random order, the held-out split and the MJ-Bench A/B coin.")] = 0,
+    verify_order: Annotated[VerifyOrder, typer.Option("--verify-order", help="both (the verifier must pick the preferred image in both orders) | random (one order per pair, kept for its refinements).")] = "both",
+    seed: Annotated[int, typer.Option("--seed", help="Seed of this command's randomness: the verifier's random order, the held-out split, the MJ-Bench A/B coin.")] = 0,
     max_themes: MaxThemes = 10,
     max_tips: MaxTips = 4,
     mcr_select: Annotated[Optional[int], typer.Option("--mcr-select", min=1, help="Keep this many criteria by MCR² diversity before structuring (needs the 'mcr' extra).")] = None,
@@ -130,11 +126,6 @@ def learn_command(
     from arrpo.rubrics.learn import LearnConfig, RubricLearner
     from arrpo.rubrics.report import write_learn_report
 
-    _check_task(task)
-    if verify_order not in ("random", "both"):
-        raise fail(f"--verify-order must be random or both (got {verify_order!r})")
-    if seed_format not in ("auto", "jsonl", "authors", "mjbench"):
-        raise fail(f"--format must be auto, jsonl, authors or mjbench (got {seed_format!r})")
     if (pairs is None) == (dataset is None):
         raise fail("give the seed pairs with exactly one of --pairs FILE and --dataset KIND:PATH")
     seeds, dataset_options = _read_seed_pairs(pairs, dataset, dataset_option or [], task, seed_format, images, seed)
@@ -331,31 +322,32 @@ def _print_validation(judges: dict, title: str) -> None:
 
 @rubric_app.command("validate")
 @with_vlm_options()
+@with_judge_options(AskSettings)
 def validate_command(
     rubric_file: Annotated[Path, typer.Argument(help="Rubric JSON file to measure.")],
     pairs: Annotated[Path, typer.Option("--pairs", help="Labelled pairs (any seed format of 'rubric learn').")] = ...,  # type: ignore[assignment]
     against: Annotated[str, typer.Option("--against", help="Baselines: zero-shot,direct (either or both).")] = "zero-shot,direct",
     out: Annotated[Optional[Path], typer.Option("--out", help="Run directory (default: RUBRIC.validation/ beside the rubric; an existing one is resumed).")] = None,
-    task: Annotated[Optional[str], typer.Option("--task", help="t2i | edit (default: the rubric's task).")] = None,
-    seed_format: Annotated[str, typer.Option("--format", help="auto | jsonl | authors | mjbench.")] = "auto",
+    task: Annotated[Optional[Task], typer.Option("--task", help="What the rubric judges: t2i (text to image) or edit (default: the rubric's task).")] = None,
+    seed_format: FormatOption = "auto",
     images: Annotated[Optional[Path], typer.Option("--images", help="Root for relative image paths.")] = None,
-    seed: Annotated[int, typer.Option("--seed", help="Seed of the MJ-Bench A/B coin and the bootstrap.")] = 0,
+    seed: Annotated[int, typer.Option("--seed", help="Seed of this command's randomness: the MJ-Bench A/B coin and the bootstrap.")] = 0,
     record: Annotated[bool, typer.Option("--record", help="Store the result in the rubric file's provenance ('validation').")] = False,
-    temperature: Annotated[float, typer.Option("--temperature", help="Judges' sampling temperature.")] = 0.0,
-    max_tokens: Annotated[int, typer.Option("--max-tokens", min=1, help="Judges' answer limit.")] = 1024,
     resamples: Annotated[int, typer.Option("--bootstrap", min=0, help="Bootstrap resamples for the 95% intervals.")] = 1000,
-    max_pixels: Annotated[Optional[int], typer.Option("--max-pixels", help="Downscale images above this many pixels.")] = None,
+    max_pixels: Annotated[Optional[int], typer.Option("--max-pixels", min=1, help="Downscale images above this many pixels.")] = None,
     *,
+    judge_settings: AskSettings,
     vlm: BackendSettings,
 ) -> None:
     """Measure a rubric on labelled pairs against the direct judge and a zero-shot rubric, both orders.
+
+    Every judge (the rubric, each baseline) asks with the same judge options, in both orders.
 
     arrpo rubric validate rubric.json --pairs heldout.jsonl --against zero-shot,direct --endpoint URL --model NAME
     """
     from arrpo.datasets.seeds import SeedFileError, read_seeds
     from arrpo.eval.config import ConfigError
     from arrpo.eval.validate import RubricValidationError, validate_rubric
-    from arrpo.judge_settings import AskSettings
     from arrpo.rubric import Rubric
     from arrpo.rubrics.write import RubricWriteError
     from arrpo.vlm import BackendError
@@ -364,15 +356,15 @@ def validate_command(
         rubric = Rubric.load(rubric_file)
     except (OSError, ValueError) as exc:
         raise fail(f"cannot read rubric {rubric_file}: {exc}") from None
-    task = _check_task(task or rubric.task or "t2i")
+    task = task or rubric.task or "t2i"
     baselines = _against(against)
     try:
         seeds = read_seeds(pairs, task=task, format=seed_format, images_root=images, seed=seed)  # type: ignore[arg-type]
     except SeedFileError as exc:
         raise fail(str(exc)) from None
     run_dir = out or rubric_file.with_name(rubric_file.stem + ".validation")
-    settings = settings_from_options(AskSettings, temperature=temperature, max_tokens=max_tokens)
-    backend = _open(vlm)
+    settings = judge_settings
+    backend = _open(vlm)  # even for an evidence-only judge: the zero-shot baseline writes its rubric
 
     async def run():
         try:

@@ -19,8 +19,8 @@ def register(app: typer.Typer) -> None:
         config: Optional[Path] = typer.Option(None, "--config", "-c", help="The training config (its model section is used)."),
         preset: Optional[str] = typer.Option(None, "--preset", help="A training preset instead of / under --config."),
         pretrained: Optional[str] = typer.Option(None, "--pretrained", help="Override model.pretrained."),
-        seeds: int = typer.Option(2, "--seeds", min=1, help="Seeds per prompt (0, 1, ... plus --seed)."),
-        seed: int = typer.Option(0, "--seed", help="First seed."),
+        seeds: int = typer.Option(2, "--seeds", min=1, help="How many images per prompt (seeds --seed, --seed + 1, ...)."),
+        seed: int = typer.Option(0, "--seed", help="Seed of this command's randomness: the first image seed."),
         steps: Optional[int] = typer.Option(None, "--steps", min=1, help="Denoising steps (default: sampling.num_steps)."),
         device: str = typer.Option("auto", "--device", help="auto | cpu | cuda | cuda:N."),
     ) -> None:

@@ -12,6 +12,13 @@ from typing import Optional
 import typer
 
 
+def _one_out(out: Path | None, old_out: Path | None) -> Path | None:
+    """``--out``, or its old spelling ``--output-dir``; both at once is refused."""
+    if old_out is not None and out is not None:
+        raise typer.BadParameter("give --out only (--output-dir is its old spelling)")
+    return out or old_out
+
+
 def register(app: typer.Typer) -> None:
     """Add the ``train`` command to ``app``."""
 
@@ -21,7 +28,8 @@ def register(app: typer.Typer) -> None:
         preset: Optional[str] = typer.Option(None, "--preset", help="official-flux | official-qwen-edit | tiny-cpu."),
         pretrained: Optional[str] = typer.Option(None, "--pretrained", help="Override model.pretrained."),
         prompts: Optional[Path] = typer.Option(None, "--prompts", help="Override data.prompts."),
-        output_dir: Optional[Path] = typer.Option(None, "--output-dir", "-o", help="Override train.output_dir."),
+        out: Optional[Path] = typer.Option(None, "--out", "-o", help="Output folder (checkpoints, final LoRA): overrides train.output_dir."),
+        old_out: Optional[Path] = typer.Option(None, "--output-dir", hidden=True, help="Deprecated spelling of --out."),
         iterations: Optional[int] = typer.Option(None, "--iterations", help="Override train.iterations."),
         no_resume: bool = typer.Option(False, "--no-resume", help="Start fresh even if checkpoints exist."),
         print_config: bool = typer.Option(False, "--print-config", help="Print the resolved config and exit."),
@@ -32,14 +40,15 @@ def register(app: typer.Typer) -> None:
         from arrpo.errors import describe_validation_error
         from arrpo.rl.config import load_config
 
+        out = _one_out(out, old_out)
         overrides: dict = {}
         if pretrained:
             overrides.setdefault("model", {})["pretrained"] = pretrained
         if prompts:
             overrides.setdefault("data", {})["prompts"] = str(prompts)
         train_over = overrides.setdefault("train", {})
-        if output_dir:
-            train_over["output_dir"] = str(output_dir)
+        if out:
+            train_over["output_dir"] = str(out)
         if iterations is not None:
             train_over["iterations"] = iterations
         if no_resume:
