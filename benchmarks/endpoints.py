@@ -104,8 +104,8 @@ def failure_run(mode: str, pairs: int, concurrency: int, latency: float, timeout
         folder = Path(tmp)
         pairs_path, out = write_pairs(folder, pairs), folder / "verdicts.jsonl"
         command = [sys.executable, "-m", "arrpo", "judge", "--pairs", str(pairs_path), "--out", str(out),
-                   "--model", "bench", "--no-cache", "--order", "given", "--concurrency", str(concurrency),
-                   "--timeout", str(timeout), "--retries", "2"]
+                   "--model", "bench", "--no-cache", "--order", "given", "--max-concurrency", str(concurrency),
+                   "--timeout", str(timeout), "--max-retries", "2"]
         for url, _ in endpoints:
             command += ["--endpoint", url]
         env = {k: v for k, v in os.environ.items() if not k.startswith(("ARRPO_", "OPENAI_"))}
@@ -181,7 +181,7 @@ def main() -> None:
 
     fc = args.failure_concurrency
     print(f"\n`arrpo judge --pairs` over 3 endpoints ({fc} in flight each: ideal {3 * fc / latency:.0f} pairs/s, "
-          f"{2 * fc / latency:.0f} on two), one lost at half the lines (--timeout {args.timeout:g}, --retries 2); "
+          f"{2 * fc / latency:.0f} on two), one lost at half the lines (--timeout {args.timeout:g}, --max-retries 2); "
           f"recovery: first {WINDOW_S:g} s window at >= 90 % of the two survivors' rate")
     print("\n| endpoint | pairs | lines | lost | duplicated | pairs/s before | pairs/s after | recovery s | "
           "longest stall s | warning names it |")

@@ -93,7 +93,7 @@ def single_pair(url: str, root: Path) -> Row:
     row, started = Row("arrpo judge A B"), time.perf_counter()
     for name in CASES:
         result = arrpo("judge", str(root / "dark.png"), str(root / "bright.png"), "--prompt", f"case-{name}",
-                       "--endpoint", url, "--model", "m", "--no-cache", "--retries", "1", "--order", "both")
+                       "--endpoint", url, "--model", "m", "--no-cache", "--max-retries", "1", "--order", "both")
         row.cases, row.pairs = row.cases + 1, row.pairs + 1
         add_process(row, result)
         written = b"winner" in result.stdout and result.returncode in (0, 1)
@@ -108,7 +108,7 @@ def batch(url: str, root: Path, pairs: Path, ids: set[str]) -> list[Row]:
     rows = []
     out, cache = root / "verdicts.jsonl", root / "cache"
     args = ["judge", "--pairs", str(pairs), "--out", str(out), "--endpoint", url, "--model", "m",
-            "--retries", "1", "--order", "both", "--concurrency", "8"]
+            "--max-retries", "1", "--order", "both", "--max-concurrency", "8"]
     for label in ("arrpo judge --pairs", "  rerun", "  replay from cache"):
         if label.endswith("cache"):
             out.unlink()
@@ -131,7 +131,7 @@ def evaluate(url: str, root: Path, ids: set[str]) -> list[Row]:
     for label in ("arrpo eval", "  rerun"):
         row, started = Row(label, len(CASES), len(ids)), time.perf_counter()
         add_process(row, arrpo("eval", "--dataset", f"jsonl:{dataset}", "--judge", str(config), "--out",
-                               str(root / "run"), "--bootstrap", "0", "--no-progress", "--concurrency", "8"))
+                               str(root / "run"), "--bootstrap", "0", "--no-progress", "--max-concurrency", "8"))
         count_lines(row, root / "run" / "verdicts" / "direct.jsonl", ids)
         row.seconds = time.perf_counter() - started
         rows.append(row)

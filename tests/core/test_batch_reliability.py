@@ -160,7 +160,7 @@ def test_mostly_invalid_batch_exits_1_with_the_cause_after_writing_everything(pa
 def test_server_down_fails_the_batch_naming_the_cause(pair_dir):
     pairs, out = write_pairs(pair_dir, 3), pair_dir / "verdicts.jsonl"
     result = arrpo("judge", "--pairs", str(pairs), "--out", str(out), "--endpoint", "http://127.0.0.1:9/v1",
-                   "--model", "m", "--no-cache", "--retries", "0", "--timeout", "5")
+                   "--model", "m", "--no-cache", "--max-retries", "0", "--timeout", "5")
     assert result.returncode == 1
     assert "3 of 3 verdicts are invalid" in result.stderr and "connection failed" in result.stderr
     assert len(latest(out)) == 3 and "Traceback" not in result.stderr

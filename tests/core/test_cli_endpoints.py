@@ -60,7 +60,7 @@ def test_judge_pairs_over_three_endpoints_with_one_killed_midway(gray_pairs, scr
     urls = [steady[0].base_url, doomed.base_url, steady[1].base_url]
     out = tmp_path / "pooled.jsonl"
     result = arrpo("judge", "--pairs", str(gray_pairs), "--out", str(out), "--model", "m", "--no-cache",
-                   "--retries", "0", "--concurrency", "2", "--order", "given",
+                   "--max-retries", "0", "--max-concurrency", "2", "--order", "given",
                    *(arg for url in urls for arg in ("--endpoint", url)))
     assert result.returncode == 0, result.stderr
     assert doomed.base_url in result.stderr  # the warning names the endpoint that went away
@@ -82,7 +82,7 @@ def test_arrpo_endpoint_env_holds_a_comma_separated_list_and_a_dead_one_is_named
     alive = scripted_server(brighter_wins())
     dead = dead_url()
     out = tmp_path / "v.jsonl"
-    result = arrpo("judge", "--pairs", str(gray_pairs), "--out", str(out), "--no-cache", "--retries", "0",
+    result = arrpo("judge", "--pairs", str(gray_pairs), "--out", str(out), "--no-cache", "--max-retries", "0",
                    env={"ARRPO_ENDPOINT": f"{dead}, {alive.base_url}/", "ARRPO_MODEL": "m"})
     assert result.returncode == 0, result.stderr
     assert dead in result.stderr and "cooling down" in result.stderr

@@ -160,7 +160,7 @@ def test_batch_resumes_after_kill(pair_dir, scripted_server):
     server = scripted_server(brighter_wins(delay=0.4))
     pairs, out = write_pairs(pair_dir, 12), pair_dir / "verdicts.jsonl"
     args = ["judge", "--pairs", str(pairs), "--out", str(out), "--endpoint", server.base_url,
-            "--model", "m", "--no-cache", "--order", "given", "--concurrency", "2"]
+            "--model", "m", "--no-cache", "--order", "given", "--max-concurrency", "2"]
     env = {**ENV, "ARRPO_CACHE_DIR": "/nonexistent-cache"}
     process = subprocess.Popen([sys.executable, "-m", "arrpo", *args], env=env,
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -193,7 +193,7 @@ def test_retry_invalid_asks_again(pair_dir, scripted_server):
     server = scripted_server(handler)
     pairs, out = write_pairs(pair_dir, 2), pair_dir / "verdicts.jsonl"
     args = ["judge", "--pairs", str(pairs), "--out", str(out), "--endpoint", server.base_url, "--model", "m",
-            "--no-cache", "--order", "given", "--retries", "0"]
+            "--no-cache", "--order", "given", "--max-retries", "0"]
     first = arrpo(*args)
     assert first.returncode == 1  # every verdict invalid: the run failed, after writing them all
     assert "4 of 4 verdicts are invalid" in first.stderr and "server answered 500" in first.stderr

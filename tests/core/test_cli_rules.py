@@ -20,7 +20,7 @@ from arrpo.judge_settings import AskSettings, JudgeSettings
 from arrpo.vlm.settings import BackendSettings
 
 ROOT = Path(__file__).resolve().parents[2]
-VLM_OPTIONS = ["--endpoint", "--model", "--api-key-env", "--timeout", "--concurrency", "--retries", "--no-cache",
+VLM_OPTIONS = ["--endpoint", "--model", "--api-key-env", "--timeout", "--max-concurrency", "--max-retries", "--no-cache",
                "--cache-path", "--backend", "--device"]
 #: The commands that talk to a VLM.
 VLM_COMMANDS = {"judge", "eval", "serve", "rubric write", "rubric learn", "rubric validate"}

@@ -185,7 +185,7 @@ def test_single_pair_cli_survives_hostile_answers(scripted_server, images):
         for extra in variants:
             result = run_arrpo("judge", str(images / "dark.png"), str(images / "bright.png"), "--prompt",
                                f"case-{name}", "--endpoint", server.base_url, "--model", "m", "--no-cache",
-                               "--retries", "1", "--order", "both", *extra)
+                               "--max-retries", "1", "--order", "both", *extra)
             stdout = result.stdout.decode("utf-8")  # valid UTF-8, or this raises
             if result.returncode not in (0, 1) or b"Traceback" in result.stderr or "winner" not in stdout:
                 failures.append((name, extra, result.returncode, result.stderr.decode("utf-8", "replace")[-500:]))
@@ -210,7 +210,7 @@ def test_batch_cli_survives_every_hostile_answer_and_reruns_complete(scripted_se
     pairs, out = write_pairs(images, good=len(CASES)), images / "verdicts.jsonl"
     cache = str(images / "cache")
     args = ["judge", "--pairs", str(pairs), "--out", str(out), "--endpoint", server.base_url, "--model", "m",
-            "--retries", "1", "--order", "both", "--concurrency", "8"]
+            "--max-retries", "1", "--order", "both", "--max-concurrency", "8"]
     result = run_arrpo(*args, cache_dir=cache)
     assert b"Traceback" not in result.stderr, result.stderr.decode("utf-8", "replace")[-2000:]
     assert result.returncode == 0, result.stderr.decode("utf-8", "replace")[-2000:]

@@ -34,7 +34,7 @@ def test_eval_survives_every_hostile_answer_and_a_rerun_finds_nothing_left(tmp_p
     dataset = write_dataset(tmp_path, good=len(CASES))
     out = tmp_path / "run"
     args = ["eval", "--dataset", f"jsonl:{dataset}", "--judge", str(config), "--out", str(out),
-            "--bootstrap", "0", "--no-progress", "--concurrency", "8"]
+            "--bootstrap", "0", "--no-progress", "--max-concurrency", "8"]
     result = cli(*args, timeout=600)
     assert "Traceback" not in result.stderr, result.stderr[-3000:]
     assert result.returncode == 0, result.stderr[-3000:]

@@ -188,7 +188,7 @@ def test_resume_after_kill_does_not_ask_finished_pairs_again(tmp_path, scripted_
     dataset = make_dataset(tmp_path, n=16)
     out = tmp_path / "run"
     args = ["eval", "--dataset", f"jsonl:{dataset}", "--judge", str(config), "--out", str(out),
-            "--concurrency", "2", "--bootstrap", "0", "--no-progress"]
+            "--max-concurrency", "2", "--bootstrap", "0", "--no-progress"]
     env = {**os.environ, "PYTHONPATH": SRC}
     proc = subprocess.Popen([sys.executable, "-m", "arrpo", *args], env=env, stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL, start_new_session=True)

@@ -30,7 +30,7 @@ def test_an_output_dir_that_is_a_file(tmp_path):
     prompts.write_text("a red apple\n")
     taken = tmp_path / "taken"
     taken.write_text("keep")
-    result = _train(tmp_path, "--prompts", str(prompts), "--output-dir", str(taken))
+    result = _train(tmp_path, "--prompts", str(prompts), "--out", str(taken))
     assert result.exit_code == 2, result.output
     assert "is a file" in result.output and "no-pipeline" not in result.output and taken.read_text() == "keep"
 
@@ -39,7 +39,7 @@ def test_an_output_dir_that_is_a_file(tmp_path):
 def test_unusable_prompt_files(tmp_path, content):
     prompts = tmp_path / "p.txt"
     prompts.write_bytes(content)
-    result = _train(tmp_path, "--prompts", str(prompts), "--output-dir", str(tmp_path / "run"))
+    result = _train(tmp_path, "--prompts", str(prompts), "--out", str(tmp_path / "run"))
     assert result.exit_code == 2, result.output
     text = result.output.replace("\n", "")
     assert "p.txt" in text and "no-pipeline" not in text

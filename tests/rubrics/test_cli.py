@@ -99,7 +99,7 @@ def test_model_and_server_text_is_printed_as_text_not_markup(seed_dir, scripted_
     server = scripted_server(lambda request: Reply(status=400, body={"error": {"message": hostile}}))
     seeds = seed_dir(["first", "first"])
     args = ["rubric", "learn", "--pairs", str(seeds), "--task", "t2i", "--out", str(tmp_path / "r.json"),
-            "--retries", "0", *_backend(server, tmp_path)]
+            "--max-retries", "0", *_backend(server, tmp_path)]
     result = runner.invoke(app, args, env={"COLUMNS": "300"})
     assert result.exception is None or isinstance(result.exception, SystemExit), repr(result.exception)
     assert result.exit_code == 1

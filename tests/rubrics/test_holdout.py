@@ -142,7 +142,7 @@ def test_a_failed_holdout_comparison_keeps_the_rubric_and_resumes(seed_dir, seei
 
     _, server = seeing({"write": write})
     out = tmp_path / "rubric.json"
-    _, result = _learn(seed_dir, server, tmp_path, out, "--retries", "0")
+    _, result = _learn(seed_dir, server, tmp_path, out, "--max-retries", "0")
     assert result.exit_code == 1, result.output
     assert "held-out comparison failed" in result.output.replace("\n", " ")
     assert Rubric.load(out).provenance.model_dump().get("holdout") is None

@@ -155,7 +155,7 @@ def _learn_cli(seeds: Path, out: Path, base_url: str, cache: Path) -> subprocess
     return subprocess.Popen(
         [sys.executable, "-m", "arrpo", "rubric", "learn", "--pairs", str(seeds), "--task", "t2i",
          "--out", str(out), "--k", "3", "--t-max", "2", "--pair-concurrency", "1",
-         "--endpoint", base_url, "--model", "seeing", "--cache-path", str(cache), "--retries", "0"],
+         "--endpoint", base_url, "--model", "seeing", "--cache-path", str(cache), "--max-retries", "0"],
         env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
     )
 

@@ -85,7 +85,7 @@ def test_serve_end_to_end_with_token_rubric_and_sigterm(scripted_server, tmp_pat
     port = free_port()
     process = subprocess.Popen(
         [sys.executable, "-m", "arrpo", "serve", "--port", str(port), "--endpoint", vlm.base_url,
-         "--model", "scripted", "--no-cache", "--retries", "0", "--rubric", str(rubric), "--log-level", "debug"],
+         "--model", "scripted", "--no-cache", "--max-retries", "0", "--rubric", str(rubric), "--log-level", "debug"],
         env={**ENV, "ARRPO_SERVE_TOKEN": TOKEN}, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
     )
     url = f"http://127.0.0.1:{port}"

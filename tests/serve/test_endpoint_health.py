@@ -72,7 +72,7 @@ def test_arrpo_serve_with_repeated_endpoints_reports_them_in_health(scripted_ser
     port = free_port()
     process = subprocess.Popen(
         [sys.executable, "-m", "arrpo", "serve", "--port", str(port), "--endpoint", first.base_url,
-         "--endpoint", second.base_url + "/", "--model", "scripted", "--no-cache", "--concurrency", "3"],
+         "--endpoint", second.base_url + "/", "--model", "scripted", "--no-cache", "--max-concurrency", "3"],
         env=ENV, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
     )
     url = f"http://127.0.0.1:{port}"
@@ -97,7 +97,7 @@ def test_arrpo_serve_with_repeated_endpoints_reports_them_in_health(scripted_ser
     counts = {one["endpoint"]: one["ok"] for one in health["endpoints"]}
     assert counts == {first.base_url: first.requests, second.base_url: second.requests}
     assert sum(counts.values()) == 10 and min(counts.values()) >= 1
-    assert health["capacity"] == 4 * 3 * 2  # admitted at once: 4 x --concurrency x endpoints
+    assert health["capacity"] == 4 * 3 * 2  # admitted at once: 4 x --max-concurrency x endpoints
     assert health["model"] == f"openai:{','.join(sorted(counts))}#scripted"
     for endpoint, ok in counts.items():
         assert sample(metrics, "arrpo_vlm_endpoint_ok_total", endpoint=endpoint) == ok

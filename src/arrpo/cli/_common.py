@@ -42,8 +42,8 @@ ApiKeyEnv = Annotated[
     typer.Option("--api-key-env", help="Environment variable with the API key (default ARRPO_API_KEY, OPENAI_API_KEY)."),
 ]
 Timeout = Annotated[float, typer.Option("--timeout", min=0.1, help="Seconds per model request.")]
-Concurrency = Annotated[int, typer.Option("--concurrency", min=1, help="Model requests in flight at once (on each endpoint).")]
-Retries = Annotated[int, typer.Option("--retries", min=0, help="Retries on 429/5xx/timeouts/connection errors.")]
+MaxConcurrency = Annotated[int, typer.Option("--max-concurrency", min=1, help="Model requests in flight at once (on each endpoint).")]
+MaxRetries = Annotated[int, typer.Option("--max-retries", min=0, help="Retries on 429/5xx/timeouts/connection errors.")]
 NoCache = Annotated[bool, typer.Option("--no-cache", help="Do not read or write the response cache.")]
 BackendKindOption = Annotated[
     BackendKind,
@@ -74,8 +74,8 @@ def backend_settings(
     model: str | None,
     api_key_env: str | None = None,
     timeout: float = 120.0,
-    concurrency: int = 16,
-    retries: int = 4,
+    max_concurrency: int = 16,
+    max_retries: int = 4,
     no_cache: bool = False,
     cache_path: str | None = None,
     backend: BackendKind = "auto",
@@ -92,8 +92,8 @@ def backend_settings(
             model=model,
             api_key_env=api_key_env,
             timeout=timeout,
-            max_concurrency=concurrency,
-            max_retries=retries,
+            max_concurrency=max_concurrency,
+            max_retries=max_retries,
             cache=not no_cache,
             cache_path=cache_path,
             kind=backend,  # type: ignore[arg-type]
@@ -153,7 +153,7 @@ def _adding_options(added: list[inspect.Parameter], target: str,
 def with_vlm_options() -> Callable[[_Command], _Command]:
     """Give a command the shared VLM options and hand them to it as one ``vlm: BackendSettings``.
 
-    The options are ``--endpoint --model --api-key-env --timeout --concurrency --retries --no-cache
+    The options are ``--endpoint --model --api-key-env --timeout --max-concurrency --max-retries --no-cache
     --cache-path --backend --device``, added to the end of the command's options; the decorated
     function declares ``vlm`` instead of them::
 
@@ -166,7 +166,7 @@ def with_vlm_options() -> Callable[[_Command], _Command]:
 def _vlm_options() -> list[inspect.Parameter]:
     return [
         _option("endpoint", Endpoint, None), _option("model", Model, None), _option("api_key_env", ApiKeyEnv, None),
-        _option("timeout", Timeout, 120.0), _option("concurrency", Concurrency, 16), _option("retries", Retries, 4),
+        _option("timeout", Timeout, 120.0), _option("max_concurrency", MaxConcurrency, 16), _option("max_retries", MaxRetries, 4),
         _option("no_cache", NoCache, False), _option("cache_path", CachePath, None),
         _option("backend", BackendKindOption, "auto"), _option("device", Device, "auto"),
     ]
@@ -178,7 +178,7 @@ def _optional(annotation: Any) -> Any:
 
 
 #: The :class:`BackendSettings` key of each VLM option whose name differs from it.
-VLM_OPTION_KEYS = {"concurrency": "max_concurrency", "retries": "max_retries", "backend": "kind"}
+VLM_OPTION_KEYS = {"backend": "kind"}
 
 
 def with_vlm_overrides() -> Callable[[_Command], _Command]:

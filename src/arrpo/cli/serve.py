@@ -65,7 +65,7 @@ def serve_command(
     max_images: Annotated[int, typer.Option("--max-images", min=2, help="Most images in one group.")] = DEFAULT_LIMITS.max_images,
     max_image_pixels: Annotated[int, typer.Option("--max-image-pixels", min=1, help="Largest image (width x height) accepted.")] = DEFAULT_LIMITS.max_image_pixels,
     max_pixels: Annotated[Optional[int], typer.Option("--max-pixels", min=1, help="Downscale images above this many pixels before judging.")] = None,
-    max_pending: Annotated[Optional[int], typer.Option("--max-pending", min=1, help="Judge calls admitted at once (default 4 x --concurrency x endpoints); beyond: 503.")] = None,
+    max_pending: Annotated[Optional[int], typer.Option("--max-pending", min=1, help="Judge calls admitted at once (default 4 x --max-concurrency x endpoints); beyond: 503.")] = None,
     graceful_timeout: Annotated[float, typer.Option("--graceful-timeout", min=0.0, help="Seconds to let in-flight requests finish on shutdown.")] = 60.0,
     log_level: LogLevelOption = "info",
     *,

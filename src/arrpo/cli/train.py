@@ -12,13 +12,6 @@ from typing import Optional
 import typer
 
 
-def _one_out(out: Path | None, old_out: Path | None) -> Path | None:
-    """``--out``, or its old spelling ``--output-dir``; both at once is refused."""
-    if old_out is not None and out is not None:
-        raise typer.BadParameter("give --out only (--output-dir is its old spelling)")
-    return out or old_out
-
-
 def register(app: typer.Typer) -> None:
     """Add the ``train`` command to ``app``."""
 
@@ -29,7 +22,6 @@ def register(app: typer.Typer) -> None:
         pretrained: Optional[str] = typer.Option(None, "--pretrained", help="Override model.pretrained."),
         prompts: Optional[Path] = typer.Option(None, "--prompts", help="Override data.prompts."),
         out: Optional[Path] = typer.Option(None, "--out", "-o", help="Output folder (checkpoints, final LoRA): overrides train.output_dir."),
-        old_out: Optional[Path] = typer.Option(None, "--output-dir", hidden=True, help="Deprecated spelling of --out."),
         iterations: Optional[int] = typer.Option(None, "--iterations", help="Override train.iterations."),
         no_resume: bool = typer.Option(False, "--no-resume", help="Start fresh even if checkpoints exist."),
         print_config: bool = typer.Option(False, "--print-config", help="Print the resolved config and exit."),
@@ -40,7 +32,6 @@ def register(app: typer.Typer) -> None:
         from arrpo.errors import describe_validation_error
         from arrpo.rl.config import load_config
 
-        out = _one_out(out, old_out)
         overrides: dict = {}
         if pretrained:
             overrides.setdefault("model", {})["pretrained"] = pretrained
