@@ -16,6 +16,7 @@ import threading
 from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 from arrpo.errors import RunFailedError
 
@@ -32,6 +33,22 @@ class DeadRunError(RunFailedError):
 def cause_of(text: str, limit: int = 120) -> str:
     """A cause as counted: whitespace folded, cut to ``limit`` characters."""
     return " ".join(str(text).split())[:limit] or "unknown"
+
+
+def masked_causes(response: Any) -> Counter:
+    """Why the masked samples of a judged group carry no signal, counted per sample: the commonest
+    tie or invalid verdict of its pairs, else its notes. ``response``: a ``/v1/group_rewards``
+    answer (anything with ``mask``, ``pairs`` of ``verdict`` and ``notes``), as the service, the
+    client and every adapter see it."""
+    masked = sum(not m for m in response.mask)
+    if not masked:
+        return Counter()
+    reasons = Counter(
+        "tie" if p.verdict.winner == "tie" else f"invalid verdict: {p.verdict.invalid_reason or '?'}"
+        for p in response.pairs if p.verdict.winner not in ("A", "B")
+    )
+    cause = reasons.most_common(1)[0][0] if reasons else "; ".join(response.notes) or "masked"
+    return Counter({cause_of(cause): masked})
 
 
 @dataclass

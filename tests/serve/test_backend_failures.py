@@ -50,3 +50,19 @@ def test_backend_recovers_after_failures(start_service):
     winners = [httpx.post(service.url + "/v1/compare", json=BODY, timeout=30).json()["verdict"]["winner"]
                for _ in range(3)]
     assert winners == ["invalid", "invalid", "A"]
+
+
+def test_dead_group_requests_warn_in_the_service_log(start_service, caplog):
+    """A VLM that answers 500 to every call: each window of group requests (64 samples) with most
+    samples masked logs a WARNING in arrpo serve's log, with the share and the commonest cause."""
+    import logging
+
+    caplog.set_level(logging.WARNING, logger="arrpo.integrations")
+    service = start_service(lambda request: Reply(status=500), retries=0)
+    body = {"prompt": "p", "images": [b64_png(g) for g in range(1, 17)], "order": "given"}
+    for _ in range(4):  # 4 groups of 16: one window
+        assert httpx.post(service.url + "/v1/group_rewards", json=body, timeout=60).status_code == 200
+    warnings = [r.getMessage() for r in caplog.records if "dead window of group requests" in r.getMessage()]
+    assert len(warnings) == 1, caplog.text
+    assert "64 of 64 samples (100%)" in warnings[0] and "server answered 500" in warnings[0]
+    assert service.state.monitor.dead_steps == 1

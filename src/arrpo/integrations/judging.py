@@ -21,7 +21,7 @@ from arrpo.client import RewardServiceError
 from arrpo.integrations.service import ServiceFacts, UnitGate
 from arrpo.masking import host_values
 from arrpo.rewards import group_rewards
-from arrpo.step_monitor import cause_of
+from arrpo.step_monitor import cause_of, masked_causes
 from arrpo.tournament import vlm_calls_per_group
 
 #: Reward options applied on the client for anchor comparisons (``/v1/compare`` has no rewards).
@@ -109,15 +109,8 @@ class GroupJudge:
                 return Outcome.masked(len(members), type(exc).__name__, error=(0, type(exc).__name__, str(exc)))
             finally:
                 await gate.release(units)
-            reasons = Counter(
-                "tie" if pair.verdict.winner == "tie" else f"invalid verdict: {pair.verdict.invalid_reason or '?'}"
-                for pair in result.pairs if pair.verdict.winner not in ("A", "B")
-            )
-            cause = reasons.most_common(1)[0][0] if reasons else "; ".join(result.notes) or "masked"
-            masked = sum(not m for m in result.mask)
             return Outcome(list(result.rewards), list(result.advantages), list(result.mask),
-                           dict(Counter(pair.verdict.winner for pair in result.pairs)),
-                           {cause_of(cause): masked} if masked else {})
+                           dict(Counter(pair.verdict.winner for pair in result.pairs)), dict(masked_causes(result)))
 
         async def whole(group: GroupRequest) -> Outcome:
             members = list(range(len(group.images)))

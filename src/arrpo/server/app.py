@@ -43,6 +43,7 @@ from arrpo.server.protocol import (
     judge_calls,
 )
 from arrpo.server.rubrics import RubricSource
+from arrpo.step_monitor import StepMonitor, masked_causes
 from arrpo.tournament import comparisons_per_group, run_tournament
 from arrpo.vlm.base import NoModel, VLMBackend
 from arrpo.vlm.pool import endpoint_stats
@@ -110,6 +111,8 @@ class RewardService:
             "arrpo_capacity_calls": lambda: self.gate.capacity,
         })
         self.metrics.endpoint_stats = lambda: endpoint_stats(self.backend)
+        #: dead windows of ``/v1/group_rewards`` (most samples masked) warn in the service's log
+        self.monitor = StepMonitor(max_dead_steps=0, what="window of group requests")
 
     # --------------------------------------------------------------- helpers
     @contextlib.asynccontextmanager
@@ -308,7 +311,9 @@ def create_app(
     @app.post("/v1/group_rewards", response_model=GroupRewardsResponse, responses=_ERRORS, dependencies=guarded)
     async def group_rewards_endpoint(body: GroupRewardsRequest) -> GroupRewardsResponse:
         """Judge the pairs of a group (all pairs, a random matching or a tournament) and map the verdicts to per-image rewards."""
-        return await service.group_rewards(body)
+        response = await service.group_rewards(body)
+        service.monitor.observe(len(response.mask), sum(not m for m in response.mask), masked_causes(response))
+        return response
 
     @app.get("/health", response_model=Health)
     async def health() -> Health:

@@ -55,10 +55,10 @@ from starlette.middleware import Middleware
 from arrpo.errors import ArrpoError
 from arrpo.masking import batch_std_refusal, host_values
 from arrpo.server.errors import ApiError, describe_unparsable_body
-from arrpo.server.gather import masked_causes, when_admitted
+from arrpo.server.gather import when_admitted
 from arrpo.server.metrics import MetricsMiddleware
 from arrpo.server.protocol import GroupRewardsRequest
-from arrpo.step_monitor import StepMonitor
+from arrpo.step_monitor import StepMonitor, masked_causes
 
 log = logging.getLogger("arrpo.server")
 

@@ -46,9 +46,8 @@ from arrpo.server.protocol import (
     GroupMemberRequest,
     GroupMemberResponse,
     GroupRewardsRequest,
-    GroupRewardsResponse,
 )
-from arrpo.step_monitor import StepMonitor, cause_of
+from arrpo.step_monitor import StepMonitor, cause_of, masked_causes
 
 log = logging.getLogger("arrpo.server")
 
@@ -79,19 +78,6 @@ async def when_admitted(call: Callable[[], Awaitable[T]], wait: float = ADMISSIO
             if exc.status != 503 or exc.code != "saturated" or left <= 0:
                 raise
             await asyncio.sleep(min(0.25, left))
-
-
-def masked_causes(response: GroupRewardsResponse) -> Counter:
-    """Why the masked samples of a judged group carry no signal (commonest first), counted per sample."""
-    masked = sum(not m for m in response.mask)
-    if not masked:
-        return Counter()
-    reasons = Counter(
-        "tie" if p.verdict.winner == "tie" else f"invalid verdict: {p.verdict.invalid_reason or '?'}"
-        for p in response.pairs if p.verdict.winner not in ("A", "B")
-    )
-    cause = reasons.most_common(1)[0][0] if reasons else "; ".join(response.notes) or "masked"
-    return Counter({cause_of(cause): masked})
 
 
 @dataclass
