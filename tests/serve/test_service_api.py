@@ -253,12 +253,13 @@ def test_health_reports_the_request_limits(start_service):
     from arrpo.client import RewardClient
 
     service = start_service(config=ServiceConfig(max_images=5, max_body_bytes=123_456, max_prompt_chars=99,
-                                                 pairing="tournament"))
+                                                 pairing="tournament", judge={"order": "both"}))
     limits = httpx.get(service.url + "/health").json()["limits"]
     assert limits == {"max_images": 5, "max_body_bytes": 123_456, "max_image_pixels": 4096 * 4096,
-                      "max_prompt_chars": 99, "pairing": "tournament"}
+                      "max_prompt_chars": 99, "pairing": "tournament", "order": "both"}
     with RewardClient(service.url) as client:
         assert client.limits().max_images == 5 and client.limits().pairing == "tournament"
+        assert client.limits().order == "both"
 
 
 def test_a_group_holds_the_judge_calls_the_protocol_says_it_costs(start_service):

@@ -192,3 +192,16 @@ def test_the_adapters_refuse_a_bad_pairing_before_any_request():
                                                                  "tournament_rounds")):
         with pytest.raises(ValueError, match=words):
             GroupScorer("http://reward.test", **options)
+
+
+def test_the_adapters_size_by_the_services_default_order(start_service):
+    """A request naming no order is judged under the service's (/health limits.order): with
+    --order both a group of 4 costs 12 calls, and the adapter reserves 12, not 6."""
+    from arrpo.integrations.groups import GroupScorer
+
+    service = start_service(config=ServiceConfig(judge={"order": "both"}))
+    scorer = GroupScorer(service.url, samples_per_prompt=4)
+    truth = grays(4)
+    out = scorer.score_batch([png_bytes(g) for g in truth], ["a cat"] * 4)
+    assert service.vlm.requests == 12 and scorer.judge.units(4) == 12
+    assert out.rewards[truth.index(max(truth))] == pytest.approx(1.0) and all(out.mask)

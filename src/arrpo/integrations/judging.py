@@ -88,7 +88,8 @@ class GroupJudge:
         """Judge calls one request of ``n`` images costs, under the request's pairing (or the
         service's default, from ``/health``)."""
         pairing = self.request.get("pairing") or self.facts.default_pairing()
-        return pair_units(n, self.request.get("order"), pairing, self.request.get("tournament_rounds"))
+        order = self.request.get("order") or self.facts.default_order()
+        return pair_units(n, order, pairing, self.request.get("tournament_rounds"))
 
     async def judge(self, groups: dict[Any, GroupRequest], gate: UnitGate, limit: int) -> dict[Any, Outcome]:
         """Every group of ``groups`` (keys kept), its parts in flight under ``gate``."""

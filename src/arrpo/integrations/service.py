@@ -153,6 +153,11 @@ class ServiceFacts:
                         self.max_group_images, reported, reported)
         return min(self.max_group_images or reported, reported)
 
+    def default_order(self) -> str:
+        """The service's order policy for requests that name none, from the last ``/health`` read
+        (``both``, the costlier, before it is read)."""
+        return self._health.limits.order if self._health is not None else "both"
+
     def default_pairing(self) -> str:
         """The service's pairing for requests that name none, from the last ``/health`` read
         (``all_pairs``, the costliest default, before it is read)."""

@@ -77,6 +77,7 @@ class ServiceConfig(BaseModel):
         return ServiceLimits(
             max_images=self.max_images, max_body_bytes=self.max_body_bytes,
             max_image_pixels=self.max_image_pixels, max_prompt_chars=self.max_prompt_chars, pairing=self.pairing,
+            order=self.judge.order,
         )
 
     def __repr_args__(self):  # never print the token; rubrics by task only

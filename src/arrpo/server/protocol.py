@@ -221,6 +221,10 @@ class ServiceLimits(BaseModel):
         "all_pairs", description="The pairing of a group request that names none (--pairing); with order and "
         "group size it gives a group's judge calls (arrpo.tournament.vlm_calls_per_group).",
     )
+    order: OrderPolicy = Field(
+        "random", description="The order policy of a request that names none (--order); 'both' doubles a "
+        "group's judge calls, so a client sizes its in-flight calls by it.",
+    )
 
 
 #: The service's default limits (those of a default :class:`~arrpo.server.config.ServiceConfig`).
