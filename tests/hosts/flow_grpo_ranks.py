@@ -83,3 +83,43 @@ def run_rank(rank: int, world: int, init_file: str, url: str, out_dir: str) -> N
     Path(out_dir, f"rank{rank}.json").write_text(json.dumps(record))
     dist.barrier()
     dist.destroy_process_group()
+
+
+#: The masked scenario: 4 prompts × k = 8, one iteration of 32 samples; prompt 2's group is masked.
+MASKED_K, MASKED_PROMPTS = 8, 4
+
+
+def masked_gray(prompt_index: int, copy: int) -> int:
+    """Distinct over the whole epoch: prompt i's copies are 10 + i, 40 + i, …, 220 + i."""
+    return 10 + 30 * copy + prompt_index
+
+
+def run_rank_masked(rank: int, world: int, init_file: str, url: str, out_dir: str) -> None:
+    """Flow-GRPO's default ``global_std=True`` with one group masked: this rank's rows and the
+    advantages Flow-GRPO's own tracker gives them (gathered over ranks, as the train script does)."""
+    torch.set_num_threads(1)
+    os.environ["ARRPO_SERVICE_URL"] = url
+    os.environ["ARRPO_REWARD_OPTIONS"] = json.dumps({"samples_per_prompt": MASKED_K, "idle_timeout": 1.0})
+    dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=world)
+    reward_fn = with_arrpo(host.current_multi_score)("cpu", {"arrpo": 1.0})
+    dealt = host.old_sampler_iteration(MASKED_PROMPTS, batch=MASKED_PROMPTS * MASKED_K // world, k=MASKED_K,
+                                       ranks=world, seed_epoch=0)
+    seen: dict[int, int] = {}
+    mine = []
+    for r, indices in enumerate(dealt):
+        for index in indices:
+            copy = seen.get(index, 0)
+            seen[index] = copy + 1
+            if r == rank:
+                mine.append((index, masked_gray(index, copy)))
+    half = len(mine) // 2  # two sampling batches per rank: groups complete across batches and ranks
+    batches = [(gray_tensor([g for _, g in part]), [PROMPTS[i] for i, _ in part], [{} for _ in part], None)
+               for part in (mine[:half], mine[half:])]
+    rewards = host.sample_epoch(reward_fn, batches)
+    prompts = [PROMPTS[i] for i, _ in mine]
+    adv = host.advantages(prompts, rewards["avg"], global_std=True, world=world, rank=rank)
+    record = [{"prompt": p, "gray": g, "avg": float(v), "advantage": [float(a) for a in row]}
+              for (_, g), p, v, row in zip(mine, prompts, rewards["avg"], adv, strict=True)]
+    Path(out_dir, f"masked{rank}.json").write_text(json.dumps(record))
+    dist.barrier()
+    dist.destroy_process_group()

@@ -37,3 +37,36 @@ def test_flow_grpo_ranks(service, tmp_path, world):
     assert service.state.gate.rejected == 0  # no self-inflicted 503
     # every whole group judged once: 1 (spread) + 2 x 2 (whole) groups of 120 pairs
     assert len(service.vlm.seen) == 5 * 120
+
+
+@pytest.mark.parametrize("world", [2, 4])
+def test_flow_grpo_ranks_masked_group_under_the_default_global_std(start_service, tmp_path, world):
+    """One group of four masked (its pairs unreadable), Flow-GRPO's default batch std, groups
+    spread over ranks and two sampling batches: under Flow-GRPO's own tracker the masked samples
+    get advantage 0 and every other sample exactly the advantage it has in the same epoch
+    without the masked group (the std-preserving fill), on every rank."""
+    import numpy as np
+
+    from tests.hosts.flow_grpo_host import PerPromptStatTracker
+    from tests.hosts.flow_grpo_ranks import PROMPTS, masked_gray, run_rank_masked
+    from tests.hosts.judges import invalid_when
+
+    service = start_service(invalid_when({masked_gray(2, 0)}))
+    mp.spawn(run_rank_masked, args=(world, str(tmp_path / "init"), service.url, str(tmp_path)), nprocs=world,
+             join=True)
+    rows = [row for r in range(world) for row in json.loads((tmp_path / f"masked{r}.json").read_text())]
+    assert len(rows) == 32
+    masked = [row for row in rows if row["prompt"] == PROMPTS[2]]
+    valid = [row for row in rows if row["prompt"] != PROMPTS[2]]
+    assert len(masked) == 8 and all(a == pytest.approx(0.0, abs=1e-6) for row in masked for a in row["advantage"])
+    # the reference: Flow-GRPO's tracker over the valid groups alone, with the whole-group rewards
+    by_prompt: dict[str, list[int]] = {}
+    for row in valid:
+        by_prompt.setdefault(row["prompt"], []).append(row["gray"])
+    truth = {p: dict(zip(g, official(g), strict=True)) for p, g in by_prompt.items()}
+    assert [row["avg"] for row in valid] == pytest.approx([truth[r["prompt"]][r["gray"]] for r in valid], abs=1e-6)
+    rewards = np.array([[truth[r["prompt"]][r["gray"]]] * 2 for r in valid], dtype=np.float32)
+    reference = PerPromptStatTracker(global_std=True).update([r["prompt"] for r in valid], rewards)
+    got = np.array([row["advantage"] for row in valid])
+    assert np.allclose(got, reference, rtol=1e-5, atol=1e-5)
+    assert service.state.gate.rejected == 0
