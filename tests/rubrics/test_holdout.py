@@ -214,3 +214,29 @@ def test_pairs_digest_is_by_content_not_by_path(tmp_path):
     assert pairs_digest(rows(first)) != pairs_digest(rows(second))
     missing = rows(tmp_path / "nowhere")  # unreadable images keep their paths: still a digest
     assert pairs_digest(missing) != pairs_digest(rows(first))
+
+
+def test_learn_takes_the_ask_settings_for_learning_and_the_held_out_judges(seed_dir, seeing, tmp_path):
+    """``rubric learn``'s judge options (the ask settings, named as their keys): temperature and
+    max_tokens are the learning run's (in its state fingerprint) and every held-out judge's; the
+    others are the held-out judges' (their judges.yaml)."""
+    import yaml
+
+    from arrpo.judge_settings import AskSettings
+
+    _, server = seeing()
+    out = tmp_path / "run" / "rubric.json"
+    _seeds, result = _learn(seed_dir, server, tmp_path, out, "--temperature", "0.3", "--max-tokens", "700",
+                            "--prompt-layout", "cached", "--parse-retries", "2")
+    assert result.exit_code == 0, result.output
+    state = [json.loads(line) for line in (tmp_path / "run" / "rubric.json.state.jsonl").read_text().splitlines()]
+    header = next(r for r in state if r.get("kind") == "header")
+    assert header["fingerprint"]["temperature"] == 0.3 and header["fingerprint"]["max_tokens"] == 700
+    expected = AskSettings(temperature=0.3, max_tokens=700, prompt_layout="cached",
+                           parse_retries=2).model_dump(mode="json")
+    judges = yaml.safe_load((tmp_path / "run" / "rubric.holdout" / "judges.yaml").read_text())["judges"]
+    assert {j["name"] for j in judges} == {"direct", "zero-shot", "learned"}
+    for judge in judges:
+        assert {key: judge[key] for key in expected} == expected, judge["name"]
+    learning = [r for r in server.seen if '"criteria"' in r.text]
+    assert learning and all(r.body["temperature"] == 0.3 and r.body["max_tokens"] == 700 for r in learning)

@@ -9,7 +9,7 @@ import os
 import re
 import sys
 from collections import Counter
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from typing import TYPE_CHECKING, Annotated, Any, Optional, TypeVar, get_args, get_origin
 
 import annotated_types
@@ -206,18 +206,24 @@ def judge_option_name(field: str) -> str:
     return "--" + field.replace("_", "-")
 
 
-def judge_options(model: type[AskSettings], *, exclude: Collection[str] = ()) -> list[inspect.Parameter]:
+def judge_options(model: type[AskSettings], *, exclude: Collection[str] = (),
+                  defaults: Mapping[str, Any] | None = None) -> list[inspect.Parameter]:
     """One typer option for each field of ``model`` (:class:`~arrpo.judge_settings.AskSettings` or
     :class:`~arrpo.judge_settings.JudgeSettings`) but ``exclude``: named :func:`judge_option_name`,
     typed by the field (a vocabulary becomes a choice click checks and lists), its bound the
-    field's, its default the field's, its help the field's description. The one declaration of
-    every judge option, so the command line cannot drift from the settings."""
-    return [_judge_option(name, field) for name, field in model.model_fields.items() if name not in exclude]
+    field's, its default the field's (or the command's own in ``defaults``, said in the help), its
+    help the field's description. The one declaration of every judge option, so the command line
+    cannot drift from the settings."""
+    defaults = defaults or {}
+    return [_judge_option(name, field, defaults.get(name, field.default))
+            for name, field in model.model_fields.items() if name not in exclude]
 
 
-def _judge_option(name: str, field: FieldInfo) -> inspect.Parameter:
-    annotation, default = field.annotation, field.default
+def _judge_option(name: str, field: FieldInfo, default: Any) -> inspect.Parameter:
+    annotation = field.annotation
     kwargs: dict[str, Any] = {"help": field.description}
+    if default != field.default:
+        kwargs["help"] = f"{field.description} (Here {default!r}; the setting's default is {field.default!r}.)"
     for bound in field.metadata:
         if isinstance(bound, annotated_types.Ge):
             kwargs["min"] = bound.ge
@@ -232,10 +238,11 @@ def _judge_option(name: str, field: FieldInfo) -> inspect.Parameter:
     return _option(name, Annotated[annotation, typer.Option(judge_option_name(name), **kwargs)], default)
 
 
-def with_judge_options(model: type[AskSettings], *, exclude: Collection[str] = ()) -> Callable[[_Command], _Command]:
+def with_judge_options(model: type[AskSettings], *, exclude: Collection[str] = (),
+                       defaults: Mapping[str, Any] | None = None) -> Callable[[_Command], _Command]:
     """Give a command the :func:`judge_options` of ``model`` and hand them to it as one
     ``judge_settings: model`` (checked: a bad combination ends the command naming the setting)."""
-    return _adding_options(judge_options(model, exclude=exclude), "judge_settings",
+    return _adding_options(judge_options(model, exclude=exclude, defaults=defaults), "judge_settings",
                            lambda values: judge_settings_from_options(model, values))
 
 

@@ -18,6 +18,7 @@ from arrpo.cli._common import (
     with_vlm_options,
 )
 from arrpo.judge_settings import AskSettings
+from arrpo.rubrics.learn import LEARN_MAX_TOKENS
 from arrpo.vlm.settings import BackendSettings
 from arrpo.vocab import SeedFormat, Task, VerifyOrder
 
@@ -90,6 +91,7 @@ def write_command(
 
 @rubric_app.command("learn")
 @with_vlm_options()
+@with_judge_options(AskSettings, defaults={"max_tokens": LEARN_MAX_TOKENS})
 def learn_command(
     pairs: Annotated[Optional[Path], typer.Option("--pairs", help="Labelled seed pairs (project JSONL, authors' JSON or MJ-Bench JSON).")] = None,
     out: Annotated[Path, typer.Option("--out", help="Rubric JSON file to write.")] = ...,  # type: ignore[assignment]
@@ -116,9 +118,13 @@ def learn_command(
     against: Annotated[str, typer.Option("--against", help="Baselines of the held-out comparison: zero-shot,direct.")] = "zero-shot,direct",
     resamples: Annotated[int, typer.Option("--bootstrap", min=0, help="Bootstrap resamples for the held-out 95% intervals.")] = 1000,
     *,
+    judge_settings: AskSettings,
     vlm: BackendSettings,
 ) -> None:
     """Learn a verified Theme-Tips rubric from labelled pairs (resumable); writes report.html beside it.
+
+    The judge options are the ask settings of the held-out judges (--holdout); --temperature and
+    --max-tokens are also every learning call's (generator, verifier, refiner).
 
     arrpo rubric learn --pairs seeds.jsonl --task t2i --out rubric.json --holdout 20% --endpoint URL --model NAME
     """
@@ -143,11 +149,13 @@ def learn_command(
         task=task, k=k, t_max=t_max, verify_order=verify_order, seed=seed,  # type: ignore[arg-type]
         max_themes=max_themes, max_tips=max_tips, mcr_select=mcr_select,
         pair_concurrency=pair_concurrency, max_pixels=max_pixels,
+        temperature=judge_settings.temperature, max_tokens=judge_settings.max_tokens,
     )
     learner = RubricLearner(_open(vlm), config, guide=loaded_guide)
     run_record = _run_record(out, pairs, dataset, dataset_options, seed_format, images, task, seed, limit, holdout,
                              seeds, heldout)
-    learned = _learn(learner, seeds, out, state_path, heldout, baselines, resamples, allow_incomplete, run_record)
+    learned = _learn(learner, seeds, out, state_path, heldout, baselines, resamples, allow_incomplete, run_record,
+                     judge_settings)
     report = write_learn_report(state_path)
     if learned.rubric is None:
         say(f"learning report: {report}")
@@ -226,7 +234,7 @@ def _against(text: str) -> list[str]:
 
 
 def _learn(learner, seeds, out: Path, state_path: Path, heldout: list, baselines: list[str], resamples: int,
-           allow_incomplete: bool, run_record: dict):
+           allow_incomplete: bool, run_record: dict, settings: AskSettings):
     """:func:`arrpo.eval.validate.learn_and_validate` with a progress bar and the learning summary."""
     from arrpo.eval.validate import learn_and_validate
     from arrpo.progress import CountingProgress
@@ -259,6 +267,7 @@ def _learn(learner, seeds, out: Path, state_path: Path, heldout: list, baselines
             return await learn_and_validate(
                 learner, seeds, out, state_path=state_path, heldout=heldout, against=baselines,
                 resamples=resamples, allow_incomplete=allow_incomplete, run_record=run_record, on_start=started,
+                settings=settings,
                 on_outcome=lambda outcome: bar.advance(outcome.status), on_error=failed, on_learned=learned,
                 on_note=lambda text: say(text, to=bar.console),
             )

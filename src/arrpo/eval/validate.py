@@ -348,10 +348,12 @@ async def learn_and_validate(
     on_error: Callable[[PreferencePair, str], None] | None = None,
     on_learned: Callable[[LearnResult], None] | None = None,
     on_note: Callable[[str], None] | None = None,
+    settings: AskSettings | None = None,
 ) -> LearnedRubric:
     """Learn a rubric from ``seeds`` and save it to ``out``; with ``heldout`` pairs (kept out of
     ``seeds``), measure it on them against ``against`` in :func:`holdout_dir` and save it again
-    with the result in its provenance (``holdout``).
+    with the result in its provenance (``holdout``). ``settings``: the held-out judges' ask
+    settings (default: the learning config's temperature and max_tokens, the rest default).
 
     Learning resumes from ``state_path`` (default ``OUT.state.jsonl``); ``run_record`` (what the run
     learns from) is appended to it first. ``on_start(pairs already learned)`` is called once the
@@ -385,7 +387,7 @@ async def learn_and_validate(
     try:
         learned.validation = await validate_rubric(
             result.rubric, heldout, learner.backend, holdout_dir(out), against=against,
-            settings=AskSettings(temperature=cfg.temperature, max_tokens=cfg.max_tokens),
+            settings=settings or AskSettings(temperature=cfg.temperature, max_tokens=cfg.max_tokens),
             max_pixels=cfg.max_pixels, resamples=resamples, seed=cfg.seed, on_note=on_note,
         )
     except (BackendError, RubricWriteError, ConfigError, ValueError) as exc:  # the rubric stands without it

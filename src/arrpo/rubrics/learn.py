@@ -55,6 +55,10 @@ OTHER_LABEL = "Other image:"
 SOURCE_LABEL = "Source image (before editing):"
 
 
+#: Learning's answer budget: criteria lists and refinements are longer than a verdict.
+LEARN_MAX_TOKENS = 2048
+
+
 class LearnConfig(BaseModel):
     """Settings of a learning run (defaults follow the paper: K = 5, T_max = 5, 10 × 4 rubric)."""
 
@@ -73,7 +77,7 @@ class LearnConfig(BaseModel):
     parse_retries: int = Field(2, ge=0, description="Repair requests after an unusable generator reply.")
     pair_concurrency: int = Field(8, ge=1, description="Pairs learned at once.")
     temperature: float = 0.0
-    max_tokens: int = 2048
+    max_tokens: int = Field(LEARN_MAX_TOKENS, ge=1, description="Most tokens of every learning call's answer.")
     max_pixels: int | None = Field(None, description="Downscale seed images above this many pixels.")
 
     def fingerprint(self) -> dict[str, object]:
