@@ -56,11 +56,18 @@ class RewardServiceError(ArrpoError, RuntimeError, kind="backend"):
 _PLACEHOLDER_IMAGE = "AA=="  # any text passes the schema; only the options are being checked
 
 
-def validate_options(endpoint: str, options: dict[str, Any]) -> None:
+#: Placeholder candidates of a group whose size is not known when its options are checked: as many
+#: as a large group has, so that only options no group could take are refused then.
+_UNKNOWN_GROUP_SIZE = 64
+
+
+def validate_options(endpoint: str, options: dict[str, Any], group_size: int | None = None) -> None:
     """Check request options against the protocol before anything is sent.
 
-    ``endpoint`` is ``group_rewards`` or ``compare``. Raises ``ValueError`` naming each unknown
-    option (with the accepted ones) or bad value, so a typo fails at start-up, not mid-run.
+    ``endpoint`` is ``group_rewards`` or ``compare``; ``group_size``: the groups' size if known
+    (options that depend on it, such as ``tournament_rounds``, are checked against it). Raises
+    ``ValueError`` naming each unknown option (with the accepted ones) or bad value, so a typo
+    fails at start-up, not mid-run.
     """
     import pydantic
 
@@ -72,7 +79,7 @@ def validate_options(endpoint: str, options: dict[str, Any]) -> None:
         raise ValueError(f"unknown {endpoint} option(s) {unknown}; accepted: {accepted}")
     body: dict[str, Any] = {"prompt": "option check", **options}
     if endpoint == "group_rewards":
-        body["images"] = [_PLACEHOLDER_IMAGE, _PLACEHOLDER_IMAGE]
+        body["images"] = [_PLACEHOLDER_IMAGE] * max(2, group_size or _UNKNOWN_GROUP_SIZE)
     else:
         body["image_a"] = body["image_b"] = _PLACEHOLDER_IMAGE
     try:

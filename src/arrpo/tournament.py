@@ -75,6 +75,24 @@ def default_rounds(group_size: int) -> int:
     return min(group_size.bit_length(), group_size - 1)
 
 
+def most_rounds(group_size: int) -> int:
+    """The most rounds a tournament of ``group_size`` samples may be asked to play where rounds
+    come from outside (a request, a config): a round robin's (G − 1, or G when odd), whose
+    comparisons are ``all_pairs``' own; more would only repeat pairs."""
+    group_size = _check_group_size(group_size)
+    return group_size if group_size % 2 else group_size - 1
+
+
+def check_rounds_fit(group_size: int, rounds: int | None) -> None:
+    """Raise :class:`BadInputError` when ``rounds`` is over :func:`most_rounds` of the group."""
+    if rounds is not None and rounds > most_rounds(group_size):
+        raise BadInputError(
+            f"tournament_rounds: {rounds} rounds for a group of {group_size}; a round robin takes "
+            f"{most_rounds(group_size)}, and more would only repeat pairs: use pairing all_pairs (or order "
+            "both to ask each pair twice)"
+        )
+
+
 def comparisons_per_group(group_size: int, pairing: Pairing = "all_pairs", *, rounds: int | None = None) -> int:
     """Comparisons a group of ``group_size`` costs under ``pairing``: C(G, 2), ⌊G/2⌋, or
     ``rounds`` × ⌊G/2⌋ (the tournament's at most: under ``mask_group`` it stops after a round

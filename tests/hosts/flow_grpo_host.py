@@ -97,7 +97,8 @@ class PerPromptStatTracker:
     def update(self, prompts, rewards):
         prompts = np.array(prompts)
         rewards = np.array(rewards, dtype=np.float64)
-        advantages = np.empty_like(rewards) * 0.0
+        with np.errstate(invalid="ignore"):  # as Flow-GRPO: uninitialised memory times 0, every row set below
+            advantages = np.empty_like(rewards) * 0.0
         for prompt in np.unique(prompts):
             self.stats.setdefault(prompt, []).extend(rewards[prompts == prompt])
         for prompt in np.unique(prompts):

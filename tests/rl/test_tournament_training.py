@@ -85,6 +85,8 @@ def test_tournament_rounds_need_the_tournament_pairing():
         build_config({"reward": {"pairing": "all_pairs", "tournament_rounds": 3}}, preset="tiny-cpu")
     with pytest.raises(ValueError, match="tournament_rounds"):
         build_config({"reward": {"pairing": "tournament", "tournament_rounds": 0}}, preset="tiny-cpu")
+    with pytest.raises(ValueError, match="a round robin takes"):  # tiny-cpu's groups of 2: one round at most
+        build_config({"reward": {"pairing": "tournament", "tournament_rounds": 2}}, preset="tiny-cpu")
 
 
 def test_a_pending_tournament_is_played_again_on_resume(tmp_path, make_policy):

@@ -103,6 +103,9 @@ BAD = [
     ("odd random pairs", group(3, pairing="random_pairs"), "random_pairs needs an even number of images, got 3"),
     ("rounds without a tournament", group(4, pairing="all_pairs", tournament_rounds=2),
      "applies to pairing 'tournament' only"),
+    ("more rounds than a round robin", group(16, pairing="tournament", tournament_rounds=10**9),
+     "a round robin takes 15"),
+    ("a seed over 64 bits", group(4, pairing="tournament", seed=10**30), "seed"),
 ]
 
 
@@ -192,6 +195,10 @@ def test_the_adapters_refuse_a_bad_pairing_before_any_request():
                                                                  "tournament_rounds")):
         with pytest.raises(ValueError, match=words):
             GroupScorer("http://reward.test", **options)
+    # rounds are checked against the group the adapter was told of (k = 4: a round robin is 3 rounds)
+    with pytest.raises(ValueError, match="a round robin takes 3"):
+        GroupScorer("http://reward.test", samples_per_prompt=4, pairing="tournament", tournament_rounds=4)
+    GroupScorer("http://reward.test", samples_per_prompt=4, pairing="tournament", tournament_rounds=3)
 
 
 def test_the_adapters_size_by_the_services_default_order(start_service):

@@ -128,7 +128,7 @@ class GroupScorer:
                 validate_options("compare", {k: v for k, v in request.items() if k not in REWARD_OPTIONS})
                 validate_options("group_rewards", {k: v for k, v in request.items() if k in REWARD_OPTIONS})
             else:
-                validate_options("group_rewards", request)
+                validate_options("group_rewards", request, group_size=group_size or samples_per_prompt)
         except ValueError as exc:
             raise ValueError(f"{exc}; adapter options: {', '.join(SCORER_OPTIONS)}") from None
         self.url = url

@@ -23,6 +23,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from arrpo.judge_settings import JudgeSettings
 from arrpo.rewards import check_reward_parameters
+from arrpo.tournament import check_rounds_fit
 from arrpo.vlm.settings import BackendSettings
 from arrpo.vocab import ModelFamily, OnBadVerdict, Pairing, RewardPreset
 
@@ -223,6 +224,7 @@ class RPOConfig(_Section):
             raise ValueError("optim.accumulate_samples must be a multiple of optim.micro_batch")
         if self.reward.pairing == "random_pairs" and self.sampling.group_size % 2:
             raise ValueError("reward.pairing='random_pairs' needs an even sampling.group_size")
+        check_rounds_fit(self.sampling.group_size, self.reward.tournament_rounds)
         return self
 
     @property

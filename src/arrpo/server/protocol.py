@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from arrpo.rewards import check_reward_parameters
 from arrpo.rubric import Rubric
 from arrpo.schema import Task, Verdict
+from arrpo.tournament import check_rounds_fit
 from arrpo.vocab import EndpointState, OnBadVerdict, OrderPolicy, Pairing, RewardPreset
 
 RubricMode = Literal["auto", "task", "prompt", "none"]
@@ -69,7 +70,7 @@ class _RewardRequest(_Request):
         None, ge=1, description="Rounds of a tournament (default: floor(log2 N) + 1, one more for odd N).",
     )
     seed: int | None = Field(
-        None, description="Seed of the random_pairs / tournament plan, mixed with the prompt and id (default 0): "
+        None, ge=-(2**63), le=2**63 - 1, description="Seed of the random_pairs / tournament plan, mixed with the prompt and id (default 0): "
         "the same request is paired the same way.",
     )
 
@@ -91,6 +92,7 @@ class GroupRewardsRequest(_RewardRequest):
     def _pairing_fits(self) -> GroupRewardsRequest:
         if self.pairing == "random_pairs" and len(self.images) % 2:
             raise ValueError(f"pairing: random_pairs needs an even number of images, got {len(self.images)}")
+        check_rounds_fit(len(self.images), self.tournament_rounds)
         return self
 
 
@@ -126,6 +128,8 @@ class GroupMemberRequest(_RewardRequest):
                              "send no pairing or tournament_rounds with an anchor")
         if self.anchor is None and self.pairing == "random_pairs" and self.group_size % 2:
             raise ValueError(f"pairing: random_pairs needs an even group_size, got {self.group_size}")
+        if self.anchor is None:
+            check_rounds_fit(self.group_size, self.tournament_rounds)
         return self
 
 
