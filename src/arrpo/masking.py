@@ -49,11 +49,8 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Literal
 
-HostStd = Literal["group", "batch"]
-#: The std scopes a host may divide by: its groups' own, or one std of the whole batch.
-HOST_STDS = ("group", "batch")
+from arrpo.vocab import HostStd, choices
 
 #: Per host: the setting under which :data:`MASKED_VALUE` is exact (said when a step is refused).
 EXACT_SETTING = {
@@ -94,8 +91,8 @@ def host_values(rewards: Sequence[float], advantages: Sequence[float], mask: Seq
 
 
 def check_host_std(value: str) -> str:
-    """``value`` if it names a std scope (:data:`HOST_STDS`), else a clear error."""
-    if value not in HOST_STDS:
+    """``value`` if it names a std scope (:data:`arrpo.vocab.HostStd`), else a clear error."""
+    if value not in choices(HostStd):
         raise ValueError(f"host_std must be 'group' (the host divides by each group's own std) or 'batch' "
                          f"(one std of the whole batch), not {value!r}")
     return value

@@ -53,6 +53,8 @@ EvidenceKind = Literal["ocr"]
 OcrPolicy = Literal["evidence", "tiebreak", "override"]
 #: How much a web server (``arrpo serve``, ``label``, ``review``) logs: uvicorn's levels.
 LogLevel = Literal["critical", "error", "warning", "info", "debug", "trace"]
+#: The std a host divides advantages by: each group's own, or one std of the whole batch (arrpo.masking).
+HostStd = Literal["group", "batch"]
 #: The generator families RPO trains.
 ModelFamily = Literal["sd3", "flux", "flux-kontext", "qwen-image", "qwen-image-edit"]
 

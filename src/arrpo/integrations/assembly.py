@@ -47,8 +47,9 @@ from arrpo.errors import ArrpoError
 from arrpo.integrations.exchange import Exchange
 from arrpo.integrations.judging import GroupJudge, GroupRequest, Outcome
 from arrpo.integrations.service import JudgingPlan, plan_judging, process_gate
-from arrpo.masking import HostStd, check_host_std, std_preserving_fill
+from arrpo.masking import check_host_std, std_preserving_fill
 from arrpo.step_monitor import StepMonitor
+from arrpo.vocab import HostStd
 
 log = logging.getLogger("arrpo.integrations")
 

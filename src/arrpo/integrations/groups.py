@@ -34,8 +34,9 @@ from arrpo.integrations.assembly import BatchScores, GroupAssembler, RewardGroup
 from arrpo.integrations.exchange import Exchange, default_exchange
 from arrpo.integrations.judging import REWARD_OPTIONS, GroupJudge, pair_units
 from arrpo.integrations.service import ServiceFacts, plan_judging, process_gate
-from arrpo.masking import HostStd, batch_std_notice, batch_std_refusal, check_host_std
+from arrpo.masking import batch_std_notice, batch_std_refusal, check_host_std
 from arrpo.step_monitor import MONITOR_DEFAULTS, StepMonitor
+from arrpo.vocab import HostStd
 
 __all__ = ["SCORER_OPTIONS", "BatchScores", "GroupScorer", "RewardGroupError", "too_large"]
 
